@@ -9,10 +9,13 @@
 
 pub mod build_context;
 pub mod consumer_config;
+pub mod context_tar;
+pub mod deploy;
 pub mod diagnostics;
 pub mod discovery;
 pub mod dockerignore;
 pub mod ecr;
+pub mod engine;
 pub mod env_vars;
 pub mod fargate;
 pub mod fingerprint;

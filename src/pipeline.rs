@@ -4,18 +4,24 @@
 //! acts on it. Each consumer's failure is recorded against that consumer and the others go on; the
 //! exit code says whether anything failed.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
 use crate::build_context::{BuildContext, ContextError};
+use crate::deploy;
 use crate::diagnostics::Diagnostic;
 use crate::discovery::{self, ConsumerSpec, Discovery};
+use crate::ecr::{Ecr, RepositoryService};
+use crate::engine::Engine;
 use crate::fingerprint::{self, FingerprintReport};
 use crate::gha::{Annotation, Level, Runner};
-use crate::plan::{self, Fingerprinted, Plan, Status};
+use crate::plan::{self, Fingerprinted, ImageOutcome, Plan, Status, Step};
+use crate::registry::{HttpRegistry, Registry, RegistryAuth};
 use crate::report::{self, ReportHeader};
-use crate::settings::{Action, Settings};
+use crate::settings::{Action, DeploySettings, RegistryHost, Settings};
 
 /// Exit code when the run finished but a consumer is invalid or failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -155,32 +161,215 @@ pub fn set_plan_outputs(plan: &Plan, runner: &Runner) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `plan`: discover, fingerprint, plan, report. Changes nothing anywhere.
-pub fn run_plan(
+/// Registry credentials and clients for a run that talks to AWS.
+pub struct Aws {
+    pub ecr: Arc<dyn RepositoryService>,
+    pub registry: Arc<dyn Registry>,
+    pub host: RegistryHost,
+    pub auth: RegistryAuth,
+}
+
+/// Load the AWS configuration, get the registry credentials (masked the moment they arrive) and
+/// open the registry the images live in.
+pub async fn connect_aws(
     settings: &Settings,
     runner: &Runner,
-    offline: bool,
-    output: Option<&Path>,
-) -> anyhow::Result<u8> {
-    if !offline {
-        anyhow::bail!("planning against AWS needs the registry look-ups of `deploy`; run `cdc-deploy plan --offline` to plan without AWS");
+    registry_host: Option<&RegistryHost>,
+) -> anyhow::Result<Aws> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
+        aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(AWS_ATTEMPTS)
+            .with_initial_backoff(std::time::Duration::from_millis(500)),
+    );
+    if let Some(region) = &settings.aws_region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
     }
-    let (found, fingerprints) = discover_and_fingerprint(settings)?;
-    let fingerprinted: Vec<Fingerprinted<'_>> = fingerprints
+    let config = loader.load().await;
+    if config.region().is_none() {
+        anyhow::bail!("no AWS region is set: set the `aws-region` input (or `AWS_REGION`), for example `us-east-1`");
+    }
+    let ecr = Ecr::new(&config);
+    let auth = ecr
+        .authorization()
+        .await
+        .context("could not get registry credentials from ECR (GetAuthorizationToken); check the job's AWS credentials")?;
+    // Masked before anything else can print them: the password, and the `user:password` pair in
+    // base64 as it appears in a basic auth header.
+    runner.add_mask(auth.password.expose());
+    {
+        use base64::Engine as _;
+        runner.add_mask(&base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            auth.username,
+            auth.password.expose()
+        )));
+    }
+    let host = match registry_host {
+        Some(h) => h.clone(),
+        None => {
+            let endpoint = auth.proxy_endpoint.trim_start_matches("https://");
+            RegistryHost::parse(endpoint).map_err(|_| {
+                anyhow::anyhow!(
+                    "ECR returned no usable registry endpoint (`{}`); set the `registry-host` input",
+                    auth.proxy_endpoint
+                )
+            })?
+        }
+    };
+    let registry_auth = RegistryAuth {
+        username: auth.username.clone(),
+        password: auth.password.clone(),
+    };
+    let registry = HttpRegistry::new(host.clone(), registry_auth.clone())
+        .context("could not set up the registry client")?;
+    Ok(Aws {
+        ecr: Arc::new(ecr),
+        registry: Arc::new(registry),
+        host,
+        auth: registry_auth,
+    })
+}
+
+/// Attempts per AWS API call (the SDK's standard retry mode, exponential backoff with jitter).
+pub const AWS_ATTEMPTS: u32 = 5;
+
+/// The fingerprinted consumers, as the planner takes them.
+fn fingerprinted(fingerprints: &FingerprintResults) -> Vec<Fingerprinted<'_>> {
+    fingerprints
         .iter()
         .map(|(spec, r)| Fingerprinted {
             spec,
             fingerprint: r.clone(),
         })
+        .collect()
+}
+
+/// Observe the registry for the consumers that fingerprinted, and plan against it.
+async fn observe_and_plan(
+    found: &Discovery,
+    fingerprints: &FingerprintResults,
+    aws: &Aws,
+    commit: Option<&str>,
+) -> (Plan, HashMap<String, String>) {
+    let valid: Vec<&ConsumerSpec> = fingerprints
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(s, _)| s)
         .collect();
+    let tags: HashMap<String, String> = fingerprints
+        .iter()
+        .filter_map(|(s, r)| {
+            r.as_ref()
+                .ok()
+                .map(|f| (s.resource_name.clone(), f.fingerprint.tag()))
+        })
+        .collect();
+    let observed = deploy::observe(
+        aws.ecr.as_ref(),
+        aws.registry.as_ref(),
+        &valid,
+        &tags,
+        commit,
+    )
+    .await;
+    let plan = plan::plan(
+        found,
+        &fingerprinted(fingerprints),
+        Some(&observed.state),
+        commit,
+    );
+    (plan, observed.failures)
+}
+
+/// `plan`: discover, fingerprint, plan, report. Changes nothing anywhere.
+pub async fn run_plan(
+    settings: &Settings,
+    runner: &Runner,
+    offline: bool,
+    output: Option<&Path>,
+    registry_host: Option<&RegistryHost>,
+) -> anyhow::Result<u8> {
+    let (found, fingerprints) = discover_and_fingerprint(settings)?;
     let commit = resolve_commit(settings, None);
-    let plan = plan::plan(&found, &fingerprinted, None, commit.as_deref());
+    let (plan, failures) = if offline {
+        let plan = plan::plan(
+            &found,
+            &fingerprinted(&fingerprints),
+            None,
+            commit.as_deref(),
+        );
+        (plan, HashMap::new())
+    } else {
+        let aws = connect_aws(settings, runner, registry_host).await?;
+        observe_and_plan(&found, &fingerprints, &aws, commit.as_deref()).await
+    };
+    for (name, e) in &failures {
+        runner.error(&format!("could not look up the image of `{name}`: {e}"));
+    }
     report_plan(settings, runner, &plan, "plan", output)?;
-    Ok(if plan.count(Status::Invalid) > 0 {
+    Ok(if plan.count(Status::Invalid) > 0 || !failures.is_empty() {
         EXIT_FAILED
     } else {
         0
     })
+}
+
+/// `deploy`: observe, plan, then ensure repositories and build, push and tag the images.
+pub async fn run_deploy(
+    settings: &Settings,
+    runner: &Runner,
+    deploy_settings: &DeploySettings,
+) -> anyhow::Result<u8> {
+    let (found, fingerprints) = discover_and_fingerprint(settings)?;
+    let commit = resolve_commit(settings, deploy_settings.commit.as_deref());
+    let aws = connect_aws(settings, runner, deploy_settings.registry_host.as_ref()).await?;
+    let (mut plan, failures) =
+        observe_and_plan(&found, &fingerprints, &aws, commit.as_deref()).await;
+    runner.print(&report::table(&plan));
+    let engine = if plan.consumers.iter().any(|c| c.has(Step::Build)) {
+        Some(Engine::connect(settings.docker_host.as_deref()).await?)
+    } else {
+        None
+    };
+    let specs: Vec<&ConsumerSpec> = fingerprints.iter().map(|(s, _)| s).collect();
+    let stage = deploy::ImageStage {
+        settings,
+        deploy: deploy_settings,
+        runner,
+        ecr: aws.ecr.clone(),
+        registry: aws.registry.clone(),
+        registry_host: aws.host.clone(),
+        auth: aws.auth.clone(),
+        engine,
+        commit: commit.clone(),
+    };
+    deploy::apply_images(&stage, &mut plan, &specs, &failures).await;
+    report_plan(settings, runner, &plan, "deploy", None)?;
+    set_image_outputs(&plan, runner)?;
+    let failed = plan.image_names(ImageOutcome::Failed).len();
+    Ok(if failed > 0 || plan.count(Status::Invalid) > 0 {
+        EXIT_FAILED
+    } else {
+        0
+    })
+}
+
+/// Outputs of the image stage: the pinned image of each consumer, and who was built, reused,
+/// retagged or failed.
+pub fn set_image_outputs(plan: &Plan, runner: &Runner) -> anyhow::Result<()> {
+    let images: BTreeMap<&str, &str> = plan
+        .consumers
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.image.as_ref()?.image.as_deref()?)))
+        .collect();
+    runner.set_output("images", &serde_json::to_string(&images)?)?;
+    for outcome in ImageOutcome::ALL {
+        runner.set_output(
+            outcome.as_str(),
+            &serde_json::to_string(&plan.image_names(outcome))?,
+        )?;
+    }
+    Ok(())
 }
 
 fn report_plan(
@@ -200,7 +389,11 @@ fn report_plan(
             runner.print(&format!("report written to {}", path.display()));
         }
         None => {
-            let _g = runner.group("pull request comment preview");
+            let _g = runner.group(if verb == "plan" {
+                "pull request comment preview"
+            } else {
+                "report"
+            });
             runner.print(&md);
         }
     }
@@ -212,7 +405,20 @@ fn report_plan(
 /// Run the command the settings ask for and return the process exit code.
 pub async fn execute(settings: &Settings, runner: &Runner) -> anyhow::Result<u8> {
     match &settings.action {
-        Action::Plan { offline, output } => run_plan(settings, runner, *offline, output.as_deref()),
-        Action::Deploy(_) => anyhow::bail!("`deploy` is not available in this build"),
+        Action::Plan {
+            offline,
+            output,
+            registry_host,
+        } => {
+            run_plan(
+                settings,
+                runner,
+                *offline,
+                output.as_deref(),
+                registry_host.as_ref(),
+            )
+            .await
+        }
+        Action::Deploy(d) => run_deploy(settings, runner, d).await,
     }
 }

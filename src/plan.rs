@@ -108,6 +108,55 @@ pub struct ConsumerPlan {
     pub context_bytes: u64,
     pub settings: Option<ConsumerSettings>,
     pub diagnostics: Vec<Diagnostic>,
+    /// What the image stage did, once `deploy` has run it.
+    pub image: Option<ImageResult>,
+}
+
+/// What the image stage did for a consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageOutcome {
+    /// Built and pushed.
+    Built,
+    /// An image with this fingerprint was already in the registry.
+    Reused,
+    /// Already in the registry; the commit tag was added to it.
+    Retagged,
+    Failed,
+}
+
+impl ImageOutcome {
+    pub const ALL: [ImageOutcome; 4] = [
+        ImageOutcome::Built,
+        ImageOutcome::Reused,
+        ImageOutcome::Retagged,
+        ImageOutcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageOutcome::Built => "built",
+            ImageOutcome::Reused => "reused",
+            ImageOutcome::Retagged => "retagged",
+            ImageOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// The image stage's result for one consumer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageResult {
+    pub outcome: ImageOutcome,
+    /// `<registry>/<repository>@sha256:…`: what later stages pin, never a tag.
+    pub image: Option<String>,
+    pub digest: Option<String>,
+    /// Compressed size as the registry stores it (config and layers).
+    pub size: Option<u64>,
+    pub duration: std::time::Duration,
+    /// Why it failed, naming the step.
+    pub failure: Option<String>,
+    /// The last lines of the build output, for a failed build.
+    pub log_tail: Vec<String>,
 }
 
 impl ConsumerPlan {
@@ -149,6 +198,20 @@ impl Plan {
     pub fn get(&self, name: &str) -> Option<&ConsumerPlan> {
         self.consumers.iter().find(|c| c.name == name)
     }
+
+    /// Names of the consumers whose image stage ended with `outcome`.
+    pub fn image_names(&self, outcome: ImageOutcome) -> Vec<&str> {
+        self.consumers
+            .iter()
+            .filter(|c| c.image.as_ref().is_some_and(|i| i.outcome == outcome))
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    /// Whether the image stage ran for any consumer.
+    pub fn has_image_results(&self) -> bool {
+        self.consumers.iter().any(|c| c.image.is_some())
+    }
 }
 
 /// A consumer with the result of fingerprinting it.
@@ -189,6 +252,7 @@ pub fn plan(
             context_bytes: 0,
             settings: None,
             diagnostics: inv.diagnostics.clone(),
+            image: None,
         });
     }
     if let Some(observed) = observed {
@@ -235,6 +299,7 @@ pub fn plan(
                 context_bytes: 0,
                 settings: None,
                 diagnostics: Vec::new(),
+                image: None,
             });
         }
     }
@@ -266,6 +331,7 @@ fn plan_one(
         context_bytes: 0,
         settings: Some(spec.settings.clone()),
         diagnostics: Vec::new(),
+        image: None,
     };
     let report = match &f.fingerprint {
         Ok(r) => r,

@@ -63,11 +63,12 @@ pub enum RegistryError {
         status: u16,
         body: String,
     },
-    #[error("could not reach registry `{host}` for {what}: {source}")]
+    #[error("could not reach registry `{host}` for {what}: {message}")]
     Transport {
         host: String,
         what: String,
-        source: reqwest::Error,
+        /// The error with its causes (`error sending request: dns error: …`).
+        message: String,
     },
     #[error("registry `{host}` sent no `Docker-Content-Digest` for {what}")]
     NoDigest { host: String, what: String },
@@ -147,7 +148,7 @@ impl HttpRegistry {
                 return result.map_err(|source| RegistryError::Transport {
                     host: self.host.host.clone(),
                     what: what.to_string(),
-                    source: source.without_url(),
+                    message: chain(&source.without_url()),
                 });
             }
             tracing::debug!(
@@ -184,6 +185,21 @@ impl HttpRegistry {
             body: body.trim().to_string(),
         }
     }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 fn digest_header(r: &reqwest::Response) -> Option<String> {
@@ -235,7 +251,7 @@ impl Registry for HttpRegistry {
             .map_err(|source| RegistryError::Transport {
                 host: self.host.host.clone(),
                 what: what.clone(),
-                source,
+                message: chain(&source.without_url()),
             })?
             .to_vec();
         let digest = digest.unwrap_or_else(|| {

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::consumer_config::{Autoscaling, ConsumerSettings, HealthCheck};
-use crate::plan::{ConsumerPlan, Plan, Status};
+use crate::plan::{ConsumerPlan, ImageOutcome, Plan, Status};
 
 /// The longest body GitHub accepts for an issue comment.
 pub const MAX_COMMENT: usize = 65_536;
@@ -95,14 +95,56 @@ fn code(s: &str) -> String {
     }
 }
 
+/// A code fence longer than any run of backticks in `text`.
+fn fence_for(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for ch in text.chars() {
+        if ch == '`' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    "`".repeat(longest.max(2) + 1)
+}
+
 /// Text for a markdown table cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// `sha256:` and the first 12 hex digits, for tables.
+pub fn short_digest(digest: &str) -> &str {
+    let end = digest.find(':').map_or(0, |i| i + 1) + 12;
+    digest.get(..end).unwrap_or(digest)
+}
+
+/// One cell about the image stage's result: `built sha256:0123456789ab, 1.2 MiB, 4.1 s`.
+fn image_cell(c: &ConsumerPlan, code_span: bool) -> String {
+    let Some(r) = &c.image else {
+        return "—".into();
+    };
+    let mut out = r.outcome.as_str().to_string();
+    if let Some(d) = &r.digest {
+        let d = short_digest(d);
+        out.push(' ');
+        out.push_str(&if code_span { code(d) } else { d.to_string() });
+    }
+    if let Some(size) = r.size {
+        let _ = write!(out, ", {}", bytes(size));
+    }
+    if r.outcome != ImageOutcome::Reused || r.duration.as_secs_f64() >= 0.05 {
+        let _ = write!(out, ", {:.1} s", r.duration.as_secs_f64());
+    }
+    out
+}
+
 /// The terminal table.
 pub fn table(plan: &Plan) -> String {
-    let header = [
+    let results = plan.has_image_results();
+    let mut header = vec![
         "CONSUMER",
         "STATUS",
         "FINGERPRINT",
@@ -111,12 +153,15 @@ pub fn table(plan: &Plan) -> String {
         "TASKS",
         "STEPS",
     ];
-    let rows: Vec<[String; 7]> = plan
+    if results {
+        header.push("IMAGE");
+    }
+    let rows: Vec<Vec<String>> = plan
         .consumers
         .iter()
         .map(|c| {
             let s = c.settings.as_ref();
-            [
+            let mut row = vec![
                 c.name.clone(),
                 c.status.as_str().to_string(),
                 c.fingerprint
@@ -126,10 +171,14 @@ pub fn table(plan: &Plan) -> String {
                 s.map_or("-".into(), |s| s.platform.to_string()),
                 s.map_or("-".into(), tasks),
                 steps(c),
-            ]
+            ];
+            if results {
+                row.push(image_cell(c, false));
+            }
+            row
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, v) in widths.iter_mut().zip(r) {
             *w = (*w).max(v.chars().count());
@@ -137,7 +186,7 @@ pub fn table(plan: &Plan) -> String {
     }
     let line = |cols: &[String]| {
         let mut out = String::new();
-        for (i, (v, w)) in cols.iter().zip(widths).enumerate() {
+        for (i, (v, w)) in cols.iter().zip(widths.iter().copied()).enumerate() {
             if i + 1 == cols.len() {
                 out.push_str(v);
             } else {
@@ -148,7 +197,8 @@ pub fn table(plan: &Plan) -> String {
         }
         out.trim_end().to_string() + "\n"
     };
-    let mut out = line(&header.map(String::from));
+    let header: Vec<String> = header.into_iter().map(String::from).collect();
+    let mut out = line(&header);
     for r in &rows {
         out.push_str(&line(r));
     }
@@ -166,6 +216,18 @@ pub fn table(plan: &Plan) -> String {
             let _ = writeln!(out, "error: {d}");
         }
     }
+    for c in failed(plan) {
+        let r = c
+            .image
+            .as_ref()
+            .expect("failed() keeps consumers with a result");
+        let _ = writeln!(
+            out,
+            "failed: {}: {}",
+            c.name,
+            r.failure.as_deref().unwrap_or("no reason recorded")
+        );
+    }
     for d in &plan.warnings {
         let _ = writeln!(out, "warning: {d}");
     }
@@ -173,6 +235,14 @@ pub fn table(plan: &Plan) -> String {
         let _ = writeln!(out, "skipped: {}", s.reason);
     }
     out
+}
+
+fn failed(plan: &Plan) -> impl Iterator<Item = &ConsumerPlan> {
+    plan.consumers.iter().filter(|c| {
+        c.image
+            .as_ref()
+            .is_some_and(|i| i.outcome == ImageOutcome::Failed)
+    })
 }
 
 fn summary_line(plan: &Plan) -> String {
@@ -187,6 +257,13 @@ fn summary_line(plan: &Plan) -> String {
     .map(|s| format!("{} {}", plan.count(*s), s.as_str()))
     .collect();
     let mut line = parts.join(" · ");
+    if plan.has_image_results() {
+        let images: Vec<String> = ImageOutcome::ALL
+            .iter()
+            .map(|o| format!("{} {}", plan.image_names(*o).len(), o.as_str()))
+            .collect();
+        let _ = write!(line, "; images: {}", images.join(" · "));
+    }
     if plan.offline {
         line.push_str(" (offline: nothing was looked up in AWS)");
     }
@@ -251,6 +328,9 @@ fn details(c: &ConsumerPlan, out: &mut String) {
     }
     if let (Some(r), Some(f)) = (&c.resource_name, &c.fingerprint) {
         let _ = writeln!(out, "- Image: {} tagged {}", code(r), code(&f.tag()));
+    }
+    if let Some(pinned) = c.image.as_ref().and_then(|i| i.image.as_deref()) {
+        let _ = writeln!(out, "- Pinned: {}", code(pinned));
     }
     let mut build = format!("- Build: {} for {}", code(&s.build.dockerfile), s.platform);
     if let Some(t) = &s.build.target {
@@ -320,13 +400,14 @@ fn render(plan: &Plan, h: &ReportHeader, with_details: bool) -> String {
     if plan.consumers.is_empty() {
         out.push_str("No consumers were found.\n\n");
     } else {
-        out.push_str(
-            "| Consumer | Status | Fingerprint | Task size | Platform | Tasks | Steps |\n",
-        );
-        out.push_str("|---|---|---|---|---|---|---|\n");
+        let results = plan.has_image_results();
+        out.push_str("| Consumer | Status | Fingerprint | Task size | Platform | Tasks | Steps |");
+        out.push_str(if results { " Image |\n" } else { "\n" });
+        out.push_str("|---|---|---|---|---|---|---|");
+        out.push_str(if results { "---|\n" } else { "\n" });
         for c in &plan.consumers {
             let s = c.settings.as_ref();
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 code(&c.name),
@@ -339,8 +420,40 @@ fn render(plan: &Plan, h: &ReportHeader, with_details: bool) -> String {
                 s.map_or("—".into(), tasks),
                 cell(&steps(c)),
             );
+            if results {
+                let _ = write!(out, " {} |", cell(&image_cell(c, true)));
+            }
+            out.push('\n');
         }
         out.push('\n');
+        let failures: Vec<&ConsumerPlan> = failed(plan).collect();
+        if !failures.is_empty() {
+            out.push_str(
+                "### Failed\n\nThe other consumers went on; these need a fix and a new run:\n\n",
+            );
+            for c in failures {
+                let r = c
+                    .image
+                    .as_ref()
+                    .expect("failed() keeps consumers with a result");
+                let _ = writeln!(
+                    out,
+                    "- {}: {}",
+                    code(&c.name),
+                    cell(r.failure.as_deref().unwrap_or("no reason recorded"))
+                );
+                if !r.log_tail.is_empty() && with_details {
+                    let text = r.log_tail.join("\n");
+                    let fence = fence_for(&text);
+                    let _ = writeln!(
+                        out,
+                        "\n  <details><summary>last {} lines of the build</summary>\n\n{fence}text\n{text}\n{fence}\n\n  </details>\n",
+                        r.log_tail.len()
+                    );
+                }
+            }
+            out.push('\n');
+        }
     }
     let invalid: Vec<&ConsumerPlan> = plan
         .consumers

@@ -108,6 +108,9 @@ pub struct PlanArgs {
     /// Also write the report's markdown (the pull request comment) to this file.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Registry host to look images up in, as for `deploy`.
+    #[arg(long, value_name = "HOST")]
+    pub registry_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -315,6 +318,7 @@ pub enum Action {
     Plan {
         offline: bool,
         output: Option<PathBuf>,
+        registry_host: Option<RegistryHost>,
     },
     Deploy(DeploySettings),
 }
@@ -381,6 +385,8 @@ pub struct Settings {
     pub project: ProjectName,
     pub environment: String,
     pub aws_region: Option<String>,
+    /// The Docker engine's address from `DOCKER_HOST`; the default socket when unset.
+    pub docker_host: Option<String>,
     pub github: GithubContext,
     pub action: Action,
 }
@@ -499,6 +505,11 @@ impl Settings {
                 Action::Plan {
                     offline: p.offline,
                     output: p.output,
+                    registry_host: p
+                        .registry_host
+                        .as_deref()
+                        .map(RegistryHost::parse)
+                        .transpose()?,
                 },
             ),
             Command::Deploy(d) => (d.common, Action::Deploy(deploy_settings(&d.deploy)?)),
@@ -507,6 +518,7 @@ impl Settings {
                     Mode::Plan => Action::Plan {
                         offline: false,
                         output: r.output,
+                        registry_host: deploy_settings(&r.deploy)?.registry_host,
                     },
                     _ => Action::Deploy(deploy_settings(&r.deploy)?),
                 };
@@ -521,6 +533,10 @@ impl Settings {
             project,
             environment,
             aws_region,
+            docker_host: env
+                .get(ev::DOCKER_HOST)
+                .filter(|h| !h.is_empty())
+                .map(str::to_string),
             github,
             action,
         })
@@ -562,7 +578,8 @@ mod tests {
             s.action,
             Action::Plan {
                 offline: true,
-                output: None
+                output: None,
+                registry_host: None,
             }
         );
     }

@@ -43,3 +43,117 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The local base image test consumers build `FROM` (busybox-static, imported: nothing is pulled).
+pub fn base_image() -> String {
+    required("CDC_TEST_BASE_IMAGE", "a local base image")
+}
+
+/// A finished run of the binary, with everything it wrote where the runner would read it.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub outputs: std::collections::BTreeMap<String, String>,
+    pub summary: String,
+}
+
+impl Run {
+    /// A JSON array output as a list of names.
+    pub fn names(&self, output: &str) -> Vec<String> {
+        let raw = self
+            .outputs
+            .get(output)
+            .unwrap_or_else(|| panic!("no output `{output}`; outputs: {:?}", self.outputs));
+        serde_json::from_str(raw).unwrap()
+    }
+
+    /// Everything a person or a later step could see.
+    pub fn everything(&self) -> String {
+        format!(
+            "{}\n{}\n{:?}\n{}",
+            self.stdout, self.stderr, self.outputs, self.summary
+        )
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Read a `GITHUB_OUTPUT` file written in the `name<<DELIMITER` form.
+pub fn parse_outputs(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let (name, delimiter) = line
+            .split_once("<<")
+            .unwrap_or_else(|| panic!("output line is not `name<<delimiter`: {line}"));
+        let mut value = Vec::new();
+        for l in lines.by_ref() {
+            if l == delimiter {
+                break;
+            }
+            value.push(l);
+        }
+        out.insert(name.to_string(), value.join("\n"));
+    }
+    out
+}
+
+/// Run the binary as the runner runs the action: inputs as `INPUT_*`, files for outputs and the
+/// summary, AWS pointed at moto.
+pub fn run_action(workspace: &std::path::Path, inputs: &[(&str, &str)]) -> Run {
+    let files = tempfile::tempdir().unwrap();
+    let out_file = files.path().join("output");
+    let summary = files.path().join("summary");
+    std::fs::write(&out_file, "").unwrap();
+    std::fs::write(&summary, "").unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cdc-deploy"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_WORKSPACE", workspace)
+        .env("GITHUB_OUTPUT", &out_file)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "acme/cdc")
+        .env("GITHUB_RUN_ID", "42")
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("INPUT_AWS-REGION", "us-east-1")
+        .env("INPUT_REGISTRY-HOST", format!("http://{}", registry()))
+        .current_dir(workspace);
+    if let Ok(h) = std::env::var("DOCKER_HOST") {
+        cmd.env("DOCKER_HOST", h);
+    }
+    for (k, v) in inputs {
+        cmd.env(format!("INPUT_{}", k.to_uppercase()), v);
+    }
+    let out = cmd.output().expect("the binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        outputs: parse_outputs(&std::fs::read_to_string(&out_file).unwrap()),
+        summary: std::fs::read_to_string(&summary).unwrap(),
+    }
+}
+
+/// A registry client with moto's token, for checking what a run pushed.
+pub fn registry_client() -> cdc_deploy::registry::HttpRegistry {
+    cdc_deploy::registry::HttpRegistry::new(
+        cdc_deploy::settings::RegistryHost::parse(&format!("http://{}", registry())).unwrap(),
+        cdc_deploy::registry::RegistryAuth {
+            username: "AWS".into(),
+            password: cdc_deploy::secret::Secret::new(MOTO_TOKEN_PASSWORD),
+        },
+    )
+    .unwrap()
+}

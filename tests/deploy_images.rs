@@ -1,0 +1,366 @@
+//! `deploy`'s image stage end to end: the binary run as the action, against moto's ECR API, the
+//! real Docker engine and the distribution registry (pushes go there through `registry-host`).
+
+mod support;
+
+use std::path::Path;
+
+use cdc_deploy::registry::Registry as _;
+use support::{base_image, run_action, unique, Run, MOTO_TOKEN_PASSWORD};
+
+const COMMIT_1: &str = "1111111111111111111111111111111111111111";
+const COMMIT_2: &str = "2222222222222222222222222222222222222222";
+
+fn write(root: &Path, path: &str, text: &str) {
+    let p = root.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A consumer that copies its `app/` folder into a busybox image.
+fn consumer(root: &Path, name: &str) {
+    write(
+        root,
+        &format!("consumer_scripts/{name}/Dockerfile"),
+        &format!(
+            "FROM {}\nCOPY app /app\nRUN echo {name} > /consumer\nUSER 10001\nCMD [\"/bin/sh\", \"/app/run.sh\"]\n",
+            base_image()
+        ),
+    );
+    write(
+        root,
+        &format!("consumer_scripts/{name}/app/run.sh"),
+        &format!("echo {name}\n"),
+    );
+}
+
+fn deploy(root: &Path, project: &str, commit: &str) -> Run {
+    run_action(
+        root,
+        &[
+            ("mode", "deploy"),
+            ("project-name", project),
+            ("commit", commit),
+        ],
+    )
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The ECR token may appear only where the runner consumes it: in `::add-mask::` commands.
+fn assert_token_masked_and_never_shown(run: &Run) {
+    use base64::Engine as _;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("AWS:{MOTO_TOKEN_PASSWORD}"));
+    let masks: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::add-mask::"))
+        .collect();
+    assert!(
+        masks.contains(&format!("::add-mask::{MOTO_TOKEN_PASSWORD}").as_str()),
+        "the token was not masked:\n{}",
+        run.describe()
+    );
+    assert!(masks.contains(&format!("::add-mask::{basic}").as_str()));
+    let first_mask = run.stdout.find("::add-mask::").unwrap();
+    let shown: String = run
+        .everything()
+        .lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for secret in [MOTO_TOKEN_PASSWORD, basic.as_str()] {
+        assert!(
+            !shown.contains(secret),
+            "the token appeared outside a mask command"
+        );
+    }
+    assert!(
+        run.stdout[..first_mask].lines().all(|l| !l.contains("::")),
+        "a workflow command came before the mask"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_built_once_and_only_when_their_context_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let project = unique("img");
+    for name in ["alpha", "beta", "gamma"] {
+        consumer(root, name);
+    }
+    write(root, "consumer_scripts/gamma/.dockerignore", "notes\n");
+    write(root, "consumer_scripts/gamma/notes/todo.md", "one\n");
+
+    // From empty: three repositories, three images, digests recorded.
+    let first = deploy(root, &project, COMMIT_1);
+    assert_eq!(first.code, 0, "{}", first.describe());
+    assert_eq!(
+        sorted(first.names("built")),
+        names(&["alpha", "beta", "gamma"])
+    );
+    assert_token_masked_and_never_shown(&first);
+
+    let ecr = aws_sdk_ecr::Client::new(&support::aws().await);
+    let registry = support::registry_client();
+    let images: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&first.outputs["images"]).unwrap();
+    assert_eq!(images.len(), 3);
+    for name in ["alpha", "beta", "gamma"] {
+        let repo = format!("{project}-{name}");
+        let r = ecr
+            .describe_repositories()
+            .repository_names(&repo)
+            .send()
+            .await
+            .unwrap();
+        let r = &r.repositories()[0];
+        assert_eq!(
+            r.image_tag_mutability().unwrap().as_str(),
+            "IMMUTABLE",
+            "{repo}"
+        );
+        assert!(r.image_scanning_configuration().unwrap().scan_on_push());
+        let policy = ecr
+            .get_lifecycle_policy()
+            .repository_name(&repo)
+            .send()
+            .await
+            .unwrap();
+        assert!(policy
+            .lifecycle_policy_text()
+            .unwrap()
+            .contains("\"countNumber\":30"));
+        let tags = ecr
+            .list_tags_for_resource()
+            .resource_arn(r.repository_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let tags: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+        assert!(tags.contains(&("managed-by", "cdc-deploy")), "{tags:?}");
+        assert!(tags.contains(&("consumer", name)), "{tags:?}");
+
+        // The recorded digest is what the registry holds under both tags.
+        let pinned = &images[name];
+        let (pinned_repo, digest) = pinned.split_once('@').unwrap();
+        assert_eq!(pinned_repo, format!("{}/{repo}", support::registry()));
+        let commit_digest = registry
+            .digest(&repo, &format!("sha-{COMMIT_1}"))
+            .await
+            .unwrap();
+        assert_eq!(commit_digest.as_deref(), Some(digest), "{name}");
+        assert!(first.summary.contains(&digest[..19]), "{}", first.summary);
+    }
+
+    // Nothing changed: nothing is built or pushed.
+    let second = deploy(root, &project, COMMIT_1);
+    assert_eq!(second.code, 0, "{}", second.describe());
+    assert!(second.names("built").is_empty(), "{}", second.describe());
+    assert_eq!(
+        sorted(second.names("reused")),
+        names(&["alpha", "beta", "gamma"])
+    );
+    assert_eq!(second.outputs["images"], first.outputs["images"]);
+    assert!(
+        !second.stdout.contains("The push refers to"),
+        "{}",
+        second.describe()
+    );
+    assert_token_masked_and_never_shown(&second);
+
+    // One file touched in one consumer: exactly one build and one push.
+    write(root, "consumer_scripts/beta/app/run.sh", "echo beta v2\n");
+    let third = deploy(root, &project, COMMIT_1);
+    assert_eq!(third.code, 0, "{}", third.describe());
+    assert_eq!(third.names("built"), names(&["beta"]));
+    assert_eq!(third.stdout.matches("The push refers to").count(), 1);
+    assert_eq!(sorted(third.names("reused")), names(&["alpha", "gamma"]));
+
+    // A change to a file `.dockerignore` leaves out: no build.
+    write(root, "consumer_scripts/gamma/notes/todo.md", "two\n");
+    let fourth = deploy(root, &project, COMMIT_1);
+    assert_eq!(fourth.code, 0, "{}", fourth.describe());
+    assert!(fourth.names("built").is_empty(), "{}", fourth.describe());
+
+    // A new commit with the same contexts: retagged, not rebuilt.
+    let fifth = deploy(root, &project, COMMIT_2);
+    assert_eq!(fifth.code, 0, "{}", fifth.describe());
+    assert!(fifth.names("built").is_empty());
+    assert_eq!(
+        sorted(fifth.names("retagged")),
+        names(&["alpha", "beta", "gamma"])
+    );
+    assert!(!fifth.stdout.contains("Step 1/"), "nothing was built");
+    let fifth_images: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&fifth.outputs["images"]).unwrap();
+    for (name, pinned) in &fifth_images {
+        let digest = pinned.split_once('@').unwrap().1;
+        let tagged = registry
+            .digest(&format!("{project}-{name}"), &format!("sha-{COMMIT_2}"))
+            .await
+            .unwrap();
+        assert_eq!(tagged.as_deref(), Some(digest), "{name}");
+    }
+
+    // A pull request's plan looks the images up the same way and changes nothing.
+    write(root, "consumer_scripts/alpha/app/run.sh", "echo alpha v2\n");
+    let plan = run_action(root, &[("mode", "plan"), ("project-name", &project)]);
+    assert_eq!(plan.code, 0, "{}", plan.describe());
+    assert_eq!(plan.names("changed"), names(&["alpha"]));
+    assert_eq!(sorted(plan.names("unchanged")), names(&["beta", "gamma"]));
+    assert!(!plan.outputs.contains_key("built"), "a plan builds nothing");
+    assert!(
+        plan.summary.contains("## cdc-deploy plan"),
+        "{}",
+        plan.summary
+    );
+    assert_token_masked_and_never_shown(&plan);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_dockerfile_fails_alone_and_names_its_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let project = unique("brk");
+    for name in ["alpha", "beta"] {
+        consumer(root, name);
+    }
+    write(
+        root,
+        "consumer_scripts/broken/Dockerfile",
+        &format!(
+            "FROM {}\n# fails on purpose\nRUN echo starting && \\\n    echo half-way\nRUN echo about to fail && exit 3\nCMD [\"true\"]\n",
+            base_image()
+        ),
+    );
+    let run = run_action(
+        root,
+        &[
+            ("mode", "deploy"),
+            ("project-name", &project),
+            ("commit", COMMIT_1),
+            ("build-concurrency", "3"),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.describe());
+    assert_eq!(run.names("failed"), names(&["broken"]));
+    assert_eq!(sorted(run.names("built")), names(&["alpha", "beta"]));
+    let images: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&run.outputs["images"]).unwrap();
+    assert_eq!(images.keys().collect::<Vec<_>>(), ["alpha", "beta"]);
+
+    // The reason names the file, the line and the step, in the log, the annotation and summary.
+    let reason = "`consumer_scripts/broken/Dockerfile` line 5: Step 3/";
+    assert!(run.stdout.contains(reason), "{}", run.describe());
+    assert!(run.summary.contains(reason), "{}", run.summary);
+    assert!(run.summary.contains("RUN echo about to fail && exit 3"));
+    assert!(run.summary.contains("returned a non-zero code: 3"));
+    assert!(
+        run.summary.contains("about to fail"),
+        "the last lines are shown"
+    );
+    assert!(
+        run.stdout
+            .contains("::error file=consumer_scripts/broken/Dockerfile,line=5,"),
+        "{}",
+        run.stdout
+    );
+    assert_token_masked_and_never_shown(&run);
+
+    // Each consumer's build log is one group; build output cannot issue workflow commands.
+    assert!(run.stdout.contains(&format!(
+        "::group::build and push broken ({project}-broken)"
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_build_honours_consumer_toml_and_labels_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let project = unique("cfg");
+    write(
+        root,
+        "consumer_scripts/staged/consumer.toml",
+        "[build]\ndockerfile = \"docker/Containerfile\"\ntarget = \"runtime\"\nargs = { FLAVOUR = \"mint\" }\n",
+    );
+    write(
+        root,
+        "consumer_scripts/staged/docker/Containerfile",
+        &format!(
+            "FROM {base} AS build\nARG FLAVOUR=plain\nRUN echo \"$FLAVOUR\" > /flavour\n\nFROM {base} AS runtime\nCOPY --from=build /flavour /flavour\nCOPY app /app\nCMD [\"true\"]\n\nFROM {base} AS debug\nRUN echo debug > /debug\n",
+            base = base_image()
+        ),
+    );
+    write(root, "consumer_scripts/staged/app/main.sh", "echo hi\n");
+    write(root, "consumer_scripts/staged/app/secret.env", "TOKEN=x\n");
+    write(root, "consumer_scripts/staged/.dockerignore", "app/*.env\n");
+    let run = run_action(
+        root,
+        &[
+            ("mode", "deploy"),
+            ("project-name", &project),
+            ("commit", COMMIT_1),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let images: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&run.outputs["images"]).unwrap();
+    let pinned = &images["staged"];
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let contents = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/sh",
+        pinned,
+        "-c",
+        "cat /flavour; ls /app; test ! -e /debug && echo no-debug-stage",
+    ]);
+    assert_eq!(contents, "mint\nmain.sh\nno-debug-stage\n");
+    let labels = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        pinned,
+    ]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["org.opencontainers.image.revision"], COMMIT_1);
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        "https://github.com/acme/cdc"
+    );
+    let created = labels["org.opencontainers.image.created"].as_str().unwrap();
+    assert!(
+        created.starts_with("20") && created.ends_with('Z'),
+        "{created}"
+    );
+    let arch = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Os}}/{{.Architecture}}",
+        pinned,
+    ]);
+    assert_eq!(arch.trim(), "linux/amd64");
+}
