@@ -2,14 +2,14 @@
 //! resident memory while hashing. Run with `cargo bench --bench fingerprint`; set
 //! `CDC_BENCH_MIB` to change the size. Prints figures; asserts nothing about time.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::fs;
 use std::time::Instant;
 
 use cdc_deploy::build_context::BuildContext;
 use cdc_deploy::consumer_config::{BuildSettings, Platform};
 use cdc_deploy::fingerprint::fingerprint;
+
+mod common;
 
 /// Peak resident set size of this process so far, in KiB (`VmHWM`).
 fn peak_rss_kib() -> u64 {
@@ -26,39 +26,6 @@ fn reset_peak_rss() {
     let _ = fs::write("/proc/self/clear_refs", "5");
 }
 
-/// Write `mib` MiB of pseudo-random bytes across large and small files, 1 MiB at a time.
-fn generate(root: &Path, mib: u64) {
-    fs::write(root.join("Dockerfile"), "FROM scratch\nCOPY . /data\n").unwrap();
-    fs::write(root.join(".dockerignore"), "ignored\n").unwrap();
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut chunk = vec![0u8; 1 << 20];
-    let big_files = 16u64;
-    let per_file = mib / big_files;
-    for f in 0..big_files {
-        let dir = root.join(format!("data/part-{:02}", f % 4));
-        fs::create_dir_all(&dir).unwrap();
-        let mut w = BufWriter::new(File::create(dir.join(format!("blob-{f:02}.bin"))).unwrap());
-        for _ in 0..per_file {
-            for word in chunk.chunks_exact_mut(8) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                word.copy_from_slice(&state.to_le_bytes());
-            }
-            w.write_all(&chunk).unwrap();
-        }
-    }
-    let small = root.join("src");
-    fs::create_dir_all(&small).unwrap();
-    for i in 0..2000 {
-        fs::write(
-            small.join(format!("module_{i:04}.py")),
-            format!("VALUE = {i}\n"),
-        )
-        .unwrap();
-    }
-}
-
 fn main() {
     let mib: u64 = std::env::var("CDC_BENCH_MIB")
         .ok()
@@ -66,7 +33,7 @@ fn main() {
         .unwrap_or(1024);
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
-    generate(dir.path(), mib);
+    common::generate(dir.path(), mib);
     eprintln!("generated {mib} MiB in {:.1?}", t.elapsed());
     let build = BuildSettings {
         dockerfile: "Dockerfile".into(),

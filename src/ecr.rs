@@ -69,6 +69,8 @@ pub struct Repository {
     pub name: String,
     /// `<account>.dkr.ecr.<region>.amazonaws.com/<name>`.
     pub uri: String,
+    /// The repository's ARN, for tagging.
+    pub arn: Option<String>,
     /// Whether this run created it.
     pub created: bool,
 }
@@ -122,6 +124,15 @@ fn api_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
         operation,
         repository: repository.to_string(),
         message,
+    }
+}
+
+/// A request the SDK refused to build (a required field missing): a bug, reported like an API error.
+fn build_error(operation: &'static str, repository: &str, e: &dyn std::error::Error) -> EcrError {
+    EcrError::Api {
+        operation,
+        repository: repository.to_string(),
+        message: e.to_string(),
     }
 }
 
@@ -182,6 +193,7 @@ impl RepositoryService for Ecr {
             Ok(out) => Ok(out.repositories().first().map(|r| Repository {
                 name: name.to_string(),
                 uri: r.repository_uri().unwrap_or_default().to_string(),
+                arn: r.repository_arn().map(str::to_string),
                 created: false,
             })),
             Err(e)
@@ -205,11 +217,7 @@ impl RepositoryService for Ecr {
         .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| EcrError::Api {
-            operation: "CreateRepository",
-            repository: name.into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| build_error("CreateRepository", name, &e))?;
 
         let repository = match self.find(name).await? {
             Some(r) => r,
@@ -228,11 +236,7 @@ impl RepositoryService for Ecr {
                         EncryptionConfiguration::builder()
                             .encryption_type(EncryptionType::Aes256)
                             .build()
-                            .map_err(|e| EcrError::Api {
-                                operation: "CreateRepository",
-                                repository: name.into(),
-                                message: e.to_string(),
-                            })?,
+                            .map_err(|e| build_error("CreateRepository", name, &e))?,
                     )
                     .set_tags(Some(tags.clone()))
                     .send()
@@ -245,6 +249,10 @@ impl RepositoryService for Ecr {
                             .and_then(|r| r.repository_uri())
                             .unwrap_or_default()
                             .to_string(),
+                        arn: out
+                            .repository()
+                            .and_then(|r| r.repository_arn())
+                            .map(str::to_string),
                         created: true,
                     },
                     // Another run created it between our look-up and our create: not an error.
@@ -283,6 +291,16 @@ impl RepositoryService for Ecr {
                 .send()
                 .await
                 .map_err(|e| api_error("PutImageTagMutability", name, &e))?;
+            // Tags are put again, so a repository created by hand or an older run is labelled too.
+            if let Some(arn) = &repository.arn {
+                self.client
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map_err(|e| api_error("TagResource", name, &e))?;
+            }
         }
         self.client
             .put_lifecycle_policy()
@@ -325,6 +343,7 @@ mod tests {
         let r = Repository {
             name: "shop-orders".into(),
             uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop-orders".into(),
+            arn: None,
             created: true,
         };
         assert_eq!(

@@ -128,6 +128,40 @@ async fn ensure_is_idempotent_and_tolerates_concurrent_creators() {
 }
 
 #[tokio::test]
+async fn a_repository_made_by_hand_is_brought_in_line() {
+    let config = support::aws().await;
+    let client = aws_sdk_ecr::Client::new(&config);
+    let name = support::unique("shop-manual-");
+    client
+        .create_repository()
+        .repository_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let r = Ecr::new(&config).ensure(&spec(&name)).await.unwrap();
+    assert!(!r.created);
+    let described = client
+        .describe_repositories()
+        .repository_names(&name)
+        .send()
+        .await
+        .unwrap();
+    let repo = &described.repositories()[0];
+    assert_eq!(repo.image_tag_mutability().unwrap().as_str(), "IMMUTABLE");
+    assert!(repo.image_scanning_configuration().unwrap().scan_on_push());
+    let tags = client
+        .list_tags_for_resource()
+        .resource_arn(repo.repository_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = tags.tags().iter().map(|t| t.key()).collect();
+    for key in ["project", "consumer", "environment", "managed-by"] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+}
+
+#[tokio::test]
 async fn the_authorization_token_is_decoded_and_never_printed() {
     let config = support::aws().await;
     let auth = Ecr::new(&config).authorization().await.unwrap();

@@ -141,6 +141,84 @@ fn observed_plan_report() {
 }
 
 #[test]
+fn deploy_report_with_image_results() {
+    use cdc_deploy::plan::{ImageOutcome, ImageResult};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    fs::remove_dir_all(dir.path().join("consumer_scripts/broken")).unwrap();
+    write(
+        dir.path(),
+        "consumer_scripts/billing/Dockerfile",
+        "FROM scratch\n",
+    );
+    let project = ProjectName::parse("shop").unwrap();
+    let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
+    let f: Vec<_> = found
+        .consumers
+        .iter()
+        .map(|s| Fingerprinted {
+            spec: s,
+            fingerprint: fingerprint_one(s),
+        })
+        .collect();
+    let mut p = plan(
+        &found,
+        &f,
+        Some(&ObservedState::default()),
+        Some("0123456789abcdef"),
+    );
+    let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    let pinned = |name: &str, c: char| {
+        Some(format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop-{name}@{}",
+            digest(c)
+        ))
+    };
+    for c in &mut p.consumers {
+        c.image = Some(match c.name.as_str() {
+            "audit" => ImageResult {
+                outcome: ImageOutcome::Built,
+                image: pinned("audit", 'a'),
+                digest: Some(digest('a')),
+                size: Some(48 * 1024 * 1024 + 300_000),
+                duration: Duration::from_millis(41_250),
+                failure: None,
+                log_tail: Vec::new(),
+            },
+            "orders" => ImageResult {
+                outcome: ImageOutcome::Retagged,
+                image: pinned("orders", 'b'),
+                digest: Some(digest('b')),
+                size: Some(12 * 1024 * 1024),
+                duration: Duration::from_millis(180),
+                failure: None,
+                log_tail: Vec::new(),
+            },
+            _ => ImageResult {
+                outcome: ImageOutcome::Failed,
+                image: None,
+                digest: None,
+                size: None,
+                duration: Duration::from_millis(3_400),
+                failure: Some("`consumer_scripts/billing/Dockerfile` line 3: Step 3/4 : RUN make | tee log failed: The command '/bin/sh -c make' returned a non-zero code: 2".into()),
+                log_tail: vec![
+                    "Step 3/4 : RUN make | tee log".into(),
+                    " ---> Running in 0123abcd".into(),
+                    "make: *** No rule to make target ```all```.  Stop.".into(),
+                ],
+            },
+        });
+    }
+    let h = ReportHeader {
+        verb: "deploy".into(),
+        ..header()
+    };
+    insta::assert_snapshot!("deploy_table", report::table(&p));
+    insta::assert_snapshot!("deploy_markdown", report::markdown(&p, &h));
+}
+
+#[test]
 fn markdown_fits_a_github_comment() {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..400 {
