@@ -35,7 +35,14 @@ servers_install() {
 
 servers_free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-servers_stop() { for p in "${server_pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+servers_stop() {
+  for p in "${server_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Images the tests pushed to this run's registry are left in the engine; remove them.
+  if [ -n "${CDC_TEST_REGISTRY:-}" ]; then
+    docker images --format '{{.Repository}}:{{.Tag}}' \
+      | grep -F "$CDC_TEST_REGISTRY/" | xargs -r docker rmi -f >/dev/null 2>&1 || true
+  fi
+}
 
 servers_wait_http() { # url name log
   for _ in $(seq 1 100); do

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::consumer_config::{Autoscaling, ConsumerSettings, HealthCheck};
-use crate::plan::{ConsumerPlan, ImageOutcome, Plan, Status};
+use crate::plan::{ConsumerPlan, ImageOutcome, ImageResult, Plan, Status};
 
 /// The longest body GitHub accepts for an issue comment.
 pub const MAX_COMMENT: usize = 65_536;
@@ -216,17 +216,8 @@ pub fn table(plan: &Plan) -> String {
             let _ = writeln!(out, "error: {d}");
         }
     }
-    for c in failed(plan) {
-        let r = c
-            .image
-            .as_ref()
-            .expect("failed() keeps consumers with a result");
-        let _ = writeln!(
-            out,
-            "failed: {}: {}",
-            c.name,
-            r.failure.as_deref().unwrap_or("no reason recorded")
-        );
+    for (c, _, reason) in failed(plan) {
+        let _ = writeln!(out, "failed: {}: {reason}", c.name);
     }
     for d in &plan.warnings {
         let _ = writeln!(out, "warning: {d}");
@@ -237,11 +228,17 @@ pub fn table(plan: &Plan) -> String {
     out
 }
 
-fn failed(plan: &Plan) -> impl Iterator<Item = &ConsumerPlan> {
-    plan.consumers.iter().filter(|c| {
-        c.image
-            .as_ref()
-            .is_some_and(|i| i.outcome == ImageOutcome::Failed)
+/// The consumers whose image failed, with their reason.
+fn failed(plan: &Plan) -> impl Iterator<Item = (&ConsumerPlan, &ImageResult, &str)> {
+    plan.consumers.iter().filter_map(|c| {
+        let r = c.image.as_ref()?;
+        (r.outcome == ImageOutcome::Failed).then(|| {
+            (
+                c,
+                r,
+                r.failure.as_deref().unwrap_or("no reason was recorded"),
+            )
+        })
     })
 }
 
@@ -426,22 +423,13 @@ fn render(plan: &Plan, h: &ReportHeader, with_details: bool) -> String {
             out.push('\n');
         }
         out.push('\n');
-        let failures: Vec<&ConsumerPlan> = failed(plan).collect();
+        let failures: Vec<_> = failed(plan).collect();
         if !failures.is_empty() {
             out.push_str(
                 "### Failed\n\nThe other consumers went on; these need a fix and a new run:\n\n",
             );
-            for c in failures {
-                let r = c
-                    .image
-                    .as_ref()
-                    .expect("failed() keeps consumers with a result");
-                let _ = writeln!(
-                    out,
-                    "- {}: {}",
-                    code(&c.name),
-                    cell(r.failure.as_deref().unwrap_or("no reason recorded"))
-                );
+            for (c, r, reason) in failures {
+                let _ = writeln!(out, "- {}: {}", code(&c.name), cell(reason));
                 if !r.log_tail.is_empty() && with_details {
                     let text = r.log_tail.join("\n");
                     let fence = fence_for(&text);

@@ -116,38 +116,17 @@ async fn images_are_built_once_and_only_when_their_context_changes() {
     assert_eq!(images.len(), 3);
     for name in ["alpha", "beta", "gamma"] {
         let repo = format!("{project}-{name}");
-        let r = ecr
-            .describe_repositories()
-            .repository_names(&repo)
-            .send()
-            .await
-            .unwrap();
-        let r = &r.repositories()[0];
-        assert_eq!(
-            r.image_tag_mutability().unwrap().as_str(),
-            "IMMUTABLE",
-            "{repo}"
+        let facts = support::repository_facts(&ecr, &repo).await;
+        assert_eq!(facts.mutability, "IMMUTABLE", "{repo}");
+        assert!(facts.scan_on_push);
+        let policy = facts.lifecycle_policy.as_ref().expect("a lifecycle policy");
+        assert_eq!(policy["rules"][1]["selection"]["countNumber"], 30);
+        assert!(
+            facts.has_tag("managed-by", "cdc-deploy"),
+            "{:?}",
+            facts.tags
         );
-        assert!(r.image_scanning_configuration().unwrap().scan_on_push());
-        let policy = ecr
-            .get_lifecycle_policy()
-            .repository_name(&repo)
-            .send()
-            .await
-            .unwrap();
-        assert!(policy
-            .lifecycle_policy_text()
-            .unwrap()
-            .contains("\"countNumber\":30"));
-        let tags = ecr
-            .list_tags_for_resource()
-            .resource_arn(r.repository_arn().unwrap())
-            .send()
-            .await
-            .unwrap();
-        let tags: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
-        assert!(tags.contains(&("managed-by", "cdc-deploy")), "{tags:?}");
-        assert!(tags.contains(&("consumer", name)), "{tags:?}");
+        assert!(facts.has_tag("consumer", name), "{:?}", facts.tags);
 
         // The recorded digest is what the registry holds under both tags.
         let pinned = &images[name];

@@ -3,7 +3,6 @@
 
 mod support;
 
-use aws_sdk_ecr::types::ImageTagMutability;
 use cdc_deploy::ecr::{Ecr, RepositoryService, RepositorySpec};
 use cdc_deploy::registry::{HttpRegistry, Registry, RegistryAuth, RegistryError};
 use cdc_deploy::secret::Secret;
@@ -31,56 +30,22 @@ async fn ensure_creates_a_repository_with_every_setting() {
     assert!(repo.uri.ends_with(&format!("/{name}")), "{}", repo.uri);
 
     let client = aws_sdk_ecr::Client::new(&config);
-    let described = client
-        .describe_repositories()
-        .repository_names(&name)
-        .send()
-        .await
-        .unwrap();
-    let r = &described.repositories()[0];
-    assert_eq!(
-        r.image_tag_mutability(),
-        Some(&ImageTagMutability::Immutable)
-    );
-    assert_eq!(
-        r.image_scanning_configuration().map(|c| c.scan_on_push()),
-        Some(true)
-    );
-    assert_eq!(
-        r.encryption_configuration()
-            .map(|e| e.encryption_type().as_str().to_string()),
-        Some("AES256".to_string())
-    );
-    let policy = client
-        .get_lifecycle_policy()
-        .repository_name(&name)
-        .send()
-        .await
-        .unwrap();
-    let policy: serde_json::Value =
-        serde_json::from_str(policy.lifecycle_policy_text().unwrap()).unwrap();
+    let facts = support::repository_facts(&client, &name).await;
+    assert_eq!(facts.mutability, "IMMUTABLE");
+    assert!(facts.scan_on_push);
+    assert_eq!(facts.encryption.as_deref(), Some("AES256"));
+    let policy = facts.lifecycle_policy.as_ref().unwrap();
     assert_eq!(policy["rules"][0]["selection"]["countNumber"], 5);
     assert_eq!(policy["rules"][1]["selection"]["countNumber"], 20);
-    let tags = client
-        .list_tags_for_resource()
-        .resource_arn(r.repository_arn().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let tags: Vec<(String, String)> = tags
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
-    for expected in [
+    for (key, value) in [
         ("project", "shop"),
         ("managed-by", "cdc-deploy"),
         ("environment", "staging"),
     ] {
         assert!(
-            tags.iter()
-                .any(|(k, v)| (k.as_str(), v.as_str()) == expected),
-            "{expected:?} in {tags:?}"
+            facts.has_tag(key, value),
+            "{key}={value} in {:?}",
+            facts.tags
         );
     }
 }
@@ -140,24 +105,16 @@ async fn a_repository_made_by_hand_is_brought_in_line() {
         .unwrap();
     let r = Ecr::new(&config).ensure(&spec(&name)).await.unwrap();
     assert!(!r.created);
-    let described = client
-        .describe_repositories()
-        .repository_names(&name)
-        .send()
-        .await
-        .unwrap();
-    let repo = &described.repositories()[0];
-    assert_eq!(repo.image_tag_mutability().unwrap().as_str(), "IMMUTABLE");
-    assert!(repo.image_scanning_configuration().unwrap().scan_on_push());
-    let tags = client
-        .list_tags_for_resource()
-        .resource_arn(repo.repository_arn().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let keys: Vec<&str> = tags.tags().iter().map(|t| t.key()).collect();
+    let facts = support::repository_facts(&client, &name).await;
+    assert_eq!(facts.mutability, "IMMUTABLE");
+    assert!(facts.scan_on_push);
+    assert!(facts.lifecycle_policy.is_some());
     for key in ["project", "consumer", "environment", "managed-by"] {
-        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        assert!(
+            facts.tags.iter().any(|(k, _)| k == key),
+            "{key} missing from {:?}",
+            facts.tags
+        );
     }
 }
 
@@ -236,14 +193,7 @@ async fn seed_image(repo: &str, tag: &str) -> String {
 }
 
 fn client(password: &str) -> HttpRegistry {
-    HttpRegistry::new(
-        RegistryHost::parse(&format!("http://{}", support::registry())).unwrap(),
-        RegistryAuth {
-            username: "AWS".into(),
-            password: Secret::new(password),
-        },
-    )
-    .unwrap()
+    support::registry_at(&format!("http://{}", support::registry()), password)
 }
 
 #[tokio::test]
@@ -323,4 +273,48 @@ async fn an_unreachable_registry_is_retried_then_reported() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A registry that answers `503` to its first `failures` requests, then a manifest digest.
+async fn flaky_registry(failures: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let reply = if n < failures {
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_string()
+            } else {
+                format!("HTTP/1.1 200 OK\r\ndocker-content-digest: sha256:{}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", "d".repeat(64))
+            };
+            let _ = sock.write_all(reply.as_bytes()).await;
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn a_registry_that_fails_transiently_is_retried_until_it_answers() {
+    let (port, seen) = flaky_registry(2).await;
+    let reg = support::registry_at(&format!("http://127.0.0.1:{port}"), "x");
+    let digest = reg.digest("shop-orders", "ctx-aaaa").await.unwrap();
+    assert_eq!(digest, Some(format!("sha256:{}", "d".repeat(64))));
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    // One failure more than the attempts allow is reported with the status.
+    let (port, seen) = flaky_registry(10).await;
+    let reg = support::registry_at(&format!("http://127.0.0.1:{port}"), "x");
+    let err = reg.digest("shop-orders", "ctx-aaaa").await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 4);
 }

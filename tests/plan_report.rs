@@ -46,6 +46,17 @@ fn fixture(root: &Path) {
     write(root, "consumer_scripts/notes/README.md", "not a consumer\n");
 }
 
+fn fingerprinted(found: &cdc_deploy::discovery::Discovery) -> Vec<Fingerprinted<'_>> {
+    found
+        .consumers
+        .iter()
+        .map(|s| Fingerprinted {
+            spec: s,
+            fingerprint: fingerprint_one(s),
+        })
+        .collect()
+}
+
 fn header() -> ReportHeader {
     ReportHeader {
         project: "shop".into(),
@@ -61,14 +72,7 @@ fn offline_plan_report() {
     fixture(dir.path());
     let project = ProjectName::parse("shop").unwrap();
     let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
-    let f: Vec<_> = found
-        .consumers
-        .iter()
-        .map(|s| Fingerprinted {
-            spec: s,
-            fingerprint: fingerprint_one(s),
-        })
-        .collect();
+    let f = fingerprinted(&found);
     let p = plan(
         &found,
         &f,
@@ -86,14 +90,7 @@ fn observed_plan_report() {
     fs::remove_dir_all(dir.path().join("consumer_scripts/broken")).unwrap();
     let project = ProjectName::parse("shop").unwrap();
     let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
-    let f: Vec<_> = found
-        .consumers
-        .iter()
-        .map(|s| Fingerprinted {
-            spec: s,
-            fingerprint: fingerprint_one(s),
-        })
-        .collect();
+    let f = fingerprinted(&found);
     let audit = &found.consumers[0];
     let observed = ObservedState {
         consumers: [
@@ -154,14 +151,7 @@ fn deploy_report_with_image_results() {
     );
     let project = ProjectName::parse("shop").unwrap();
     let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
-    let f: Vec<_> = found
-        .consumers
-        .iter()
-        .map(|s| Fingerprinted {
-            spec: s,
-            fingerprint: fingerprint_one(s),
-        })
-        .collect();
+    let f = fingerprinted(&found);
     let mut p = plan(
         &found,
         &f,
@@ -238,14 +228,7 @@ fn markdown_fits_a_github_comment() {
     }
     let project = ProjectName::parse("shop").unwrap();
     let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
-    let f: Vec<_> = found
-        .consumers
-        .iter()
-        .map(|s| Fingerprinted {
-            spec: s,
-            fingerprint: fingerprint_one(s),
-        })
-        .collect();
+    let f = fingerprinted(&found);
     let md = report::markdown(&plan(&found, &f, None, None), &header());
     assert!(md.len() <= report::MAX_COMMENT, "{} characters", md.len());
     assert!(md.contains("left out to fit"));

@@ -146,14 +146,76 @@ pub fn run_action(workspace: &std::path::Path, inputs: &[(&str, &str)]) -> Run {
     }
 }
 
-/// A registry client with moto's token, for checking what a run pushed.
-pub fn registry_client() -> cdc_deploy::registry::HttpRegistry {
+/// A registry client for `url` with user `AWS` and `password`.
+pub fn registry_at(url: &str, password: &str) -> cdc_deploy::registry::HttpRegistry {
     cdc_deploy::registry::HttpRegistry::new(
-        cdc_deploy::settings::RegistryHost::parse(&format!("http://{}", registry())).unwrap(),
+        cdc_deploy::settings::RegistryHost::parse(url).unwrap(),
         cdc_deploy::registry::RegistryAuth {
             username: "AWS".into(),
-            password: cdc_deploy::secret::Secret::new(MOTO_TOKEN_PASSWORD),
+            password: cdc_deploy::secret::Secret::new(password),
         },
     )
     .unwrap()
+}
+
+/// A registry client with moto's token, for checking what a run pushed.
+pub fn registry_client() -> cdc_deploy::registry::HttpRegistry {
+    registry_at(&format!("http://{}", registry()), MOTO_TOKEN_PASSWORD)
+}
+
+/// An ECR repository as moto describes it: its settings, lifecycle policy and tags.
+pub struct RepositoryFacts {
+    pub mutability: String,
+    pub scan_on_push: bool,
+    pub encryption: Option<String>,
+    pub lifecycle_policy: Option<serde_json::Value>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl RepositoryFacts {
+    pub fn has_tag(&self, key: &str, value: &str) -> bool {
+        self.tags.iter().any(|(k, v)| k == key && v == value)
+    }
+}
+
+pub async fn repository_facts(client: &aws_sdk_ecr::Client, name: &str) -> RepositoryFacts {
+    let described = client
+        .describe_repositories()
+        .repository_names(name)
+        .send()
+        .await
+        .unwrap();
+    let r = &described.repositories()[0];
+    let policy = client
+        .get_lifecycle_policy()
+        .repository_name(name)
+        .send()
+        .await
+        .ok()
+        .and_then(|p| p.lifecycle_policy_text().map(str::to_string))
+        .map(|t| serde_json::from_str(&t).unwrap());
+    let tags = client
+        .list_tags_for_resource()
+        .resource_arn(r.repository_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    RepositoryFacts {
+        mutability: r
+            .image_tag_mutability()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default(),
+        scan_on_push: r
+            .image_scanning_configuration()
+            .is_some_and(|c| c.scan_on_push()),
+        encryption: r
+            .encryption_configuration()
+            .map(|e| e.encryption_type().as_str().to_string()),
+        lifecycle_policy: policy,
+        tags: tags
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+    }
 }
