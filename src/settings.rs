@@ -164,6 +164,9 @@ pub struct RunArgs {
     /// With `plan`: write the report's markdown to this file too.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With `plan`: look nothing up in AWS (a pull request from a fork has no AWS credentials).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// Configuration that cannot be used, with what to do about it.
@@ -516,7 +519,7 @@ impl Settings {
             Command::Run(r) => {
                 let action = match resolve_mode(r.mode, github.event.as_ref())? {
                     Mode::Plan => Action::Plan {
-                        offline: false,
+                        offline: r.offline,
                         output: r.output,
                         registry_host: deploy_settings(&r.deploy)?.registry_host,
                     },
@@ -608,6 +611,16 @@ mod tests {
         ]);
         let s = parse(&["cdc-deploy"], &env).unwrap();
         assert!(matches!(s.action, Action::Plan { offline: false, .. }));
+        let offline_env = RunnerEnv::from_pairs([
+            ("GITHUB_EVENT_NAME", "pull_request"),
+            ("INPUT_MODE", "plan"),
+            ("INPUT_OFFLINE", "true"),
+        ]);
+        let offline = parse(&["cdc-deploy"], &offline_env).unwrap();
+        assert!(
+            matches!(offline.action, Action::Plan { offline: true, .. }),
+            "the action's `offline` input reaches `run`"
+        );
         let event = s.github.event.as_ref().unwrap();
         assert_eq!(event.pull_request, Some(7));
         assert_eq!(s.github.commit(), Some("abc1234"));
