@@ -44,25 +44,17 @@ pub struct Observation {
     pub failures: HashMap<String, String>,
 }
 
-/// Ask ECR and the registry what exists for each consumer, in parallel.
+/// Ask ECR and the registry what exists for each consumer, given as its resource name and
+/// fingerprint tag, in parallel.
 pub async fn observe(
     ecr: &dyn RepositoryService,
     registry: &dyn Registry,
-    consumers: &[&ConsumerSpec],
-    fingerprints: &HashMap<String, String>,
+    consumers: &[(&str, String)],
     commit: Option<&str>,
 ) -> Observation {
-    let lookups = consumers.iter().map(|spec| async move {
-        let name = spec.resource_name.clone();
-        let result = observe_one(
-            ecr,
-            registry,
-            &name,
-            fingerprints.get(&name).map(String::as_str),
-            commit,
-        )
-        .await;
-        (name, result)
+    let lookups = consumers.iter().map(|(name, tag)| async move {
+        let result = observe_one(ecr, registry, name, tag, commit).await;
+        (name.to_string(), result)
     });
     let results: Vec<(String, Result<ObservedConsumer, String>)> =
         futures_util::stream::iter(lookups)
@@ -88,7 +80,7 @@ async fn observe_one(
     ecr: &dyn RepositoryService,
     registry: &dyn Registry,
     repository: &str,
-    fingerprint_tag: Option<&str>,
+    fingerprint_tag: &str,
     commit: Option<&str>,
 ) -> Result<ObservedConsumer, String> {
     let mut o = ObservedConsumer::default();
@@ -101,11 +93,8 @@ async fn observe_one(
         return Ok(o);
     }
     o.repository = true;
-    let Some(tag) = fingerprint_tag else {
-        return Ok(o);
-    };
     let sha_tag = commit.map(commit_tag);
-    let (ctx, sha) = tokio::join!(registry.digest(repository, tag), async {
+    let (ctx, sha) = tokio::join!(registry.digest(repository, fingerprint_tag), async {
         match &sha_tag {
             Some(t) => registry.digest(repository, t).await,
             None => Ok(None),
@@ -269,6 +258,8 @@ async fn one(
     } else {
         ImageOutcome::Reused
     };
+    // An image the plan reuses as it is already carries the commit tag: the observation saw it.
+    let commit_tag_seen = outcome == ImageOutcome::Reused;
     if outcome == ImageOutcome::Built {
         let _slot = builds
             .acquire()
@@ -295,7 +286,7 @@ async fn one(
         }
     }
     let manifest = stage.registry.manifest(repo, &ctx_tag).await?;
-    if let Some(commit) = &stage.commit {
+    if let Some(commit) = stage.commit.as_ref().filter(|_| !commit_tag_seen) {
         let tag = commit_tag(commit);
         if stage.registry.digest(repo, &tag).await?.is_none() {
             let digest = stage.registry.put_manifest(repo, &tag, &manifest).await?;

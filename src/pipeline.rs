@@ -251,27 +251,14 @@ async fn observe_and_plan(
     aws: &Aws,
     commit: Option<&str>,
 ) -> (Plan, HashMap<String, String>) {
-    let valid: Vec<&ConsumerSpec> = fingerprints
-        .iter()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(s, _)| s)
-        .collect();
-    let tags: HashMap<String, String> = fingerprints
+    let lookups: Vec<(&str, String)> = fingerprints
         .iter()
         .filter_map(|(s, r)| {
-            r.as_ref()
-                .ok()
-                .map(|f| (s.resource_name.clone(), f.fingerprint.tag()))
+            let tag = r.as_ref().ok()?.fingerprint.tag();
+            Some((s.resource_name.as_str(), tag))
         })
         .collect();
-    let observed = deploy::observe(
-        aws.ecr.as_ref(),
-        aws.registry.as_ref(),
-        &valid,
-        &tags,
-        commit,
-    )
-    .await;
+    let observed = deploy::observe(aws.ecr.as_ref(), aws.registry.as_ref(), &lookups, commit).await;
     let plan = plan::plan(
         found,
         &fingerprinted(fingerprints),
