@@ -5,9 +5,9 @@
 use std::fs;
 use std::time::Instant;
 
-use cdc_deploy::build_context::BuildContext;
-use cdc_deploy::consumer_config::{BuildSettings, Platform};
-use cdc_deploy::fingerprint::fingerprint;
+use cdc_deploy::consumers::config::{BuildSettings, Platform};
+use cdc_deploy::context::fingerprint::fingerprint;
+use cdc_deploy::context::BuildContext;
 
 mod common;
 

@@ -1,29 +1,22 @@
 //! cdc-deploy: deploys a fleet of Change Data Capture consumers to AWS ECS Fargate.
 //!
-//! The modules read like the pipeline: [`discovery`] finds the consumers and
-//! [`consumer_config`] validates each one's `consumer.toml`; [`build_context`] and
-//! [`fingerprint`] hash what Docker would build; [`plan`] decides, purely, what to do;
-//! [`report`] renders it; [`pipeline`] runs the stages for a command. [`gha`] holds the GitHub
-//! runner's conventions and [`settings`] turns flags and action inputs into one validated
-//! configuration.
+//! The tree reads as the pipeline. [`config`] turns flags, action inputs and the triggering event
+//! into one validated configuration; [`consumers`] discovers the consumers and validates each
+//! one's `consumer.toml`; [`context`] walks each build context once, for its fingerprint and for
+//! the tar the image builder is sent; [`observe`] reads what AWS already holds; [`plan`] decides,
+//! purely, what to do; [`apply`] does exactly that and returns outcomes; [`report`] renders plan
+//! and outcomes for people. [`clients`] holds one small trait per external system with its real
+//! client, [`gha`] the GitHub runner's conventions, and [`pipeline`] runs the stages for a command.
 
-pub mod build_context;
-pub mod consumer_config;
-pub mod context_tar;
-pub mod deploy;
+pub mod apply;
+pub mod clients;
+pub mod config;
+pub mod consumers;
+pub mod context;
 pub mod diagnostics;
-pub mod discovery;
-pub mod dockerignore;
-pub mod ecr;
-pub mod engine;
-pub mod env_vars;
-pub mod fargate;
-pub mod fingerprint;
 pub mod gha;
-pub mod names;
+pub mod observe;
 pub mod pipeline;
 pub mod plan;
-pub mod registry;
 pub mod report;
 pub mod secret;
-pub mod settings;

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cdc_deploy::env_vars as ev;
+use cdc_deploy::config::env_vars as ev;
+use cdc_deploy::config::{with_inputs, Cli, RunnerEnv, Settings};
 use cdc_deploy::gha::Runner;
 use cdc_deploy::pipeline;
-use cdc_deploy::settings::{with_inputs, Cli, RunnerEnv, Settings};
 
 /// Exit code for unusable configuration, as clap uses for bad flags.
 const EXIT_USAGE: u8 = 2;

@@ -10,18 +10,18 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::build_context::{BuildContext, ContextError};
-use crate::deploy;
+use crate::apply::images as deploy;
+use crate::clients::builder::Engine;
+use crate::clients::ecr::{Ecr, RepositoryService};
+use crate::clients::registry::{HttpRegistry, Registry, RegistryAuth};
+use crate::config::{Action, DeploySettings, RegistryHost, Settings};
+use crate::consumers::discovery::{self, ConsumerSpec, Discovery};
+use crate::context::fingerprint::{self, FingerprintReport};
+use crate::context::{BuildContext, ContextError};
 use crate::diagnostics::Diagnostic;
-use crate::discovery::{self, ConsumerSpec, Discovery};
-use crate::ecr::{Ecr, RepositoryService};
-use crate::engine::Engine;
-use crate::fingerprint::{self, FingerprintReport};
 use crate::gha::{Annotation, Level, Runner};
 use crate::plan::{self, Fingerprinted, ImageOutcome, Plan, Status, Step};
-use crate::registry::{HttpRegistry, Registry, RegistryAuth};
 use crate::report::{self, ReportHeader};
-use crate::settings::{Action, DeploySettings, RegistryHost, Settings};
 
 /// Exit code when the run finished but a consumer is invalid or failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -87,7 +87,7 @@ pub fn fingerprint_one(spec: &ConsumerSpec) -> Result<FingerprintReport, Diagnos
 fn context_diagnostic(spec: &ConsumerSpec, e: &ContextError) -> Diagnostic {
     match e {
         ContextError::DockerIgnore { source, .. } => Diagnostic::error(
-            format!("{}/{}", spec.display_dir, crate::build_context::DOCKERIGNORE),
+            format!("{}/{}", spec.display_dir, crate::context::DOCKERIGNORE),
             format!("`{}` is not a valid pattern: {}", source.pattern.trim(), source.reason),
         )
         .at(source.line, 1)

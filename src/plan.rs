@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::consumer_config::ConsumerSettings;
+use crate::consumers::config::ConsumerSettings;
+use crate::consumers::discovery::{ConsumerSpec, Discovery, SkippedFolder};
+use crate::context::fingerprint::{Fingerprint, FingerprintReport};
 use crate::diagnostics::Diagnostic;
-use crate::discovery::{ConsumerSpec, Discovery, SkippedFolder};
-use crate::fingerprint::{Fingerprint, FingerprintReport};
 
 /// What AWS (the registry, later ECS) holds for one consumer's resource name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -412,15 +412,15 @@ fn plan_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::InvalidConsumer;
-    use crate::names::{ConsumerName, ProjectName};
+    use crate::consumers::discovery::InvalidConsumer;
+    use crate::consumers::names::{ConsumerName, ProjectName};
     use std::path::PathBuf;
 
     fn spec(name: &str) -> ConsumerSpec {
         let project = ProjectName::parse("shop").unwrap();
         let n = ConsumerName::parse(name).unwrap();
         ConsumerSpec {
-            resource_name: crate::names::resource_name(&project, &n).unwrap(),
+            resource_name: crate::consumers::names::resource_name(&project, &n).unwrap(),
             name: n,
             dir: PathBuf::from(name),
             display_dir: format!("consumer_scripts/{name}"),

@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 
-use cdc_deploy::registry::Registry as _;
+use cdc_deploy::clients::registry::Registry as _;
 use support::{base_image, run_action, unique, Run, MOTO_TOKEN_PASSWORD};
 
 const COMMIT_1: &str = "1111111111111111111111111111111111111111";

@@ -3,10 +3,10 @@
 
 mod support;
 
-use cdc_deploy::ecr::{Ecr, RepositoryService, RepositorySpec};
-use cdc_deploy::registry::{HttpRegistry, Registry, RegistryAuth, RegistryError};
+use cdc_deploy::clients::ecr::{Ecr, RepositoryService, RepositorySpec};
+use cdc_deploy::clients::registry::{HttpRegistry, Registry, RegistryAuth, RegistryError};
+use cdc_deploy::config::RegistryHost;
 use cdc_deploy::secret::Secret;
-use cdc_deploy::settings::RegistryHost;
 use sha2::{Digest, Sha256};
 
 fn spec(name: &str) -> RepositorySpec {

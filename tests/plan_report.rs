@@ -5,8 +5,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use cdc_deploy::discovery::discover;
-use cdc_deploy::names::ProjectName;
+use cdc_deploy::consumers::discovery::discover;
+use cdc_deploy::consumers::names::ProjectName;
 use cdc_deploy::pipeline::fingerprint_one;
 use cdc_deploy::plan::{
     plan, settings_digest, Fingerprinted, ObservedConsumer, ObservedService, ObservedState,
@@ -46,7 +46,7 @@ fn fixture(root: &Path) {
     write(root, "consumer_scripts/notes/README.md", "not a consumer\n");
 }
 
-fn fingerprinted(found: &cdc_deploy::discovery::Discovery) -> Vec<Fingerprinted<'_>> {
+fn fingerprinted(found: &cdc_deploy::consumers::discovery::Discovery) -> Vec<Fingerprinted<'_>> {
     found
         .consumers
         .iter()

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use cdc_deploy::consumer_config::validate;
-use cdc_deploy::dockerignore::DockerIgnore;
-use cdc_deploy::names::{resource_name, ConsumerName, ProjectName};
+use cdc_deploy::consumers::config::validate;
+use cdc_deploy::consumers::names::{resource_name, ConsumerName, ProjectName};
+use cdc_deploy::context::dockerignore::DockerIgnore;
 use proptest::prelude::*;
 
 const FILE: &str = "consumer_scripts/x/consumer.toml";

@@ -147,10 +147,10 @@ pub fn run_action(workspace: &std::path::Path, inputs: &[(&str, &str)]) -> Run {
 }
 
 /// A registry client for `url` with user `AWS` and `password`.
-pub fn registry_at(url: &str, password: &str) -> cdc_deploy::registry::HttpRegistry {
-    cdc_deploy::registry::HttpRegistry::new(
-        cdc_deploy::settings::RegistryHost::parse(url).unwrap(),
-        cdc_deploy::registry::RegistryAuth {
+pub fn registry_at(url: &str, password: &str) -> cdc_deploy::clients::registry::HttpRegistry {
+    cdc_deploy::clients::registry::HttpRegistry::new(
+        cdc_deploy::config::RegistryHost::parse(url).unwrap(),
+        cdc_deploy::clients::registry::RegistryAuth {
             username: "AWS".into(),
             password: cdc_deploy::secret::Secret::new(password),
         },
@@ -159,7 +159,7 @@ pub fn registry_at(url: &str, password: &str) -> cdc_deploy::registry::HttpRegis
 }
 
 /// A registry client with moto's token, for checking what a run pushed.
-pub fn registry_client() -> cdc_deploy::registry::HttpRegistry {
+pub fn registry_client() -> cdc_deploy::clients::registry::HttpRegistry {
     registry_at(&format!("http://{}", registry()), MOTO_TOKEN_PASSWORD)
 }
 

@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::build_context::BuildContext;
-use crate::discovery::ConsumerSpec;
-use crate::ecr::{EcrError, RepositoryService, RepositorySpec};
-use crate::engine::{BuildRequest, Engine};
+use crate::clients::builder::{BuildRequest, Engine};
+use crate::clients::ecr::{EcrError, RepositoryService, RepositorySpec};
+use crate::clients::registry::{Registry, RegistryAuth, RegistryError};
+use crate::config::{DeploySettings, RegistryHost, Settings};
+use crate::consumers::discovery::ConsumerSpec;
+use crate::context::BuildContext;
 use crate::gha::{Annotation, Level, Runner};
 use crate::plan::{
     ConsumerPlan, ImageOutcome, ImageResult, ObservedConsumer, ObservedState, Plan, Status, Step,
 };
-use crate::registry::{Registry, RegistryAuth, RegistryError};
-use crate::settings::{DeploySettings, RegistryHost, Settings};
 
 /// Look-ups in flight at once while observing, and consumers handled at once while applying
 /// (builds are bounded separately by `build-concurrency`).
@@ -416,10 +416,10 @@ async fn build_and_push(
             let line = f
                 .step
                 .as_deref()
-                .and_then(crate::engine::step_number)
+                .and_then(crate::clients::builder::step_number)
                 .and_then(|n| {
                     let text = std::fs::read_to_string(spec.dir.join(&s.build.dockerfile)).ok()?;
-                    crate::engine::instruction_line(&text, n)
+                    crate::clients::builder::instruction_line(&text, n)
                 });
             let reason = match line {
                 Some(l) => format!("`{file}` line {l}: {f}"),

@@ -14,8 +14,8 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::consumers::fargate;
 use crate::diagnostics::{line_col, Diagnostic};
-use crate::fargate;
 
 /// File name of a consumer's configuration inside its folder.
 pub const FILE_NAME: &str = "consumer.toml";
@@ -409,7 +409,7 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
                     help.push_str(&format!(
                         "; {} MiB fits `cpu` {}",
                         s.memory,
-                        crate::fargate::one_of(&cpus)
+                        crate::consumers::fargate::one_of(&cpus)
                     ));
                 }
                 c.error(

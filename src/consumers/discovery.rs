@@ -10,9 +10,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::consumer_config::{self, ConsumerSettings, DEFAULT_DOCKERFILE};
+use crate::consumers::config::{self as consumer_config, ConsumerSettings, DEFAULT_DOCKERFILE};
+use crate::consumers::names::{resource_name, ConsumerName, ProjectName};
 use crate::diagnostics::Diagnostic;
-use crate::names::{resource_name, ConsumerName, ProjectName};
 
 /// A consumer that passed validation.
 #[derive(Clone, Debug)]

@@ -10,7 +10,11 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::dockerignore::{DockerIgnore, PatternError};
+pub mod dockerignore;
+pub mod fingerprint;
+pub mod tar;
+
+use dockerignore::{DockerIgnore, PatternError};
 
 /// The name of the ignore file at the context root.
 pub const DOCKERIGNORE: &str = ".dockerignore";

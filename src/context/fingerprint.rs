@@ -11,8 +11,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::Read;
 
-use crate::build_context::{BuildContext, ContextError, EntryKind};
-use crate::consumer_config::{BuildSettings, Platform};
+use crate::consumers::config::{BuildSettings, Platform};
+use crate::context::{BuildContext, ContextError, EntryKind};
 
 /// Bumped whenever what goes into the hash changes, so old and new fingerprints never match.
 const SCHEME: &[u8] = b"cdc-deploy build fingerprint v1";

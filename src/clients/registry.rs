@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 
+use crate::config::RegistryHost;
 use crate::secret::Secret;
-use crate::settings::RegistryHost;
 
 /// Manifest media types the look-ups accept: Docker schema 2 and OCI, single and multi-platform.
 pub const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json";

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use crate::build_context::{BuildContext, EntryKind};
+use crate::context::{BuildContext, EntryKind};
 
 /// Bytes per chunk sent to the daemon.
 pub const CHUNK: usize = 256 * 1024;

@@ -1,7 +1,7 @@
 //! Every environment variable the program reads, declared once.
 //!
 //! Nothing outside this module spells a variable name; everything else reads the snapshot taken at
-//! start-up through [`crate::settings::RunnerEnv`]. Action inputs arrive as `INPUT_<NAME>` with the
+//! start-up through [`crate::config::RunnerEnv`]. Action inputs arrive as `INPUT_<NAME>` with the
 //! input's name upper-cased and its hyphens kept (`INPUT_CONSUMERS-DIR`), see [`input_var`].
 
 /// Set to `true` by the GitHub Actions runner.

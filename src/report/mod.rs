@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::consumer_config::{Autoscaling, ConsumerSettings, HealthCheck};
+use crate::consumers::config::{Autoscaling, ConsumerSettings, HealthCheck};
 use crate::plan::{ConsumerPlan, ImageOutcome, ImageResult, Plan, Status};
 
 /// The longest body GitHub accepts for an issue comment.

@@ -13,8 +13,8 @@ use bollard::query_parameters::{BuildImageOptions, PushImageOptions, TagImageOpt
 use bollard::Docker;
 use futures_util::StreamExt as _;
 
-use crate::build_context::BuildContext;
-use crate::registry::RegistryAuth;
+use crate::clients::registry::RegistryAuth;
+use crate::context::BuildContext;
 
 /// Where a container action finds the runner's daemon.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -131,7 +131,7 @@ impl Engine {
             forcerm: true,
             ..Default::default()
         };
-        let body = bollard::body_try_stream(crate::context_tar::stream(req.context));
+        let body = bollard::body_try_stream(crate::context::tar::stream(req.context));
         let mut log = BuildLog::default();
         let mut image_id = None;
         let mut stream = self.docker.build_image(options, None, Some(body));

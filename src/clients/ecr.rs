@@ -1,7 +1,7 @@
 //! ECR through its API: repositories (created idempotently with scanning, immutable tags,
 //! encryption, tags and a lifecycle policy) and the registry authorization token.
 //!
-//! Images themselves are observed and retagged through the registry ([`crate::registry`]), which
+//! Images themselves are observed and retagged through the registry ([`crate::clients::registry`]), which
 //! is what is actually deployable. This module never deletes a repository.
 
 use async_trait::async_trait;
@@ -51,7 +51,7 @@ impl RepositorySpec {
                     "description": format!("keep the last {} images built by cdc-deploy", self.keep_images),
                     "selection": {
                         "tagStatus": "tagged",
-                        "tagPrefixList": [crate::fingerprint::TAG_PREFIX],
+                        "tagPrefixList": [crate::context::fingerprint::TAG_PREFIX],
                         "countType": "imageCountMoreThan",
                         "countNumber": self.keep_images
                     },

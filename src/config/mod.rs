@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::env_vars as ev;
-use crate::names::ProjectName;
+pub mod env_vars;
+
+use crate::consumers::names::ProjectName;
+use env_vars as ev;
 
 /// A snapshot of the process environment, taken once at start-up. Tests build one from a map.
 #[derive(Clone, Debug, Default)]

@@ -1,0 +1,7 @@
+//! One module per external system: a small trait the stages depend on, and the real client
+//! beside it. Tests run the real clients against real servers (moto, the Docker engine, the
+//! distribution registry) wherever one exists.
+
+pub mod builder;
+pub mod ecr;
+pub mod registry;

@@ -1,0 +1,1 @@
+//! Observation: what AWS already holds.
