@@ -7,7 +7,6 @@ use cdc_deploy::clients::ecr::{Ecr, RepositoryService, RepositorySpec};
 use cdc_deploy::clients::registry::{HttpRegistry, Registry, RegistryAuth, RegistryError};
 use cdc_deploy::config::RegistryHost;
 use cdc_deploy::secret::Secret;
-use sha2::{Digest, Sha256};
 
 fn spec(name: &str) -> RepositorySpec {
     RepositorySpec {
@@ -128,70 +127,6 @@ async fn the_authorization_token_is_decoded_and_never_printed() {
     assert!(!shown.contains(support::MOTO_TOKEN_PASSWORD), "{shown}");
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
-}
-
-/// Upload a blob through the distribution API (monolithic upload).
-async fn upload_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) -> String {
-    let digest = sha256(bytes);
-    let r = http
-        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .basic_auth("AWS", Some(support::MOTO_TOKEN_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{:?}", r.text().await);
-    let location = r.headers()["location"].to_str().unwrap().to_string();
-    let url = if location.starts_with("http") {
-        location
-    } else {
-        format!("{base}{location}")
-    };
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let r = http
-        .put(format!("{url}{sep}digest={digest}"))
-        .basic_auth("AWS", Some(support::MOTO_TOKEN_PASSWORD))
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    digest
-}
-
-/// Put a one-layer image under `repo:tag` and return its manifest digest.
-async fn seed_image(repo: &str, tag: &str) -> String {
-    let base = format!("http://{}", support::registry());
-    let http = reqwest::Client::new();
-    let layer = b"not really a tar, but the registry only checks the digest".to_vec();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
-            .to_vec();
-    let layer_digest = upload_blob(&http, &base, repo, &layer).await;
-    let config_digest = upload_blob(&http, &base, repo, &config).await;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": config_digest},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": layer_digest}]
-    })
-    .to_string();
-    let r = http
-        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
-        .basic_auth("AWS", Some(support::MOTO_TOKEN_PASSWORD))
-        .header(
-            "content-type",
-            "application/vnd.docker.distribution.manifest.v2+json",
-        )
-        .body(manifest.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    sha256(manifest.as_bytes())
-}
-
 fn client(password: &str) -> HttpRegistry {
     support::registry_at(&format!("http://{}", support::registry()), password)
 }
@@ -199,7 +134,7 @@ fn client(password: &str) -> HttpRegistry {
 #[tokio::test]
 async fn look_ups_and_retags_go_through_the_registry() {
     let repo = support::unique("shop-orders-");
-    let digest = seed_image(&repo, "ctx-aaaa").await;
+    let digest = support::seed_image(&repo, "ctx-aaaa").await;
     let reg = client(support::MOTO_TOKEN_PASSWORD);
 
     assert_eq!(

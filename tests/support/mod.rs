@@ -2,6 +2,9 @@
 //! server fails the test with what to do; nothing is skipped silently.
 #![allow(dead_code)]
 
+pub mod fleet;
+pub mod proxy;
+
 use aws_sdk_ecr::config::Credentials;
 
 /// moto's answer to `GetAuthorizationToken`, which the test registry's htpasswd holds.
@@ -104,15 +107,30 @@ pub fn parse_outputs(text: &str) -> std::collections::BTreeMap<String, String> {
     out
 }
 
+/// The binary under test: this build's, or `CDC_BENCH_BIN` when a benchmark compares another.
+pub fn binary() -> String {
+    std::env::var("CDC_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cdc-deploy").to_string())
+}
+
 /// Run the binary as the runner runs the action: inputs as `INPUT_*`, files for outputs and the
 /// summary, AWS pointed at moto.
 pub fn run_action(workspace: &std::path::Path, inputs: &[(&str, &str)]) -> Run {
+    run_action_env(workspace, inputs, &[])
+}
+
+/// [`run_action`] with more environment variables, set last so they win (`AWS_ENDPOINT_URL` to
+/// a counting proxy, say).
+pub fn run_action_env(
+    workspace: &std::path::Path,
+    inputs: &[(&str, &str)],
+    env: &[(&str, String)],
+) -> Run {
     let files = tempfile::tempdir().unwrap();
     let out_file = files.path().join("output");
     let summary = files.path().join("summary");
     std::fs::write(&out_file, "").unwrap();
     std::fs::write(&summary, "").unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cdc-deploy"));
+    let mut cmd = std::process::Command::new(binary());
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", std::env::var("HOME").unwrap_or_default())
@@ -135,6 +153,9 @@ pub fn run_action(workspace: &std::path::Path, inputs: &[(&str, &str)]) -> Run {
     }
     for (k, v) in inputs {
         cmd.env(format!("INPUT_{}", k.to_uppercase()), v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     let out = cmd.output().expect("the binary runs");
     Run {
@@ -218,4 +239,69 @@ pub async fn repository_facts(client: &aws_sdk_ecr::Client, name: &str) -> Repos
             .map(|t| (t.key().to_string(), t.value().to_string()))
             .collect(),
     }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Upload a blob through the distribution API (monolithic upload).
+pub async fn upload_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) -> String {
+    let digest = sha256(bytes);
+    let r = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .basic_auth("AWS", Some(MOTO_TOKEN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let r = http
+        .put(format!("{url}{sep}digest={digest}"))
+        .basic_auth("AWS", Some(MOTO_TOKEN_PASSWORD))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    digest
+}
+
+/// Put a one-layer image under `repo:tag` and return its manifest digest.
+pub async fn seed_image(repo: &str, tag: &str) -> String {
+    let base = format!("http://{}", registry());
+    let http = reqwest::Client::new();
+    let layer = b"not really a tar, but the registry only checks the digest".to_vec();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layer_digest = upload_blob(&http, &base, repo, &layer).await;
+    let config_digest = upload_blob(&http, &base, repo, &config).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": config_digest},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": layer_digest}]
+    })
+    .to_string();
+    let r = http
+        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .basic_auth("AWS", Some(MOTO_TOKEN_PASSWORD))
+        .header(
+            "content-type",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    sha256(manifest.as_bytes())
 }

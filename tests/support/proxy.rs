@@ -1,0 +1,179 @@
+//! A counting reverse proxy: every request the binary sends to a server passes through it and is
+//! recorded (method, path, and the `X-Amz-Target` an AWS JSON call names its operation with), so a
+//! test or a benchmark can assert on what the server received rather than on what the program
+//! says it did.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+/// One request as the proxy saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// `AmazonEC2ContainerRegistry_V20150921.DescribeRepositories` for an ECR call.
+    pub target: Option<String>,
+}
+
+impl Recorded {
+    /// The AWS operation, `DescribeRepositories`, when the request is an AWS JSON call.
+    pub fn operation(&self) -> Option<&str> {
+        self.target
+            .as_deref()
+            .map(|t| t.rsplit('.').next().unwrap_or(t))
+    }
+
+    /// Whether the request can change what the server holds.
+    pub fn writes(&self) -> bool {
+        match self.operation() {
+            Some(op) => !["Describe", "Get", "List", "BatchGet", "BatchCheck"]
+                .iter()
+                .any(|p| op.starts_with(p)),
+            None => !matches!(self.method.as_str(), "GET" | "HEAD"),
+        }
+    }
+}
+
+/// A proxy in front of `upstream`, serving on a free loopback port until dropped.
+pub struct CountingProxy {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl CountingProxy {
+    /// Start a proxy for `upstream` (`http://127.0.0.1:PORT`) on the current tokio runtime.
+    pub async fn start(upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let shared = log.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = shared.clone();
+                let upstream = upstream.clone();
+                let http = http.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let log = log.clone();
+                        let upstream = upstream.clone();
+                        let http = http.clone();
+                        async move { Ok::<_, Infallible>(forward(req, &upstream, &http, &log).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        CountingProxy { addr, log, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn clear(&self) {
+        self.log.lock().unwrap().clear();
+    }
+
+    /// Requests by AWS operation (or `METHOD` for plain HTTP), counted.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in self.requests() {
+            let key = r
+                .operation()
+                .map(str::to_string)
+                .unwrap_or_else(|| r.method.clone());
+            *out.entry(key).or_insert(0) += 1;
+        }
+        out
+    }
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    upstream: &str,
+    http: &reqwest::Client,
+    log: &Mutex<Vec<Recorded>>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.to_string());
+    log.lock().unwrap().push(Recorded {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        target: parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    });
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap();
+    let mut out = http.request(method, format!("{upstream}{path}"));
+    for (k, v) in &parts.headers {
+        if !matches!(k.as_str(), "host" | "content-length" | "connection") {
+            out = out.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let answer = match out.body(body).send().await {
+        Ok(a) => a,
+        Err(e) => {
+            return Response::builder()
+                .status(502)
+                .body(Full::new(Bytes::from(e.to_string())))
+                .unwrap()
+        }
+    };
+    let mut resp = Response::builder().status(answer.status().as_u16());
+    for (k, v) in answer.headers() {
+        if !matches!(
+            k.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
+            resp = resp.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let bytes = answer.bytes().await.unwrap_or_default();
+    resp.body(Full::new(bytes)).unwrap()
+}
