@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cdc_deploy::config::env_vars as ev;
-use cdc_deploy::config::{with_inputs, Cli, RunnerEnv, Settings};
-use cdc_deploy::gha::Runner;
+use cdc_deploy::clients::git::GitCli;
+use cdc_deploy::config::cli::{with_inputs, Cli};
+use cdc_deploy::config::env_vars::{self as ev, RunnerEnv};
+use cdc_deploy::config::Settings;
+use cdc_deploy::gha::{InertStderr, Runner};
 use cdc_deploy::pipeline;
 
 /// Exit code for unusable configuration, as clap uses for bad flags.
@@ -24,10 +26,18 @@ fn main() -> ExitCode {
     let filter =
         tracing_subscriber::EnvFilter::try_new(env.get(ev::CDC_DEPLOY_LOG).unwrap_or("info"))
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The runner reads stderr for workflow commands too: under Actions the log is made inert.
+    let actions = env.is_actions();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(!env.is_actions())
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if actions {
+                Box::new(InertStderr)
+            } else {
+                Box::new(std::io::stderr())
+            }
+        })
+        .with_ansi(!actions)
         .with_target(false)
         .init();
 
@@ -43,7 +53,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let settings = match Settings::resolve(cli, &env, &cwd) {
+    let settings = match Settings::resolve(cli, &env, &cwd, &GitCli) {
         Ok(s) => s,
         Err(e) => {
             runner.error(&e.to_string());

@@ -1,8 +1,8 @@
-//! Orchestration: runs the stages in order for a command and reports what happened.
+//! Orchestration, per command: scan → observe → plan → apply → report, nothing else.
 //!
-//! Plan, then apply: discovery, fingerprinting and planning produce a [`Plan`]; only `deploy`
-//! acts on it. Each consumer's failure is recorded against that consumer and the others go on; the
-//! exit code says whether anything failed.
+//! Discovery and fingerprinting run on blocking threads, once: the scan each fingerprint is made
+//! from is kept and is what the image builder is sent. Each consumer's failure is recorded
+//! against that consumer and the others go on; the exit code says whether anything failed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -10,53 +10,66 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::apply::images as deploy;
-use crate::clients::builder::Engine;
+use crate::apply::images::{self, Buildable, ImageStage};
+use crate::apply::{ImageOutcome, RunReport};
+use crate::clients::builder::{DockerEngine, EngineError, ImageBuilder, RegistryLogin};
 use crate::clients::ecr::{Ecr, RepositoryService};
 use crate::clients::registry::{HttpRegistry, Registry, RegistryAuth};
-use crate::config::{Action, DeploySettings, RegistryHost, Settings};
+use crate::config::{Action, DeploySettings, PlanSettings, RegistryHost, Settings};
 use crate::consumers::discovery::{self, ConsumerSpec, Discovery};
 use crate::context::fingerprint::{self, FingerprintReport};
 use crate::context::{BuildContext, ContextError};
 use crate::diagnostics::Diagnostic;
 use crate::gha::{Annotation, Level, Runner};
-use crate::plan::{self, Fingerprinted, ImageOutcome, Plan, Status, Step};
+use crate::observe::{self, Wanted};
+use crate::plan::{self, Fingerprinted, Plan, Status, Step};
 use crate::report::{self, ReportHeader};
 
 /// Exit code when the run finished but a consumer is invalid or failed.
 pub const EXIT_FAILED: u8 = 1;
+/// Attempts per AWS API call (the SDK's standard retry mode, exponential backoff with jitter).
+pub const AWS_ATTEMPTS: u32 = 5;
 
-/// Each discovered consumer with its fingerprint, or the finding that stopped it.
-pub type FingerprintResults = Vec<(ConsumerSpec, Result<FingerprintReport, Diagnostic>)>;
+/// One consumer's build context, scanned once: the fingerprint, and the file list the image
+/// builder is sent.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    pub context: BuildContext,
+    pub report: FingerprintReport,
+}
 
-/// Discover the consumers and fingerprint each one's build context, in parallel.
-pub fn discover_and_fingerprint(
-    settings: &Settings,
-) -> anyhow::Result<(Discovery, FingerprintResults)> {
+/// Each discovered consumer with its scan, or the finding that stopped it.
+pub type Scans = Vec<(ConsumerSpec, Result<Scan, Diagnostic>)>;
+
+/// Discover the consumers and scan and fingerprint each one's build context, in parallel on
+/// threads of its own (this blocks: call it off the async runtime's workers).
+pub fn discover_and_fingerprint(settings: &Settings) -> anyhow::Result<(Discovery, Scans)> {
     let found = discovery::discover(
         &settings.workspace,
         &settings.consumers_dir,
         &settings.project,
     )
     .context("could not discover the consumers")?;
-    let results = fingerprint_all(&found.consumers);
-    Ok((found, results))
+    let scans = fingerprint_all(&found.consumers);
+    Ok((found, scans))
 }
 
-fn fingerprint_all(consumers: &[ConsumerSpec]) -> FingerprintResults {
+fn fingerprint_all(consumers: &[ConsumerSpec]) -> Scans {
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(consumers.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut slots: Vec<Option<Result<FingerprintReport, Diagnostic>>> = vec![None; consumers.len()];
-    let slots_lock = std::sync::Mutex::new(&mut slots);
+    let slots: Vec<std::sync::Mutex<Option<Result<Scan, Diagnostic>>>> = consumers
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(spec) = consumers.get(i) else { break };
                 let r = fingerprint_one(spec);
-                slots_lock.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             });
         }
     });
@@ -64,23 +77,29 @@ fn fingerprint_all(consumers: &[ConsumerSpec]) -> FingerprintResults {
         .iter()
         .cloned()
         .zip(slots)
-        .map(|(c, r)| {
-            let r = r.unwrap_or_else(|| {
-                Err(Diagnostic::error(
-                    c.display_dir.clone(),
-                    "the consumer was not fingerprinted",
-                ))
-            });
+        .map(|(c, slot)| {
+            let r = slot
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(|| {
+                    Err(Diagnostic::error(
+                        c.display_dir.clone(),
+                        "the consumer was not fingerprinted",
+                    ))
+                });
             (c, r)
         })
         .collect()
 }
 
-/// Fingerprint one consumer; a failure becomes a finding about that consumer.
-pub fn fingerprint_one(spec: &ConsumerSpec) -> Result<FingerprintReport, Diagnostic> {
+/// Scan and fingerprint one consumer; a failure becomes a finding about that consumer.
+pub fn fingerprint_one(spec: &ConsumerSpec) -> Result<Scan, Diagnostic> {
     let s = &spec.settings;
     BuildContext::scan(&spec.dir, &s.build.dockerfile)
-        .and_then(|ctx| fingerprint::fingerprint(&ctx, &s.build, s.platform))
+        .and_then(|context| {
+            let report = fingerprint::fingerprint(&context, &s.build, s.platform)?;
+            Ok(Scan { context, report })
+        })
         .map_err(|e| context_diagnostic(spec, &e))
 }
 
@@ -96,32 +115,20 @@ fn context_diagnostic(spec: &ConsumerSpec, e: &ContextError) -> Diagnostic {
     }
 }
 
-/// The commit the run is about: an explicit one, the event's, or the checkout's `HEAD`.
-pub fn resolve_commit(settings: &Settings, explicit: Option<&str>) -> Option<String> {
-    if let Some(c) = explicit.or(settings.github.commit()) {
-        return Some(c.to_string());
-    }
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(&settings.workspace)
-        .args(["rev-parse", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let sha = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !sha.is_empty()).then_some(sha)
+/// Discover and fingerprint on a blocking thread, off the async runtime's workers.
+async fn scan(settings: &Settings) -> anyhow::Result<(Discovery, Scans)> {
+    let settings = settings.clone();
+    tokio::task::spawn_blocking(move || discover_and_fingerprint(&settings))
+        .await
+        .context("the scan of the consumers stopped")?
 }
 
 fn header(settings: &Settings, verb: &str) -> ReportHeader {
-    let g = &settings.github;
     ReportHeader {
         project: settings.project.to_string(),
         environment: settings.environment.clone(),
         verb: verb.to_string(),
-        run_url: match (&g.server_url, &g.repository, &g.run_id) {
-            (Some(s), Some(r), Some(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
-            _ => None,
-        },
+        run_url: settings.github.run_url(),
     }
 }
 
@@ -143,12 +150,11 @@ pub fn annotate(plan: &Plan, runner: &Runner) {
 }
 
 /// Set the step outputs every command sets.
-pub fn set_plan_outputs(plan: &Plan, runner: &Runner) -> anyhow::Result<()> {
+fn set_plan_outputs(plan: &Plan, runner: &Runner) -> anyhow::Result<()> {
     for status in [
         Status::New,
         Status::Changed,
         Status::Unchanged,
-        Status::Removed,
         Status::Invalid,
     ] {
         let names = serde_json::to_string(&plan.names(status))?;
@@ -161,12 +167,30 @@ pub fn set_plan_outputs(plan: &Plan, runner: &Runner) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registry credentials and clients for a run that talks to AWS.
+/// Outputs of the image stage: the pinned image of each consumer, and who was built, reused or
+/// failed.
+fn set_image_outputs(run: &RunReport, runner: &Runner) -> anyhow::Result<()> {
+    let images: BTreeMap<&str, &str> = run
+        .images
+        .iter()
+        .filter_map(|(name, r)| Some((name.as_str(), r.image.as_deref()?)))
+        .collect();
+    runner.set_output("images", &serde_json::to_string(&images)?)?;
+    for outcome in ImageOutcome::ALL {
+        runner.set_output(
+            outcome.as_str(),
+            &serde_json::to_string(&run.names(outcome))?,
+        )?;
+    }
+    Ok(())
+}
+
+/// The clients of a run that talks to AWS.
 pub struct Aws {
     pub ecr: Arc<dyn RepositoryService>,
     pub registry: Arc<dyn Registry>,
     pub host: RegistryHost,
-    pub auth: RegistryAuth,
+    pub login: RegistryLogin,
 }
 
 /// Load the AWS configuration, get the registry credentials (masked the moment they arrive) and
@@ -225,153 +249,65 @@ pub async fn connect_aws(
     Ok(Aws {
         ecr: Arc::new(ecr),
         registry: Arc::new(registry),
+        login: RegistryLogin {
+            host: host.host.clone(),
+            auth: registry_auth,
+        },
         host,
-        auth: registry_auth,
     })
 }
 
-/// Attempts per AWS API call (the SDK's standard retry mode, exponential backoff with jitter).
-pub const AWS_ATTEMPTS: u32 = 5;
-
-/// The fingerprinted consumers, as the planner takes them.
-fn fingerprinted(fingerprints: &FingerprintResults) -> Vec<Fingerprinted<'_>> {
-    fingerprints
+fn fingerprinted(scans: &Scans) -> Vec<Fingerprinted<'_>> {
+    scans
         .iter()
         .map(|(spec, r)| Fingerprinted {
             spec,
-            fingerprint: r.clone(),
+            fingerprint: r.as_ref().map(|s| s.report.clone()).map_err(Clone::clone),
         })
         .collect()
 }
 
-/// Observe the registry for the consumers that fingerprinted, and plan against it.
+/// Observe AWS for the consumers that fingerprinted, and plan against it.
 async fn observe_and_plan(
     found: &Discovery,
-    fingerprints: &FingerprintResults,
+    scans: &Scans,
     aws: &Aws,
-    commit: Option<&str>,
-) -> (Plan, HashMap<String, String>) {
-    let lookups: Vec<(&str, String)> = fingerprints
+    settings: &Settings,
+) -> Plan {
+    let wanted: Vec<Wanted> = scans
         .iter()
         .filter_map(|(s, r)| {
-            let tag = r.as_ref().ok()?.fingerprint.tag();
-            Some((s.resource_name.as_str(), tag))
+            Some(Wanted {
+                resource: s.resource_name.clone(),
+                fingerprint_tag: r.as_ref().ok()?.report.fingerprint.tag(),
+            })
         })
         .collect();
-    let observed = deploy::observe(aws.ecr.as_ref(), aws.registry.as_ref(), &lookups, commit).await;
-    let plan = plan::plan(
+    let observed = observe::observe(aws.ecr.as_ref(), aws.registry.as_ref(), &wanted).await;
+    plan::plan(
         found,
-        &fingerprinted(fingerprints),
-        Some(&observed.state),
-        commit,
-    );
-    (plan, observed.failures)
+        &fingerprinted(scans),
+        Some(&observed),
+        settings.commit.as_ref(),
+    )
 }
 
-/// `plan`: discover, fingerprint, plan, report. Changes nothing anywhere.
-pub async fn run_plan(
-    settings: &Settings,
-    runner: &Runner,
-    offline: bool,
-    output: Option<&Path>,
-    registry_host: Option<&RegistryHost>,
-) -> anyhow::Result<u8> {
-    let (found, fingerprints) = discover_and_fingerprint(settings)?;
-    let commit = resolve_commit(settings, None);
-    let (plan, failures) = if offline {
-        let plan = plan::plan(
-            &found,
-            &fingerprinted(&fingerprints),
-            None,
-            commit.as_deref(),
-        );
-        (plan, HashMap::new())
-    } else {
-        let aws = connect_aws(settings, runner, registry_host).await?;
-        observe_and_plan(&found, &fingerprints, &aws, commit.as_deref()).await
-    };
-    for (name, e) in &failures {
-        runner.error(&format!("could not look up the image of `{name}`: {e}"));
-    }
-    report_plan(settings, runner, &plan, "plan", output)?;
-    Ok(if plan.count(Status::Invalid) > 0 || !failures.is_empty() {
-        EXIT_FAILED
-    } else {
-        0
-    })
-}
-
-/// `deploy`: observe, plan, then ensure repositories and build, push and tag the images.
-pub async fn run_deploy(
-    settings: &Settings,
-    runner: &Runner,
-    deploy_settings: &DeploySettings,
-) -> anyhow::Result<u8> {
-    let (found, fingerprints) = discover_and_fingerprint(settings)?;
-    let commit = resolve_commit(settings, deploy_settings.commit.as_deref());
-    let aws = connect_aws(settings, runner, deploy_settings.registry_host.as_ref()).await?;
-    let (mut plan, failures) =
-        observe_and_plan(&found, &fingerprints, &aws, commit.as_deref()).await;
-    runner.print(&report::table(&plan));
-    let engine = if plan.consumers.iter().any(|c| c.has(Step::Build)) {
-        Some(Engine::connect(settings.docker_host.as_deref()).await?)
-    } else {
-        None
-    };
-    let specs: Vec<&ConsumerSpec> = fingerprints.iter().map(|(s, _)| s).collect();
-    let stage = deploy::ImageStage {
-        settings,
-        deploy: deploy_settings,
-        runner,
-        ecr: aws.ecr.clone(),
-        registry: aws.registry.clone(),
-        registry_host: aws.host.clone(),
-        auth: aws.auth.clone(),
-        engine,
-        commit: commit.clone(),
-    };
-    deploy::apply_images(&stage, &mut plan, &specs, &failures).await;
-    report_plan(settings, runner, &plan, "deploy", None)?;
-    set_image_outputs(&plan, runner)?;
-    let failed = plan.image_names(ImageOutcome::Failed).len();
-    Ok(if failed > 0 || plan.count(Status::Invalid) > 0 {
-        EXIT_FAILED
-    } else {
-        0
-    })
-}
-
-/// Outputs of the image stage: the pinned image of each consumer, and who was built, reused,
-/// retagged or failed.
-pub fn set_image_outputs(plan: &Plan, runner: &Runner) -> anyhow::Result<()> {
-    let images: BTreeMap<&str, &str> = plan
-        .consumers
-        .iter()
-        .filter_map(|c| Some((c.name.as_str(), c.image.as_ref()?.image.as_deref()?)))
-        .collect();
-    runner.set_output("images", &serde_json::to_string(&images)?)?;
-    for outcome in ImageOutcome::ALL {
-        runner.set_output(
-            outcome.as_str(),
-            &serde_json::to_string(&plan.image_names(outcome))?,
-        )?;
-    }
-    Ok(())
-}
-
-fn report_plan(
+/// Print the table, the annotations and the report; append the summary; set the outputs.
+fn report(
     settings: &Settings,
     runner: &Runner,
     plan: &Plan,
+    run: Option<&RunReport>,
     verb: &str,
     output: Option<&Path>,
 ) -> anyhow::Result<()> {
-    runner.print(&report::table(plan));
+    runner.print_untrusted(&report::table::table(plan, run));
     annotate(plan, runner);
-    let md = report::markdown(plan, &header(settings, verb));
+    let h = header(settings, verb);
+    let comment = report::markdown::comment(plan, run, &h);
     match output {
         Some(path) => {
-            std::fs::write(path, &md)
+            std::fs::write(path, &comment)
                 .with_context(|| format!("could not write the report to `{}`", path.display()))?;
             runner.print(&format!("report written to {}", path.display()));
         }
@@ -381,31 +317,142 @@ fn report_plan(
             } else {
                 "report"
             });
-            runner.print(&md);
+            runner.print_untrusted(&comment);
         }
     }
-    runner.append_summary(&md)?;
+    runner.append_summary(&report::markdown::summary(plan, run, &h))?;
     set_plan_outputs(plan, runner)?;
     Ok(())
 }
 
+/// `plan`: scan, observe (unless offline), plan, report. Changes nothing anywhere.
+pub async fn run_plan(
+    settings: &Settings,
+    runner: &Runner,
+    p: &PlanSettings,
+) -> anyhow::Result<u8> {
+    let (found, scans) = scan(settings).await?;
+    let plan = if p.offline {
+        plan::plan(
+            &found,
+            &fingerprinted(&scans),
+            None,
+            settings.commit.as_ref(),
+        )
+    } else {
+        let aws = connect_aws(settings, runner, p.registry_host.as_ref()).await?;
+        observe_and_plan(&found, &scans, &aws, settings).await
+    };
+    report(settings, runner, &plan, None, "plan", p.output.as_deref())?;
+    Ok(
+        if plan.count(Status::Invalid) > 0 || plan.count(Status::Unknown) > 0 {
+            EXIT_FAILED
+        } else {
+            0
+        },
+    )
+}
+
+/// `deploy`: scan, observe, plan, then the image stage, then report.
+pub async fn run_deploy(
+    settings: &Settings,
+    runner: &Runner,
+    d: &DeploySettings,
+) -> anyhow::Result<u8> {
+    let (found, scans) = scan(settings).await?;
+    let aws = connect_aws(settings, runner, d.registry_host.as_ref()).await?;
+    let plan = observe_and_plan(&found, &scans, &aws, settings).await;
+    runner.print_untrusted(&format!(
+        "plan: {}",
+        report::table::summary_line(&plan, None)
+    ));
+    let engine = if plan.consumers.iter().any(|c| c.has(Step::Build)) {
+        let engine =
+            DockerEngine::connect(settings.docker_host.as_deref(), settings.buildkit).await;
+        match &engine {
+            Ok(e) => match e.backend() {
+                crate::clients::builder::Backend::BuildKit => runner.print(&e.describe()),
+                crate::clients::builder::Backend::Classic { .. } => runner.warning(&e.describe()),
+            },
+            Err(e) => runner.error(&e.to_string()),
+        }
+        Some(engine)
+    } else {
+        None
+    };
+    let builder: Result<&dyn ImageBuilder, EngineError> = match &engine {
+        Some(Ok(e)) => Ok(e),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(EngineError {
+            address: settings.docker_host.clone().unwrap_or_default(),
+            message: "the engine is not connected: the plan builds nothing".into(),
+        }),
+    };
+    let buildable: HashMap<&str, Buildable<'_>> = scans
+        .iter()
+        .filter_map(|(spec, r)| {
+            Some((
+                spec.name.as_str(),
+                Buildable {
+                    spec,
+                    context: &r.as_ref().ok()?.context,
+                },
+            ))
+        })
+        .collect();
+    let stage = ImageStage {
+        runner,
+        ecr: aws.ecr.as_ref(),
+        registry: aws.registry.as_ref(),
+        builder,
+        registry_host: aws.host.clone(),
+        login: aws.login.clone(),
+        project: settings.project.to_string(),
+        environment: settings.environment.clone(),
+        keep_images: d.keep_images,
+        untagged_expiry_days: d.untagged_expiry_days,
+        build_concurrency: d.build_concurrency,
+        commit: settings.commit.clone(),
+        source_url: settings.github.repository_url(),
+    };
+    let run = RunReport {
+        images: images::apply(&stage, &plan, &buildable).await,
+    };
+    report(settings, runner, &plan, Some(&run), "deploy", None)?;
+    set_image_outputs(&run, runner)?;
+    let failed = run.names(ImageOutcome::Failed).len();
+    Ok(if failed > 0 || plan.count(Status::Invalid) > 0 {
+        EXIT_FAILED
+    } else {
+        0
+    })
+}
+
+/// The event leaves nothing to do: say so, and set every output empty.
+fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> anyhow::Result<u8> {
+    runner.notice(&format!("nothing to do: {reason}"));
+    for name in ["new", "changed", "unchanged", "invalid"] {
+        runner.set_output(name, "[]")?;
+    }
+    runner.set_output("has-changes", "false")?;
+    runner.append_summary(&format!(
+        "{}\n## cdc-deploy: `{}` → `{}`\n\nNothing to do: {}\n",
+        report::comment_marker(&header(settings, "run")),
+        settings.project,
+        settings.environment,
+        report::md::text(reason)
+    ))?;
+    Ok(0)
+}
+
 /// Run the command the settings ask for and return the process exit code.
 pub async fn execute(settings: &Settings, runner: &Runner) -> anyhow::Result<u8> {
+    for w in &settings.warnings {
+        runner.warning(w);
+    }
     match &settings.action {
-        Action::Plan {
-            offline,
-            output,
-            registry_host,
-        } => {
-            run_plan(
-                settings,
-                runner,
-                *offline,
-                output.as_deref(),
-                registry_host.as_ref(),
-            )
-            .await
-        }
+        Action::Plan(p) => run_plan(settings, runner, p).await,
         Action::Deploy(d) => run_deploy(settings, runner, d).await,
+        Action::Nothing { reason } => nothing_to_do(settings, runner, reason),
     }
 }

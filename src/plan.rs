@@ -1,42 +1,19 @@
 //! Planning: from what was discovered, each consumer's fingerprint and what was observed in AWS,
-//! decide per consumer whether it is new, changed, unchanged or removed, and the steps to take.
+//! decide per consumer whether it is new, changed or unchanged, and the steps the apply stages
+//! take for it.
 //!
 //! Pure: no I/O, no clock, no environment. The same inputs always give the same plan, which is
-//! what `plan`, the pull request comment and the tests look at. Only the apply stages act on it.
+//! what `plan`, the pull request comment and the tests look at. The apply stages perform exactly
+//! its steps and report what happened beside it; they never change it.
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use crate::clients::ecr::{EcrError, RepositoryDrift, RepositoryState};
+use crate::clients::registry::RegistryError;
+use crate::config::event::CommitSha;
 use crate::consumers::config::ConsumerSettings;
 use crate::consumers::discovery::{ConsumerSpec, Discovery, SkippedFolder};
 use crate::context::fingerprint::{Fingerprint, FingerprintReport};
 use crate::diagnostics::Diagnostic;
-
-/// What AWS (the registry, later ECS) holds for one consumer's resource name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ObservedConsumer {
-    pub repository: bool,
-    /// An image tagged with the consumer's current fingerprint exists.
-    pub fingerprint_image: bool,
-    /// That image also carries the current commit's tag.
-    pub commit_tag: bool,
-    pub service: Option<ObservedService>,
-}
-
-/// A running ECS service managed by this tool.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ObservedService {
-    /// The settings digest the service was last deployed with, when recorded.
-    pub settings_digest: Option<String>,
-}
-
-/// Everything observed, by resource name (`<project>-<consumer>`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ObservedState {
-    pub consumers: BTreeMap<String, ObservedConsumer>,
-    /// Whether ECS services were looked up. When they were not, a consumer is judged on its
-    /// image alone: an existing image with this fingerprint means unchanged.
-    pub services_observed: bool,
-}
+use crate::observe::{ImageLookup, Observation, RegistryImage, RepositoryLookup};
 
 /// A consumer's verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -45,17 +22,26 @@ pub enum Status {
     New,
     Changed,
     Unchanged,
-    Removed,
+    /// Its look-up in AWS failed: nothing is known, nothing is done.
+    Unknown,
     Invalid,
 }
 
 impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::New,
+        Status::Changed,
+        Status::Unchanged,
+        Status::Unknown,
+        Status::Invalid,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::New => "new",
             Status::Changed => "changed",
             Status::Unchanged => "unchanged",
-            Status::Removed => "removed",
+            Status::Unknown => "unknown",
             Status::Invalid => "invalid",
         }
     }
@@ -65,38 +51,41 @@ impl Status {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
-    /// Create the ECR repository with its scanning, tag immutability and lifecycle policy.
+    /// Create the ECR repository with its scanning, tag immutability, tags and lifecycle policy.
     CreateRepository,
+    /// Put back the repository settings that drifted (tag mutability, scan on push).
+    ReconcileRepository,
     Build,
+    /// Push the image under its fingerprint tag, and the commit tag when there is a commit.
     Push,
-    /// Put the existing image's manifest under the commit tag: no build, no push of layers.
-    Retag,
-    /// Apply the infrastructure (task definition, service, scaling) with the image's digest.
-    Apply,
-    RollOut,
-    /// Tear down the service of a consumer whose folder is gone; its repository is kept.
-    Retire,
 }
 
 impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
             Step::CreateRepository => "create repository",
+            Step::ReconcileRepository => "reconcile repository",
             Step::Build => "build",
             Step::Push => "push",
-            Step::Retag => "retag",
-            Step::Apply => "apply",
-            Step::RollOut => "roll out",
-            Step::Retire => "retire",
         }
     }
+}
+
+/// Why a consumer could not be planned against AWS.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupFailure {
+    #[error("could not look up its repository: {0}")]
+    Repository(EcrError),
+    #[error("could not look up its image: {0}")]
+    Image(RegistryError),
 }
 
 /// The plan for one consumer.
 #[derive(Clone, Debug)]
 pub struct ConsumerPlan {
-    /// The folder name (for removed consumers, the resource name).
+    /// The folder name.
     pub name: String,
+    /// `<project>-<consumer>`: the ECR repository (and, later, the service).
     pub resource_name: Option<String>,
     pub status: Status,
     /// Why the status is what it is, for the report.
@@ -108,60 +97,26 @@ pub struct ConsumerPlan {
     pub context_bytes: u64,
     pub settings: Option<ConsumerSettings>,
     pub diagnostics: Vec<Diagnostic>,
-    /// What the image stage did, once `deploy` has run it.
-    pub image: Option<ImageResult>,
-}
-
-/// What the image stage did for a consumer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageOutcome {
-    /// Built and pushed.
-    Built,
-    /// An image with this fingerprint was already in the registry.
-    Reused,
-    /// Already in the registry; the commit tag was added to it.
-    Retagged,
-    Failed,
-}
-
-impl ImageOutcome {
-    pub const ALL: [ImageOutcome; 4] = [
-        ImageOutcome::Built,
-        ImageOutcome::Reused,
-        ImageOutcome::Retagged,
-        ImageOutcome::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageOutcome::Built => "built",
-            ImageOutcome::Reused => "reused",
-            ImageOutcome::Retagged => "retagged",
-            ImageOutcome::Failed => "failed",
-        }
-    }
-}
-
-/// The image stage's result for one consumer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageResult {
-    pub outcome: ImageOutcome,
-    /// `<registry>/<repository>@sha256:…`: what later stages pin, never a tag.
-    pub image: Option<String>,
-    pub digest: Option<String>,
-    /// Compressed size as the registry stores it (config and layers).
-    pub size: Option<u64>,
-    pub duration: std::time::Duration,
-    /// Why it failed, naming the step.
-    pub failure: Option<String>,
-    /// The last lines of the build output, for a failed build.
-    pub log_tail: Vec<String>,
+    /// The image the registry already holds under the fingerprint: what the consumer runs when
+    /// nothing is built.
+    pub existing_image: Option<RegistryImage>,
+    /// What [`Step::ReconcileRepository`] puts back.
+    pub repository_drift: Vec<RepositoryDrift>,
+    pub lookup_failure: Option<LookupFailure>,
 }
 
 impl ConsumerPlan {
     pub fn has(&self, step: Step) -> bool {
         self.steps.contains(&step)
+    }
+
+    /// The status as people read it. Configuration is not compared with what runs yet, so an
+    /// unchanged image is only that: "image unchanged", never plainly "unchanged".
+    pub fn status_label(&self) -> &'static str {
+        match self.status {
+            Status::Unchanged => "image unchanged",
+            s => s.as_str(),
+        }
     }
 }
 
@@ -170,7 +125,7 @@ impl ConsumerPlan {
 pub struct Plan {
     /// `true` when nothing was observed: every consumer is new.
     pub offline: bool,
-    pub commit: Option<String>,
+    pub commit: Option<CommitSha>,
     pub consumers: Vec<ConsumerPlan>,
     pub skipped: Vec<SkippedFolder>,
     pub warnings: Vec<Diagnostic>,
@@ -189,28 +144,21 @@ impl Plan {
             .collect()
     }
 
+    /// Whether anything would be built or created. A consumer whose look-up failed counts: it
+    /// may have changed, and a later step gated on this must not skip it silently.
     pub fn has_changes(&self) -> bool {
         self.consumers
             .iter()
-            .any(|c| matches!(c.status, Status::New | Status::Changed | Status::Removed))
+            .any(|c| matches!(c.status, Status::New | Status::Changed | Status::Unknown))
     }
 
     pub fn get(&self, name: &str) -> Option<&ConsumerPlan> {
         self.consumers.iter().find(|c| c.name == name)
     }
 
-    /// Names of the consumers whose image stage ended with `outcome`.
-    pub fn image_names(&self, outcome: ImageOutcome) -> Vec<&str> {
-        self.consumers
-            .iter()
-            .filter(|c| c.image.as_ref().is_some_and(|i| i.outcome == outcome))
-            .map(|c| c.name.as_str())
-            .collect()
-    }
-
-    /// Whether the image stage ran for any consumer.
-    pub fn has_image_results(&self) -> bool {
-        self.consumers.iter().any(|c| c.image.is_some())
+    /// Whether any consumer has a step.
+    pub fn has_steps(&self) -> bool {
+        self.consumers.iter().any(|c| !c.steps.is_empty())
     }
 }
 
@@ -220,25 +168,29 @@ pub struct Fingerprinted<'a> {
     pub fingerprint: Result<FingerprintReport, Diagnostic>,
 }
 
-/// Digest of the runtime settings (everything but the build), to tell a configuration-only change.
-pub fn settings_digest(settings: &ConsumerSettings) -> String {
-    let mut runtime = settings.clone();
-    runtime.build = ConsumerSettings::default().build;
-    let json = serde_json::to_vec(&runtime).unwrap_or_default();
-    blake3::hash(&json).to_hex()[..16].to_string()
+/// What an existing repository must look like, and where it does not.
+pub fn repository_drift(r: &RepositoryState) -> Vec<RepositoryDrift> {
+    let mut drift = Vec::new();
+    if r.tag_mutability != "IMMUTABLE" {
+        drift.push(RepositoryDrift::MutableTags);
+    }
+    if !r.scan_on_push {
+        drift.push(RepositoryDrift::ScanOnPushOff);
+    }
+    drift
 }
 
 /// Build the plan. `observed` is `None` offline.
 pub fn plan(
     discovery: &Discovery,
     fingerprinted: &[Fingerprinted<'_>],
-    observed: Option<&ObservedState>,
-    commit: Option<&str>,
+    observed: Option<&Observation>,
+    commit: Option<&CommitSha>,
 ) -> Plan {
-    let mut consumers = Vec::new();
-    for f in fingerprinted {
-        consumers.push(plan_one(f, observed, commit));
-    }
+    let mut consumers: Vec<ConsumerPlan> = fingerprinted
+        .iter()
+        .map(|f| plan_one(f, observed))
+        .collect();
     for inv in &discovery.invalid {
         consumers.push(ConsumerPlan {
             name: inv.name.clone(),
@@ -252,72 +204,24 @@ pub fn plan(
             context_bytes: 0,
             settings: None,
             diagnostics: inv.diagnostics.clone(),
-            image: None,
+            existing_image: None,
+            repository_drift: Vec::new(),
+            lookup_failure: None,
         });
-    }
-    if let Some(observed) = observed {
-        let present: BTreeSet<&str> = discovery
-            .consumers
-            .iter()
-            .map(|c| c.resource_name.as_str())
-            .collect();
-        let any_invalid = consumers.iter().any(|c| c.status == Status::Invalid);
-        for (resource, o) in &observed.consumers {
-            if present.contains(resource.as_str()) || (!o.repository && o.service.is_none()) {
-                continue;
-            }
-            if !observed.services_observed && o.service.is_none() {
-                // A repository alone is kept forever; without service data there is nothing to retire.
-                continue;
-            }
-            let (steps, reason) = if any_invalid {
-                (
-                    Vec::new(),
-                    "its folder is gone, but removals wait until every consumer is valid: an invalid folder may be this consumer renamed".to_string(),
-                )
-            } else if o.service.is_some() {
-                (
-                    vec![Step::Retire],
-                    "its folder is gone; its service is retired and its repository kept"
-                        .to_string(),
-                )
-            } else {
-                (
-                    Vec::new(),
-                    "its folder is gone; it has no service, and its repository is kept".to_string(),
-                )
-            };
-            consumers.push(ConsumerPlan {
-                name: resource.clone(),
-                resource_name: Some(resource.clone()),
-                status: Status::Removed,
-                reasons: vec![reason],
-                steps,
-                display_dir: None,
-                fingerprint: None,
-                context_files: 0,
-                context_bytes: 0,
-                settings: None,
-                diagnostics: Vec::new(),
-                image: None,
-            });
-        }
     }
     consumers.sort_by(|a, b| a.name.cmp(&b.name));
     Plan {
         offline: observed.is_none(),
-        commit: commit.map(str::to_string),
+        commit: commit.cloned(),
         consumers,
         skipped: discovery.skipped.clone(),
         warnings: discovery.warnings.clone(),
     }
 }
 
-fn plan_one(
-    f: &Fingerprinted<'_>,
-    observed: Option<&ObservedState>,
-    commit: Option<&str>,
-) -> ConsumerPlan {
+const NEW_STEPS: [Step; 3] = [Step::CreateRepository, Step::Build, Step::Push];
+
+fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPlan {
     let spec = f.spec;
     let mut p = ConsumerPlan {
         name: spec.name.to_string(),
@@ -331,7 +235,9 @@ fn plan_one(
         context_bytes: 0,
         settings: Some(spec.settings.clone()),
         diagnostics: Vec::new(),
-        image: None,
+        existing_image: None,
+        repository_drift: Vec::new(),
+        lookup_failure: None,
     };
     let report = match &f.fingerprint {
         Ok(r) => r,
@@ -346,66 +252,62 @@ fn plan_one(
     p.context_files = report.files;
     p.context_bytes = report.bytes;
 
-    let seen = observed
-        .and_then(|o| o.consumers.get(&spec.resource_name))
-        .filter(|o| o.repository || o.service.is_some());
-    let Some(o) = seen else {
-        p.reasons.push(if observed.is_none() {
-            "offline: nothing was looked up, so everything is new".into()
-        } else {
-            "no repository or service exists yet".into()
-        });
-        p.steps = vec![
-            Step::CreateRepository,
-            Step::Build,
-            Step::Push,
-            Step::Apply,
-            Step::RollOut,
-        ];
+    let Some(observed) = observed else {
+        p.reasons
+            .push("offline: nothing was looked up, so everything is new".into());
+        p.steps = NEW_STEPS.to_vec();
         return p;
     };
+    let Some(o) = observed.consumers.get(&spec.resource_name) else {
+        p.reasons.push("it was not looked up".into());
+        p.status = Status::Unknown;
+        return p;
+    };
+    let repository = match &o.repository {
+        RepositoryLookup::Failed(e) => {
+            return unknown(p, LookupFailure::Repository(e.clone()));
+        }
+        RepositoryLookup::Missing => {
+            p.reasons.push("its repository does not exist yet".into());
+            p.steps = NEW_STEPS.to_vec();
+            return p;
+        }
+        RepositoryLookup::Found(r) => r,
+    };
+    p.repository_drift = repository_drift(repository);
+    if !p.repository_drift.is_empty() {
+        p.steps.push(Step::ReconcileRepository);
+        let what: Vec<&str> = p.repository_drift.iter().map(|d| d.describe()).collect();
+        p.reasons.push(format!(
+            "its repository drifted ({}); it is brought back in line",
+            what.join(", ")
+        ));
+    }
+    match &o.image {
+        ImageLookup::Failed(e) => unknown(p, LookupFailure::Image(e.clone())),
+        ImageLookup::Present(image) => {
+            p.status = Status::Unchanged;
+            p.existing_image = Some(image.clone());
+            p.reasons.push(
+                "an image with this fingerprint is in the registry; the configuration is not compared with what runs".into(),
+            );
+            p
+        }
+        ImageLookup::Absent | ImageLookup::NotAsked => {
+            p.status = Status::Changed;
+            p.steps.extend([Step::Build, Step::Push]);
+            p.reasons
+                .push("no image has this fingerprint: its build context changed".into());
+            p
+        }
+    }
+}
 
-    let mut changed = false;
-    if !o.repository {
-        p.steps.push(Step::CreateRepository);
-        p.reasons.push("its repository is missing".into());
-        changed = true;
-    }
-    if !o.fingerprint_image {
-        p.steps.extend([Step::Build, Step::Push]);
-        p.reasons
-            .push("its build context changed: no image has this fingerprint".into());
-        changed = true;
-    } else if commit.is_some() && !o.commit_tag {
-        p.steps.push(Step::Retag);
-        p.reasons
-            .push("the image exists; only the commit tag is added".into());
-    }
-    match &o.service {
-        _ if !observed.is_some_and(|o| o.services_observed) => {}
-        None => {
-            p.reasons.push("it has no service yet".into());
-            changed = true;
-        }
-        Some(s)
-            if s.settings_digest.as_deref() != Some(settings_digest(&spec.settings).as_str()) =>
-        {
-            p.reasons
-                .push("its `consumer.toml` settings changed".into());
-            changed = true;
-        }
-        Some(_) => {}
-    }
-    if changed {
-        p.status = Status::Changed;
-        p.steps.extend([Step::Apply, Step::RollOut]);
-    } else {
-        p.status = Status::Unchanged;
-        if p.reasons.is_empty() {
-            p.reasons
-                .push("the image and settings are already deployed".into());
-        }
-    }
+fn unknown(mut p: ConsumerPlan, failure: LookupFailure) -> ConsumerPlan {
+    p.status = Status::Unknown;
+    p.steps.clear();
+    p.reasons.push(failure.to_string());
+    p.lookup_failure = Some(failure);
     p
 }
 
@@ -414,6 +316,7 @@ mod tests {
     use super::*;
     use crate::consumers::discovery::InvalidConsumer;
     use crate::consumers::names::{ConsumerName, ProjectName};
+    use crate::observe::ObservedConsumer;
     use std::path::PathBuf;
 
     fn spec(name: &str) -> ConsumerSpec {
@@ -431,107 +334,117 @@ mod tests {
 
     fn report(seed: &str) -> FingerprintReport {
         FingerprintReport {
-            fingerprint: test_fingerprint(seed),
+            fingerprint: Fingerprint::from_hash(blake3::hash(seed.as_bytes())),
             files: 3,
             bytes: 100,
         }
     }
 
-    fn test_fingerprint(seed: &str) -> Fingerprint {
-        Fingerprint::from_hash(blake3::hash(seed.as_bytes()))
+    fn repo(name: &str) -> RepositoryState {
+        RepositoryState {
+            name: name.into(),
+            uri: format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}"),
+            tag_mutability: "IMMUTABLE".into(),
+            scan_on_push: true,
+            encryption: Some("AES256".into()),
+        }
     }
 
-    fn observed(entries: &[(&str, ObservedConsumer)]) -> ObservedState {
-        ObservedState {
+    fn image() -> RegistryImage {
+        RegistryImage {
+            digest: format!("sha256:{}", "a".repeat(64)),
+            size: Some(1024),
+        }
+    }
+
+    fn observed(entries: Vec<(&str, ObservedConsumer)>) -> Observation {
+        Observation {
             consumers: entries
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
                 .collect(),
-            services_observed: true,
         }
     }
 
-    fn deployed(settings: &ConsumerSettings) -> ObservedConsumer {
+    fn found(name: &str, image: ImageLookup) -> ObservedConsumer {
         ObservedConsumer {
-            repository: true,
-            fingerprint_image: true,
-            commit_tag: true,
-            service: Some(ObservedService {
-                settings_digest: Some(settings_digest(settings)),
-            }),
+            repository: RepositoryLookup::Found(repo(name)),
+            image,
         }
     }
 
-    #[test]
-    fn offline_everything_is_new() {
-        let a = spec("orders");
-        let d = Discovery {
-            consumers: vec![a.clone()],
-            ..Default::default()
-        };
-        let f = [Fingerprinted {
-            spec: &a,
-            fingerprint: Ok(report("a")),
-        }];
-        let p = plan(&d, &f, None, None);
-        assert!(p.offline);
-        assert_eq!(p.consumers[0].status, Status::New);
-        assert_eq!(
-            p.consumers[0].steps,
-            vec![
-                Step::CreateRepository,
-                Step::Build,
-                Step::Push,
-                Step::Apply,
-                Step::RollOut
-            ]
-        );
+    fn setup(names: &[&str]) -> (Discovery, Vec<ConsumerSpec>) {
+        let specs: Vec<ConsumerSpec> = names.iter().map(|n| spec(n)).collect();
+        (
+            Discovery {
+                consumers: specs.clone(),
+                ..Default::default()
+            },
+            specs,
+        )
     }
 
-    #[test]
-    fn outcomes_against_observed_state() {
-        let specs = [
-            spec("fresh"),
-            spec("rebuilt"),
-            spec("same"),
-            spec("retag"),
-            spec("resized"),
-        ];
-        let d = Discovery {
-            consumers: specs.to_vec(),
-            ..Default::default()
-        };
-        let f: Vec<_> = specs
+    fn fingerprinted(specs: &[ConsumerSpec]) -> Vec<Fingerprinted<'_>> {
+        specs
             .iter()
             .map(|s| Fingerprinted {
                 spec: s,
                 fingerprint: Ok(report(s.name.as_str())),
             })
-            .collect();
-        let resized = ConsumerSettings {
-            cpu: 512,
-            ..Default::default()
-        };
-        let o = observed(&[
+            .collect()
+    }
+
+    #[test]
+    fn offline_everything_is_new() {
+        let (d, specs) = setup(&["orders"]);
+        let p = plan(&d, &fingerprinted(&specs), None, None);
+        assert!(p.offline);
+        assert_eq!(p.consumers[0].status, Status::New);
+        assert_eq!(
+            p.consumers[0].steps,
+            vec![Step::CreateRepository, Step::Build, Step::Push]
+        );
+    }
+
+    #[test]
+    fn outcomes_against_observed_state() {
+        let (d, specs) = setup(&["fresh", "rebuilt", "same", "drifted", "unreachable"]);
+        let mut drifted = repo("shop-drifted");
+        drifted.tag_mutability = "MUTABLE".into();
+        drifted.scan_on_push = false;
+        let o = observed(vec![
             (
-                "shop-rebuilt",
+                "shop-fresh",
                 ObservedConsumer {
-                    fingerprint_image: false,
-                    ..deployed(&ConsumerSettings::default())
+                    repository: RepositoryLookup::Missing,
+                    image: ImageLookup::NotAsked,
                 },
             ),
-            ("shop-same", deployed(&ConsumerSettings::default())),
+            ("shop-rebuilt", found("shop-rebuilt", ImageLookup::Absent)),
             (
-                "shop-retag",
+                "shop-same",
+                found("shop-same", ImageLookup::Present(image())),
+            ),
+            (
+                "shop-drifted",
                 ObservedConsumer {
-                    commit_tag: false,
-                    ..deployed(&ConsumerSettings::default())
+                    repository: RepositoryLookup::Found(drifted),
+                    image: ImageLookup::Present(image()),
                 },
             ),
-            ("shop-resized", deployed(&resized)),
-            ("shop-gone", deployed(&ConsumerSettings::default())),
+            (
+                "shop-unreachable",
+                found(
+                    "shop-unreachable",
+                    ImageLookup::Failed(RegistryError::Transport {
+                        host: "r".into(),
+                        what: "x".into(),
+                        message: "connection refused".into(),
+                    }),
+                ),
+            ),
         ]);
-        let p = plan(&d, &f, Some(&o), Some("abc1234"));
+        let p = plan(&d, &fingerprinted(&specs), Some(&o), None);
         let got: Vec<(&str, Status, Vec<Step>)> = p
             .consumers
             .iter()
@@ -541,56 +454,44 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (
-                    "fresh",
-                    Status::New,
-                    vec![CreateRepository, Build, Push, Apply, RollOut]
-                ),
-                (
-                    "rebuilt",
-                    Status::Changed,
-                    vec![Build, Push, Apply, RollOut]
-                ),
-                ("resized", Status::Changed, vec![Apply, RollOut]),
-                ("retag", Status::Unchanged, vec![Retag]),
+                ("drifted", Status::Unchanged, vec![ReconcileRepository]),
+                ("fresh", Status::New, vec![CreateRepository, Build, Push]),
+                ("rebuilt", Status::Changed, vec![Build, Push]),
                 ("same", Status::Unchanged, vec![]),
-                ("shop-gone", Status::Removed, vec![Retire]),
+                ("unreachable", Status::Unknown, vec![]),
             ]
         );
+        let drifted = p.get("drifted").unwrap();
+        assert_eq!(
+            drifted.repository_drift,
+            [RepositoryDrift::MutableTags, RepositoryDrift::ScanOnPushOff]
+        );
+        assert_eq!(p.get("same").unwrap().existing_image, Some(image()));
+        assert_eq!(p.get("same").unwrap().status_label(), "image unchanged");
+        assert!(p.get("unreachable").unwrap().reasons[0].contains("connection refused"));
         assert!(p.has_changes());
-        assert!(p
-            .get("resized")
-            .unwrap()
-            .reasons
-            .iter()
-            .any(|r| r.contains("settings changed")));
     }
 
     #[test]
-    fn without_a_commit_no_retag_is_planned() {
-        let a = spec("same");
-        let d = Discovery {
-            consumers: vec![a.clone()],
-            ..Default::default()
-        };
-        let f = [Fingerprinted {
-            spec: &a,
-            fingerprint: Ok(report("a")),
-        }];
-        let o = observed(&[(
+    fn unchanged_images_are_not_a_change_and_no_commit_adds_a_step() {
+        let (d, specs) = setup(&["same"]);
+        let o = observed(vec![(
             "shop-same",
-            ObservedConsumer {
-                commit_tag: false,
-                ..deployed(&ConsumerSettings::default())
-            },
+            found("shop-same", ImageLookup::Present(image())),
         )]);
-        let p = plan(&d, &f, Some(&o), None);
-        assert_eq!(p.consumers[0].steps, vec![]);
+        let commit = CommitSha::parse(&"2".repeat(40)).unwrap();
+        let p = plan(&d, &fingerprinted(&specs), Some(&o), Some(&commit));
+        assert_eq!(
+            p.consumers[0].steps,
+            vec![],
+            "a new commit alone writes nothing"
+        );
         assert!(!p.has_changes());
+        assert!(!p.has_steps());
     }
 
     #[test]
-    fn removals_wait_while_any_consumer_is_invalid() {
+    fn invalid_consumers_are_listed_with_their_findings() {
         let d = Discovery {
             invalid: vec![InvalidConsumer {
                 name: "Orders".into(),
@@ -599,32 +500,22 @@ mod tests {
             }],
             ..Default::default()
         };
-        let o = observed(&[("shop-orders", deployed(&ConsumerSettings::default()))]);
-        let p = plan(&d, &[], Some(&o), None);
-        let removed = p.get("shop-orders").unwrap();
-        assert_eq!(removed.status, Status::Removed);
-        assert!(
-            removed.steps.is_empty(),
-            "nothing is torn down while a folder is invalid"
-        );
-        assert_eq!(p.get("Orders").unwrap().status, Status::Invalid);
+        let p = plan(&d, &[], Some(&Observation::default()), None);
+        let c = p.get("Orders").unwrap();
+        assert_eq!(c.status, Status::Invalid);
+        assert_eq!(c.reasons, ["bad name"]);
     }
 
     #[test]
     fn a_failed_fingerprint_marks_only_that_consumer() {
-        let a = spec("good");
-        let b = spec("bad");
-        let d = Discovery {
-            consumers: vec![a.clone(), b.clone()],
-            ..Default::default()
-        };
+        let (d, specs) = setup(&["good", "bad"]);
         let f = [
             Fingerprinted {
-                spec: &a,
+                spec: &specs[0],
                 fingerprint: Ok(report("a")),
             },
             Fingerprinted {
-                spec: &b,
+                spec: &specs[1],
                 fingerprint: Err(Diagnostic::error(
                     "consumer_scripts/bad/.dockerignore",
                     "bad pattern",
@@ -634,54 +525,5 @@ mod tests {
         let p = plan(&d, &f, None, None);
         assert_eq!(p.get("good").unwrap().status, Status::New);
         assert_eq!(p.get("bad").unwrap().status, Status::Invalid);
-    }
-
-    #[test]
-    fn without_service_data_the_image_decides() {
-        let specs = [spec("same"), spec("rebuilt")];
-        let d = Discovery {
-            consumers: specs.to_vec(),
-            ..Default::default()
-        };
-        let f: Vec<_> = specs
-            .iter()
-            .map(|s| Fingerprinted {
-                spec: s,
-                fingerprint: Ok(report(s.name.as_str())),
-            })
-            .collect();
-        let image_only = |present| ObservedConsumer {
-            repository: true,
-            fingerprint_image: present,
-            commit_tag: present,
-            service: None,
-        };
-        let o = ObservedState {
-            consumers: [
-                ("shop-same".to_string(), image_only(true)),
-                ("shop-rebuilt".to_string(), image_only(false)),
-                ("shop-gone".to_string(), image_only(true)),
-            ]
-            .into_iter()
-            .collect(),
-            services_observed: false,
-        };
-        let p = plan(&d, &f, Some(&o), Some("abc1234"));
-        assert_eq!(p.get("same").unwrap().status, Status::Unchanged);
-        assert_eq!(p.get("rebuilt").unwrap().status, Status::Changed);
-        assert!(
-            p.get("shop-gone").is_none(),
-            "a repository alone is never planned for removal"
-        );
-    }
-
-    #[test]
-    fn settings_digest_ignores_build_settings() {
-        let a = ConsumerSettings::default();
-        let mut b = a.clone();
-        b.build.target = Some("x".into());
-        assert_eq!(settings_digest(&a), settings_digest(&b));
-        b.desired_count = 3;
-        assert_ne!(settings_digest(&a), settings_digest(&b));
     }
 }

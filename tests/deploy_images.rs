@@ -133,9 +133,10 @@ async fn images_are_built_once_and_only_when_their_context_changes() {
         let (pinned_repo, digest) = pinned.split_once('@').unwrap();
         assert_eq!(pinned_repo, format!("{}/{repo}", support::registry()));
         let commit_digest = registry
-            .digest(&repo, &format!("sha-{COMMIT_1}"))
+            .manifest(&repo, &format!("sha-{COMMIT_1}"))
             .await
-            .unwrap();
+            .unwrap()
+            .map(|m| m.digest);
         assert_eq!(commit_digest.as_deref(), Some(digest), "{name}");
         assert!(first.summary.contains(&digest[..19]), "{}", first.summary);
     }
@@ -170,24 +171,25 @@ async fn images_are_built_once_and_only_when_their_context_changes() {
     assert_eq!(fourth.code, 0, "{}", fourth.describe());
     assert!(fourth.names("built").is_empty(), "{}", fourth.describe());
 
-    // A new commit with the same contexts: retagged, not rebuilt.
+    // A new commit with the same contexts: nothing is built, and nothing is written either: the
+    // commit tag goes only on images a run builds.
     let fifth = deploy(root, &project, COMMIT_2);
     assert_eq!(fifth.code, 0, "{}", fifth.describe());
     assert!(fifth.names("built").is_empty());
     assert_eq!(
-        sorted(fifth.names("retagged")),
+        sorted(fifth.names("reused")),
         names(&["alpha", "beta", "gamma"])
     );
-    assert!(!fifth.stdout.contains("Step 1/"), "nothing was built");
-    let fifth_images: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(&fifth.outputs["images"]).unwrap();
-    for (name, pinned) in &fifth_images {
-        let digest = pinned.split_once('@').unwrap().1;
+    assert_eq!(fifth.outputs["images"], third.outputs["images"]);
+    for name in ["alpha", "beta", "gamma"] {
         let tagged = registry
-            .digest(&format!("{project}-{name}"), &format!("sha-{COMMIT_2}"))
+            .manifest(&format!("{project}-{name}"), &format!("sha-{COMMIT_2}"))
             .await
             .unwrap();
-        assert_eq!(tagged.as_deref(), Some(digest), "{name}");
+        assert_eq!(
+            tagged, None,
+            "{name} got the tag of a commit that built nothing"
+        );
     }
 
     // A pull request's plan looks the images up the same way and changes nothing.
@@ -205,11 +207,15 @@ async fn images_are_built_once_and_only_when_their_context_changes() {
     assert_token_masked_and_never_shown(&plan);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_broken_dockerfile_fails_alone_and_names_its_step() {
+/// Two good consumers and one whose build fails at line 5 of its Dockerfile, deployed with the
+/// engine's builder chosen by `DOCKER_BUILDKIT` (unset: BuildKit).
+fn deploy_with_a_broken_consumer(
+    prefix: &str,
+    buildkit: Option<&str>,
+) -> (tempfile::TempDir, String, Run) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let project = unique("brk");
+    let project = unique(prefix);
     for name in ["alpha", "beta"] {
         consumer(root, name);
     }
@@ -221,7 +227,10 @@ async fn a_broken_dockerfile_fails_alone_and_names_its_step() {
             base_image()
         ),
     );
-    let run = run_action(
+    let env: Vec<(&str, String)> = buildkit
+        .map(|v| vec![("DOCKER_BUILDKIT", v.to_string())])
+        .unwrap_or_default();
+    let run = support::run_action_env(
         root,
         &[
             ("mode", "deploy"),
@@ -229,36 +238,75 @@ async fn a_broken_dockerfile_fails_alone_and_names_its_step() {
             ("commit", COMMIT_1),
             ("build-concurrency", "3"),
         ],
+        &env,
     );
+    (dir, project, run)
+}
+
+fn assert_only_the_broken_one_failed(run: &Run) {
     assert_eq!(run.code, 1, "{}", run.describe());
     assert_eq!(run.names("failed"), names(&["broken"]));
     assert_eq!(sorted(run.names("built")), names(&["alpha", "beta"]));
     let images: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&run.outputs["images"]).unwrap();
     assert_eq!(images.keys().collect::<Vec<_>>(), ["alpha", "beta"]);
-
-    // The reason names the file, the line and the step, in the log, the annotation and summary.
-    let reason = "`consumer_scripts/broken/Dockerfile` line 5: Step 3/";
-    assert!(run.stdout.contains(reason), "{}", run.describe());
-    assert!(run.summary.contains(reason), "{}", run.summary);
-    assert!(run.summary.contains("RUN echo about to fail && exit 3"));
-    assert!(run.summary.contains("returned a non-zero code: 3"));
-    assert!(
-        run.summary.contains("about to fail"),
-        "the last lines are shown"
-    );
     assert!(
         run.stdout
             .contains("::error file=consumer_scripts/broken/Dockerfile,line=5,"),
         "{}",
         run.stdout
     );
-    assert_token_masked_and_never_shown(&run);
+    assert!(
+        run.summary.contains("about to fail"),
+        "the last lines are shown"
+    );
+    assert_token_masked_and_never_shown(run);
+}
 
-    // Each consumer's build log is one group; build output cannot issue workflow commands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_dockerfile_fails_alone_and_names_its_line() {
+    let (_dir, project, run) = deploy_with_a_broken_consumer("brk", None);
+    assert_only_the_broken_one_failed(&run);
+    assert!(
+        run.stdout.contains("images are built with BuildKit"),
+        "{}",
+        run.stdout
+    );
+    // The reason names the file, the line and BuildKit's step, in the log and the summary.
+    let reason = "`consumer_scripts/broken/Dockerfile` line 5: [3/3] RUN echo about to fail && exit 3 failed:";
+    assert!(run.stdout.contains(reason), "{}", run.describe());
+    assert!(run.summary.contains("exit code: 3"), "{}", run.summary);
+    assert!(
+        run.summary
+            .contains("RUN echo about to fail &amp;&amp; exit 3")
+            || run.summary.contains("RUN echo about to fail && exit 3"),
+        "{}",
+        run.summary
+    );
+    // Each consumer's build log is one group.
     assert!(run.stdout.contains(&format!(
         "::group::build and push broken ({project}-broken)"
     )));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_buildkit_0_builds_with_the_classic_builder_and_says_so() {
+    let (_dir, _project, run) = deploy_with_a_broken_consumer("cls", Some("0"));
+    assert_only_the_broken_one_failed(&run);
+    assert!(
+        run.stdout
+            .contains("::warning::images are built with the classic builder")
+            && run.stdout.contains("`DOCKER_BUILDKIT=0` asks for it"),
+        "{}",
+        run.stdout
+    );
+    let reason = "`consumer_scripts/broken/Dockerfile` line 5: Step 3/";
+    assert!(run.stdout.contains(reason), "{}", run.describe());
+    assert!(
+        run.summary.contains("returned a non-zero code: 3"),
+        "{}",
+        run.summary
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

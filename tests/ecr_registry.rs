@@ -3,9 +3,12 @@
 
 mod support;
 
-use cdc_deploy::clients::ecr::{Ecr, RepositoryService, RepositorySpec};
+use cdc_deploy::clients::ecr::{
+    Described, Ecr, RepositoryDrift, RepositoryService, RepositorySpec,
+};
 use cdc_deploy::clients::registry::{HttpRegistry, Registry, RegistryAuth, RegistryError};
 use cdc_deploy::config::RegistryHost;
+use cdc_deploy::plan::repository_drift;
 use cdc_deploy::secret::Secret;
 
 fn spec(name: &str) -> RepositorySpec {
@@ -20,13 +23,14 @@ fn spec(name: &str) -> RepositorySpec {
 }
 
 #[tokio::test]
-async fn ensure_creates_a_repository_with_every_setting() {
+async fn create_makes_a_repository_with_every_setting() {
     let config = support::aws().await;
     let ecr = Ecr::new(&config);
     let name = support::unique("shop-orders-");
-    let repo = ecr.ensure(&spec(&name)).await.unwrap();
-    assert!(repo.created);
-    assert!(repo.uri.ends_with(&format!("/{name}")), "{}", repo.uri);
+    assert!(
+        ecr.create(&spec(&name)).await.unwrap(),
+        "created by this call"
+    );
 
     let client = aws_sdk_ecr::Client::new(&config);
     let facts = support::repository_facts(&client, &name).await;
@@ -50,49 +54,59 @@ async fn ensure_creates_a_repository_with_every_setting() {
 }
 
 #[tokio::test]
-async fn ensure_is_idempotent_and_tolerates_concurrent_creators() {
+async fn concurrent_creators_are_not_an_error() {
     let config = support::aws().await;
     let ecr = Ecr::new(&config);
     let name = support::unique("shop-audit-");
     let s = spec(&name);
     let (a, b, c, d) = tokio::join!(
-        ecr.ensure(&s),
-        ecr.ensure(&s),
-        ecr.ensure(&s),
-        ecr.ensure(&s)
+        ecr.create(&s),
+        ecr.create(&s),
+        ecr.create(&s),
+        ecr.create(&s)
     );
-    let results = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()];
-    assert!(results.iter().filter(|r| r.created).count() >= 1);
-    assert!(results.iter().all(|r| r.uri == results[0].uri));
-    let again = ecr.ensure(&s).await.unwrap();
+    let created = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()];
+    assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
     assert!(
-        !again.created,
+        !ecr.create(&s).await.unwrap(),
         "an existing repository is not created again"
     );
-    // A later run with other lifecycle numbers updates the policy of the existing repository.
-    let mut changed = s.clone();
-    changed.keep_images = 7;
-    ecr.ensure(&changed).await.unwrap();
-    let client = aws_sdk_ecr::Client::new(&config);
-    let policy = client
-        .get_lifecycle_policy()
-        .repository_name(&name)
-        .send()
-        .await
-        .unwrap();
-    assert!(policy
-        .lifecycle_policy_text()
-        .unwrap()
-        .contains("\"countNumber\":7"));
-    assert!(ecr
-        .find(&support::unique("shop-none-"))
-        .await
-        .unwrap()
-        .is_none());
 }
 
 #[tokio::test]
-async fn a_repository_made_by_hand_is_brought_in_line() {
+async fn repositories_are_described_by_the_batch_or_listed() {
+    let config = support::aws().await;
+    let ecr = Ecr::new(&config);
+    let names: Vec<String> = (0..3).map(|_| support::unique("shop-batch-")).collect();
+    for n in &names {
+        ecr.create(&spec(n)).await.unwrap();
+    }
+    let Described::All(found) = ecr.describe(&names).await.unwrap() else {
+        panic!("every name exists")
+    };
+    let mut got: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
+    got.sort();
+    assert_eq!(got, names.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(found
+        .iter()
+        .all(|r| r.tag_mutability == "IMMUTABLE" && r.scan_on_push));
+    assert!(found[0].uri.ends_with(&format!("/{}", found[0].name)));
+
+    // One name missing fails the whole call, as ECR does; the listing has the others.
+    let mut with_missing = names.clone();
+    with_missing.push(support::unique("shop-none-"));
+    assert_eq!(
+        ecr.describe(&with_missing).await.unwrap(),
+        Described::SomeMissing
+    );
+    let listed = ecr.list().await.unwrap();
+    for n in &names {
+        assert!(listed.iter().any(|r| &r.name == n), "{n} is listed");
+    }
+}
+
+#[tokio::test]
+async fn a_repository_made_by_hand_is_brought_back_in_line() {
     let config = support::aws().await;
     let client = aws_sdk_ecr::Client::new(&config);
     let name = support::unique("shop-manual-");
@@ -102,19 +116,23 @@ async fn a_repository_made_by_hand_is_brought_in_line() {
         .send()
         .await
         .unwrap();
-    let r = Ecr::new(&config).ensure(&spec(&name)).await.unwrap();
-    assert!(!r.created);
+    let ecr = Ecr::new(&config);
+    let Described::All(found) = ecr.describe(std::slice::from_ref(&name)).await.unwrap() else {
+        panic!()
+    };
+    let drift = repository_drift(&found[0]);
+    assert_eq!(
+        drift,
+        [RepositoryDrift::MutableTags, RepositoryDrift::ScanOnPushOff]
+    );
+    ecr.reconcile(&name, &drift).await.unwrap();
     let facts = support::repository_facts(&client, &name).await;
     assert_eq!(facts.mutability, "IMMUTABLE");
     assert!(facts.scan_on_push);
-    assert!(facts.lifecycle_policy.is_some());
-    for key in ["project", "consumer", "environment", "managed-by"] {
-        assert!(
-            facts.tags.iter().any(|(k, _)| k == key),
-            "{key} missing from {:?}",
-            facts.tags
-        );
-    }
+    let Described::All(after) = ecr.describe(std::slice::from_ref(&name)).await.unwrap() else {
+        panic!()
+    };
+    assert!(repository_drift(&after[0]).is_empty());
 }
 
 #[tokio::test]
@@ -137,20 +155,16 @@ async fn look_ups_and_retags_go_through_the_registry() {
     let digest = support::seed_image(&repo, "ctx-aaaa").await;
     let reg = client(support::MOTO_TOKEN_PASSWORD);
 
+    let manifest = reg.manifest(&repo, "ctx-aaaa").await.unwrap().unwrap();
+    assert_eq!(reg.manifest(&repo, "ctx-bbbb").await.unwrap(), None);
     assert_eq!(
-        reg.digest(&repo, "ctx-aaaa").await.unwrap(),
-        Some(digest.clone())
-    );
-    assert_eq!(reg.digest(&repo, "ctx-bbbb").await.unwrap(), None);
-    assert_eq!(
-        reg.digest(&support::unique("shop-none-"), "x")
+        reg.manifest(&support::unique("shop-none-"), "x")
             .await
             .unwrap(),
         None,
         "an unknown repository is no image"
     );
 
-    let manifest = reg.manifest(&repo, "ctx-aaaa").await.unwrap();
     assert_eq!(manifest.digest, digest);
     assert_eq!(
         manifest.media_type,
@@ -166,7 +180,10 @@ async fn look_ups_and_retags_go_through_the_registry() {
         "the same manifest under a new tag has the same digest"
     );
     assert_eq!(
-        reg.digest(&repo, "sha-0123456").await.unwrap(),
+        reg.manifest(&repo, "sha-0123456")
+            .await
+            .unwrap()
+            .map(|m| m.digest),
         Some(digest)
     );
 }
@@ -174,7 +191,7 @@ async fn look_ups_and_retags_go_through_the_registry() {
 #[tokio::test]
 async fn wrong_credentials_are_a_clear_error_without_the_password() {
     let reg = client("not-the-token");
-    let err = reg.digest("shop-orders", "ctx-aaaa").await.unwrap_err();
+    let err = reg.manifest("shop-orders", "ctx-aaaa").await.unwrap_err();
     assert!(
         matches!(err, RegistryError::Unauthorized { status: 401, .. }),
         "{err}"
@@ -200,9 +217,9 @@ async fn an_unreachable_registry_is_retried_then_reported() {
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let err = reg.digest("shop-orders", "ctx-aaaa").await.unwrap_err();
+    let err = reg.manifest("shop-orders", "ctx-aaaa").await.unwrap_err();
     assert!(matches!(err, RegistryError::Transport { .. }), "{err}");
-    // Four attempts with 250, 500 and 1000 ms between them.
+    // Four attempts with at least 250, 500 and 1000 ms between them (plus jitter).
     assert!(
         started.elapsed() >= std::time::Duration::from_millis(1700),
         "{:?}",
@@ -210,8 +227,11 @@ async fn an_unreachable_registry_is_retried_then_reported() {
     );
 }
 
-/// A registry that answers `503` to its first `failures` requests, then a manifest digest.
-async fn flaky_registry(failures: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// A registry that answers `failure` to its first `failures` requests, then a manifest.
+async fn flaky_registry(
+    failures: usize,
+    failure: &'static str,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -227,10 +247,14 @@ async fn flaky_registry(failures: usize) -> (u16, std::sync::Arc<std::sync::atom
             let mut buf = [0u8; 4096];
             let _ = sock.read(&mut buf).await;
             let reply = if n < failures {
-                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    .to_string()
+                format!("HTTP/1.1 {failure}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             } else {
-                format!("HTTP/1.1 200 OK\r\ndocker-content-digest: sha256:{}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", "d".repeat(64))
+                let body = r#"{"schemaVersion":2,"config":{"size":10},"layers":[{"size":90}]}"#;
+                format!(
+                    "HTTP/1.1 200 OK\r\ndocker-content-digest: sha256:{}\r\ncontent-type: application/vnd.docker.distribution.manifest.v2+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "d".repeat(64),
+                    body.len()
+                )
             };
             let _ = sock.write_all(reply.as_bytes()).await;
         }
@@ -240,16 +264,39 @@ async fn flaky_registry(failures: usize) -> (u16, std::sync::Arc<std::sync::atom
 
 #[tokio::test]
 async fn a_registry_that_fails_transiently_is_retried_until_it_answers() {
-    let (port, seen) = flaky_registry(2).await;
+    let (port, seen) = flaky_registry(2, "503 Service Unavailable").await;
     let reg = support::registry_at(&format!("http://127.0.0.1:{port}"), "x");
-    let digest = reg.digest("shop-orders", "ctx-aaaa").await.unwrap();
-    assert_eq!(digest, Some(format!("sha256:{}", "d".repeat(64))));
+    let m = reg
+        .manifest("shop-orders", "ctx-aaaa")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.digest, format!("sha256:{}", "d".repeat(64)));
+    assert_eq!(m.stored_size(), Some(100));
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
 
     // One failure more than the attempts allow is reported with the status.
-    let (port, seen) = flaky_registry(10).await;
+    let (port, seen) = flaky_registry(10, "503 Service Unavailable").await;
     let reg = support::registry_at(&format!("http://127.0.0.1:{port}"), "x");
-    let err = reg.digest("shop-orders", "ctx-aaaa").await.unwrap_err();
+    let err = reg.manifest("shop-orders", "ctx-aaaa").await.unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_registry_that_asks_to_wait_is_waited_for() {
+    let (port, seen) = flaky_registry(1, "429 Too Many Requests\r\nretry-after: 2").await;
+    let reg = support::registry_at(&format!("http://127.0.0.1:{port}"), "x");
+    let started = std::time::Instant::now();
+    assert!(reg
+        .manifest("shop-orders", "ctx-aaaa")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "Retry-After: 2 was not honoured: {:?}",
+        started.elapsed()
+    );
 }

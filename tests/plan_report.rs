@@ -5,13 +5,20 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use std::time::Duration;
+
+use cdc_deploy::apply::{ImageError, ImageOutcome, ImageResult, RunReport};
+use cdc_deploy::clients::builder::BuildFailure;
+use cdc_deploy::clients::ecr::RepositoryState;
+use cdc_deploy::config::event::CommitSha;
 use cdc_deploy::consumers::discovery::discover;
 use cdc_deploy::consumers::names::ProjectName;
-use cdc_deploy::pipeline::fingerprint_one;
-use cdc_deploy::plan::{
-    plan, settings_digest, Fingerprinted, ObservedConsumer, ObservedService, ObservedState,
+use cdc_deploy::observe::{
+    ImageLookup, Observation, ObservedConsumer, RegistryImage, RepositoryLookup,
 };
-use cdc_deploy::report::{self, ReportHeader};
+use cdc_deploy::pipeline::fingerprint_one;
+use cdc_deploy::plan::{plan, Fingerprinted};
+use cdc_deploy::report::{markdown, table, ReportHeader};
 
 fn write(root: &Path, path: &str, text: &str) {
     let p = root.join(path);
@@ -52,7 +59,7 @@ fn fingerprinted(found: &cdc_deploy::consumers::discovery::Discovery) -> Vec<Fin
         .iter()
         .map(|s| Fingerprinted {
             spec: s,
-            fingerprint: fingerprint_one(s),
+            fingerprint: fingerprint_one(s).map(|scan| scan.report),
         })
         .collect()
 }
@@ -66,6 +73,39 @@ fn header() -> ReportHeader {
     }
 }
 
+fn commit() -> CommitSha {
+    CommitSha::parse("0123456789abcdef0123456789abcdef01234567").unwrap()
+}
+
+fn repo(name: &str) -> RepositoryState {
+    RepositoryState {
+        name: name.into(),
+        uri: format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}"),
+        tag_mutability: "IMMUTABLE".into(),
+        scan_on_push: true,
+        encryption: Some("AES256".into()),
+    }
+}
+
+/// What AWS holds when nothing was deployed yet.
+fn nothing_exists(found: &cdc_deploy::consumers::discovery::Discovery) -> Observation {
+    Observation {
+        consumers: found
+            .consumers
+            .iter()
+            .map(|c| {
+                (
+                    c.resource_name.clone(),
+                    ObservedConsumer {
+                        repository: RepositoryLookup::Missing,
+                        image: ImageLookup::NotAsked,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
 #[test]
 fn offline_plan_report() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,14 +113,9 @@ fn offline_plan_report() {
     let project = ProjectName::parse("shop").unwrap();
     let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
     let f = fingerprinted(&found);
-    let p = plan(
-        &found,
-        &f,
-        None,
-        Some("0123456789abcdef0123456789abcdef01234567"),
-    );
-    insta::assert_snapshot!("offline_table", report::table(&p));
-    insta::assert_snapshot!("offline_markdown", report::markdown(&p, &header()));
+    let p = plan(&found, &f, None, Some(&commit()));
+    insta::assert_snapshot!("offline_table", table::table(&p, None));
+    insta::assert_snapshot!("offline_markdown", markdown::comment(&p, None, &header()));
 }
 
 #[test]
@@ -91,56 +126,38 @@ fn observed_plan_report() {
     let project = ProjectName::parse("shop").unwrap();
     let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
     let f = fingerprinted(&found);
-    let audit = &found.consumers[0];
-    let observed = ObservedState {
+    let mut drifted = repo("shop-orders");
+    drifted.tag_mutability = "MUTABLE".into();
+    let observed = Observation {
         consumers: [
             (
                 "shop-audit".to_string(),
                 ObservedConsumer {
-                    repository: true,
-                    fingerprint_image: true,
-                    commit_tag: false,
-                    service: Some(ObservedService {
-                        settings_digest: Some(settings_digest(&audit.settings)),
+                    repository: RepositoryLookup::Found(repo("shop-audit")),
+                    image: ImageLookup::Present(RegistryImage {
+                        digest: format!("sha256:{}", "c".repeat(64)),
+                        size: Some(20 * 1024 * 1024),
                     }),
                 },
             ),
             (
                 "shop-orders".to_string(),
                 ObservedConsumer {
-                    repository: true,
-                    fingerprint_image: false,
-                    commit_tag: false,
-                    service: Some(ObservedService::default()),
-                },
-            ),
-            (
-                "shop-legacy".to_string(),
-                ObservedConsumer {
-                    repository: true,
-                    service: Some(ObservedService::default()),
-                    ..Default::default()
+                    repository: RepositoryLookup::Found(drifted),
+                    image: ImageLookup::Absent,
                 },
             ),
         ]
         .into_iter()
         .collect(),
-        services_observed: true,
     };
-    let p = plan(
-        &found,
-        &f,
-        Some(&observed),
-        Some("0123456789abcdef0123456789abcdef01234567"),
-    );
-    insta::assert_snapshot!("observed_table", report::table(&p));
-    insta::assert_snapshot!("observed_markdown", report::markdown(&p, &header()));
+    let p = plan(&found, &f, Some(&observed), Some(&commit()));
+    insta::assert_snapshot!("observed_table", table::table(&p, None));
+    insta::assert_snapshot!("observed_markdown", markdown::comment(&p, None, &header()));
 }
 
 #[test]
 fn deploy_report_with_image_results() {
-    use cdc_deploy::plan::{ImageOutcome, ImageResult};
-    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
     fs::remove_dir_all(dir.path().join("consumer_scripts/broken")).unwrap();
@@ -152,12 +169,7 @@ fn deploy_report_with_image_results() {
     let project = ProjectName::parse("shop").unwrap();
     let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
     let f = fingerprinted(&found);
-    let mut p = plan(
-        &found,
-        &f,
-        Some(&ObservedState::default()),
-        Some("0123456789abcdef"),
-    );
+    let p = plan(&found, &f, Some(&nothing_exists(&found)), Some(&commit()));
     let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
     let pinned = |name: &str, c: char| {
         Some(format!(
@@ -165,76 +177,195 @@ fn deploy_report_with_image_results() {
             digest(c)
         ))
     };
-    for c in &mut p.consumers {
-        c.image = Some(match c.name.as_str() {
-            "audit" => ImageResult {
-                outcome: ImageOutcome::Built,
-                image: pinned("audit", 'a'),
-                digest: Some(digest('a')),
-                size: Some(48 * 1024 * 1024 + 300_000),
-                duration: Duration::from_millis(41_250),
-                failure: None,
-                log_tail: Vec::new(),
-            },
-            "orders" => ImageResult {
-                outcome: ImageOutcome::Retagged,
-                image: pinned("orders", 'b'),
-                digest: Some(digest('b')),
-                size: Some(12 * 1024 * 1024),
-                duration: Duration::from_millis(180),
-                failure: None,
-                log_tail: Vec::new(),
-            },
-            _ => ImageResult {
-                outcome: ImageOutcome::Failed,
-                image: None,
-                digest: None,
-                size: None,
-                duration: Duration::from_millis(3_400),
-                failure: Some("`consumer_scripts/billing/Dockerfile` line 3: Step 3/4 : RUN make | tee log failed: The command '/bin/sh -c make' returned a non-zero code: 2".into()),
-                log_tail: vec![
-                    "Step 3/4 : RUN make | tee log".into(),
-                    " ---> Running in 0123abcd".into(),
-                    "make: *** No rule to make target ```all```.  Stop.".into(),
-                ],
-            },
-        });
-    }
+    let mut run = RunReport::default();
+    run.images.insert(
+        "audit".into(),
+        ImageResult {
+            outcome: ImageOutcome::Built,
+            image: pinned("audit", 'a'),
+            digest: Some(digest('a')),
+            size: Some(48 * 1024 * 1024 + 300_000),
+            duration: Duration::from_millis(41_250),
+            error: None,
+        },
+    );
+    run.images.insert(
+        "orders".into(),
+        ImageResult {
+            outcome: ImageOutcome::Reused,
+            image: pinned("orders", 'b'),
+            digest: Some(digest('b')),
+            size: Some(12 * 1024 * 1024),
+            duration: Duration::from_millis(0),
+            error: None,
+        },
+    );
+    run.images.insert(
+        "billing".into(),
+        ImageResult {
+            outcome: ImageOutcome::Failed,
+            image: None,
+            digest: None,
+            size: None,
+            duration: Duration::from_millis(3_400),
+            error: Some(ImageError::Build {
+                file: "consumer_scripts/billing/Dockerfile".into(),
+                failure: BuildFailure {
+                    step: Some("[2/3] RUN make | tee log".into()),
+                    line: Some(3),
+                    message: "executor failed running [/bin/sh -c make | tee log]: exit code: 2"
+                        .into(),
+                    tail: vec![
+                        "make: *** No rule to make target ```all```.  Stop.".into(),
+                        "::error title=x::from the build".into(),
+                        "cc @acme/platform <img src=x>".into(),
+                    ],
+                },
+            }),
+        },
+    );
     let h = ReportHeader {
         verb: "deploy".into(),
         ..header()
     };
-    insta::assert_snapshot!("deploy_table", report::table(&p));
-    insta::assert_snapshot!("deploy_markdown", report::markdown(&p, &h));
+    insta::assert_snapshot!("deploy_table", table::table(&p, Some(&run)));
+    insta::assert_snapshot!("deploy_markdown", markdown::comment(&p, Some(&run), &h));
 }
 
-#[test]
-fn markdown_fits_a_github_comment() {
-    let dir = tempfile::tempdir().unwrap();
-    for i in 0..400 {
+/// A fleet of `n` consumers with `[environment]` settings that make the full report long.
+fn big_fleet(root: &Path, n: usize) {
+    for i in 0..n {
         write(
-            dir.path(),
-            &format!("consumer_scripts/consumer-{i:03}/Dockerfile"),
+            root,
+            &format!("consumer_scripts/consumer-{i:04}/Dockerfile"),
             "FROM scratch\n",
         );
-        let env: String = (0..20)
+        let env: String = (0..8)
             .map(|k| format!("VARIABLE_NUMBER_{k} = \"x\"\n"))
             .collect();
         write(
-            dir.path(),
-            &format!("consumer_scripts/consumer-{i:03}/consumer.toml"),
+            root,
+            &format!("consumer_scripts/consumer-{i:04}/consumer.toml"),
             &format!("[environment]\n{env}"),
         );
     }
+}
+
+fn offline_plan_of(n: usize) -> (tempfile::TempDir, cdc_deploy::plan::Plan) {
+    let dir = tempfile::tempdir().unwrap();
+    big_fleet(dir.path(), n);
     let project = ProjectName::parse("shop").unwrap();
     let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
     let f = fingerprinted(&found);
-    let md = report::markdown(&plan(&found, &f, None, None), &header());
-    assert!(md.len() <= report::MAX_COMMENT, "{} characters", md.len());
-    assert!(md.contains("left out to fit"));
+    let p = plan(&found, &f, None, None);
+    (dir, p)
+}
+
+#[test]
+fn the_comment_for_1200_consumers_fits_github_and_names_every_one() {
+    let (_dir, p) = offline_plan_of(1_200);
+    let comment = markdown::comment(&p, None, &header());
     assert!(
-        md.contains("`consumer-399`"),
-        "the table keeps every consumer"
+        comment.chars().count() <= markdown::COMMENT_LIMIT,
+        "{} characters",
+        comment.chars().count()
+    );
+    assert_eq!(
+        comment.matches("| `consumer-").count(),
+        1_200,
+        "a row per consumer"
+    );
+    assert!(comment.contains("[Workflow run]"), "the footer survives");
+    let summary = markdown::summary(&p, None, &header());
+    assert!(
+        summary.len() <= markdown::SUMMARY_LIMIT,
+        "{} bytes",
+        summary.len()
+    );
+    assert!(
+        summary.contains("VARIABLE_NUMBER_7"),
+        "the summary has room for the per-consumer details"
+    );
+}
+
+#[test]
+fn a_fleet_too_big_for_one_comment_says_how_many_rows_are_elsewhere() {
+    let (_dir, p) = offline_plan_of(4_000);
+    let comment = markdown::comment(&p, None, &header());
+    assert!(
+        comment.len() <= markdown::COMMENT_LIMIT,
+        "{} bytes",
+        comment.len()
+    );
+    let shown = comment.matches("| `consumer-").count();
+    assert!(shown > 1_000, "only {shown} rows fit");
+    let more = comment
+        .lines()
+        .find(|l| l.contains("more consumers: see the job summary"))
+        .expect("a visible line says how many consumers are left out");
+    assert!(
+        more.contains(&format!("{} more consumers", 4_000 - shown)),
+        "{more}"
+    );
+    let summary = markdown::summary(&p, None, &header());
+    assert!(
+        summary.len() <= markdown::SUMMARY_LIMIT,
+        "{} bytes",
+        summary.len()
+    );
+    assert_eq!(
+        summary.matches("| `consumer-").count(),
+        4_000,
+        "the summary lists them all"
+    );
+}
+
+#[test]
+fn failures_never_push_the_comment_over_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    big_fleet(dir.path(), 1_200);
+    let project = ProjectName::parse("shop").unwrap();
+    let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
+    let f = fingerprinted(&found);
+    let p = plan(&found, &f, Some(&nothing_exists(&found)), None);
+    let mut run = RunReport::default();
+    for c in &p.consumers {
+        run.images.insert(
+            c.name.clone(),
+            ImageResult {
+                outcome: ImageOutcome::Failed,
+                image: None,
+                digest: None,
+                size: None,
+                duration: Duration::from_secs(1),
+                error: Some(ImageError::Build {
+                    file: format!("consumer_scripts/{}/Dockerfile", c.name),
+                    failure: BuildFailure {
+                        step: Some("[2/2] RUN make".into()),
+                        line: Some(2),
+                        message: "x".repeat(2_000),
+                        tail: vec!["y".repeat(500); 25],
+                    },
+                }),
+            },
+        );
+    }
+    let comment = markdown::comment(&p, Some(&run), &header());
+    assert!(
+        comment.len() <= markdown::COMMENT_LIMIT,
+        "{} bytes",
+        comment.len()
+    );
+    assert!(
+        comment.contains("more failures: see the job summary"),
+        "{}",
+        &comment[..500]
+    );
+    let summary = markdown::summary(&p, Some(&run), &header());
+    assert!(
+        summary.len() <= markdown::SUMMARY_LIMIT,
+        "{} bytes",
+        summary.len()
     );
 }
 
@@ -249,7 +380,7 @@ fn binary_runs_as_an_action_step() {
     let event = dir.path().join("event.json");
     fs::write(
         &event,
-        include_str!("../../shared/github-contract/events/pull_request.opened.0.json"),
+        include_str!("fixtures/github/events/pull_request.opened.0.json"),
     )
     .unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_cdc-deploy"))

@@ -1,4 +1,118 @@
 //! The apply stages: each takes the plan, performs exactly the steps it lists and returns what
-//! happened per consumer. The plan itself is never changed.
+//! happened per consumer, in a [`RunReport`] beside the plan. The plan itself is never changed.
 
 pub mod images;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::clients::builder::{BuildFailure, EngineError, PushFailure};
+use crate::clients::ecr::EcrError;
+use crate::clients::registry::RegistryError;
+use crate::context::tar::SentContextError;
+use crate::plan::LookupFailure;
+
+/// What the image stage did for a consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageOutcome {
+    /// Built and pushed by this run.
+    Built,
+    /// An image with this fingerprint was already in the registry; nothing was written.
+    Reused,
+    Failed,
+}
+
+impl ImageOutcome {
+    pub const ALL: [ImageOutcome; 3] = [
+        ImageOutcome::Built,
+        ImageOutcome::Reused,
+        ImageOutcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageOutcome::Built => "built",
+            ImageOutcome::Reused => "reused",
+            ImageOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Why a consumer's image stage failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    #[error("{0}")]
+    Lookup(LookupFailure),
+    #[error(transparent)]
+    Repository(EcrError),
+    /// The build failed; `file` is the Dockerfile, relative to the repository root.
+    #[error("`{file}`{}: {failure}", failure.line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Build { file: String, failure: BuildFailure },
+    #[error("the build context of `{dir}` changed while it was built: {source}")]
+    ContextChanged {
+        dir: String,
+        source: SentContextError,
+    },
+    #[error(transparent)]
+    Push(PushFailure),
+    #[error(transparent)]
+    Registry(RegistryError),
+    #[error("the registry has no `{reference}` after it was pushed")]
+    NotPushed { reference: String },
+    #[error("the registry stored `{reference}` as {stored}, not {expected}")]
+    DigestMismatch {
+        reference: String,
+        stored: String,
+        expected: String,
+    },
+    #[error(transparent)]
+    Engine(EngineError),
+}
+
+impl ImageError {
+    /// The last lines of the build, for a failed build.
+    pub fn tail(&self) -> &[String] {
+        match self {
+            ImageError::Build { failure, .. } => &failure.tail,
+            _ => &[],
+        }
+    }
+}
+
+/// The image stage's result for one consumer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageResult {
+    pub outcome: ImageOutcome,
+    /// `<registry>/<repository>@sha256:…`: what later stages pin, never a tag.
+    pub image: Option<String>,
+    pub digest: Option<String>,
+    /// Compressed size as the registry stores it (config and layers).
+    pub size: Option<u64>,
+    pub duration: Duration,
+    pub error: Option<ImageError>,
+}
+
+/// What the apply stages did, by consumer name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub images: BTreeMap<String, ImageResult>,
+}
+
+impl RunReport {
+    /// Names of the consumers whose image stage ended with `outcome`.
+    pub fn names(&self, outcome: ImageOutcome) -> Vec<&str> {
+        self.images
+            .iter()
+            .filter(|(_, r)| r.outcome == outcome)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// The consumers that failed, with why.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &ImageError)> {
+        self.images
+            .iter()
+            .filter_map(|(n, r)| Some((n.as_str(), r.error.as_ref()?)))
+    }
+}

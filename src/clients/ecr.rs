@@ -1,5 +1,6 @@
-//! ECR through its API: repositories (created idempotently with scanning, immutable tags,
-//! encryption, tags and a lifecycle policy) and the registry authorization token.
+//! ECR through its API: the registry authorization token, and repositories: described a hundred
+//! at a time, created with immutable tags, scan on push, encryption, tags and a lifecycle policy,
+//! and brought back in line where their tag mutability or scanning drifted.
 //!
 //! Images themselves are observed and retagged through the registry ([`crate::clients::registry`]), which
 //! is what is actually deployable. This module never deletes a repository.
@@ -63,22 +64,45 @@ impl RepositorySpec {
     }
 }
 
-/// A repository as ECR describes it.
+/// A repository as `DescribeRepositories` returns it: what the plan compares with what it must
+/// look like.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Repository {
+pub struct RepositoryState {
     pub name: String,
     /// `<account>.dkr.ecr.<region>.amazonaws.com/<name>`.
     pub uri: String,
-    /// The repository's ARN, for tagging.
-    pub arn: Option<String>,
-    /// Whether this run created it.
-    pub created: bool,
+    /// `IMMUTABLE`, `MUTABLE`, `IMMUTABLE_WITH_EXCLUSION`, ...
+    pub tag_mutability: String,
+    pub scan_on_push: bool,
+    /// `AES256`, `KMS` or `KMS_DSSE`; ECR always encrypts, and cannot change it after creation.
+    pub encryption: Option<String>,
 }
 
-impl Repository {
-    /// The registry host part of the URI.
-    pub fn registry_host(&self) -> &str {
-        self.uri.split('/').next().unwrap_or(&self.uri)
+/// The answer to one `DescribeRepositories` call for a list of names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Described {
+    /// Every name exists.
+    All(Vec<RepositoryState>),
+    /// At least one name does not: ECR then fails the whole call, naming only one of them.
+    SomeMissing,
+}
+
+/// A setting of an existing repository that is not as it must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RepositoryDrift {
+    /// Tags can be overwritten: an image could change under a tag the action pinned.
+    MutableTags,
+    /// Images are not scanned for vulnerabilities when pushed.
+    ScanOnPushOff,
+}
+
+impl RepositoryDrift {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RepositoryDrift::MutableTags => "tags are mutable",
+            RepositoryDrift::ScanOnPushOff => "scan on push is off",
+        }
     }
 }
 
@@ -92,12 +116,12 @@ pub struct EcrAuth {
 }
 
 /// An ECR call that failed after the SDK's retries.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EcrError {
-    #[error("ECR {operation} failed for `{repository}`: {message}")]
+    #[error("ECR {operation} failed{}: {message}", repository.as_deref().map(|r| format!(" for `{r}`")).unwrap_or_default())]
     Api {
         operation: &'static str,
-        repository: String,
+        repository: Option<String>,
         message: String,
     },
     #[error("ECR returned an authorization token that is not `user:password` in base64")]
@@ -106,7 +130,7 @@ pub enum EcrError {
 
 fn api_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     operation: &'static str,
-    repository: &str,
+    repository: Option<&str>,
     e: &SdkError<E>,
 ) -> EcrError {
     let message = match e {
@@ -122,7 +146,7 @@ fn api_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     };
     EcrError::Api {
         operation,
-        repository: repository.to_string(),
+        repository: repository.map(str::to_string),
         message,
     }
 }
@@ -131,19 +155,44 @@ fn api_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
 fn build_error(operation: &'static str, repository: &str, e: &dyn std::error::Error) -> EcrError {
     EcrError::Api {
         operation,
-        repository: repository.to_string(),
+        repository: Some(repository.to_string()),
         message: e.to_string(),
     }
 }
 
-/// The ECR API as the deploy uses it.
+fn state(r: &aws_sdk_ecr::types::Repository) -> RepositoryState {
+    RepositoryState {
+        name: r.repository_name().unwrap_or_default().to_string(),
+        uri: r.repository_uri().unwrap_or_default().to_string(),
+        tag_mutability: r
+            .image_tag_mutability()
+            .map_or("MUTABLE", |m| m.as_str())
+            .to_string(),
+        scan_on_push: r
+            .image_scanning_configuration()
+            .is_some_and(|c| c.scan_on_push()),
+        encryption: r
+            .encryption_configuration()
+            .map(|e| e.encryption_type().as_str().to_string()),
+    }
+}
+
+/// Names per `DescribeRepositories` call: the API's maximum.
+pub const DESCRIBE_BATCH: usize = 100;
+
+/// The ECR API as the action uses it.
 #[async_trait]
 pub trait RepositoryService: Send + Sync {
     async fn authorization(&self) -> Result<EcrAuth, EcrError>;
-    /// Create the repository if missing and bring its settings in line; never deletes.
-    async fn ensure(&self, spec: &RepositorySpec) -> Result<Repository, EcrError>;
-    /// Whether the repository exists, without changing anything.
-    async fn find(&self, name: &str) -> Result<Option<Repository>, EcrError>;
+    /// The repositories named, at most [`DESCRIBE_BATCH`] of them, in one call.
+    async fn describe(&self, names: &[String]) -> Result<Described, EcrError>;
+    /// Every repository of the registry, page by page.
+    async fn list(&self) -> Result<Vec<RepositoryState>, EcrError>;
+    /// Create the repository with immutable tags, scan on push, encryption, its tags and its
+    /// lifecycle policy. Returns `false` when another run created it first (not an error).
+    async fn create(&self, spec: &RepositorySpec) -> Result<bool, EcrError>;
+    /// Bring an existing repository's settings back in line.
+    async fn reconcile(&self, name: &str, drift: &[RepositoryDrift]) -> Result<(), EcrError>;
 }
 
 /// The real client.
@@ -167,7 +216,7 @@ impl RepositoryService for Ecr {
             .get_authorization_token()
             .send()
             .await
-            .map_err(|e| api_error("GetAuthorizationToken", "-", &e))?;
+            .map_err(|e| api_error("GetAuthorizationToken", None, &e))?;
         let data = out.authorization_data().first().ok_or(EcrError::BadToken)?;
         let token = data.authorization_token().ok_or(EcrError::BadToken)?;
         let decoded = base64::engine::general_purpose::STANDARD
@@ -182,31 +231,43 @@ impl RepositoryService for Ecr {
         })
     }
 
-    async fn find(&self, name: &str) -> Result<Option<Repository>, EcrError> {
+    async fn describe(&self, names: &[String]) -> Result<Described, EcrError> {
         match self
             .client
             .describe_repositories()
-            .repository_names(name)
+            .set_repository_names(Some(names.to_vec()))
             .send()
             .await
         {
-            Ok(out) => Ok(out.repositories().first().map(|r| Repository {
-                name: name.to_string(),
-                uri: r.repository_uri().unwrap_or_default().to_string(),
-                arn: r.repository_arn().map(str::to_string),
-                created: false,
-            })),
+            Ok(out) => Ok(Described::All(
+                out.repositories().iter().map(state).collect(),
+            )),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_repository_not_found_exception()) =>
             {
-                Ok(None)
+                Ok(Described::SomeMissing)
             }
-            Err(e) => Err(api_error("DescribeRepositories", name, &e)),
+            Err(e) => Err(api_error("DescribeRepositories", None, &e)),
         }
     }
 
-    async fn ensure(&self, spec: &RepositorySpec) -> Result<Repository, EcrError> {
+    async fn list(&self) -> Result<Vec<RepositoryState>, EcrError> {
+        let mut pages = self
+            .client
+            .describe_repositories()
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| api_error("DescribeRepositories", None, &e))?;
+            out.extend(page.repositories().iter().map(state));
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, spec: &RepositorySpec) -> Result<bool, EcrError> {
         let name = spec.name.as_str();
         let tags = [
             ("project", spec.project.as_str()),
@@ -218,89 +279,35 @@ impl RepositoryService for Ecr {
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| build_error("CreateRepository", name, &e))?;
-
-        let repository = match self.find(name).await? {
-            Some(r) => r,
-            None => {
-                let created = self
-                    .client
-                    .create_repository()
-                    .repository_name(name)
-                    .image_tag_mutability(ImageTagMutability::Immutable)
-                    .image_scanning_configuration(
-                        ImageScanningConfiguration::builder()
-                            .scan_on_push(true)
-                            .build(),
-                    )
-                    .encryption_configuration(
-                        EncryptionConfiguration::builder()
-                            .encryption_type(EncryptionType::Aes256)
-                            .build()
-                            .map_err(|e| build_error("CreateRepository", name, &e))?,
-                    )
-                    .set_tags(Some(tags.clone()))
-                    .send()
-                    .await;
-                match created {
-                    Ok(out) => Repository {
-                        name: name.to_string(),
-                        uri: out
-                            .repository()
-                            .and_then(|r| r.repository_uri())
-                            .unwrap_or_default()
-                            .to_string(),
-                        arn: out
-                            .repository()
-                            .and_then(|r| r.repository_arn())
-                            .map(str::to_string),
-                        created: true,
-                    },
-                    // Another run created it between our look-up and our create: not an error.
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_repository_already_exists_exception()) =>
-                    {
-                        self.find(name).await?.ok_or_else(|| EcrError::Api {
-                            operation: "DescribeRepositories",
-                            repository: name.into(),
-                            message: "the repository was reported as existing but cannot be found"
-                                .into(),
-                        })?
-                    }
-                    Err(e) => return Err(api_error("CreateRepository", name, &e)),
-                }
+        let created = self
+            .client
+            .create_repository()
+            .repository_name(name)
+            .image_tag_mutability(ImageTagMutability::Immutable)
+            .image_scanning_configuration(
+                ImageScanningConfiguration::builder()
+                    .scan_on_push(true)
+                    .build(),
+            )
+            .encryption_configuration(
+                EncryptionConfiguration::builder()
+                    .encryption_type(EncryptionType::Aes256)
+                    .build()
+                    .map_err(|e| build_error("CreateRepository", name, &e))?,
+            )
+            .set_tags(Some(tags))
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            // Another run created it between our look-up and our create: it sets it up.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_already_exists_exception()) =>
+            {
+                return Ok(false)
             }
-        };
-        if !repository.created {
-            // Existing repositories are brought in line; each call is idempotent.
-            self.client
-                .put_image_scanning_configuration()
-                .repository_name(name)
-                .image_scanning_configuration(
-                    ImageScanningConfiguration::builder()
-                        .scan_on_push(true)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| api_error("PutImageScanningConfiguration", name, &e))?;
-            self.client
-                .put_image_tag_mutability()
-                .repository_name(name)
-                .image_tag_mutability(ImageTagMutability::Immutable)
-                .send()
-                .await
-                .map_err(|e| api_error("PutImageTagMutability", name, &e))?;
-            // Tags are put again, so a repository created by hand or an older run is labelled too.
-            if let Some(arn) = &repository.arn {
-                self.client
-                    .tag_resource()
-                    .resource_arn(arn)
-                    .set_tags(Some(tags))
-                    .send()
-                    .await
-                    .map_err(|e| api_error("TagResource", name, &e))?;
-            }
+            Err(e) => return Err(api_error("CreateRepository", Some(name), &e)),
         }
         self.client
             .put_lifecycle_policy()
@@ -308,8 +315,38 @@ impl RepositoryService for Ecr {
             .lifecycle_policy_text(spec.lifecycle_policy())
             .send()
             .await
-            .map_err(|e| api_error("PutLifecyclePolicy", name, &e))?;
-        Ok(repository)
+            .map_err(|e| api_error("PutLifecyclePolicy", Some(name), &e))?;
+        Ok(true)
+    }
+
+    async fn reconcile(&self, name: &str, drift: &[RepositoryDrift]) -> Result<(), EcrError> {
+        for d in drift {
+            match d {
+                RepositoryDrift::ScanOnPushOff => {
+                    self.client
+                        .put_image_scanning_configuration()
+                        .repository_name(name)
+                        .image_scanning_configuration(
+                            ImageScanningConfiguration::builder()
+                                .scan_on_push(true)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| api_error("PutImageScanningConfiguration", Some(name), &e))?;
+                }
+                RepositoryDrift::MutableTags => {
+                    self.client
+                        .put_image_tag_mutability()
+                        .repository_name(name)
+                        .image_tag_mutability(ImageTagMutability::Immutable)
+                        .send()
+                        .await
+                        .map_err(|e| api_error("PutImageTagMutability", Some(name), &e))?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -336,19 +373,5 @@ mod tests {
         );
         assert_eq!(v["rules"][1]["selection"]["countNumber"], 25);
         assert_eq!(v["rules"][1]["selection"]["tagPrefixList"][0], "ctx-");
-    }
-
-    #[test]
-    fn registry_host_is_the_uri_before_the_first_slash() {
-        let r = Repository {
-            name: "shop-orders".into(),
-            uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop-orders".into(),
-            arn: None,
-            created: true,
-        };
-        assert_eq!(
-            r.registry_host(),
-            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-        );
     }
 }

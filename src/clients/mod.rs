@@ -4,4 +4,6 @@
 
 pub mod builder;
 pub mod ecr;
+pub mod git;
 pub mod registry;
+pub mod retry;

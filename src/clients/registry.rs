@@ -1,5 +1,5 @@
-//! The image registry, through the OCI distribution API: does a tag exist, what is its digest,
-//! and put an existing manifest under a new tag (a retag without a pull or a build).
+//! The image registry, through the OCI distribution API: the manifest behind a tag (whether it
+//! exists, its digest and size, in one request), and an existing manifest put under a new tag.
 //!
 //! ECR's registry endpoint serves this API with basic auth (`AWS` and the token from
 //! `GetAuthorizationToken`); so does the distribution registry with htpasswd. This module never
@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 
+use crate::clients::retry::{parse_retry_after, RetryPolicy};
 use crate::config::RegistryHost;
 use crate::secret::Secret;
 
@@ -48,7 +49,7 @@ impl Manifest {
 }
 
 /// A registry request that failed for good.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
     #[error("registry `{host}` refused the credentials for `{repository}` (HTTP {status}); check that the ECR token is for this registry")]
     Unauthorized {
@@ -70,17 +71,18 @@ pub enum RegistryError {
         /// The error with its causes (`error sending request: dns error: …`).
         message: String,
     },
-    #[error("registry `{host}` sent no `Docker-Content-Digest` for {what}")]
-    NoDigest { host: String, what: String },
 }
 
 /// The registry the images live in.
 #[async_trait]
 pub trait Registry: Send + Sync {
-    /// The digest behind `repository:tag`, or `None` when the tag does not exist.
-    async fn digest(&self, repository: &str, tag: &str) -> Result<Option<String>, RegistryError>;
-    /// The manifest behind `repository:reference` (a tag or a digest).
-    async fn manifest(&self, repository: &str, reference: &str) -> Result<Manifest, RegistryError>;
+    /// The manifest behind `repository:reference` (a tag or a digest), or `None` when there is
+    /// none (an unknown repository included).
+    async fn manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Manifest>, RegistryError>;
     /// Store `manifest` under `tag`; returns the digest the registry computed.
     async fn put_manifest(
         &self,
@@ -95,9 +97,23 @@ pub struct HttpRegistry {
     host: RegistryHost,
     auth: RegistryAuth,
     http: reqwest::Client,
-    /// Attempts for one request when the registry or the network fails transiently.
-    attempts: u32,
-    backoff: Duration,
+    retry: RetryPolicy,
+}
+
+/// One attempt's failure, before it is known whether it is the last.
+enum Attempt {
+    Transport(reqwest::Error),
+    /// A `429` or `5xx` answer.
+    Status(reqwest::Response),
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempt::Transport(e) => write!(f, "{}", chain(e)),
+            Attempt::Status(r) => write!(f, "HTTP {}", r.status()),
+        }
+    }
 }
 
 impl HttpRegistry {
@@ -111,9 +127,14 @@ impl HttpRegistry {
             host,
             auth,
             http,
-            attempts: 4,
-            backoff: Duration::from_millis(250),
+            retry: RetryPolicy::STANDARD,
         })
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub fn host(&self) -> &RegistryHost {
@@ -127,38 +148,53 @@ impl HttpRegistry {
         )
     }
 
-    /// Send with bounded retries on 429, 5xx and transport errors, exponential backoff.
+    /// Send under the shared retry policy: 429, 5xx and transport errors are retried, with the
+    /// registry's `Retry-After` honoured. The last answer is returned whatever its status.
     async fn send(
         &self,
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, RegistryError> {
-        let mut delay = self.backoff;
-        let mut attempt = 1;
-        loop {
+        let attempt = || async {
             let req = build().basic_auth(&self.auth.username, Some(self.auth.password.expose()));
-            let result = req.send().await;
-            let retry = match &result {
-                Ok(r) => {
-                    r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()
+            match req.send().await {
+                Ok(r)
+                    if r.status() == StatusCode::TOO_MANY_REQUESTS
+                        || r.status().is_server_error() =>
+                {
+                    Err(Attempt::Status(r))
                 }
-                Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
-            };
-            if !retry || attempt >= self.attempts {
-                return result.map_err(|source| RegistryError::Transport {
-                    host: self.host.host.clone(),
-                    what: what.to_string(),
-                    message: chain(&source.without_url()),
-                });
+                Ok(r) => Ok(r),
+                Err(e) => Err(Attempt::Transport(e)),
             }
-            tracing::debug!(
+        };
+        let result = self
+            .retry
+            .run(
                 what,
                 attempt,
-                "registry request failed transiently; retrying"
-            );
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-            attempt += 1;
+                |a| match a {
+                    Attempt::Status(_) => true,
+                    Attempt::Transport(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+                },
+                |a| match a {
+                    Attempt::Status(r) => r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after),
+                    Attempt::Transport(_) => None,
+                },
+                |_, _| {},
+            )
+            .await;
+        match result {
+            Ok(r) | Err(Attempt::Status(r)) => Ok(r),
+            Err(Attempt::Transport(source)) => Err(RegistryError::Transport {
+                host: self.host.host.clone(),
+                what: what.to_string(),
+                message: chain(&source.without_url()),
+            }),
         }
     }
 
@@ -211,30 +247,19 @@ fn digest_header(r: &reqwest::Response) -> Option<String> {
 
 #[async_trait]
 impl Registry for HttpRegistry {
-    async fn digest(&self, repository: &str, tag: &str) -> Result<Option<String>, RegistryError> {
-        let what = format!("`{repository}:{tag}`");
-        let url = self.url(repository, tag);
-        let r = self
-            .send(&what, || {
-                self.http.head(&url).header(ACCEPT, MANIFEST_TYPES)
-            })
-            .await?;
-        match r.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => digest_header(&r).map(Some).ok_or(RegistryError::NoDigest {
-                host: self.host.host.clone(),
-                what,
-            }),
-            _ => Err(self.fail(repository, &what, r).await),
-        }
-    }
-
-    async fn manifest(&self, repository: &str, reference: &str) -> Result<Manifest, RegistryError> {
+    async fn manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Manifest>, RegistryError> {
         let what = format!("`{repository}:{reference}`");
         let url = self.url(repository, reference);
         let r = self
             .send(&what, || self.http.get(&url).header(ACCEPT, MANIFEST_TYPES))
             .await?;
+        if r.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if !r.status().is_success() {
             return Err(self.fail(repository, &what, r).await);
         }
@@ -258,11 +283,11 @@ impl Registry for HttpRegistry {
             use sha2::Digest as _;
             format!("sha256:{:x}", sha2::Sha256::digest(&body))
         });
-        Ok(Manifest {
+        Ok(Some(Manifest {
             media_type,
             digest,
             body,
-        })
+        }))
     }
 
     async fn put_manifest(

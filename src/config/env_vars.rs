@@ -1,8 +1,10 @@
 //! Every environment variable the program reads, declared once.
 //!
 //! Nothing outside this module spells a variable name; everything else reads the snapshot taken at
-//! start-up through [`crate::config::RunnerEnv`]. Action inputs arrive as `INPUT_<NAME>` with the
+//! start-up, [`RunnerEnv`]. Action inputs arrive as `INPUT_<NAME>` with the
 //! input's name upper-cased and its hyphens kept (`INPUT_CONSUMERS-DIR`), see [`input_var`].
+
+use std::collections::BTreeMap;
 
 /// Set to `true` by the GitHub Actions runner.
 pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
@@ -32,9 +34,53 @@ pub const AWS_REGION: &str = "AWS_REGION";
 pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 /// Log filter for the program's own logs (`info`, `cdc_deploy=debug`).
 pub const CDC_DEPLOY_LOG: &str = "CDC_DEPLOY_LOG";
+/// `0` builds with the Docker engine's classic builder instead of BuildKit, as for `docker build`.
+pub const DOCKER_BUILDKIT: &str = "DOCKER_BUILDKIT";
 
 /// Prefix the runner puts before every action input.
 pub const INPUT_PREFIX: &str = "INPUT_";
+
+/// A snapshot of the process environment, taken once at start-up. Tests build one from a map.
+#[derive(Clone, Debug, Default)]
+pub struct RunnerEnv {
+    vars: BTreeMap<String, String>,
+}
+
+impl RunnerEnv {
+    pub fn from_process() -> Self {
+        RunnerEnv {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        RunnerEnv {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The variable's value, `None` when unset or empty (the runner passes unset inputs as `""`).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn is_actions(&self) -> bool {
+        self.get(GITHUB_ACTIONS) == Some("true")
+    }
+}
 
 /// The variable an action input named `name` arrives in: upper-cased, spaces turned to `_`,
 /// hyphens kept, as the runner's container action handler does it.

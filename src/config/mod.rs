@@ -1,175 +1,18 @@
-//! One configuration model, two front doors: command-line flags and action inputs.
-//!
-//! Every flag of a subcommand can also arrive as the action input of the same name
-//! (`--consumers-dir` ⇔ `INPUT_CONSUMERS-DIR`); inputs are turned into flags before clap parses,
-//! so both go through the same parser and the same error messages. The result is validated once
-//! into [`Settings`]; nothing downstream reads the environment again.
+//! One configuration model, validated once: command-line flags and action inputs ([`cli`]), the
+//! triggering event ([`event`]) and the environment ([`env_vars`]) become one [`Settings`].
+//! Nothing downstream reads the environment or the event payload again.
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
+pub mod cli;
+pub mod env_vars;
+pub mod event;
+
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-
-pub mod env_vars;
-
+use crate::clients::git::Git;
 use crate::consumers::names::ProjectName;
-use env_vars as ev;
-
-/// A snapshot of the process environment, taken once at start-up. Tests build one from a map.
-#[derive(Clone, Debug, Default)]
-pub struct RunnerEnv {
-    vars: BTreeMap<String, String>,
-}
-
-impl RunnerEnv {
-    pub fn from_process() -> Self {
-        RunnerEnv {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
-        }
-    }
-
-    pub fn from_pairs<I, K, V>(pairs: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        RunnerEnv {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
-    }
-
-    /// The variable's value, `None` when unset or empty (the runner passes unset inputs as `""`).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-    }
-
-    pub fn is_actions(&self) -> bool {
-        self.get(ev::GITHUB_ACTIONS) == Some("true")
-    }
-}
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "cdc-deploy",
-    version,
-    about = "Deploy Change Data Capture consumers to AWS ECS Fargate",
-    long_about = "Deploy Change Data Capture consumers to AWS ECS Fargate.\n\nEvery option can also be given as the GitHub Action input of the same name (`--consumers-dir` is the input `consumers-dir`, read from `INPUT_CONSUMERS-DIR`). Without a subcommand, `run` is assumed: that is what the action executes."
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Discover, validate and fingerprint the consumers and show what a deploy would do.
-    Plan(PlanArgs),
-    /// Build and push the changed consumers' images.
-    Deploy(DeployArgs),
-    /// What the action runs: `plan` or `deploy`, chosen by `--mode` and the triggering event.
-    Run(RunArgs),
-}
-
-/// Options every subcommand takes.
-#[derive(Debug, Clone, Args)]
-pub struct CommonArgs {
-    /// Folder holding one folder per consumer, relative to the repository root.
-    #[arg(long, value_name = "DIR", default_value = "consumer_scripts")]
-    pub consumers_dir: PathBuf,
-    /// Prefix of every AWS resource name (`<project>-<consumer>`).
-    #[arg(long, value_name = "NAME", default_value = "cdc")]
-    pub project_name: String,
-    /// Deployment environment, recorded in tags and the report (`production`, `staging`, ...).
-    #[arg(long, value_name = "NAME", default_value = "production")]
-    pub environment: String,
-    /// AWS region; defaults to `AWS_REGION` or `AWS_DEFAULT_REGION`.
-    #[arg(long, value_name = "REGION")]
-    pub aws_region: Option<String>,
-    /// Repository root; defaults to `GITHUB_WORKSPACE` or the current folder.
-    #[arg(long, value_name = "DIR")]
-    pub workspace: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct PlanArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// Plan without asking AWS what exists: every consumer is `new`.
-    #[arg(long)]
-    pub offline: bool,
-    /// Also write the report's markdown (the pull request comment) to this file.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Registry host to look images up in, as for `deploy`.
-    #[arg(long, value_name = "HOST")]
-    pub registry_host: Option<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct DeployOptions {
-    /// Registry host to push to and look images up in, instead of the one in ECR's
-    /// `repositoryUri` (ECR FIPS or dual-stack endpoints). `http://host:port` for a plain-HTTP
-    /// registry on this machine.
-    #[arg(long, value_name = "HOST")]
-    pub registry_host: Option<String>,
-    /// How many images are built and pushed at the same time.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
-    pub build_concurrency: u16,
-    /// Tagged images kept per repository by the ECR lifecycle policy.
-    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub keep_images: u32,
-    /// Days after which untagged images expire.
-    #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
-    pub untagged_expiry_days: u32,
-    /// Commit the images are tagged with (`sha-<commit>`); defaults to `GITHUB_SHA` or the
-    /// checkout's `HEAD`.
-    #[arg(long, value_name = "SHA")]
-    pub commit: Option<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct DeployArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    #[command(flatten)]
-    pub deploy: DeployOptions,
-}
-
-/// `mode` input: what `run` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    /// Plan on `pull_request`; deploy on `push`, `workflow_dispatch` and `schedule`.
-    Auto,
-    Plan,
-    Deploy,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    #[command(flatten)]
-    pub deploy: DeployOptions,
-    /// `auto`, `plan` or `deploy`.
-    #[arg(long, value_enum, default_value_t = Mode::Auto)]
-    pub mode: Mode,
-    /// With `plan`: write the report's markdown to this file too.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// With `plan`: look nothing up in AWS (a pull request from a fork has no AWS credentials).
-    #[arg(long)]
-    pub offline: bool,
-}
+use cli::{Cli, Command, CommonArgs, DeployOptions, Mode};
+use env_vars::{self as ev, RunnerEnv};
+use event::{CommitSha, Event, EventError, EventMode};
 
 /// Configuration that cannot be used, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -178,164 +21,114 @@ pub enum SettingsError {
     NotABoolean { input: String, value: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("the event `{event}` does not choose a mode: set `mode` to `plan` or `deploy`, or run on `pull_request`, `push`, `workflow_dispatch` or `schedule`")]
+    #[error("the event `{event}` does not choose a mode: set `mode` to `plan` or `deploy`, or run on `pull_request`, `merge_group`, `push`, `workflow_dispatch` or `schedule`")]
     UnsupportedEvent { event: String },
-    #[error("could not read the event payload `{path}`: {reason}")]
-    EventPayload { path: String, reason: String },
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("`{source_name}`: {error}")]
+    Commit {
+        source_name: &'static str,
+        error: event::CommitError,
+    },
 }
 
-const SUBCOMMANDS: &[&str] = &["plan", "deploy", "run", "help"];
-
-/// Turn action inputs into flags of the chosen subcommand: an input becomes `--name=value` unless
-/// the flag is already on the command line. Without a subcommand, `run` is assumed.
-pub fn with_inputs(argv: Vec<OsString>, env: &RunnerEnv) -> Result<Vec<OsString>, SettingsError> {
-    let mut argv = argv;
-    if argv.is_empty() {
-        argv.push("cdc-deploy".into());
-    }
-    let first = argv.get(1).and_then(|a| a.to_str()).unwrap_or("");
-    let help_flag = matches!(first, "-h" | "--help" | "-V" | "--version");
-    if !SUBCOMMANDS.contains(&first) && !help_flag {
-        argv.insert(1, "run".into());
-    }
-    let Some(sub) = argv.get(1).and_then(|a| a.to_str()).map(str::to_string) else {
-        return Ok(argv);
-    };
-    let cmd = Cli::command();
-    let Some(sc) = cmd.find_subcommand(&sub) else {
-        return Ok(argv);
-    };
-    let given: Vec<String> = argv
-        .iter()
-        .filter_map(|a| a.to_str())
-        .filter_map(|a| a.strip_prefix("--"))
-        .map(|a| a.split('=').next().unwrap_or(a).to_string())
-        .collect();
-    let mut extra = Vec::new();
-    for arg in sc.get_arguments() {
-        let Some(long) = arg.get_long() else { continue };
-        if long == "help" || given.iter().any(|g| g == long) {
-            continue;
-        }
-        let Some(value) = env.get(&ev::input_var(long)) else {
-            continue;
-        };
-        if arg.get_action().takes_values() {
-            extra.push(OsString::from(format!("--{long}={value}")));
-        } else {
-            match value.to_ascii_lowercase().as_str() {
-                "true" => extra.push(OsString::from(format!("--{long}"))),
-                "false" => {}
-                _ => {
-                    return Err(SettingsError::NotABoolean {
-                        input: long.to_string(),
-                        value: value.to_string(),
-                    })
-                }
-            }
-        }
-    }
-    // Inputs go before any `--` so they are read as options.
-    let at = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
-    argv.splice(at..at, extra);
-    Ok(argv)
-}
-
-/// The triggering event, read from `GITHUB_EVENT_NAME` and `GITHUB_EVENT_PATH`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Event {
-    pub name: String,
-    pub pull_request: Option<u64>,
-    /// The pull request's head commit, or the pushed commit.
-    pub head_sha: Option<String>,
-}
-
-/// What the GitHub runner told us, when running under Actions.
+/// What the GitHub runner told us about the run.
 #[derive(Clone, Debug, Default)]
 pub struct GithubContext {
     pub actions: bool,
     pub event: Option<Event>,
-    pub sha: Option<String>,
     pub repository: Option<String>,
     pub server_url: Option<String>,
     pub run_id: Option<String>,
-    pub output_file: Option<PathBuf>,
-    pub summary_file: Option<PathBuf>,
 }
 
 impl GithubContext {
-    pub fn from_env(env: &RunnerEnv) -> Result<Self, SettingsError> {
-        let event = match env.get(ev::GITHUB_EVENT_NAME) {
-            Some(name) => Some(read_event(name, env.get(ev::GITHUB_EVENT_PATH))?),
-            None => None,
-        };
-        Ok(GithubContext {
-            actions: env.is_actions(),
-            event,
-            sha: env.get(ev::GITHUB_SHA).map(str::to_string),
-            repository: env.get(ev::GITHUB_REPOSITORY).map(str::to_string),
-            server_url: env.get(ev::GITHUB_SERVER_URL).map(str::to_string),
-            run_id: env.get(ev::GITHUB_RUN_ID).map(str::to_string),
-            output_file: env.get(ev::GITHUB_OUTPUT).map(PathBuf::from),
-            summary_file: env.get(ev::GITHUB_STEP_SUMMARY).map(PathBuf::from),
-        })
+    /// Link to the workflow run, when running under Actions.
+    pub fn run_url(&self) -> Option<String> {
+        match (&self.server_url, &self.repository, &self.run_id) {
+            (Some(s), Some(r), Some(id)) => {
+                Some(format!("{}/{r}/actions/runs/{id}", s.trim_end_matches('/')))
+            }
+            _ => None,
+        }
     }
 
-    /// The commit the run is about: the pull request's head, else `GITHUB_SHA`.
-    pub fn commit(&self) -> Option<&str> {
-        self.event
-            .as_ref()
-            .and_then(|e| e.head_sha.as_deref())
-            .or(self.sha.as_deref())
+    /// `https://github.com/owner/repo`, for the image's source label.
+    pub fn repository_url(&self) -> Option<String> {
+        match (&self.server_url, &self.repository) {
+            (Some(s), Some(r)) => Some(format!("{}/{r}", s.trim_end_matches('/'))),
+            _ => None,
+        }
     }
 }
 
-fn read_event(name: &str, path: Option<&str>) -> Result<Event, SettingsError> {
-    let mut event = Event {
-        name: name.to_string(),
-        ..Event::default()
+/// Read the event. With `required` (mode `auto`) a payload that cannot be read is an error; with
+/// an explicit mode the event only adds facts, so such a payload is reported and left out.
+fn read_event(
+    env: &RunnerEnv,
+    required: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Event>, SettingsError> {
+    let Some(name) = env.get(ev::GITHUB_EVENT_NAME) else {
+        return Ok(None);
     };
-    let Some(path) = path else { return Ok(event) };
-    let text = std::fs::read_to_string(path).map_err(|e| SettingsError::EventPayload {
-        path: path.to_string(),
-        reason: e.to_string(),
-    })?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| SettingsError::EventPayload {
-            path: path.to_string(),
-            reason: e.to_string(),
-        })?;
-    if let Some(pr) = json.get("pull_request") {
-        event.pull_request = pr.get("number").and_then(|n| n.as_u64());
-        event.head_sha = pr
-            .pointer("/head/sha")
-            .and_then(|s| s.as_str())
-            .map(str::to_string);
-    } else if let Some(after) = json.get("after").and_then(|s| s.as_str()) {
-        event.head_sha = Some(after.to_string());
+    let path = env.get(ev::GITHUB_EVENT_PATH);
+    let payload = match path.map(|p| (p, std::fs::read_to_string(p))) {
+        None => None,
+        Some((_, Ok(text))) => Some(text),
+        Some((p, Err(e))) => {
+            let err = EventError::Read {
+                path: p.to_string(),
+                reason: e.to_string(),
+            };
+            if required {
+                return Err(err.into());
+            }
+            warnings.push(format!(
+                "{err}; the explicit `mode` does not need it, so the run goes on without it"
+            ));
+            None
+        }
+    };
+    match Event::parse(name, payload.as_deref(), path.unwrap_or("")) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if required => Err(e.into()),
+        Err(e) => {
+            warnings.push(format!(
+                "{e}; the explicit `mode` does not need it, so the run goes on without it"
+            ));
+            Ok(Event::parse(name, None, "").ok())
+        }
     }
-    Ok(event)
 }
 
 /// What the run does, once `mode` and the event are resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    Plan {
-        offline: bool,
-        output: Option<PathBuf>,
-        registry_host: Option<RegistryHost>,
-    },
+    Plan(PlanSettings),
     Deploy(DeploySettings),
+    /// The event leaves nothing to do (a push that deleted a branch); the reason says why.
+    Nothing {
+        reason: String,
+    },
 }
 
-/// Validated deploy options.
+/// Validated `plan` options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanSettings {
+    pub offline: bool,
+    /// Also write the report's markdown here.
+    pub output: Option<PathBuf>,
+    pub registry_host: Option<RegistryHost>,
+}
+
+/// Validated `deploy` options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeploySettings {
     pub registry_host: Option<RegistryHost>,
     pub build_concurrency: usize,
     pub keep_images: u32,
     pub untagged_expiry_days: u32,
-    pub commit: Option<String>,
 }
 
 /// A registry host override, with the scheme the action's own registry calls use.
@@ -390,10 +183,16 @@ pub struct Settings {
     pub project: ProjectName,
     pub environment: String,
     pub aws_region: Option<String>,
+    /// The commit the run is about: images built from it are tagged `sha-<commit>`.
+    pub commit: Option<CommitSha>,
     /// The Docker engine's address from `DOCKER_HOST`; the default socket when unset.
     pub docker_host: Option<String>,
+    /// `false` when `DOCKER_BUILDKIT=0` asks for the classic builder.
+    pub buildkit: bool,
     pub github: GithubContext,
     pub action: Action,
+    /// Findings about the configuration that did not stop it (shown as warnings).
+    pub warnings: Vec<String>,
 }
 
 fn validate_environment(raw: &str) -> Result<String, SettingsError> {
@@ -424,126 +223,143 @@ fn validate_region(raw: &str) -> Result<String, SettingsError> {
     }
 }
 
-fn common_settings(
-    c: &CommonArgs,
-    env: &RunnerEnv,
-    cwd: &Path,
-) -> Result<(PathBuf, PathBuf, ProjectName, String, Option<String>), SettingsError> {
-    let workspace = c
-        .workspace
-        .clone()
-        .or_else(|| env.get(ev::GITHUB_WORKSPACE).map(PathBuf::from))
-        .unwrap_or_else(|| cwd.to_path_buf());
-    let project = ProjectName::parse(&c.project_name).map_err(|e| {
+fn validate_project(raw: &str) -> Result<ProjectName, SettingsError> {
+    ProjectName::parse(raw).map_err(|e| {
         SettingsError::Invalid(match e.suggestion {
             Some(s) => format!("{}; for example `{s}`", e.reason),
             None => e.reason,
         })
-    })?;
-    let environment = validate_environment(&c.environment)?;
-    let region = c
-        .aws_region
-        .as_deref()
-        .or_else(|| env.get(ev::AWS_REGION))
-        .or_else(|| env.get(ev::AWS_DEFAULT_REGION))
-        .map(validate_region)
-        .transpose()?;
-    Ok((
-        workspace,
-        c.consumers_dir.clone(),
-        project,
-        environment,
-        region,
-    ))
-}
-
-fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
-    let commit = d.commit.as_deref().map(|c| {
-        if c.len() >= 7 && c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_hexdigit()) {
-            Ok(c.to_ascii_lowercase())
-        } else {
-            Err(SettingsError::Invalid(format!(
-                "`commit` `{c}` is not a git commit id: give 7 to 64 hex digits"
-            )))
-        }
-    });
-    Ok(DeploySettings {
-        registry_host: d
-            .registry_host
-            .as_deref()
-            .map(RegistryHost::parse)
-            .transpose()?,
-        build_concurrency: usize::from(d.build_concurrency),
-        keep_images: d.keep_images,
-        untagged_expiry_days: d.untagged_expiry_days,
-        commit: commit.transpose()?,
     })
 }
 
+fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
+    Ok(DeploySettings {
+        registry_host: registry_host(d.registry_host.as_deref())?,
+        build_concurrency: usize::from(d.build_concurrency),
+        keep_images: d.keep_images,
+        untagged_expiry_days: d.untagged_expiry_days,
+    })
+}
+
+fn registry_host(raw: Option<&str>) -> Result<Option<RegistryHost>, SettingsError> {
+    raw.map(RegistryHost::parse).transpose()
+}
+
+/// The commit: the `commit` input, the event's, `GITHUB_SHA`, then the checkout's `HEAD`. A
+/// given commit must be a full id; a checkout without one just has no commit.
+fn resolve_commit(
+    c: &CommonArgs,
+    event: Option<&Event>,
+    env: &RunnerEnv,
+    workspace: &Path,
+    git: &dyn Git,
+) -> Result<Option<CommitSha>, SettingsError> {
+    let checked = |source_name: &'static str, raw: &str| {
+        CommitSha::parse(raw).map_err(|error| SettingsError::Commit { source_name, error })
+    };
+    if let Some(raw) = c.commit.as_deref() {
+        return checked("commit", raw).map(Some);
+    }
+    if let Some(sha) = event.and_then(Event::commit) {
+        return Ok(Some(sha.clone()));
+    }
+    if let Some(raw) = env.get(ev::GITHUB_SHA) {
+        return checked(ev::GITHUB_SHA, raw).map(Some);
+    }
+    Ok(git.head(workspace).and_then(|h| CommitSha::parse(&h).ok()))
+}
+
 /// Resolve `mode: auto` from the event.
-pub fn resolve_mode(mode: Mode, event: Option<&Event>) -> Result<Mode, SettingsError> {
+pub fn resolve_mode(mode: Mode, event: Option<&Event>) -> Result<EventMode, SettingsError> {
     match mode {
-        Mode::Plan | Mode::Deploy => Ok(mode),
-        Mode::Auto => {
-            let name = event.map(|e| e.name.as_str()).unwrap_or("");
-            match name {
-                "pull_request" | "pull_request_target" => Ok(Mode::Plan),
-                "push" | "workflow_dispatch" | "schedule" => Ok(Mode::Deploy),
-                "" => Err(SettingsError::Invalid(
-                    "`mode` is `auto` but there is no triggering event (`GITHUB_EVENT_NAME` is unset): set `mode` to `plan` or `deploy`".into(),
-                )),
-                other => Err(SettingsError::UnsupportedEvent {
-                    event: other.to_string(),
-                }),
-            }
-        }
+        Mode::Plan => Ok(EventMode::Plan),
+        Mode::Deploy => Ok(EventMode::Deploy),
+        Mode::Auto => match event {
+            None => Err(SettingsError::Invalid(
+                "`mode` is `auto` but there is no triggering event (`GITHUB_EVENT_NAME` is unset): set `mode` to `plan` or `deploy`".into(),
+            )),
+            Some(e) => e.mode().ok_or_else(|| SettingsError::UnsupportedEvent {
+                event: e.name().to_string(),
+            }),
+        },
     }
 }
 
 impl Settings {
-    /// Validate parsed arguments against the environment snapshot.
-    pub fn resolve(cli: Cli, env: &RunnerEnv, cwd: &Path) -> Result<Settings, SettingsError> {
-        let github = GithubContext::from_env(env)?;
+    /// Validate parsed arguments against the environment snapshot; `git` answers for the
+    /// checkout's `HEAD` when nothing else names the commit.
+    pub fn resolve(
+        cli: Cli,
+        env: &RunnerEnv,
+        cwd: &Path,
+        git: &dyn Git,
+    ) -> Result<Settings, SettingsError> {
+        let mut warnings = Vec::new();
+        let auto = matches!(&cli.command, Command::Run(r) if r.mode == Mode::Auto);
+        let event = read_event(env, auto, &mut warnings)?;
         let (common, action) = match cli.command {
             Command::Plan(p) => (
                 p.common,
-                Action::Plan {
+                Action::Plan(PlanSettings {
                     offline: p.offline,
                     output: p.output,
-                    registry_host: p
-                        .registry_host
-                        .as_deref()
-                        .map(RegistryHost::parse)
-                        .transpose()?,
-                },
+                    registry_host: registry_host(p.registry_host.as_deref())?,
+                }),
             ),
             Command::Deploy(d) => (d.common, Action::Deploy(deploy_settings(&d.deploy)?)),
             Command::Run(r) => {
-                let action = match resolve_mode(r.mode, github.event.as_ref())? {
-                    Mode::Plan => Action::Plan {
+                let deploy = deploy_settings(&r.deploy)?;
+                let action = match resolve_mode(r.mode, event.as_ref())? {
+                    EventMode::Plan => Action::Plan(PlanSettings {
                         offline: r.offline,
                         output: r.output,
-                        registry_host: deploy_settings(&r.deploy)?.registry_host,
-                    },
-                    _ => Action::Deploy(deploy_settings(&r.deploy)?),
+                        registry_host: deploy.registry_host,
+                    }),
+                    EventMode::Deploy => Action::Deploy(deploy),
                 };
                 (r.common, action)
             }
         };
-        let (workspace, consumers_dir, project, environment, aws_region) =
-            common_settings(&common, env, cwd)?;
+        let workspace = common
+            .workspace
+            .clone()
+            .or_else(|| env.get(ev::GITHUB_WORKSPACE).map(PathBuf::from))
+            .unwrap_or_else(|| cwd.to_path_buf());
+        let aws_region = common
+            .aws_region
+            .as_deref()
+            .or_else(|| env.get(ev::AWS_REGION))
+            .or_else(|| env.get(ev::AWS_DEFAULT_REGION))
+            .map(validate_region)
+            .transpose()?;
+        let action = match event.as_ref().and_then(Event::deleted_ref) {
+            Some(r) => Action::Nothing {
+                reason: format!("the push deleted `{r}`: there is no commit to plan or deploy"),
+            },
+            None => action,
+        };
+        let commit = match &action {
+            Action::Nothing { .. } => None,
+            _ => resolve_commit(&common, event.as_ref(), env, &workspace, git)?,
+        };
         Ok(Settings {
+            project: validate_project(&common.project_name)?,
+            environment: validate_environment(&common.environment)?,
+            consumers_dir: common.consumers_dir,
             workspace,
-            consumers_dir,
-            project,
-            environment,
             aws_region,
-            docker_host: env
-                .get(ev::DOCKER_HOST)
-                .filter(|h| !h.is_empty())
-                .map(str::to_string),
-            github,
+            commit,
+            docker_host: env.get(ev::DOCKER_HOST).map(str::to_string),
+            buildkit: env.get(ev::DOCKER_BUILDKIT) != Some("0"),
+            github: GithubContext {
+                actions: env.is_actions(),
+                event,
+                repository: env.get(ev::GITHUB_REPOSITORY).map(str::to_string),
+                server_url: env.get(ev::GITHUB_SERVER_URL).map(str::to_string),
+                run_id: env.get(ev::GITHUB_RUN_ID).map(str::to_string),
+            },
             action,
+            warnings,
         })
     }
 }
@@ -551,15 +367,39 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clients::git::FixedGit;
+    use clap::{CommandFactory, Parser};
+    use cli::with_inputs;
+    use std::ffi::OsString;
+
+    const SHA: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+    const HEAD: &str = "1111111111111111111111111111111111111111";
 
     fn argv(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
     }
 
-    fn parse(args: &[&str], env: &RunnerEnv) -> Result<Settings, String> {
+    fn parse_with(args: &[&str], env: &RunnerEnv, git: &dyn Git) -> Result<Settings, String> {
         let argv = with_inputs(argv(args), env).map_err(|e| e.to_string())?;
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        Settings::resolve(cli, env, Path::new("/repo")).map_err(|e| e.to_string())
+        Settings::resolve(cli, env, Path::new("/repo"), git).map_err(|e| e.to_string())
+    }
+
+    fn parse(args: &[&str], env: &RunnerEnv) -> Result<Settings, String> {
+        parse_with(args, env, &FixedGit(None))
+    }
+
+    fn event_file(dir: &Path, json: &str) -> String {
+        let path = dir.join("event.json");
+        std::fs::write(&path, json).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    fn fixture(name: &str) -> String {
+        format!(
+            "{}/tests/fixtures/github/events/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
     }
 
     #[test]
@@ -581,11 +421,11 @@ mod tests {
         );
         assert_eq!(
             s.action,
-            Action::Plan {
+            Action::Plan(PlanSettings {
                 offline: true,
                 output: None,
                 registry_host: None,
-            }
+            })
         );
     }
 
@@ -599,20 +439,26 @@ mod tests {
     #[test]
     fn mode_auto_follows_the_event() {
         let dir = tempfile::tempdir().unwrap();
-        let payload = dir.path().join("event.json");
-        std::fs::write(
-            &payload,
-            r#"{"pull_request":{"number":7,"head":{"sha":"abc1234"}}}"#,
-        )
-        .unwrap();
-        let p = payload.to_str().unwrap();
+        let p = event_file(
+            dir.path(),
+            &format!(r#"{{"pull_request":{{"number":7,"head":{{"sha":"{SHA}"}}}}}}"#),
+        );
         let env = RunnerEnv::from_pairs([
             ("GITHUB_EVENT_NAME", "pull_request"),
-            ("GITHUB_EVENT_PATH", p),
-            ("GITHUB_SHA", "ffff"),
+            ("GITHUB_EVENT_PATH", p.as_str()),
+            ("GITHUB_SHA", HEAD),
         ]);
         let s = parse(&["cdc-deploy"], &env).unwrap();
-        assert!(matches!(s.action, Action::Plan { offline: false, .. }));
+        assert!(matches!(
+            s.action,
+            Action::Plan(PlanSettings { offline: false, .. })
+        ));
+        assert_eq!(s.github.event.as_ref().unwrap().pull_request(), Some(7));
+        assert_eq!(
+            s.commit.as_ref().map(CommitSha::as_str),
+            Some(SHA),
+            "the pull request's head, not the merge commit in GITHUB_SHA"
+        );
         let offline_env = RunnerEnv::from_pairs([
             ("GITHUB_EVENT_NAME", "pull_request"),
             ("INPUT_MODE", "plan"),
@@ -620,17 +466,21 @@ mod tests {
         ]);
         let offline = parse(&["cdc-deploy"], &offline_env).unwrap();
         assert!(
-            matches!(offline.action, Action::Plan { offline: true, .. }),
+            matches!(
+                offline.action,
+                Action::Plan(PlanSettings { offline: true, .. })
+            ),
             "the action's `offline` input reaches `run`"
         );
-        let event = s.github.event.as_ref().unwrap();
-        assert_eq!(event.pull_request, Some(7));
-        assert_eq!(s.github.commit(), Some("abc1234"));
-
         for name in ["push", "workflow_dispatch", "schedule"] {
             let env = RunnerEnv::from_pairs([("GITHUB_EVENT_NAME", name)]);
             let s = parse(&["cdc-deploy"], &env).unwrap();
             assert!(matches!(s.action, Action::Deploy(_)), "{name}");
+        }
+        for name in ["merge_group", "pull_request_target"] {
+            let env = RunnerEnv::from_pairs([("GITHUB_EVENT_NAME", name)]);
+            let s = parse(&["cdc-deploy"], &env).unwrap();
+            assert!(matches!(s.action, Action::Plan(_)), "{name}");
         }
         let env = RunnerEnv::from_pairs([("GITHUB_EVENT_NAME", "issues")]);
         let err = parse(&["cdc-deploy"], &env).unwrap_err();
@@ -640,6 +490,105 @@ mod tests {
             parse(&["cdc-deploy"], &env).is_ok(),
             "an explicit mode needs no event"
         );
+    }
+
+    #[test]
+    fn an_explicit_mode_does_not_need_the_event_file() {
+        let env = RunnerEnv::from_pairs([
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_EVENT_PATH", "/nonexistent/event.json"),
+            ("INPUT_MODE", "deploy"),
+            ("GITHUB_SHA", SHA),
+        ]);
+        let s = parse(&["cdc-deploy"], &env).unwrap();
+        assert!(matches!(s.action, Action::Deploy(_)));
+        assert_eq!(s.commit.as_ref().unwrap().as_str(), SHA);
+        assert!(
+            s.warnings[0].contains("/nonexistent/event.json"),
+            "{:?}",
+            s.warnings
+        );
+        // In `auto` the event decides, so it must be readable.
+        let env = RunnerEnv::from_pairs([
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_EVENT_PATH", "/nonexistent/event.json"),
+        ]);
+        let err = parse(&["cdc-deploy"], &env).unwrap_err();
+        assert!(
+            err.contains("could not read the event payload `/nonexistent/event.json`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_push_that_deletes_a_ref_leaves_nothing_to_do() {
+        for file in ["push.deleted-branch.json", "push.1.json"] {
+            let path = fixture(file);
+            let env = RunnerEnv::from_pairs([
+                ("GITHUB_EVENT_NAME", "push"),
+                ("GITHUB_EVENT_PATH", path.as_str()),
+                ("GITHUB_SHA", "0000000000000000000000000000000000000000"),
+            ]);
+            let s = parse(&["cdc-deploy"], &env).unwrap();
+            let Action::Nothing { reason } = &s.action else {
+                panic!("{file}: {:?}", s.action)
+            };
+            assert!(reason.contains("the push deleted `refs/"), "{reason}");
+            assert_eq!(s.commit, None, "{file}: no commit");
+        }
+        let path = fixture("push.4.json");
+        let env = RunnerEnv::from_pairs([
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_EVENT_PATH", path.as_str()),
+        ]);
+        let s = parse(&["cdc-deploy"], &env).unwrap();
+        assert!(matches!(s.action, Action::Deploy(_)));
+        assert_eq!(s.commit.unwrap().as_str(), SHA);
+    }
+
+    #[test]
+    fn the_commit_input_wins_everywhere_and_must_be_a_full_id() {
+        let env = RunnerEnv::from_pairs([("GITHUB_SHA", HEAD), ("INPUT_COMMIT", SHA)]);
+        for cmd in ["plan", "deploy", "run"] {
+            let env = if cmd == "run" {
+                RunnerEnv::from_pairs([
+                    ("GITHUB_SHA", HEAD),
+                    ("INPUT_COMMIT", SHA),
+                    ("INPUT_MODE", "plan"),
+                ])
+            } else {
+                env.clone()
+            };
+            let s = parse(&["cdc-deploy", cmd], &env).unwrap();
+            assert_eq!(s.commit.unwrap().as_str(), SHA, "{cmd}");
+        }
+        let env = RunnerEnv::from_pairs([("INPUT_COMMIT", "abcdef1")]);
+        let err = parse(&["cdc-deploy", "deploy"], &env).unwrap_err();
+        assert!(
+            err.starts_with("`commit`: `abcdef1` is not a full commit id"),
+            "{err}"
+        );
+        let env = RunnerEnv::from_pairs([("GITHUB_SHA", "nope")]);
+        let err = parse(&["cdc-deploy", "deploy"], &env).unwrap_err();
+        assert!(err.starts_with("`GITHUB_SHA`: `nope`"), "{err}");
+    }
+
+    #[test]
+    fn without_a_commit_anywhere_the_checkout_head_is_asked() {
+        let s = parse_with(
+            &["cdc-deploy", "plan"],
+            &RunnerEnv::default(),
+            &FixedGit(Some(HEAD.into())),
+        )
+        .unwrap();
+        assert_eq!(s.commit.unwrap().as_str(), HEAD);
+        let s = parse_with(
+            &["cdc-deploy", "plan"],
+            &RunnerEnv::default(),
+            &FixedGit(None),
+        )
+        .unwrap();
+        assert_eq!(s.commit, None);
     }
 
     #[test]
@@ -697,17 +646,21 @@ mod tests {
         let h = RegistryHost::parse("123.dkr.ecr-fips.us-east-1.amazonaws.com").unwrap();
         assert!(h.https);
         assert!(RegistryHost::parse("a b").is_err());
-        let env = RunnerEnv::from_pairs([
-            ("INPUT_REGISTRY-HOST", "http://127.0.0.1:5000"),
-            ("INPUT_COMMIT", "ABCDEF1"),
-        ]);
+        let env = RunnerEnv::from_pairs([("INPUT_REGISTRY-HOST", "http://127.0.0.1:5000")]);
         let s = parse(&["cdc-deploy", "deploy"], &env).unwrap();
         let Action::Deploy(d) = s.action else {
             panic!()
         };
         assert_eq!(d.registry_host.unwrap().host, "127.0.0.1:5000");
-        assert_eq!(d.commit.as_deref(), Some("abcdef1"));
         assert_eq!(d.build_concurrency, 2);
+    }
+
+    #[test]
+    fn docker_buildkit_zero_asks_for_the_classic_builder() {
+        let s = parse(&["cdc-deploy", "plan"], &RunnerEnv::default()).unwrap();
+        assert!(s.buildkit);
+        let env = RunnerEnv::from_pairs([("DOCKER_BUILDKIT", "0")]);
+        assert!(!parse(&["cdc-deploy", "plan"], &env).unwrap().buildkit);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::Read;
 
 use crate::consumers::config::{BuildSettings, Platform};
-use crate::context::{BuildContext, ContextError, EntryKind};
+use crate::context::{BuildContext, ContextError, Entry, EntryKind};
 
 /// Bumped whenever what goes into the hash changes, so old and new fingerprints never match.
 const SCHEME: &[u8] = b"cdc-deploy build fingerprint v1";
@@ -65,66 +65,98 @@ fn field(h: &mut blake3::Hasher, bytes: &[u8]) {
     h.update(bytes);
 }
 
+/// The hash, fed in the order of the context's entries: each entry, then a file's bytes.
+/// Fingerprinting feeds it from disk; the tar sent to the image builder feeds it from the very
+/// bytes it sends, so a file edited in between is caught instead of built under the old
+/// fingerprint.
+pub struct FingerprintHasher {
+    h: blake3::Hasher,
+}
+
+impl FingerprintHasher {
+    /// Start with everything that changes the build besides the files.
+    pub fn new(dockerfile: &str, build: &BuildSettings, platform: Platform) -> Self {
+        let mut h = blake3::Hasher::new();
+        field(&mut h, SCHEME);
+        field(&mut h, platform.as_str().as_bytes());
+        field(&mut h, dockerfile.as_bytes());
+        field(&mut h, build.target.as_deref().unwrap_or("").as_bytes());
+        h.update(&(build.args.len() as u64).to_le_bytes());
+        for (k, v) in &build.args {
+            field(&mut h, k.as_bytes());
+            field(&mut h, v.as_bytes());
+        }
+        FingerprintHasher { h }
+    }
+
+    /// An entry's path and kind; a file's bytes follow through [`FingerprintHasher::data`].
+    pub fn entry(&mut self, entry: &Entry) {
+        field(&mut self.h, entry.path.as_bytes());
+        match &entry.kind {
+            EntryKind::Dir => {
+                self.h.update(b"d");
+            }
+            EntryKind::Symlink { target } => {
+                self.h.update(b"l");
+                field(&mut self.h, target.as_bytes());
+            }
+            EntryKind::File { size, executable } => {
+                self.h.update(if *executable { b"x" } else { b"f" });
+                self.h.update(&size.to_le_bytes());
+            }
+        }
+    }
+
+    /// Bytes of the file last passed to [`FingerprintHasher::entry`].
+    pub fn data(&mut self, bytes: &[u8]) {
+        self.h.update(bytes);
+    }
+
+    pub fn finish(self) -> Fingerprint {
+        Fingerprint::from_hash(self.h.finalize())
+    }
+}
+
 /// Hash a scanned context with its build settings.
 pub fn fingerprint(
     ctx: &BuildContext,
     build: &BuildSettings,
     platform: Platform,
 ) -> Result<FingerprintReport, ContextError> {
-    let mut h = blake3::Hasher::new();
-    field(&mut h, SCHEME);
-    field(&mut h, platform.as_str().as_bytes());
-    field(&mut h, ctx.dockerfile.as_bytes());
-    field(&mut h, build.target.as_deref().unwrap_or("").as_bytes());
-    h.update(&(build.args.len() as u64).to_le_bytes());
-    for (k, v) in &build.args {
-        field(&mut h, k.as_bytes());
-        field(&mut h, v.as_bytes());
-    }
+    let mut h = FingerprintHasher::new(&ctx.dockerfile, build, platform);
     let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0;
     for entry in &ctx.entries {
-        field(&mut h, entry.path.as_bytes());
-        match &entry.kind {
-            EntryKind::Dir => {
-                h.update(b"d");
-            }
-            EntryKind::Symlink { target } => {
-                h.update(b"l");
-                field(&mut h, target.as_bytes());
-            }
-            EntryKind::File { size, executable } => {
-                h.update(if *executable { b"x" } else { b"f" });
-                h.update(&size.to_le_bytes());
-                let path = ctx.path_of(entry);
-                let mut file = File::open(&path).map_err(|source| ContextError::Read {
+        h.entry(entry);
+        if let EntryKind::File { size, .. } = &entry.kind {
+            let path = ctx.path_of(entry);
+            let mut file = File::open(&path).map_err(|source| ContextError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let mut read = 0u64;
+            loop {
+                let n = file.read(&mut buf).map_err(|source| ContextError::Read {
                     path: path.clone(),
                     source,
                 })?;
-                let mut read = 0u64;
-                loop {
-                    let n = file.read(&mut buf).map_err(|source| ContextError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    if n == 0 {
-                        break;
-                    }
-                    read += n as u64;
-                    if read > *size {
-                        return Err(ContextError::Changed { path });
-                    }
-                    h.update(&buf[..n]);
+                if n == 0 {
+                    break;
                 }
-                if read != *size {
+                read += n as u64;
+                if read > *size {
                     return Err(ContextError::Changed { path });
                 }
-                bytes += read;
+                h.data(&buf[..n]);
             }
+            if read != *size {
+                return Err(ContextError::Changed { path });
+            }
+            bytes += read;
         }
     }
     Ok(FingerprintReport {
-        fingerprint: Fingerprint::from_hash(h.finalize()),
+        fingerprint: h.finish(),
         files: ctx.file_count(),
         bytes,
     })

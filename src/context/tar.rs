@@ -8,11 +8,15 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
+use crate::consumers::config::{BuildSettings, Platform};
+use crate::context::fingerprint::{Fingerprint, FingerprintHasher};
 use crate::context::{BuildContext, EntryKind};
 
 /// Bytes per chunk sent to the daemon.
@@ -23,93 +27,210 @@ pub const CHANNEL_DEPTH: usize = 4;
 /// archive (and the daemon's cache) independent of when the files were checked out.
 pub const MTIME: u64 = 946_684_800;
 
-/// Stream `ctx` as a tar. An error reading a file ends the stream with that error, which fails
-/// the build instead of sending a truncated context.
-pub fn stream(ctx: BuildContext) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+/// What the archive must hash to: the fingerprint the plan was made with, and what went into it
+/// besides the files.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    pub fingerprint: Fingerprint,
+    pub build: BuildSettings,
+    pub platform: Platform,
+}
+
+/// Why the context that was sent is not the one that was fingerprinted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SentContextError {
+    #[error("`{path}` changed while the build context was sent; run again once nothing writes to the consumer's folder")]
+    FileChanged { path: String },
+    #[error("the files sent to the builder hash to `{sent}`, not to the fingerprint `{planned}` the plan was made with: a file changed after it was fingerprinted; run again once nothing writes to the consumer's folder")]
+    Mismatch { planned: String, sent: String },
+    #[error("could not read `{path}` while sending the build context: {message}")]
+    Read { path: String, message: String },
+    #[error("the builder stopped reading the build context before its end")]
+    Unfinished,
+}
+
+/// The check made while the context streams: settled once the last file was sent.
+#[derive(Clone, Debug, Default)]
+pub struct Verification(Arc<OnceLock<Result<(), SentContextError>>>);
+
+impl Verification {
+    /// `Ok` only when every byte was sent and hashed to the expected fingerprint.
+    pub fn result(&self) -> Result<(), SentContextError> {
+        self.0
+            .get()
+            .cloned()
+            .unwrap_or(Err(SentContextError::Unfinished))
+    }
+
+    fn settle(&self, r: Result<(), SentContextError>) {
+        let _ = self.0.set(r);
+    }
+}
+
+/// Stream `ctx` as a tar, hashing what is sent. A file that changed since the scan, or bytes that
+/// do not hash to `expected`, end the stream with an error before the archive's end marker, so
+/// the builder fails instead of building them; [`Verification::result`] says what happened.
+pub fn stream(
+    ctx: BuildContext,
+    expected: Expected,
+) -> (
+    impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static,
+    Verification,
+) {
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_DEPTH);
+    let verification = Verification::default();
+    let settled = verification.clone();
     tokio::task::spawn_blocking(move || {
+        let closed = Arc::new(AtomicBool::new(false));
         let mut writer = ChunkWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
+            closed: closed.clone(),
         };
-        let result = write_tar(&ctx, &mut writer).and_then(|()| writer.flush());
-        if let Err(e) = result {
-            // The receiver may be gone already (the build failed); nothing more to do then.
-            let _ = tx.blocking_send(Err(e));
+        let mut hasher =
+            FingerprintHasher::new(&ctx.dockerfile, &expected.build, expected.platform);
+        let mut builder = tar::Builder::new(&mut writer);
+        let mut result = write_entries(&ctx, &mut builder, Some(&mut hasher));
+        if result.is_ok() {
+            let sent = hasher.finish();
+            if sent != expected.fingerprint {
+                result = Err(SentContextError::Mismatch {
+                    planned: expected.fingerprint.hex().to_string(),
+                    sent: sent.hex().to_string(),
+                });
+            }
+        }
+        let result = result.and_then(|()| {
+            builder.finish().map_err(|e| SentContextError::Read {
+                path: ".".into(),
+                message: e.to_string(),
+            })
+        });
+        if result.is_err() {
+            // Dropping the builder would finish the archive; nothing more may reach the builder.
+            closed.store(true, Ordering::SeqCst);
+        }
+        drop(builder);
+        match result {
+            Ok(()) => {
+                settled.settle(Ok(()));
+                // The receiver may be gone already (the build failed); nothing more to do then.
+                let _ = writer.flush();
+            }
+            Err(e) => {
+                settled.settle(Err(e.clone()));
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            }
         }
     });
-    futures_util::stream::unfold(rx, |mut rx| async move {
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
+    });
+    (body, verification)
+}
+
+/// Write the whole archive to `out` (synchronously), without checking it against a fingerprint.
+pub fn write_tar(ctx: &BuildContext, out: &mut impl Write) -> Result<(), SentContextError> {
+    let mut builder = tar::Builder::new(out);
+    write_entries(ctx, &mut builder, None)?;
+    builder.finish().map_err(|e| SentContextError::Read {
+        path: ".".into(),
+        message: e.to_string(),
     })
 }
 
-/// Write the whole archive to `out` (synchronously); used by [`stream`] and by tests.
-pub fn write_tar(ctx: &BuildContext, out: &mut impl Write) -> io::Result<()> {
-    let mut builder = tar::Builder::new(out);
+fn write_entries<W: Write>(
+    ctx: &BuildContext,
+    builder: &mut tar::Builder<W>,
+    mut hasher: Option<&mut FingerprintHasher>,
+) -> Result<(), SentContextError> {
     builder.mode(tar::HeaderMode::Deterministic);
     for entry in &ctx.entries {
+        if let Some(h) = hasher.as_deref_mut() {
+            h.entry(entry);
+        }
         let mut header = tar::Header::new_gnu();
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(MTIME);
+        let io_err = |e: io::Error| SentContextError::Read {
+            path: entry.path.clone(),
+            message: e.to_string(),
+        };
         match &entry.kind {
             EntryKind::Dir => {
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_mode(0o755);
                 header.set_size(0);
-                builder.append_data(&mut header, format!("{}/", entry.path), io::empty())?;
+                builder
+                    .append_data(&mut header, format!("{}/", entry.path), io::empty())
+                    .map_err(io_err)?;
             }
             EntryKind::File { size, executable } => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(if *executable { 0o755 } else { 0o644 });
                 header.set_size(*size);
-                let path = ctx.path_of(entry);
-                let file = File::open(&path).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("could not read `{}`: {e}", path.display()),
-                    )
-                })?;
-                let reader = Exact {
-                    inner: file.take(*size),
+                let file = File::open(ctx.path_of(entry)).map_err(io_err)?;
+                let mut reader = Exact {
+                    inner: file,
                     remaining: *size,
-                    path: &entry.path,
+                    changed: false,
+                    hasher: hasher.as_deref_mut(),
                 };
-                builder.append_data(&mut header, &entry.path, reader)?;
+                let appended = builder.append_data(&mut header, &entry.path, &mut reader);
+                if reader.changed {
+                    return Err(SentContextError::FileChanged {
+                        path: entry.path.clone(),
+                    });
+                }
+                appended.map_err(io_err)?;
             }
             EntryKind::Symlink { target } => {
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_mode(0o777);
                 header.set_size(0);
-                builder.append_link(&mut header, &entry.path, target)?;
+                builder
+                    .append_link(&mut header, &entry.path, target)
+                    .map_err(io_err)?;
             }
         }
     }
-    builder.finish()
+    Ok(())
 }
 
-/// Reads exactly `remaining` bytes: a file that shrank since the scan is an error, not a corrupt
-/// archive. (One that grew is cut at its scanned size by `take`.)
+/// Reads exactly `remaining` bytes, feeding them to the hasher: a file that shrank or grew since
+/// the scan is an error, not a corrupt archive.
 struct Exact<'a, R> {
     inner: R,
     remaining: u64,
-    path: &'a str,
+    changed: bool,
+    hasher: Option<&'a mut FingerprintHasher>,
 }
 
 impl<R: Read> Read for Exact<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 {
+            // One byte more than scanned means the file grew.
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? > 0 {
+                self.changed = true;
+                return Err(io::Error::other("the file grew since it was scanned"));
+            }
             return Ok(0);
         }
-        let n = self.inner.read(buf)?;
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
+            self.changed = true;
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "`{}` changed while the build context was sent; run again once nothing writes to the consumer's folder",
-                    self.path
-                ),
+                "the file shrank since it was scanned",
             ));
+        }
+        if let Some(h) = self.hasher.as_deref_mut() {
+            h.data(&buf[..n]);
         }
         self.remaining -= n as u64;
         Ok(n)
@@ -121,10 +242,15 @@ impl<R: Read> Read for Exact<'_, R> {
 struct ChunkWriter {
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
     buf: Vec<u8>,
+    /// Set once the archive failed: later writes (the end marker) are refused.
+    closed: Arc<AtomicBool>,
 }
 
 impl ChunkWriter {
     fn send(&mut self) -> io::Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(io::Error::other("the archive failed"));
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -140,6 +266,9 @@ impl ChunkWriter {
 
 impl Write for ChunkWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(io::Error::other("the archive failed"));
+        }
         let room = CHUNK - self.buf.len();
         let n = room.min(data.len());
         self.buf.extend_from_slice(&data[..n]);
@@ -245,6 +374,44 @@ mod tests {
         write(dir.path(), "data", &[1u8; 10]);
         let err = write_tar(&ctx, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("`data` changed"), "{err}");
+        assert_eq!(
+            err,
+            SentContextError::FileChanged {
+                path: "data".into()
+            }
+        );
+    }
+
+    fn expected(ctx: &BuildContext) -> Expected {
+        let build = BuildSettings {
+            dockerfile: "Dockerfile".into(),
+            target: None,
+            args: Default::default(),
+        };
+        let platform = Platform::LinuxAmd64;
+        Expected {
+            fingerprint: crate::context::fingerprint::fingerprint(ctx, &build, platform)
+                .unwrap()
+                .fingerprint,
+            build,
+            platform,
+        }
+    }
+
+    #[test]
+    fn a_file_that_grew_since_the_scan_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "Dockerfile", b"FROM scratch\n");
+        write(dir.path(), "data", &[1u8; 10]);
+        let ctx = BuildContext::scan(dir.path(), "Dockerfile").unwrap();
+        write(dir.path(), "data", &[1u8; 11]);
+        let err = write_tar(&ctx, &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            err,
+            SentContextError::FileChanged {
+                path: "data".into()
+            }
+        );
     }
 
     #[tokio::test]
@@ -253,12 +420,46 @@ mod tests {
         write(dir.path(), "Dockerfile", b"FROM scratch\n");
         write(dir.path(), "big", &[3u8; 3 * CHUNK + 17]);
         let ctx = BuildContext::scan(dir.path(), "Dockerfile").unwrap();
-        let mut expected = Vec::new();
-        write_tar(&ctx, &mut expected).unwrap();
-        let chunks: Vec<Bytes> = stream(ctx).map(|c| c.unwrap()).collect().await;
+        let mut whole = Vec::new();
+        write_tar(&ctx, &mut whole).unwrap();
+        let (body, verification) = stream(ctx.clone(), expected(&ctx));
+        let chunks: Vec<Bytes> = body.map(|c| c.unwrap()).collect().await;
         assert!(chunks.iter().all(|c| c.len() <= CHUNK));
         assert!(chunks.len() >= 3);
-        assert_eq!(chunks.concat(), expected);
+        assert_eq!(chunks.concat(), whole);
+        assert_eq!(verification.result(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_file_edited_after_fingerprinting_never_reaches_the_builder_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "Dockerfile", b"FROM scratch\n");
+        write(dir.path(), "app.py", b"print('v1')\n");
+        let ctx = BuildContext::scan(dir.path(), "Dockerfile").unwrap();
+        let planned = expected(&ctx);
+        // Same size, other bytes: only the hash can tell.
+        write(dir.path(), "app.py", b"print('v2')\n");
+        let (body, verification) = stream(ctx, planned.clone());
+        let items: Vec<_> = body.collect().await;
+        assert!(
+            items.last().unwrap().is_err(),
+            "the stream ends in an error"
+        );
+        let sent: Vec<u8> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok())
+            .flat_map(|b| b.to_vec())
+            .collect();
+        assert!(
+            !sent.ends_with(&[0u8; 1024]),
+            "no end-of-archive marker: the builder sees a truncated archive"
+        );
+        match verification.result() {
+            Err(SentContextError::Mismatch { planned: p, .. }) => {
+                assert_eq!(p, planned.fingerprint.hex())
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
@@ -267,9 +468,12 @@ mod tests {
         write(dir.path(), "Dockerfile", b"FROM scratch\n");
         write(dir.path(), "gone", b"data");
         let ctx = BuildContext::scan(dir.path(), "Dockerfile").unwrap();
+        let planned = expected(&ctx);
         std::fs::remove_file(dir.path().join("gone")).unwrap();
-        let items: Vec<_> = stream(ctx).collect().await;
+        let (body, verification) = stream(ctx, planned);
+        let items: Vec<_> = body.collect().await;
         let err = items.last().unwrap().as_ref().unwrap_err();
         assert!(err.to_string().contains("gone"), "{err}");
+        assert!(verification.result().is_err());
     }
 }

@@ -148,10 +148,12 @@ impl Runner {
         self.emit(&self.stdout, &text);
     }
 
-    /// Print text that came from outside (a build log): under Actions, workflow commands inside it
-    /// are switched off for its duration so it cannot mask, annotate or set outputs.
+    /// Print text that came from outside (a build log, a server's message, a report holding
+    /// them): under Actions, workflow commands inside it are switched off for its duration with
+    /// `::stop-commands::` and a token nobody can guess, so it cannot mask, annotate or set
+    /// outputs.
     pub fn print_untrusted(&self, text: &str) {
-        if self.actions && text.contains("::") {
+        if self.actions && could_command(text) {
             let token = random_token();
             self.emit(&self.stdout, &format!("::stop-commands::{token}\n"));
             self.print(text);
@@ -232,6 +234,11 @@ impl Runner {
         self.annotate(&Annotation::new(Level::Error, message));
     }
 
+    /// Shorthand for a notice annotation with no file.
+    pub fn notice(&self, message: &str) {
+        self.annotate(&Annotation::new(Level::Notice, message));
+    }
+
     /// Shorthand for a warning annotation with no file.
     pub fn warning(&self, message: &str) {
         self.annotate(&Annotation::new(Level::Warning, message));
@@ -305,6 +312,44 @@ fn append(path: &Path, text: &str) -> Result<(), GhaError> {
             path: path.to_path_buf(),
             source,
         })
+}
+
+/// Whether the runner could read a workflow command in `text`: `::name::` at the start of a line
+/// (after spaces), or the older `##[name]` anywhere in one.
+fn could_command(text: &str) -> bool {
+    text.contains("##[") || text.lines().any(|l| l.trim_start().starts_with("::"))
+}
+
+/// Text from outside made inert for a log line without a `::stop-commands::` block: a line that
+/// would start with `::` is prefixed with `│ `, and `##[` is broken with a word joiner.
+pub fn inert(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if line.trim_start().starts_with("::") {
+            out.push_str("│ ");
+        }
+        out.push_str(&line.replace("##[", "##\u{2060}["));
+    }
+    out
+}
+
+/// A writer for the program's own log on stderr, which the runner also reads for workflow
+/// commands: every line written through it is made [`inert`].
+pub struct InertStderr;
+
+impl Write for InertStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        io::stderr().write_all(inert(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
 }
 
 fn random_token() -> String {
@@ -462,6 +507,37 @@ mod tests {
         let token = lines[0].trim_start_matches("::stop-commands::");
         assert_eq!(lines[1], "::add-mask::x");
         assert_eq!(lines[2], format!("::{token}::"));
+    }
+
+    #[test]
+    fn untrusted_text_is_wrapped_whenever_the_runner_could_read_a_command() {
+        for text in [
+            "  ::error title=x::y",
+            "compiling\n::add-mask::secret",
+            "step 3 says ##[error]boom",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (r, out, _) = runner(true, dir.path());
+            r.print_untrusted(text);
+            assert!(
+                out.text().starts_with("::stop-commands::"),
+                "{text:?} was printed bare"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (r, out, _) = runner(true, dir.path());
+        r.print_untrusted("a::b and 50% done");
+        assert_eq!(out.text(), "a::b and 50% done\n", "nothing to switch off");
+    }
+
+    #[test]
+    fn inert_lines_start_no_command() {
+        let text = inert("ok\n  ::error::x\nsays ##[warning]y\n::add-mask::z");
+        for line in text.lines() {
+            assert!(!line.trim_start().starts_with("::"), "{line}");
+            assert!(!line.contains("##["), "{line}");
+        }
+        assert_eq!(inert("plain: text"), "plain: text");
     }
 
     #[test]

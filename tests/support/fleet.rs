@@ -36,7 +36,7 @@ pub fn fingerprint_tags(root: &Path, project: &str) -> BTreeMap<String, String> 
         .iter()
         .map(|spec| {
             let report = cdc_deploy::pipeline::fingerprint_one(spec).unwrap();
-            (spec.name.to_string(), report.fingerprint.tag())
+            (spec.name.to_string(), report.report.fingerprint.tag())
         })
         .collect()
 }

@@ -1,0 +1,568 @@
+//! The image builder: the Docker Engine, through its API (bollard). It builds a consumer's image
+//! from the context stream with BuildKit (so `RUN --mount=type=cache` and `COPY --chmod` work as
+//! with `docker build` on a current runner), or with the classic builder where the engine has no
+//! BuildKit or `DOCKER_BUILDKIT=0` asks for it, and pushes it with the registry's credentials.
+//!
+//! The engine is found at `DOCKER_HOST` or `/var/run/docker.sock`, where a container action finds
+//! the runner's daemon. Build output is handed line by line to the caller, which decides where it
+//! goes; the failing step, its Dockerfile line and the last lines are kept for the failure. The
+//! registry credentials reach the build too, so `FROM` an image in the private registry works.
+
+pub mod buildkit;
+pub mod dockerfile;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bollard::auth::DockerCredentials;
+use bollard::models::BuildInfoAux;
+use bollard::query_parameters::{BuildImageOptions, BuilderVersion, PushImageOptions};
+use bollard::Docker;
+use futures_util::StreamExt as _;
+use rand::Rng as _;
+
+use crate::clients::registry::RegistryAuth;
+use crate::clients::retry::RetryPolicy;
+use crate::context::tar::{Expected, SentContextError};
+use crate::context::BuildContext;
+
+/// Where a container action finds the runner's daemon.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+/// Seconds one engine request may take. A build is one request, so this bounds a build.
+const REQUEST_TIMEOUT_SECS: u64 = 3600;
+/// Lines of build output kept for a failure message.
+pub const TAIL_LINES: usize = 25;
+/// The engine API version from which `/build` takes a BuildKit session (Docker 18.09).
+const BUILDKIT_API: (u32, u32) = (1, 39);
+
+/// The engine could not be reached.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("could not reach the Docker engine at `{address}`: {message}; a container action needs `/var/run/docker.sock`, elsewhere set `DOCKER_HOST`")]
+pub struct EngineError {
+    pub address: String,
+    pub message: String,
+}
+
+/// A build that did not produce an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildFailure {
+    /// The step that was running, as the builder named it (`[2/3] RUN make`, `Step 3/5 : RUN make`).
+    pub step: Option<String>,
+    /// The Dockerfile line that step starts on.
+    pub line: Option<usize>,
+    pub message: String,
+    /// The last lines of output before the failure.
+    pub tail: Vec<String>,
+}
+
+impl std::fmt::Display for BuildFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.step {
+            Some(step) => write!(f, "{step} failed: {}", self.message),
+            None => write!(f, "the build failed: {}", self.message),
+        }
+    }
+}
+
+/// Why a build gave no image.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Failed(BuildFailure),
+    /// The files sent are not the ones the plan fingerprinted.
+    #[error(transparent)]
+    ContextChanged(SentContextError),
+}
+
+/// A push that did not complete.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("push of `{image}` failed after {attempts} attempt(s): {message}")]
+pub struct PushFailure {
+    pub image: String,
+    pub attempts: u32,
+    pub message: String,
+}
+
+/// Where build and push output goes, line by line.
+pub type OnLine<'a> = dyn for<'s> FnMut(&'s str) + Send + 'a;
+
+/// Credentials for one registry, by the host name images are referenced with.
+#[derive(Clone, Debug)]
+pub struct RegistryLogin {
+    /// `123456789012.dkr.ecr.us-east-1.amazonaws.com` or `127.0.0.1:5000`.
+    pub host: String,
+    pub auth: RegistryAuth,
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    /// The scan the fingerprint was made from; its files are streamed and hashed again.
+    pub context: BuildContext,
+    pub expected: Expected,
+    pub target: Option<String>,
+    pub args: HashMap<String, String>,
+    /// `linux/amd64` or `linux/arm64`.
+    pub platform: String,
+    /// The full reference the image is tagged with (`host/repo:tag`).
+    pub tag: String,
+    pub labels: HashMap<String, String>,
+    /// Registries the build may pull from (`FROM` a private base image).
+    pub logins: Vec<RegistryLogin>,
+}
+
+/// Something that builds and pushes images.
+#[async_trait]
+pub trait ImageBuilder: Send + Sync {
+    /// One line for the log: which builder, on which engine.
+    fn describe(&self) -> String;
+    /// Build `req`, streaming its context. Each line of output goes to `on_line`.
+    async fn build(&self, req: BuildRequest, on_line: &mut OnLine<'_>) -> Result<(), BuildError>;
+    /// Push `host/repo:tag` with the registry's credentials, retrying transient failures.
+    async fn push(
+        &self,
+        reference: &str,
+        login: &RegistryLogin,
+        on_line: &mut OnLine<'_>,
+    ) -> Result<(), PushFailure>;
+}
+
+/// Which of the engine's builders is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    BuildKit,
+    /// The classic builder, and why BuildKit is not used.
+    Classic {
+        why: String,
+    },
+}
+
+/// The connected engine.
+#[derive(Clone, Debug)]
+pub struct DockerEngine {
+    docker: Docker,
+    address: String,
+    version: String,
+    backend: Backend,
+    retry: RetryPolicy,
+}
+
+fn api_version(v: &str) -> Option<(u32, u32)> {
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+impl DockerEngine {
+    /// Connect to `docker_host` (`unix://…`, `tcp://…`, `http://…`) or the default socket, agree
+    /// on an API version and choose the builder: BuildKit unless `buildkit` is false or the
+    /// engine cannot run it.
+    pub async fn connect(docker_host: Option<&str>, buildkit: bool) -> Result<Self, EngineError> {
+        let address = docker_host
+            .filter(|h| !h.is_empty())
+            .unwrap_or(DEFAULT_SOCKET)
+            .to_string();
+        let fail = |e: bollard::errors::Error| EngineError {
+            address: address.clone(),
+            message: e.to_string(),
+        };
+        let docker = if address.starts_with("tcp://") || address.starts_with("http://") {
+            Docker::connect_with_http(&address, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else if address.starts_with("unix://") || address.starts_with('/') {
+            Docker::connect_with_unix(&address, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else {
+            return Err(EngineError {
+                address: address.clone(),
+                message: "only `unix://` and `tcp://` addresses are supported".into(),
+            });
+        }
+        .map_err(fail)?;
+        let docker = docker.negotiate_version().await.map_err(fail)?;
+        let v = docker.version().await.map_err(fail)?;
+        let api = v.api_version.clone().unwrap_or_default();
+        let os = v.os.clone().unwrap_or_default();
+        let version = format!(
+            "Docker Engine {} (API {api}, {os})",
+            v.version.as_deref().unwrap_or("?")
+        );
+        let backend = if !buildkit {
+            Backend::Classic {
+                why: "`DOCKER_BUILDKIT=0` asks for it".into(),
+            }
+        } else if os != "linux" {
+            Backend::Classic {
+                why: format!("the engine runs on `{os}`, where BuildKit is not available"),
+            }
+        } else if api_version(&api).is_none_or(|a| a < BUILDKIT_API) {
+            Backend::Classic {
+                why: format!("the engine's API {api} is older than 1.39, which brought BuildKit"),
+            }
+        } else {
+            Backend::BuildKit
+        };
+        Ok(DockerEngine {
+            docker,
+            address,
+            version,
+            backend,
+            retry: RetryPolicy::STANDARD,
+        })
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+fn credentials(logins: &[RegistryLogin]) -> HashMap<String, DockerCredentials> {
+    logins
+        .iter()
+        .map(|l| {
+            (
+                l.host.clone(),
+                DockerCredentials {
+                    username: Some(l.auth.username.clone()),
+                    password: Some(l.auth.password.expose().to_string()),
+                    serveraddress: Some(l.host.clone()),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect()
+}
+
+/// A session id nobody else uses: the engine keeps sessions by id, and a reused one points at a
+/// connection that is gone.
+fn session_id() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cdc-deploy-{hex}")
+}
+
+/// A `dockerfile parse error line 4: …` from the frontend.
+fn line_in_message(message: &str) -> Option<usize> {
+    let at = message.find("error line ")? + "error line ".len();
+    message[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[async_trait]
+impl ImageBuilder for DockerEngine {
+    fn describe(&self) -> String {
+        match &self.backend {
+            Backend::BuildKit => format!("images are built with BuildKit on {}", self.version),
+            Backend::Classic { why } => format!(
+                "images are built with the classic builder on {}: {why}",
+                self.version
+            ),
+        }
+    }
+
+    async fn build(&self, req: BuildRequest, on_line: &mut OnLine<'_>) -> Result<(), BuildError> {
+        let buildkit = self.backend == Backend::BuildKit;
+        let dockerfile_path = req.context.root.join(&req.context.dockerfile);
+        let options = BuildImageOptions {
+            dockerfile: req.context.dockerfile.clone(),
+            t: Some(req.tag.clone()),
+            buildargs: Some(req.args),
+            labels: Some(req.labels),
+            platform: req.platform,
+            target: req.target.unwrap_or_default(),
+            rm: true,
+            forcerm: true,
+            version: if buildkit {
+                BuilderVersion::BuilderBuildKit
+            } else {
+                BuilderVersion::BuilderV1
+            },
+            session: buildkit.then(session_id),
+            ..Default::default()
+        };
+        let (body, verification) = crate::context::tar::stream(req.context, req.expected);
+        let mut stream = self.docker.build_image(
+            options,
+            Some(credentials(&req.logins)),
+            Some(bollard::body_try_stream(body)),
+        );
+        let mut classic = ClassicLog::default();
+        let mut progress = buildkit::Progress::default();
+        let mut error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(BuildInfoAux::BuildKit(status)) = &info.aux {
+                        progress.update(status, on_line);
+                    }
+                    if let Some(text) = &info.stream {
+                        classic.push(text, on_line);
+                    }
+                    if let Some(status) = &info.status {
+                        classic.push(&format!("{status}\n"), on_line);
+                    }
+                }
+                Err(e) => {
+                    error = Some(stream_error(e));
+                    break;
+                }
+            }
+        }
+        progress.finish(on_line);
+        classic.finish(on_line);
+        drop(stream);
+        let sent = verification.result();
+        match (error, sent) {
+            // A changed file says more than the engine's complaint about a cut-off archive.
+            (
+                _,
+                Err(
+                    e @ (SentContextError::FileChanged { .. }
+                    | SentContextError::Mismatch { .. }
+                    | SentContextError::Read { .. }),
+                ),
+            ) => Err(BuildError::ContextChanged(e)),
+            (Some(message), _) => {
+                let text = tokio::fs::read_to_string(&dockerfile_path)
+                    .await
+                    .unwrap_or_default();
+                let (step, line, tail) = if buildkit {
+                    let step = progress.failed_step().map(str::to_string);
+                    let line = step
+                        .as_deref()
+                        .and_then(|s| dockerfile::buildkit_step_line(&text, s))
+                        .or_else(|| line_in_message(&message));
+                    (step, line, progress.tail())
+                } else {
+                    let line = classic
+                        .step
+                        .as_deref()
+                        .and_then(dockerfile::classic_step_number)
+                        .and_then(|n| dockerfile::classic_step_line(&text, n))
+                        .or_else(|| line_in_message(&message));
+                    (
+                        classic.step.clone(),
+                        line,
+                        classic.tail.iter().cloned().collect(),
+                    )
+                };
+                Err(BuildError::Failed(BuildFailure {
+                    step,
+                    line,
+                    message: message.trim().to_string(),
+                    tail,
+                }))
+            }
+            (None, Err(e)) => Err(BuildError::ContextChanged(e)),
+            (None, Ok(())) => Ok(()),
+        }
+    }
+
+    async fn push(
+        &self,
+        reference: &str,
+        login: &RegistryLogin,
+        on_line: &mut OnLine<'_>,
+    ) -> Result<(), PushFailure> {
+        let (repo, tag) = split_reference(reference);
+        let attempts = AtomicU32::new(0);
+        let sink = Mutex::new(on_line);
+        let say = |line: &str| {
+            let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+            (*s)(line)
+        };
+        let attempt = || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            let credentials = credentials(std::slice::from_ref(login))
+                .into_values()
+                .next();
+            let mut stream = self.docker.push_image(
+                repo,
+                Some(PushImageOptions {
+                    tag: Some(tag.to_string()),
+                    platform: None,
+                }),
+                credentials,
+            );
+            while let Some(item) = stream.next().await {
+                match item {
+                    // Progress bars are noise in a CI log; statuses are kept.
+                    Ok(info) => {
+                        if let (Some(status), None) = (&info.status, &info.progress) {
+                            say(status);
+                        }
+                    }
+                    Err(e) => return Err(stream_error(e)),
+                }
+            }
+            Ok(())
+        };
+        self.retry
+            .run(
+                "push",
+                attempt,
+                |message: &String| push_retryable(message),
+                |_| None,
+                |message, delay| {
+                    say(&format!(
+                        "push failed ({message}); retrying in {:.1} s",
+                        delay.as_secs_f64()
+                    ))
+                },
+            )
+            .await
+            .map_err(|message| PushFailure {
+                image: reference.to_string(),
+                attempts: attempts.load(Ordering::SeqCst),
+                message,
+            })
+    }
+}
+
+/// `host:port/repo:tag` into `host:port/repo` and `tag`.
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    match reference.rfind(':') {
+        Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
+        _ => (reference, "latest"),
+    }
+}
+
+/// Whether a push error may pass on a second attempt. Credentials, a missing repository and an
+/// existing immutable tag will not.
+fn push_retryable(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ![
+        "unauthorized",
+        "denied",
+        "authentication required",
+        "no basic auth credentials",
+        "already exists",
+        "tag invalid",
+        "name unknown",
+        "does not exist",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
+}
+
+fn stream_error(e: bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerStreamError { error } => error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!("the engine answered {status_code}: {message}"),
+        other => other.to_string(),
+    }
+}
+
+/// The classic builder's output split into lines, with the current step and the last lines
+/// kept. BuildKit builds send a few such lines too (`Successfully tagged …`).
+#[derive(Default)]
+struct ClassicLog {
+    partial: String,
+    step: Option<String>,
+    tail: VecDeque<String>,
+}
+
+impl ClassicLog {
+    fn push(&mut self, text: &str, on_line: &mut OnLine<'_>) {
+        self.partial.push_str(text);
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            self.line(line.trim_end_matches(['\n', '\r']), on_line);
+        }
+    }
+
+    fn finish(&mut self, on_line: &mut OnLine<'_>) {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line, on_line);
+        }
+    }
+
+    fn line(&mut self, line: &str, on_line: &mut OnLine<'_>) {
+        if line.starts_with("Step ") && line.contains(" : ") {
+            self.step = Some(line.to_string());
+        }
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line.to_string());
+        on_line(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_at_the_tag_not_the_port() {
+        assert_eq!(
+            split_reference("127.0.0.1:5000/shop-orders:ctx-ab"),
+            ("127.0.0.1:5000/shop-orders", "ctx-ab")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/shop-orders"),
+            ("127.0.0.1:5000/shop-orders", "latest")
+        );
+    }
+
+    #[test]
+    fn the_classic_log_keeps_the_running_step_and_the_last_lines() {
+        let mut log = ClassicLog::default();
+        let mut seen = Vec::new();
+        let mut sink = |l: &str| seen.push(l.to_string());
+        log.push(
+            "Step 1/3 : FROM base\n ---> abc\nStep 2/3 : RUN ",
+            &mut sink,
+        );
+        log.push("make\n", &mut sink);
+        for i in 0..40 {
+            log.push(&format!("line {i}\n"), &mut sink);
+        }
+        log.push("no newline", &mut sink);
+        log.finish(&mut sink);
+        assert_eq!(log.step.as_deref(), Some("Step 2/3 : RUN make"));
+        assert_eq!(log.tail.len(), TAIL_LINES);
+        assert_eq!(log.tail.back().unwrap(), "no newline");
+        assert_eq!(seen.len(), 44);
+    }
+
+    #[test]
+    fn failures_read_as_step_and_message() {
+        let f = BuildFailure {
+            step: Some("[2/3] RUN make".into()),
+            line: Some(4),
+            message: "exit code: 2".into(),
+            tail: vec![],
+        };
+        assert_eq!(f.to_string(), "[2/3] RUN make failed: exit code: 2");
+        assert_eq!(
+            line_in_message("failed to create LLB definition: dockerfile parse error line 2: unknown instruction: BOGUS"),
+            Some(2)
+        );
+        assert_eq!(line_in_message("exit code: 2"), None);
+        assert_eq!(api_version("1.41"), Some((1, 41)));
+        assert!(api_version("1.38").unwrap() < BUILDKIT_API);
+    }
+
+    #[test]
+    fn credential_and_immutability_errors_are_not_retried() {
+        assert!(!push_retryable("unauthorized: authentication required"));
+        assert!(!push_retryable(
+            "tag invalid: The image tag 'ctx-1' already exists in the 'shop-orders' repository"
+        ));
+        assert!(push_retryable(
+            "received unexpected HTTP status: 503 Service Unavailable"
+        ));
+        assert!(push_retryable("connection reset by peer"));
+    }
+}

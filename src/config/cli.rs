@@ -1,0 +1,184 @@
+//! The command line, and the action inputs that become its flags.
+//!
+//! Every flag of a subcommand can also arrive as the action input of the same name
+//! (`--consumers-dir` ⇔ `INPUT_CONSUMERS-DIR`); inputs are turned into flags before clap parses,
+//! so both go through the same parser and the same error messages.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use super::env_vars::{self as ev, RunnerEnv};
+use super::SettingsError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cdc-deploy",
+    version,
+    about = "Deploy Change Data Capture consumers to AWS ECS Fargate",
+    long_about = "Deploy Change Data Capture consumers to AWS ECS Fargate.\n\nEvery option can also be given as the GitHub Action input of the same name (`--consumers-dir` is the input `consumers-dir`, read from `INPUT_CONSUMERS-DIR`). Without a subcommand, `run` is assumed: that is what the action executes."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Discover, validate and fingerprint the consumers and show what a deploy would do.
+    Plan(PlanArgs),
+    /// Build and push the changed consumers' images.
+    Deploy(DeployArgs),
+    /// What the action runs: `plan` or `deploy`, chosen by `--mode` and the triggering event.
+    Run(RunArgs),
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Folder holding one folder per consumer, relative to the repository root.
+    #[arg(long, value_name = "DIR", default_value = "consumer_scripts")]
+    pub consumers_dir: PathBuf,
+    /// Prefix of every AWS resource name (`<project>-<consumer>`).
+    #[arg(long, value_name = "NAME", default_value = "cdc")]
+    pub project_name: String,
+    /// Deployment environment, recorded in tags and the report (`production`, `staging`, ...).
+    #[arg(long, value_name = "NAME", default_value = "production")]
+    pub environment: String,
+    /// AWS region; defaults to `AWS_REGION` or `AWS_DEFAULT_REGION`.
+    #[arg(long, value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// Repository root; defaults to `GITHUB_WORKSPACE` or the current folder.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// The commit the run is about, 40 hex digits: images built from it are tagged
+    /// `sha-<commit>`. Defaults to the event's commit, `GITHUB_SHA`, then the checkout's `HEAD`.
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Plan without asking AWS what exists: every consumer is `new`.
+    #[arg(long)]
+    pub offline: bool,
+    /// Also write the report's markdown (the pull request comment) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Registry host to look images up in, as for `deploy`.
+    #[arg(long, value_name = "HOST")]
+    pub registry_host: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployOptions {
+    /// Registry host to push to and look images up in, instead of the one in ECR's
+    /// `repositoryUri` (ECR FIPS or dual-stack endpoints). `http://host:port` for a plain-HTTP
+    /// registry on this machine.
+    #[arg(long, value_name = "HOST")]
+    pub registry_host: Option<String>,
+    /// How many images are built and pushed at the same time.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub build_concurrency: u16,
+    /// Tagged images kept per repository by the ECR lifecycle policy.
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub keep_images: u32,
+    /// Days after which untagged images expire.
+    #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub untagged_expiry_days: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub deploy: DeployOptions,
+}
+
+/// `mode` input: what `run` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Plan on `pull_request`, `pull_request_target` and `merge_group`; deploy on `push`,
+    /// `workflow_dispatch` and `schedule`.
+    Auto,
+    Plan,
+    Deploy,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub deploy: DeployOptions,
+    /// `auto`, `plan` or `deploy`.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub mode: Mode,
+    /// With `plan`: write the report's markdown to this file too.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// With `plan`: look nothing up in AWS (a pull request from a fork has no AWS credentials).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+const SUBCOMMANDS: &[&str] = &["plan", "deploy", "run", "help"];
+
+/// Turn action inputs into flags of the chosen subcommand: an input becomes `--name=value` unless
+/// the flag is already on the command line. Without a subcommand, `run` is assumed.
+pub fn with_inputs(argv: Vec<OsString>, env: &RunnerEnv) -> Result<Vec<OsString>, SettingsError> {
+    let mut argv = argv;
+    if argv.is_empty() {
+        argv.push("cdc-deploy".into());
+    }
+    let first = argv.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let help_flag = matches!(first, "-h" | "--help" | "-V" | "--version");
+    if !SUBCOMMANDS.contains(&first) && !help_flag {
+        argv.insert(1, "run".into());
+    }
+    let Some(sub) = argv.get(1).and_then(|a| a.to_str()).map(str::to_string) else {
+        return Ok(argv);
+    };
+    let cmd = Cli::command();
+    let Some(sc) = cmd.find_subcommand(&sub) else {
+        return Ok(argv);
+    };
+    let given: Vec<String> = argv
+        .iter()
+        .filter_map(|a| a.to_str())
+        .filter_map(|a| a.strip_prefix("--"))
+        .map(|a| a.split('=').next().unwrap_or(a).to_string())
+        .collect();
+    let mut extra = Vec::new();
+    for arg in sc.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" || given.iter().any(|g| g == long) {
+            continue;
+        }
+        let Some(value) = env.get(&ev::input_var(long)) else {
+            continue;
+        };
+        if arg.get_action().takes_values() {
+            extra.push(OsString::from(format!("--{long}={value}")));
+        } else {
+            match value.to_ascii_lowercase().as_str() {
+                "true" => extra.push(OsString::from(format!("--{long}"))),
+                "false" => {}
+                _ => {
+                    return Err(SettingsError::NotABoolean {
+                        input: long.to_string(),
+                        value: value.to_string(),
+                    })
+                }
+            }
+        }
+    }
+    // Inputs go before any `--` so they are read as options.
+    let at = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
+    argv.splice(at..at, extra);
+    Ok(argv)
+}

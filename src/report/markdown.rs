@@ -1,0 +1,453 @@
+//! The markdown report: the pull request comment and the job summary, within GitHub's limits for
+//! any number of consumers. A comment holds at most 65,536 characters and a job summary 1 MiB.
+//! The full report (table, failures with their last build lines, per-consumer details) is used
+//! when it fits; otherwise a compact one: failures and findings first, one short row per
+//! consumer (those needing attention first), and a visible "N more" line where a list is cut,
+//! pointing to where the rest is.
+
+use std::fmt::Write as _;
+
+use super::md::{code, fenced, html_message, message, text, truncate};
+use super::table::{image_cell, summary_line};
+use super::{bytes, comment_marker, steps, task_size, tasks, ReportHeader};
+use crate::apply::{ImageError, RunReport};
+use crate::consumers::config::{Autoscaling, HealthCheck};
+use crate::diagnostics::Diagnostic;
+use crate::plan::{ConsumerPlan, Plan, Status};
+
+/// The longest body GitHub accepts for an issue comment, in characters.
+pub const COMMENT_LIMIT: usize = 65_536;
+/// The largest job summary GitHub shows for a step, in bytes.
+pub const SUMMARY_LIMIT: usize = 1024 * 1024;
+/// Characters of one failure reason or finding in the compact report.
+const COMPACT_REASON: usize = 300;
+
+/// The pull request comment: at most [`COMMENT_LIMIT`] characters.
+pub fn comment(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
+    render(plan, run, h, COMMENT_LIMIT, "see the job summary")
+}
+
+/// The job summary: the same report, with room for up to [`SUMMARY_LIMIT`] bytes.
+pub fn summary(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
+    render(plan, run, h, SUMMARY_LIMIT, "see the log")
+}
+
+fn render(
+    plan: &Plan,
+    run: Option<&RunReport>,
+    h: &ReportHeader,
+    limit: usize,
+    elsewhere: &str,
+) -> String {
+    let full = full(plan, run, h);
+    if full.len() <= limit {
+        return full;
+    }
+    compact(plan, run, h, limit, elsewhere)
+}
+
+/// Markdown built against a size limit: room is kept for the closing lines.
+struct Budget {
+    out: String,
+    limit: usize,
+    reserve: usize,
+}
+
+impl Budget {
+    /// Append `s` if it fits beside the reserve.
+    fn fits(&mut self, s: &str) -> bool {
+        if self.out.len() + s.len() + self.reserve <= self.limit {
+            self.out.push_str(s);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Append what the reserve was kept for.
+    fn force(&mut self, s: &str) {
+        self.out.push_str(s);
+    }
+
+    /// Append `items` while they fit; then one line saying how many were left out.
+    fn list(&mut self, items: impl ExactSizeIterator<Item = String>, what: &str, elsewhere: &str) {
+        let total = items.len();
+        for (i, item) in items.enumerate() {
+            if !self.fits(&item) {
+                self.force(&format!("\n**{} more {what}: {elsewhere}.**\n", total - i));
+                return;
+            }
+        }
+    }
+}
+
+fn header(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", comment_marker(h));
+    let _ = writeln!(
+        out,
+        "## cdc-deploy {}: `{}` → `{}`\n",
+        h.verb, h.project, h.environment
+    );
+    let _ = writeln!(out, "{}\n", text(&summary_line(plan, run)));
+    if let Some(commit) = &plan.commit {
+        let _ = writeln!(out, "Commit: `{commit}`\n");
+    }
+    out
+}
+
+fn footer(h: &ReportHeader) -> String {
+    match &h.run_url {
+        Some(url) => format!("[Workflow run]({url})\n"),
+        None => String::new(),
+    }
+}
+
+fn location(d: &Diagnostic) -> String {
+    match d.line {
+        Some(l) => format!("{} line {l}:", code(&d.file)),
+        None => format!("{}:", code(&d.file)),
+    }
+}
+
+fn finding(name: Option<&str>, d: &Diagnostic, max: usize) -> String {
+    let mut line = String::from("- ");
+    if let Some(n) = name {
+        let _ = write!(line, "{}: ", code(n));
+    }
+    let _ = write!(
+        line,
+        "{} {}",
+        location(d),
+        message(&truncate(&d.message, max))
+    );
+    if let Some(help) = &d.help {
+        let _ = write!(line, " — {}", message(&truncate(help, max)));
+    }
+    line.push('\n');
+    line
+}
+
+/// Every consumer that failed: at the image stage, or at its look-up when nothing was applied.
+fn failures<'a>(plan: &'a Plan, run: Option<&'a RunReport>) -> Vec<(&'a str, Failure<'a>)> {
+    match run {
+        Some(run) => run
+            .failures()
+            .map(|(n, e)| (n, Failure::Image(e)))
+            .collect(),
+        None => plan
+            .consumers
+            .iter()
+            .filter_map(|c| Some((c.name.as_str(), Failure::Lookup(c.lookup_failure.as_ref()?))))
+            .collect(),
+    }
+}
+
+enum Failure<'a> {
+    Image(&'a ImageError),
+    Lookup(&'a crate::plan::LookupFailure),
+}
+
+impl Failure<'_> {
+    fn reason(&self) -> String {
+        match self {
+            Failure::Image(e) => e.to_string(),
+            Failure::Lookup(e) => e.to_string(),
+        }
+    }
+
+    fn tail(&self) -> &[String] {
+        match self {
+            Failure::Image(e) => e.tail(),
+            Failure::Lookup(_) => &[],
+        }
+    }
+}
+
+fn invalid(plan: &Plan) -> impl Iterator<Item = &ConsumerPlan> {
+    plan.consumers
+        .iter()
+        .filter(|c| c.status == Status::Invalid)
+}
+
+fn full(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
+    let mut out = header(plan, run, h);
+    if plan.consumers.is_empty() {
+        out.push_str("No consumers were found.\n\n");
+    } else {
+        out.push_str("| Consumer | Status | Fingerprint | Task size | Platform | Tasks | Steps |");
+        out.push_str(if run.is_some() { " Image |\n" } else { "\n" });
+        out.push_str("|---|---|---|---|---|---|---|");
+        out.push_str(if run.is_some() { "---|\n" } else { "\n" });
+        for c in &plan.consumers {
+            let s = c.settings.as_ref();
+            let _ = write!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                code(&c.name),
+                c.status_label(),
+                c.fingerprint
+                    .as_ref()
+                    .map_or("—".into(), |f| code(f.short())),
+                s.map_or("—".into(), task_size),
+                s.map_or("—".into(), |s| s.platform.to_string()),
+                s.map_or("—".into(), tasks),
+                steps(c),
+            );
+            if let Some(run) = run {
+                let cell = run
+                    .images
+                    .get(&c.name)
+                    .map_or("—".into(), |r| text(&image_cell(r)));
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    let failed = failures(plan, run);
+    if !failed.is_empty() {
+        out.push_str(
+            "### Failed\n\nThe other consumers went on; these need a fix and a new run:\n\n",
+        );
+        for (name, f) in failed {
+            let _ = writeln!(out, "- {}: {}", code(name), message(&f.reason()));
+            let tail = f.tail();
+            if !tail.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\n  <details><summary>last {} lines of the build</summary>\n\n{}\n\n  </details>\n",
+                    tail.len(),
+                    fenced(&tail.join("\n"))
+                );
+            }
+        }
+        out.push('\n');
+    }
+    let invalid: Vec<&ConsumerPlan> = invalid(plan).collect();
+    if !invalid.is_empty() {
+        out.push_str("### Invalid consumers\n\nThese are left out of the deploy until fixed:\n\n");
+        for c in invalid {
+            for d in &c.diagnostics {
+                out.push_str(&finding(Some(&c.name), d, usize::MAX));
+            }
+        }
+        out.push('\n');
+    }
+    if !plan.warnings.is_empty() {
+        out.push_str("### Warnings\n\n");
+        for d in &plan.warnings {
+            out.push_str(&finding(None, d, usize::MAX));
+        }
+        out.push('\n');
+    }
+    if !plan.skipped.is_empty() {
+        out.push_str("### Skipped folders\n\n");
+        for s in &plan.skipped {
+            let _ = writeln!(out, "- {}", message(&s.reason));
+        }
+        out.push('\n');
+    }
+    for c in plan.consumers.iter().filter(|c| c.settings.is_some()) {
+        details(c, run, &mut out);
+    }
+    out.push_str(&footer(h));
+    out
+}
+
+/// Consumers needing attention first, then the rest, each group by name.
+fn attention_order<'a>(plan: &'a Plan, run: Option<&RunReport>) -> Vec<&'a ConsumerPlan> {
+    let rank = |c: &ConsumerPlan| {
+        let failed = run
+            .and_then(|r| r.images.get(&c.name))
+            .is_some_and(|r| r.error.is_some());
+        match c.status {
+            _ if failed => 0,
+            Status::Unknown | Status::Invalid => 0,
+            Status::New | Status::Changed => 1,
+            Status::Unchanged => 2,
+        }
+    };
+    let mut order: Vec<&ConsumerPlan> = plan.consumers.iter().collect();
+    order.sort_by_key(|c| (rank(c), c.name.clone()));
+    order
+}
+
+fn compact(
+    plan: &Plan,
+    run: Option<&RunReport>,
+    h: &ReportHeader,
+    limit: usize,
+    elsewhere: &str,
+) -> String {
+    let foot = format!(
+        "\n_The full report did not fit GitHub's limit of {limit} characters: this one keeps every finding it can and one short row per consumer; {elsewhere} for the rest._\n\n{}",
+        footer(h)
+    );
+    // Room for the footer and for one "N more" line per list (four at most).
+    let mut b = Budget {
+        out: String::new(),
+        limit,
+        reserve: foot.len() + 4 * 96,
+    };
+    b.force(&header(plan, run, h));
+    let failed = failures(plan, run);
+    if !failed.is_empty() && b.fits("### Failed\n\n") {
+        let items = failed.iter().map(|(name, f)| {
+            format!(
+                "- {}: {}\n",
+                code(name),
+                message(&truncate(&f.reason(), COMPACT_REASON))
+            )
+        });
+        b.list(items.collect::<Vec<_>>().into_iter(), "failures", elsewhere);
+        b.fits("\n");
+    }
+    let invalid: Vec<String> = invalid(plan)
+        .flat_map(|c| {
+            c.diagnostics
+                .iter()
+                .map(|d| finding(Some(&c.name), d, COMPACT_REASON))
+        })
+        .collect();
+    if !invalid.is_empty() && b.fits("### Invalid consumers\n\n") {
+        b.list(invalid.into_iter(), "findings", elsewhere);
+        b.fits("\n");
+    }
+    if !plan.consumers.is_empty() && b.fits("| Consumer | Status | Image |\n|---|---|---|\n") {
+        let rows: Vec<String> = attention_order(plan, run)
+            .into_iter()
+            .map(|c| {
+                let image = run
+                    .and_then(|r| r.images.get(&c.name))
+                    .map_or("—".into(), |r| text(&image_cell(r)));
+                format!("| {} | {} | {image} |\n", code(&c.name), c.status_label())
+            })
+            .collect();
+        b.list(rows.into_iter(), "consumers", elsewhere);
+        b.fits("\n");
+    }
+    let warnings: Vec<String> = plan
+        .warnings
+        .iter()
+        .map(|d| finding(None, d, COMPACT_REASON))
+        .chain(
+            plan.skipped
+                .iter()
+                .map(|s| format!("- {}\n", message(&truncate(&s.reason, COMPACT_REASON)))),
+        )
+        .collect();
+    if !warnings.is_empty() && b.fits("### Warnings and skipped folders\n\n") {
+        b.list(warnings.into_iter(), "warnings", elsewhere);
+    }
+    b.force(&foot);
+    b.out
+}
+
+fn health(h: &HealthCheck) -> String {
+    format!(
+        "{} every {} s, timeout {} s, {} retries, start period {} s",
+        code(&h.command.join(" ")),
+        h.interval,
+        h.timeout,
+        h.retries,
+        h.start_period
+    )
+}
+
+fn scaling(a: &Autoscaling) -> String {
+    let mut policies = Vec::new();
+    if let Some(t) = a.cpu_target {
+        policies.push(format!("CPU {t}%"));
+    }
+    if let Some(t) = a.memory_target {
+        policies.push(format!("memory {t}%"));
+    }
+    if let Some(k) = &a.kafka_lag {
+        policies.push(format!(
+            "Kafka lag {} on {} for group {} (MSK cluster {})",
+            k.target_lag,
+            code(&k.topic),
+            code(&k.consumer_group),
+            code(&k.msk_cluster)
+        ));
+    }
+    format!("{} to {} tasks on {}", a.min, a.max, policies.join(", "))
+}
+
+fn keys<V>(m: &std::collections::BTreeMap<String, V>) -> String {
+    if m.is_empty() {
+        "none".into()
+    } else {
+        m.keys().map(|k| code(k)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn details(c: &ConsumerPlan, run: Option<&RunReport>, out: &mut String) {
+    let Some(s) = &c.settings else { return };
+    let _ = writeln!(
+        out,
+        "<details><summary><code>{}</code>: {}</summary>\n",
+        html_message(&c.name),
+        html_message(&c.reasons.join("; "))
+    );
+    if let Some(dir) = &c.display_dir {
+        let _ = writeln!(
+            out,
+            "- Folder: {} ({} files, {})",
+            code(dir),
+            c.context_files,
+            bytes(c.context_bytes)
+        );
+    }
+    if let (Some(r), Some(f)) = (&c.resource_name, &c.fingerprint) {
+        let _ = writeln!(out, "- Image: {} tagged {}", code(r), code(&f.tag()));
+    }
+    if let Some(pinned) = run
+        .and_then(|r| r.images.get(&c.name))
+        .and_then(|i| i.image.as_deref())
+    {
+        let _ = writeln!(out, "- Pinned: {}", code(pinned));
+    }
+    let mut build = format!("- Build: {} for {}", code(&s.build.dockerfile), s.platform);
+    if let Some(t) = &s.build.target {
+        let _ = write!(build, ", target {}", code(t));
+    }
+    if !s.build.args.is_empty() {
+        let _ = write!(build, ", args {}", keys(&s.build.args));
+    }
+    let _ = writeln!(out, "{build}");
+    let _ = writeln!(
+        out,
+        "- Task size: {}, stop timeout {} s",
+        task_size(s),
+        s.stop_timeout
+    );
+    let _ = writeln!(out, "- Environment: {}", keys(&s.environment));
+    let secrets = if s.secrets.is_empty() {
+        "none".to_string()
+    } else {
+        s.secrets
+            .iter()
+            .map(|(k, v)| format!("{} ({})", code(k), v.kind()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(out, "- Secrets: {secrets}");
+    let _ = writeln!(
+        out,
+        "- Health check: {}",
+        s.health_check.as_ref().map_or(
+            "none (ECS only checks that the process runs)".into(),
+            health
+        )
+    );
+    let _ = writeln!(
+        out,
+        "- Tasks: {}",
+        s.autoscaling
+            .as_ref()
+            .map_or_else(|| s.desired_count.to_string(), scaling)
+    );
+    out.push_str("\n</details>\n\n");
+}

@@ -1,0 +1,146 @@
+//! The terminal table: one row per consumer, then one line per finding. It holds text from
+//! outside (error messages), so it is printed as untrusted text.
+
+use std::fmt::Write as _;
+
+use super::{short_digest, steps, task_size, tasks};
+use crate::apply::{ImageOutcome, ImageResult, RunReport};
+use crate::plan::{Plan, Status};
+
+/// The image cell: `built sha256:0123456789ab, 1.2 MiB, 4.1 s`.
+pub(crate) fn image_cell(r: &ImageResult) -> String {
+    let mut out = r.outcome.as_str().to_string();
+    if let Some(d) = &r.digest {
+        out.push(' ');
+        out.push_str(short_digest(d));
+    }
+    if let Some(size) = r.size {
+        let _ = write!(out, ", {}", super::bytes(size));
+    }
+    if r.outcome != ImageOutcome::Reused || r.duration.as_secs_f64() >= 0.05 {
+        let _ = write!(out, ", {:.1} s", r.duration.as_secs_f64());
+    }
+    out
+}
+
+/// `2 new · 1 changed · …`, and the image outcomes after a deploy.
+pub fn summary_line(plan: &Plan, run: Option<&RunReport>) -> String {
+    let parts: Vec<String> = Status::ALL
+        .iter()
+        .filter(|s| **s != Status::Unknown || plan.count(**s) > 0)
+        .map(|s| {
+            let label = if *s == Status::Unchanged {
+                "image unchanged"
+            } else {
+                s.as_str()
+            };
+            format!("{} {label}", plan.count(*s))
+        })
+        .collect();
+    let mut line = parts.join(" · ");
+    if let Some(run) = run {
+        let images: Vec<String> = ImageOutcome::ALL
+            .iter()
+            .map(|o| format!("{} {}", run.names(*o).len(), o.as_str()))
+            .collect();
+        let _ = write!(line, "; images: {}", images.join(" · "));
+    }
+    if plan.offline {
+        line.push_str(" (offline: nothing was looked up in AWS)");
+    }
+    line
+}
+
+/// The table.
+pub fn table(plan: &Plan, run: Option<&RunReport>) -> String {
+    let mut header = vec![
+        "CONSUMER",
+        "STATUS",
+        "FINGERPRINT",
+        "TASK SIZE",
+        "PLATFORM",
+        "TASKS",
+        "STEPS",
+    ];
+    if run.is_some() {
+        header.push("IMAGE");
+    }
+    let rows: Vec<Vec<String>> = plan
+        .consumers
+        .iter()
+        .map(|c| {
+            let s = c.settings.as_ref();
+            let mut row = vec![
+                c.name.clone(),
+                c.status_label().to_string(),
+                c.fingerprint
+                    .as_ref()
+                    .map_or("-".into(), |f| f.short().to_string()),
+                s.map_or("-".into(), task_size),
+                s.map_or("-".into(), |s| s.platform.to_string()),
+                s.map_or("-".into(), tasks),
+                steps(c),
+            ];
+            if let Some(run) = run {
+                row.push(run.images.get(&c.name).map_or("-".into(), image_cell));
+            }
+            row
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, v) in widths.iter_mut().zip(r) {
+            *w = (*w).max(v.chars().count());
+        }
+    }
+    let line = |cols: &[String]| {
+        let mut out = String::new();
+        for (i, (v, w)) in cols.iter().zip(widths.iter().copied()).enumerate() {
+            out.push_str(v);
+            if i + 1 < cols.len() {
+                out.push_str(&" ".repeat(w - v.chars().count() + 2));
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let header: Vec<String> = header.into_iter().map(String::from).collect();
+    let mut out = line(&header);
+    for r in &rows {
+        out.push_str(&line(r));
+    }
+    if plan.consumers.is_empty() {
+        out.push_str("(no consumers)\n");
+    }
+    out.push_str(&summary_line(plan, run));
+    out.push('\n');
+    for c in plan
+        .consumers
+        .iter()
+        .filter(|c| c.status == Status::Invalid)
+    {
+        for d in &c.diagnostics {
+            let _ = writeln!(out, "error: {d}");
+        }
+    }
+    match run {
+        Some(run) => {
+            for (name, e) in run.failures() {
+                let _ = writeln!(out, "failed: {name}: {e}");
+            }
+        }
+        None => {
+            for c in &plan.consumers {
+                if let Some(f) = &c.lookup_failure {
+                    let _ = writeln!(out, "failed: {}: {f}", c.name);
+                }
+            }
+        }
+    }
+    for d in &plan.warnings {
+        let _ = writeln!(out, "warning: {d}");
+    }
+    for s in &plan.skipped {
+        let _ = writeln!(out, "skipped: {}", s.reason);
+    }
+    out
+}
