@@ -342,18 +342,6 @@ async fn the_build_honours_consumer_toml_and_labels_the_image() {
     let images: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&run.outputs["images"]).unwrap();
     let pinned = &images["staged"];
-    let docker = |args: &[&str]| {
-        let out = std::process::Command::new("docker")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
     let contents = docker(&[
         "run",
         "--rm",
@@ -390,4 +378,235 @@ async fn the_build_honours_consumer_toml_and_labels_the_image() {
         pinned,
     ]);
     assert_eq!(arch.trim(), "linux/amd64");
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_from_a_build_never_reaches_the_runner_as_a_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let project = unique("inj");
+    consumer(root, "alpha");
+    write(
+        root,
+        "consumer_scripts/evil/Dockerfile",
+        &format!(
+            "FROM {}\nRUN echo '::error title=injected::from-the-build' && echo '::add-mask::from-the-build' && echo 'says ##[warning]from-the-build' && exit 7\n",
+            base_image()
+        ),
+    );
+    for env in [vec![], vec![("DOCKER_BUILDKIT", "0".to_string())]] {
+        let run = support::run_action_env(
+            root,
+            &[
+                ("mode", "deploy"),
+                ("project-name", &project),
+                ("commit", COMMIT_1),
+                ("build-concurrency", "1"),
+            ],
+            &env,
+        );
+        assert_eq!(run.code, 1, "{}", run.describe());
+        assert_eq!(run.names("failed"), names(&["evil"]));
+        assert!(
+            run.summary.contains("from-the-build"),
+            "the failure shows the build's last lines"
+        );
+        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            for command in support::runner_commands(text) {
+                // `::name props::data`: what the runner does is set by the name and props.
+                let (head, data) = command
+                    .trim_start_matches("::")
+                    .split_once("::")
+                    .unwrap_or((&command, ""));
+                let acted_on = command.starts_with("##[")
+                    || head.contains("injected")
+                    || (head == "add-mask" && data.contains("from-the-build"));
+                assert!(
+                    !acted_on,
+                    "{env:?}: the runner would act on `{command}` from {stream}:\n{}",
+                    run.describe()
+                );
+            }
+        }
+        // Our own commands still work: the failure is annotated on the Dockerfile's line 2.
+        assert!(
+            support::runner_commands(&run.stdout)
+                .iter()
+                .any(|c| c.starts_with("::error file=consumer_scripts/evil/Dockerfile,line=2,")),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base_image_in_the_private_registry_is_pulled_with_the_registry_credentials() {
+    let registry = support::registry();
+    let base = format!("{registry}/{}-base:1", unique("private"));
+    // Pushed with a login of its own, then removed from the engine: the build must pull it.
+    let config = tempfile::tempdir().unwrap();
+    let config_dir = config.path().to_str().unwrap();
+    docker(&["tag", &base_image(), &base]);
+    let login = std::process::Command::new("docker")
+        .args([
+            "--config",
+            config_dir,
+            "login",
+            "-u",
+            "AWS",
+            "--password-stdin",
+            &registry,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(MOTO_TOKEN_PASSWORD.as_bytes())?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(login.success(), "docker login to the test registry");
+    docker(&["--config", config_dir, "push", &base]);
+    docker(&["rmi", &base]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "consumer_scripts/hardened/Dockerfile",
+        &format!("FROM {base}\nRUN echo built-on-the-private-base > /proof\n"),
+    );
+    // Once with BuildKit, once with the classic builder; each into a project of its own, so
+    // each builds.
+    for builder in [None, Some("0")] {
+        let env: Vec<(&str, String)> = builder
+            .map(|v| vec![("DOCKER_BUILDKIT", v.to_string())])
+            .unwrap_or_default();
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", &base])
+            .output();
+        let project = unique("prv");
+        let run = support::run_action_env(
+            root,
+            &[
+                ("mode", "deploy"),
+                ("project-name", &project),
+                ("commit", COMMIT_1),
+            ],
+            &env,
+        );
+        assert_eq!(
+            run.code,
+            0,
+            "DOCKER_BUILDKIT={builder:?}\n{}",
+            run.describe()
+        );
+        assert_eq!(run.names("built"), names(&["hardened"]));
+        let images: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&run.outputs["images"]).unwrap();
+        let proof = docker(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/cat",
+            &images["hardened"],
+            "/proof",
+        ]);
+        assert_eq!(proof, "built-on-the-private-base\n");
+        assert_token_masked_and_never_shown(&run);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dockerfile_that_needs_buildkit_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let project = unique("bk");
+    write(
+        root,
+        "consumer_scripts/cached/Dockerfile",
+        &format!(
+            "FROM {}\nRUN --mount=type=cache,target=/var/cache/app echo from-the-cache > /var/cache/app/x && cp /var/cache/app/x /from-cache\nCOPY --chmod=755 app/run.sh /run.sh\n",
+            base_image()
+        ),
+    );
+    write(root, "consumer_scripts/cached/app/run.sh", "echo hi\n");
+    let run = deploy(root, &project, COMMIT_1);
+    assert_eq!(run.code, 0, "{}", run.describe());
+    assert_eq!(run.names("built"), names(&["cached"]));
+    let images: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&run.outputs["images"]).unwrap();
+    let inside = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/sh",
+        &images["cached"],
+        "-c",
+        "cat /from-cache; stat -c %a /run.sh",
+    ]);
+    assert_eq!(inside, "from-the-cache\n755\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_that_deletes_a_branch_deploys_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let project = unique("del");
+    for name in ["alpha", "beta"] {
+        consumer(root, name);
+    }
+    let event = format!(
+        "{}/tests/fixtures/github/events/push.deleted-branch.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let aws = support::proxy::CountingProxy::start(&support::moto_url()).await;
+    let registry =
+        support::proxy::CountingProxy::start(&format!("http://{}", support::registry())).await;
+    let env = vec![
+        ("GITHUB_EVENT_NAME", "push".to_string()),
+        ("GITHUB_EVENT_PATH", event),
+        ("GITHUB_SHA", "0".repeat(40)),
+        ("AWS_ENDPOINT_URL", aws.url()),
+        ("INPUT_REGISTRY-HOST", registry.url()),
+    ];
+    let root_path = root.to_path_buf();
+    let run = tokio::task::spawn_blocking(move || {
+        support::run_action_env(&root_path, &[("project-name", &project)], &env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.code, 0, "{}", run.describe());
+    assert!(
+        run.stdout.contains(
+            "::notice::nothing to do: the push deleted `refs/heads/feature/orders-retry`"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.outputs["has-changes"], "false");
+    assert_eq!(run.names("new"), Vec::<String>::new());
+    assert!(run.summary.contains("Nothing to do"), "{}", run.summary);
+    assert!(!run.everything().contains("sha-0000000000"));
+    assert_eq!(aws.requests(), vec![], "no AWS call");
+    assert_eq!(registry.requests(), vec![], "no registry request");
 }

@@ -152,7 +152,7 @@ fn client(password: &str) -> HttpRegistry {
 #[tokio::test]
 async fn look_ups_and_retags_go_through_the_registry() {
     let repo = support::unique("shop-orders-");
-    let digest = support::seed_image(&repo, "ctx-aaaa").await;
+    let digest = support::seed_image(&repo, &["ctx-aaaa"]).await;
     let reg = client(support::MOTO_TOKEN_PASSWORD);
 
     let manifest = reg.manifest(&repo, "ctx-aaaa").await.unwrap().unwrap();

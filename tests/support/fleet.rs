@@ -46,18 +46,8 @@ pub fn fingerprint_tags(root: &Path, project: &str) -> BTreeMap<String, String> 
 pub async fn seed_fleet(root: &Path, project: &str, extra_tags: &[String]) {
     let tags = fingerprint_tags(root, project);
     let ecr = aws_sdk_ecr::Client::new(&super::aws().await);
-    let base = format!("http://{}", super::registry());
-    let http = reqwest::Client::new();
-    let layer = b"layer bytes; the registry only checks the digest".to_vec();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
-            .to_vec();
     let work = tags.iter().map(|(name, tag)| {
         let ecr = &ecr;
-        let http = &http;
-        let base = &base;
-        let layer = &layer;
-        let config = &config;
         async move {
             let repo = format!("{project}-{name}");
             let tag_list = [("project", project), ("consumer", name.as_str()), ("managed-by", "cdc-deploy")]
@@ -82,26 +72,10 @@ pub async fn seed_fleet(root: &Path, project: &str, extra_tags: &[String]) {
                 .send()
                 .await
                 .unwrap();
-            let layer_digest = super::upload_blob(http, base, &repo, layer).await;
-            let config_digest = super::upload_blob(http, base, &repo, config).await;
-            let manifest = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": config_digest},
-                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": layer_digest}]
-            })
-            .to_string();
-            for t in std::iter::once(tag).chain(extra_tags.iter()) {
-                let r = http
-                    .put(format!("{base}/v2/{repo}/manifests/{t}"))
-                    .basic_auth("AWS", Some(super::MOTO_TOKEN_PASSWORD))
-                    .header("content-type", "application/vnd.docker.distribution.manifest.v2+json")
-                    .body(manifest.clone())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 201, "{:?}", r.text().await);
-            }
+            let tags: Vec<&str> = std::iter::once(tag.as_str())
+                .chain(extra_tags.iter().map(String::as_str))
+                .collect();
+            super::seed_image(&repo, &tags).await;
         }
     });
     use futures_util::StreamExt as _;

@@ -274,8 +274,8 @@ pub async fn upload_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: 
     digest
 }
 
-/// Put a one-layer image under `repo:tag` and return its manifest digest.
-pub async fn seed_image(repo: &str, tag: &str) -> String {
+/// Put a one-layer image under each of `tags` in `repo` and return its manifest digest.
+pub async fn seed_image(repo: &str, tags: &[&str]) -> String {
     let base = format!("http://{}", registry());
     let http = reqwest::Client::new();
     let layer = b"not really a tar, but the registry only checks the digest".to_vec();
@@ -291,17 +291,68 @@ pub async fn seed_image(repo: &str, tag: &str) -> String {
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": layer_digest}]
     })
     .to_string();
-    let r = http
-        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
-        .basic_auth("AWS", Some(MOTO_TOKEN_PASSWORD))
-        .header(
-            "content-type",
-            "application/vnd.docker.distribution.manifest.v2+json",
-        )
-        .body(manifest.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    for tag in tags {
+        let r = http
+            .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+            .basic_auth("AWS", Some(MOTO_TOKEN_PASSWORD))
+            .header(
+                "content-type",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .body(manifest.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    }
     sha256(manifest.as_bytes())
+}
+
+/// The workflow commands the GitHub runner would act on in `output` (a step's stdout or
+/// stderr), read the way the runner reads them: `::name props::data` at the start of a line
+/// (after spaces), the older `##[name props]data` anywhere in one, and nothing between
+/// `::stop-commands::TOKEN` and `::TOKEN::`.
+pub fn runner_commands(output: &str) -> Vec<String> {
+    let mut stopped: Option<String> = None;
+    let mut out = Vec::new();
+    for line in output.lines() {
+        let t = line.trim_start();
+        if let Some(token) = &stopped {
+            if t == format!("::{token}::") {
+                stopped = None;
+            }
+            continue;
+        }
+        if let Some(token) = t.strip_prefix("::stop-commands::") {
+            stopped = Some(token.to_string());
+            continue;
+        }
+        if t.starts_with("::") {
+            out.push(t.to_string());
+        } else if let Some(i) = line.find("##[") {
+            out.push(line[i..].to_string());
+        }
+    }
+    out
+}
+
+/// Remove from the engine every image whose reference starts with `prefix` (`host:port/`):
+/// what a test built for a registry that is gone once it ends.
+pub fn remove_images(prefix: &str) {
+    let listed = std::process::Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .unwrap();
+    let refs: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|r| r.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    if !refs.is_empty() {
+        let _ = std::process::Command::new("docker")
+            .arg("rmi")
+            .arg("-f")
+            .args(&refs)
+            .output();
+    }
 }

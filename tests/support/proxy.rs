@@ -22,6 +22,8 @@ pub struct Recorded {
     pub path: String,
     /// `AmazonEC2ContainerRegistry_V20150921.DescribeRepositories` for an ECR call.
     pub target: Option<String>,
+    /// Who sent it: `cdc-deploy/…`, the Docker engine, an AWS SDK.
+    pub user_agent: String,
 }
 
 impl Recorded {
@@ -143,6 +145,12 @@ async fn forward(
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        user_agent: parts
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
     });
     let body = body
         .collect()
@@ -152,7 +160,8 @@ async fn forward(
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap();
     let mut out = http.request(method, format!("{upstream}{path}"));
     for (k, v) in &parts.headers {
-        if !matches!(k.as_str(), "host" | "content-length" | "connection") {
+        // The host is passed on, so a registry's upload URLs point back through the proxy.
+        if !matches!(k.as_str(), "content-length" | "connection") {
             out = out.header(k.as_str(), v.as_bytes());
         }
     }
@@ -165,12 +174,12 @@ async fn forward(
                 .unwrap()
         }
     };
+    let head = parts.method == hyper::Method::HEAD;
     let mut resp = Response::builder().status(answer.status().as_u16());
     for (k, v) in answer.headers() {
-        if !matches!(
-            k.as_str(),
-            "content-length" | "transfer-encoding" | "connection"
-        ) {
+        // A HEAD answer's length is the resource's, which a registry client reads.
+        let length = k.as_str() == "content-length";
+        if (head || !length) && !matches!(k.as_str(), "transfer-encoding" | "connection") {
             resp = resp.header(k.as_str(), v.as_bytes());
         }
     }
