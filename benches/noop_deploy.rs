@@ -17,7 +17,7 @@ use support::proxy::CountingProxy;
 const COMMIT_1: &str = "1111111111111111111111111111111111111111";
 const COMMIT_2: &str = "2222222222222222222222222222222222222222";
 
-fn show(label: &str, secs: f64, proxy: &CountingProxy) {
+fn show(label: &str, proxy: &CountingProxy) {
     let counts = proxy.counts();
     let total: usize = counts.values().sum();
     let writes = proxy.requests().iter().filter(|r| r.writes()).count();
@@ -26,7 +26,6 @@ fn show(label: &str, secs: f64, proxy: &CountingProxy) {
         "  {label}: {total} requests, {writes} writes ({})",
         detail.join(", ")
     );
-    let _ = secs;
 }
 
 fn main() {
@@ -81,8 +80,8 @@ fn main() {
             let secs = t.elapsed().as_secs_f64();
             assert_eq!(run.code, 0, "{}", run.describe());
             println!("{label}: {secs:.2} s");
-            show("AWS API", secs, &aws);
-            show("registry", secs, &registry);
+            show("AWS API", &aws);
+            show("registry", &registry);
         }
     });
 }

@@ -371,7 +371,7 @@ pub async fn run_deploy(
             DockerEngine::connect(settings.docker_host.as_deref(), settings.buildkit).await;
         match &engine {
             Ok(e) => match e.backend() {
-                crate::clients::builder::Backend::BuildKit => runner.print(&e.describe()),
+                crate::clients::builder::Backend::BuildKit => runner.print_untrusted(&e.describe()),
                 crate::clients::builder::Backend::Classic { .. } => runner.warning(&e.describe()),
             },
             Err(e) => runner.error(&e.to_string()),

@@ -131,12 +131,6 @@ impl HttpRegistry {
         })
     }
 
-    /// The same client with another retry policy.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
     pub fn host(&self) -> &RegistryHost {
         &self.host
     }

@@ -43,14 +43,6 @@ impl Platform {
             Platform::LinuxArm64 => "linux/arm64",
         }
     }
-
-    /// The `runtimePlatform.cpuArchitecture` ECS wants.
-    pub fn ecs_architecture(self) -> &'static str {
-        match self {
-            Platform::LinuxAmd64 => "X86_64",
-            Platform::LinuxArm64 => "ARM64",
-        }
-    }
 }
 
 impl fmt::Display for Platform {
@@ -67,13 +59,6 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
-    /// The ARN passed to ECS as `valueFrom`.
-    pub fn value_from(&self) -> &str {
-        match self {
-            SecretSource::SsmParameter(arn) | SecretSource::SecretsManager(arn) => arn,
-        }
-    }
-
     pub fn kind(&self) -> &'static str {
         match self {
             SecretSource::SsmParameter(_) => "SSM parameter",
