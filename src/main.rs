@@ -10,7 +10,7 @@ use cdc_deploy::clients::git::GitCli;
 use cdc_deploy::config::cli::{with_inputs, Cli};
 use cdc_deploy::config::env_vars::{self as ev, RunnerEnv};
 use cdc_deploy::config::Settings;
-use cdc_deploy::gha::{InertStderr, Runner};
+use cdc_deploy::gha::{inert, InertStderr, Runner};
 use cdc_deploy::pipeline;
 
 /// Exit code for unusable configuration, as clap uses for bad flags.
@@ -50,6 +50,11 @@ fn main() -> ExitCode {
     };
     let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
+        // Under Actions the message may quote an input's value: it is printed inert.
+        Err(e) if actions && e.use_stderr() => {
+            eprint!("{}", inert(&e.render().to_string()));
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(e) => e.exit(),
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));

@@ -1,7 +1,9 @@
 //! Observation: what AWS already holds for the consumers, read and never changed. Repositories
 //! are described a hundred names per `DescribeRepositories` call; when one name in a batch does
 //! not exist ECR fails the whole call, so the registry's repositories are then listed once and
-//! every later batch is answered from that list. For each existing repository the registry is
+//! every later batch is answered from that list. A role allowed to describe only its project's
+//! repositories is refused the listing; the batch is then narrowed instead, leaving out each name
+//! ECR reports missing (or halving it when ECR names none). For each existing repository the registry is
 //! asked for the manifest under the consumer's fingerprint tag: one request says whether the
 //! image exists, its digest and its size. A look-up that fails is recorded against the consumers
 //! it concerns; the others go on.
@@ -69,30 +71,75 @@ pub struct Observation {
     pub consumers: BTreeMap<String, ObservedConsumer>,
 }
 
+type Found = BTreeMap<String, RepositoryState>;
+
+/// Describe `names`, whose call just failed with `first`, narrowing it until ECR answers: each
+/// name ECR reports missing is left out; when it names none, the batch is halved.
+async fn narrowed(
+    ecr: &dyn RepositoryService,
+    names: Vec<String>,
+    first: Described,
+) -> Result<Found, EcrError> {
+    let mut found = Found::new();
+    let mut pending = vec![(names, Some(first))];
+    while let Some((mut batch, known)) = pending.pop() {
+        if batch.is_empty() {
+            continue;
+        }
+        let answer = match known {
+            Some(a) => a,
+            None => ecr.describe(&batch).await?,
+        };
+        match answer {
+            Described::All(states) => {
+                found.extend(states.into_iter().map(|s| (s.name.clone(), s)));
+            }
+            Described::SomeMissing { missing: Some(m) } if batch.contains(&m) => {
+                batch.retain(|n| *n != m);
+                pending.push((batch, None));
+            }
+            Described::SomeMissing { .. } if batch.len() == 1 => {}
+            Described::SomeMissing { .. } => {
+                let back = batch.split_off(batch.len() / 2);
+                pending.push((batch, None));
+                pending.push((back, None));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Describe the repositories of `wanted`, a batch per call.
 async fn repositories(
     ecr: &dyn RepositoryService,
     wanted: &[Wanted],
 ) -> BTreeMap<String, RepositoryLookup> {
-    let listing: OnceCell<Result<BTreeMap<String, RepositoryState>, EcrError>> = OnceCell::new();
+    let listing: OnceCell<Result<Found, EcrError>> = OnceCell::new();
     let listing = &listing;
     let batches = wanted.chunks(DESCRIBE_BATCH).map(|batch| async move {
         let names: Vec<String> = batch.iter().map(|w| w.resource.clone()).collect();
-        let found: Result<BTreeMap<String, RepositoryState>, EcrError> =
-            match ecr.describe(&names).await {
-                Ok(Described::All(states)) => {
-                    Ok(states.into_iter().map(|s| (s.name.clone(), s)).collect())
-                }
-                Ok(Described::SomeMissing) => listing
+        let found: Result<Found, EcrError> = match ecr.describe(&names).await {
+            Ok(Described::All(states)) => {
+                Ok(states.into_iter().map(|s| (s.name.clone(), s)).collect())
+            }
+            Ok(failed @ Described::SomeMissing { .. }) => {
+                let listed = listing
                     .get_or_init(|| async {
                         ecr.list()
                             .await
                             .map(|all| all.into_iter().map(|s| (s.name.clone(), s)).collect())
                     })
-                    .await
-                    .clone(),
-                Err(e) => Err(e),
-            };
+                    .await;
+                match listed {
+                    Ok(all) => Ok(all.clone()),
+                    Err(e) => {
+                        tracing::debug!(%e, "the repositories could not be listed; the batch is narrowed instead");
+                        narrowed(ecr, names.clone(), failed).await
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
         names
             .into_iter()
             .map(|name| {
@@ -161,19 +208,31 @@ mod tests {
     use async_trait::async_trait;
     use std::sync::Mutex;
 
-    /// An ECR that holds `existing` and records its calls.
+    /// An ECR that holds `existing` and records its calls. `listable: false` is a role that may
+    /// describe only named repositories; `names_missing: false` an ECR whose message names none.
     struct FakeEcr {
         existing: Vec<String>,
         calls: Mutex<Vec<String>>,
+        listable: bool,
+        names_missing: bool,
+    }
+
+    impl FakeEcr {
+        fn new(existing: Vec<String>) -> Self {
+            FakeEcr {
+                existing,
+                calls: Mutex::default(),
+                listable: true,
+                names_missing: true,
+            }
+        }
     }
 
     fn state(name: &str) -> RepositoryState {
         RepositoryState {
             name: name.into(),
-            uri: format!("123.dkr.ecr.us-east-1.amazonaws.com/{name}"),
             tag_mutability: "IMMUTABLE".into(),
             scan_on_push: true,
-            encryption: Some("AES256".into()),
         }
     }
 
@@ -188,14 +247,22 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("describe {}", names.len()));
-            if names.iter().all(|n| self.existing.contains(n)) {
-                Ok(Described::All(names.iter().map(|n| state(n)).collect()))
-            } else {
-                Ok(Described::SomeMissing)
+            match names.iter().find(|n| !self.existing.contains(n)) {
+                None => Ok(Described::All(names.iter().map(|n| state(n)).collect())),
+                Some(m) => Ok(Described::SomeMissing {
+                    missing: self.names_missing.then(|| m.clone()),
+                }),
             }
         }
         async fn list(&self) -> Result<Vec<RepositoryState>, EcrError> {
             self.calls.lock().unwrap().push("list".into());
+            if !self.listable {
+                return Err(EcrError::Api {
+                    operation: "DescribeRepositories",
+                    repository: None,
+                    message: "AccessDeniedException: not authorized on repository/*".into(),
+                });
+            }
             Ok(self.existing.iter().map(|n| state(n)).collect())
         }
         async fn create(&self, _: &RepositorySpec) -> Result<bool, EcrError> {
@@ -235,10 +302,7 @@ mod tests {
     #[tokio::test]
     async fn repositories_are_described_a_hundred_at_a_time() {
         let w = wanted(250);
-        let ecr = FakeEcr {
-            existing: w.iter().map(|w| w.resource.clone()).collect(),
-            calls: Mutex::default(),
-        };
+        let ecr = FakeEcr::new(w.iter().map(|w| w.resource.clone()).collect());
         let o = observe(&ecr, &NoImages, &w).await;
         let mut calls = ecr.calls.lock().unwrap().clone();
         calls.sort();
@@ -250,18 +314,55 @@ mod tests {
                 && c.image == ImageLookup::Absent));
     }
 
+    fn without_two_new(w: &[Wanted]) -> Vec<String> {
+        w.iter()
+            .map(|w| w.resource.clone())
+            .filter(|r| r != "shop-c0007" && r != "shop-c0107")
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_role_that_may_not_list_narrows_the_batch_instead() {
+        let w = wanted(250);
+        for names_missing in [true, false] {
+            let ecr = FakeEcr {
+                listable: false,
+                names_missing,
+                ..FakeEcr::new(without_two_new(&w))
+            };
+            let o = observe(&ecr, &NoImages, &w).await;
+            assert_eq!(
+                o.consumers["shop-c0007"].repository,
+                RepositoryLookup::Missing
+            );
+            assert_eq!(
+                o.consumers["shop-c0107"].repository,
+                RepositoryLookup::Missing
+            );
+            assert!(
+                o.consumers
+                    .iter()
+                    .filter(|(n, _)| *n != "shop-c0007" && *n != "shop-c0107")
+                    .all(|(_, c)| matches!(c.repository, RepositoryLookup::Found(_))),
+                "names_missing={names_missing}"
+            );
+            let calls = ecr.calls.lock().unwrap().clone();
+            let describes = calls.iter().filter(|c| c.starts_with("describe")).count();
+            // Named: 3 batches, 2 failing, each described once more without its new name.
+            // Unnamed: the failing batches are halved down to the new name.
+            let most = if names_missing { 5 } else { 3 + 2 * 2 * 8 };
+            assert!(
+                describes <= most,
+                "names_missing={names_missing}: {calls:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_missing_name_falls_back_to_one_listing() {
         let w = wanted(250);
-        let ecr = FakeEcr {
-            // One new consumer in each of the first two batches.
-            existing: w
-                .iter()
-                .map(|w| w.resource.clone())
-                .filter(|r| r != "shop-c0007" && r != "shop-c0107")
-                .collect(),
-            calls: Mutex::default(),
-        };
+        // One new consumer in each of the first two batches.
+        let ecr = FakeEcr::new(without_two_new(&w));
         let o = observe(&ecr, &NoImages, &w).await;
         let calls = ecr.calls.lock().unwrap().clone();
         assert_eq!(

@@ -151,12 +151,7 @@ pub fn annotate(plan: &Plan, runner: &Runner) {
 
 /// Set the step outputs every command sets.
 fn set_plan_outputs(plan: &Plan, runner: &Runner) -> anyhow::Result<()> {
-    for status in [
-        Status::New,
-        Status::Changed,
-        Status::Unchanged,
-        Status::Invalid,
-    ] {
+    for status in Status::ALL {
         let names = serde_json::to_string(&plan.names(status))?;
         runner.set_output(status.as_str(), &names)?;
     }
@@ -200,11 +195,14 @@ pub async fn connect_aws(
     runner: &Runner,
     registry_host: Option<&RegistryHost>,
 ) -> anyhow::Result<Aws> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
-        aws_config::retry::RetryConfig::standard()
-            .with_max_attempts(AWS_ATTEMPTS)
-            .with_initial_backoff(std::time::Duration::from_millis(500)),
-    );
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if !settings.aws_retry_from_env {
+        loader = loader.retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(AWS_ATTEMPTS)
+                .with_initial_backoff(std::time::Duration::from_millis(500)),
+        );
+    }
     if let Some(region) = &settings.aws_region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
@@ -428,13 +426,14 @@ pub async fn run_deploy(
     })
 }
 
-/// The event leaves nothing to do: say so, and set every output empty.
+/// The event leaves nothing to do: say so, and set every output, empty.
 fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> anyhow::Result<u8> {
     runner.notice(&format!("nothing to do: {reason}"));
-    for name in ["new", "changed", "unchanged", "invalid"] {
-        runner.set_output(name, "[]")?;
+    for status in Status::ALL {
+        runner.set_output(status.as_str(), "[]")?;
     }
     runner.set_output("has-changes", "false")?;
+    set_image_outputs(&RunReport::default(), runner)?;
     runner.append_summary(&format!(
         "{}\n## cdc-deploy: `{}` → `{}`\n\nNothing to do: {}\n",
         report::comment_marker(&header(settings, "run")),

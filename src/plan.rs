@@ -155,11 +155,6 @@ impl Plan {
     pub fn get(&self, name: &str) -> Option<&ConsumerPlan> {
         self.consumers.iter().find(|c| c.name == name)
     }
-
-    /// Whether any consumer has a step.
-    pub fn has_steps(&self) -> bool {
-        self.consumers.iter().any(|c| !c.steps.is_empty())
-    }
 }
 
 /// A consumer with the result of fingerprinting it.
@@ -168,10 +163,11 @@ pub struct Fingerprinted<'a> {
     pub fingerprint: Result<FingerprintReport, Diagnostic>,
 }
 
-/// What an existing repository must look like, and where it does not.
+/// What an existing repository must look like, and where it does not. Tags must be immutable;
+/// `IMMUTABLE_WITH_EXCLUSION` is someone's deliberate choice of tags left mutable, and is kept.
 pub fn repository_drift(r: &RepositoryState) -> Vec<RepositoryDrift> {
     let mut drift = Vec::new();
-    if r.tag_mutability != "IMMUTABLE" {
+    if !r.tag_mutability.starts_with("IMMUTABLE") {
         drift.push(RepositoryDrift::MutableTags);
     }
     if !r.scan_on_push {
@@ -343,10 +339,8 @@ mod tests {
     fn repo(name: &str) -> RepositoryState {
         RepositoryState {
             name: name.into(),
-            uri: format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}"),
             tag_mutability: "IMMUTABLE".into(),
             scan_on_push: true,
-            encryption: Some("AES256".into()),
         }
     }
 
@@ -487,7 +481,7 @@ mod tests {
             "a new commit alone writes nothing"
         );
         assert!(!p.has_changes());
-        assert!(!p.has_steps());
+        assert!(p.consumers.iter().all(|c| c.steps.is_empty()));
     }
 
     #[test]

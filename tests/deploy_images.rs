@@ -403,18 +403,24 @@ async fn text_from_a_build_never_reaches_the_runner_as_a_command() {
         root,
         "consumer_scripts/evil/Dockerfile",
         &format!(
-            "FROM {}\nRUN echo '::error title=injected::from-the-build' && echo '::add-mask::from-the-build' && echo 'says ##[warning]from-the-build' && exit 7\n",
+            "FROM {}\nRUN echo '::error title=injected::from-the-build' && echo '::add-mask::from-the-build' && echo 'says ##[warning]from-the-build' && printf 'progress 10%%\\r::error title=injected::after-a-carriage-return\\n' && exit 7\n",
             base_image()
         ),
     );
-    for env in [vec![], vec![("DOCKER_BUILDKIT", "0".to_string())]] {
+    // BuildKit and the classic builder; logs printed live (one build at a time) and buffered.
+    for (env, concurrency) in [
+        (vec![], "1"),
+        (vec![], "2"),
+        (vec![("DOCKER_BUILDKIT", "0".to_string())], "1"),
+        (vec![("DOCKER_BUILDKIT", "0".to_string())], "2"),
+    ] {
         let run = support::run_action_env(
             root,
             &[
                 ("mode", "deploy"),
                 ("project-name", &project),
                 ("commit", COMMIT_1),
-                ("build-concurrency", "1"),
+                ("build-concurrency", concurrency),
             ],
             &env,
         );
@@ -436,7 +442,7 @@ async fn text_from_a_build_never_reaches_the_runner_as_a_command() {
                     || (head == "add-mask" && data.contains("from-the-build"));
                 assert!(
                     !acted_on,
-                    "{env:?}: the runner would act on `{command}` from {stream}:\n{}",
+                    "{env:?} concurrency {concurrency}: the runner would act on `{command}` from {stream}:\n{}",
                     run.describe()
                 );
             }

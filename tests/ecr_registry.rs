@@ -90,14 +90,16 @@ async fn repositories_are_described_by_the_batch_or_listed() {
     assert!(found
         .iter()
         .all(|r| r.tag_mutability == "IMMUTABLE" && r.scan_on_push));
-    assert!(found[0].uri.ends_with(&format!("/{}", found[0].name)));
 
     // One name missing fails the whole call, as ECR does; the listing has the others.
     let mut with_missing = names.clone();
     with_missing.push(support::unique("shop-none-"));
     assert_eq!(
         ecr.describe(&with_missing).await.unwrap(),
-        Described::SomeMissing
+        Described::SomeMissing {
+            missing: with_missing.last().cloned()
+        },
+        "ECR names the missing repository"
     );
     let listed = ecr.list().await.unwrap();
     for n in &names {

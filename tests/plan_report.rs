@@ -80,10 +80,8 @@ fn commit() -> CommitSha {
 fn repo(name: &str) -> RepositoryState {
     RepositoryState {
         name: name.into(),
-        uri: format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}"),
         tag_mutability: "IMMUTABLE".into(),
         scan_on_push: true,
-        encryption: Some("AES256".into()),
     }
 }
 

@@ -28,7 +28,7 @@ const CONSUMER_CONCURRENCY: usize = 8;
 /// Prefix of the tag that carries the commit.
 pub const COMMIT_TAG_PREFIX: &str = "sha-";
 /// Build output kept per consumer when builds run concurrently and their logs are printed one
-/// after another; beyond this, only the last lines are kept.
+/// after another; lines beyond it are counted and dropped (a failure keeps its own last lines).
 const BUFFERED_LOG_BYTES: usize = 512 * 1024;
 
 /// The tag that marks the image a commit built.
@@ -185,13 +185,15 @@ async fn one(
         build_and_push(stage, c, target, &ctx_tag, print).await
     };
     let mut outcome = ImageOutcome::Built;
-    if let Err(e) = built {
+    match built {
+        Ok(()) => {}
         // Another run may have pushed the same fingerprint meanwhile (tags are immutable, so our
         // push of it is refused): that image is the one we wanted, and it is not ours to tag.
-        match stage.registry.manifest(repo, &ctx_tag).await {
-            Ok(Some(_)) if matches!(e, ImageError::Push(_)) => outcome = ImageOutcome::Reused,
+        Err(e @ ImageError::Push(_)) => match stage.registry.manifest(repo, &ctx_tag).await {
+            Ok(Some(_)) => outcome = ImageOutcome::Reused,
             _ => return Err(e),
-        }
+        },
+        Err(e) => return Err(e),
     }
     let manifest = stage
         .registry

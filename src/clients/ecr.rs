@@ -64,18 +64,15 @@ impl RepositorySpec {
     }
 }
 
-/// A repository as `DescribeRepositories` returns it: what the plan compares with what it must
-/// look like.
+/// A repository as `DescribeRepositories` returns it: the settings the plan compares with what
+/// they must be. (Its encryption is not among them: ECR encrypts every repository and cannot
+/// change how after creation, so there is nothing to bring back in line.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepositoryState {
     pub name: String,
-    /// `<account>.dkr.ecr.<region>.amazonaws.com/<name>`.
-    pub uri: String,
     /// `IMMUTABLE`, `MUTABLE`, `IMMUTABLE_WITH_EXCLUSION`, ...
     pub tag_mutability: String,
     pub scan_on_push: bool,
-    /// `AES256`, `KMS` or `KMS_DSSE`; ECR always encrypts, and cannot change it after creation.
-    pub encryption: Option<String>,
 }
 
 /// The answer to one `DescribeRepositories` call for a list of names.
@@ -83,8 +80,16 @@ pub struct RepositoryState {
 pub enum Described {
     /// Every name exists.
     All(Vec<RepositoryState>),
-    /// At least one name does not: ECR then fails the whole call, naming only one of them.
-    SomeMissing,
+    /// At least one name does not: ECR then fails the whole call, naming only one of them
+    /// (`missing`, when its message could be read).
+    SomeMissing { missing: Option<String> },
+}
+
+/// The repository a `RepositoryNotFoundException` names: `The repository with name 'x' does not
+/// exist in the registry with id '123456789012'`.
+fn missing_name(message: &str) -> Option<String> {
+    let rest = &message[message.find("name '")? + "name '".len()..];
+    Some(rest[..rest.find('\'')?].to_string())
 }
 
 /// A setting of an existing repository that is not as it must be.
@@ -163,7 +168,6 @@ fn build_error(operation: &'static str, repository: &str, e: &dyn std::error::Er
 fn state(r: &aws_sdk_ecr::types::Repository) -> RepositoryState {
     RepositoryState {
         name: r.repository_name().unwrap_or_default().to_string(),
-        uri: r.repository_uri().unwrap_or_default().to_string(),
         tag_mutability: r
             .image_tag_mutability()
             .map_or("MUTABLE", |m| m.as_str())
@@ -171,9 +175,6 @@ fn state(r: &aws_sdk_ecr::types::Repository) -> RepositoryState {
         scan_on_push: r
             .image_scanning_configuration()
             .is_some_and(|c| c.scan_on_push()),
-        encryption: r
-            .encryption_configuration()
-            .map(|e| e.encryption_type().as_str().to_string()),
     }
 }
 
@@ -186,7 +187,8 @@ pub trait RepositoryService: Send + Sync {
     async fn authorization(&self) -> Result<EcrAuth, EcrError>;
     /// The repositories named, at most [`DESCRIBE_BATCH`] of them, in one call.
     async fn describe(&self, names: &[String]) -> Result<Described, EcrError>;
-    /// Every repository of the registry, page by page.
+    /// Every repository of the registry, page by page. A role allowed to describe only its
+    /// project's repositories is refused this.
     async fn list(&self) -> Result<Vec<RepositoryState>, EcrError>;
     /// Create the repository with immutable tags, scan on push, encryption, its tags and its
     /// lifecycle policy. Returns `false` when another run created it first (not an error).
@@ -246,7 +248,12 @@ impl RepositoryService for Ecr {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_repository_not_found_exception()) =>
             {
-                Ok(Described::SomeMissing)
+                Ok(Described::SomeMissing {
+                    missing: e
+                        .as_service_error()
+                        .and_then(|s| s.message())
+                        .and_then(missing_name),
+                })
             }
             Err(e) => Err(api_error("DescribeRepositories", None, &e)),
         }
@@ -353,6 +360,15 @@ impl RepositoryService for Ecr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_missing_repository_is_read_from_ecrs_message() {
+        assert_eq!(
+            missing_name("The repository with name 'shop-orders' does not exist in the registry with id '123456789012'").as_deref(),
+            Some("shop-orders")
+        );
+        assert_eq!(missing_name("not found"), None);
+    }
 
     #[test]
     fn lifecycle_policy_keeps_n_and_expires_untagged_after_m_days() {

@@ -30,10 +30,12 @@ impl Git for GitCli {
     }
 }
 
-/// A git that answers a fixed commit, or none: for tests and for runs that must not look.
+/// A git that answers a fixed commit, or none.
+#[cfg(test)]
 #[derive(Clone, Debug, Default)]
 pub struct FixedGit(pub Option<String>);
 
+#[cfg(test)]
 impl Git for FixedGit {
     fn head(&self, _workspace: &Path) -> Option<String> {
         self.0.clone()

@@ -131,10 +131,6 @@ impl HttpRegistry {
         })
     }
 
-    pub fn host(&self) -> &RegistryHost {
-        &self.host
-    }
-
     fn url(&self, repository: &str, reference: &str) -> String {
         format!(
             "{}/v2/{repository}/manifests/{reference}",

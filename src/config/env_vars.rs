@@ -32,6 +32,10 @@ pub const DOCKER_HOST: &str = "DOCKER_HOST";
 pub const AWS_REGION: &str = "AWS_REGION";
 /// Older spelling of [`AWS_REGION`], still honoured by the AWS CLI.
 pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+/// Attempts per AWS call, read by the SDK itself; when set, the program's default is not applied.
+pub const AWS_MAX_ATTEMPTS: &str = "AWS_MAX_ATTEMPTS";
+/// `standard` or `adaptive`, read by the SDK itself; when set, the program's default is not applied.
+pub const AWS_RETRY_MODE: &str = "AWS_RETRY_MODE";
 /// Log filter for the program's own logs (`info`, `cdc_deploy=debug`).
 pub const CDC_DEPLOY_LOG: &str = "CDC_DEPLOY_LOG";
 /// `0` builds with the Docker engine's classic builder instead of BuildKit, as for `docker build`.

@@ -186,9 +186,13 @@ impl Event {
                     Some(a) if deleted || a.chars().all(|c| c == '0') => None,
                     other => commit(other, "after")?,
                 };
+                let zero_after = p
+                    .as_ref()
+                    .and_then(|p| p.after.as_deref())
+                    .is_some_and(|a| !a.is_empty() && a.chars().all(|c| c == '0'));
                 Event::Push {
                     git_ref: p.and_then(|p| p.git_ref),
-                    deleted: deleted || (payload.is_some() && after.is_none()),
+                    deleted: deleted || zero_after,
                     after,
                 }
             }
@@ -257,14 +261,6 @@ impl Event {
             _ => None,
         }
     }
-
-    /// The pull request's number, when the event is about one.
-    pub fn pull_request(&self) -> Option<u64> {
-        match self {
-            Event::PullRequest { number, .. } => *number,
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -304,6 +300,14 @@ mod tests {
         let e = Event::parse("push", Some(&pushed), "event.json").unwrap();
         assert_eq!(e.deleted_ref(), None);
         assert_eq!(e.commit().unwrap().as_str(), SHA);
+        let no_after =
+            Event::parse("push", Some(r#"{"ref":"refs/heads/main"}"#), "e.json").unwrap();
+        assert_eq!(
+            no_after.deleted_ref(),
+            None,
+            "a payload without `after` deleted nothing"
+        );
+        assert_eq!(no_after.commit(), None);
     }
 
     #[test]
@@ -312,7 +316,14 @@ mod tests {
             format!(r#"{{"number":7,"pull_request":{{"number":7,"head":{{"sha":"{SHA}"}}}}}}"#);
         let e = Event::parse("pull_request_target", Some(&pr), "e.json").unwrap();
         assert_eq!(e.mode(), Some(EventMode::Plan));
-        assert_eq!(e.pull_request(), Some(7));
+        assert!(matches!(
+            e,
+            Event::PullRequest {
+                number: Some(7),
+                target: true,
+                ..
+            }
+        ));
         assert_eq!(e.commit().unwrap().as_str(), SHA);
         assert_eq!(e.name(), "pull_request_target");
         let mg = format!(r#"{{"merge_group":{{"head_sha":"{SHA}"}}}}"#);

@@ -35,7 +35,6 @@ pub enum SettingsError {
 /// What the GitHub runner told us about the run.
 #[derive(Clone, Debug, Default)]
 pub struct GithubContext {
-    pub actions: bool,
     pub event: Option<Event>,
     pub repository: Option<String>,
     pub server_url: Option<String>,
@@ -189,6 +188,8 @@ pub struct Settings {
     pub docker_host: Option<String>,
     /// `false` when `DOCKER_BUILDKIT=0` asks for the classic builder.
     pub buildkit: bool,
+    /// Whether `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE` set the SDK's retries, which then stand.
+    pub aws_retry_from_env: bool,
     pub github: GithubContext,
     pub action: Action,
     /// Findings about the configuration that did not stop it (shown as warnings).
@@ -351,8 +352,9 @@ impl Settings {
             commit,
             docker_host: env.get(ev::DOCKER_HOST).map(str::to_string),
             buildkit: env.get(ev::DOCKER_BUILDKIT) != Some("0"),
+            aws_retry_from_env: env.get(ev::AWS_MAX_ATTEMPTS).is_some()
+                || env.get(ev::AWS_RETRY_MODE).is_some(),
             github: GithubContext {
-                actions: env.is_actions(),
                 event,
                 repository: env.get(ev::GITHUB_REPOSITORY).map(str::to_string),
                 server_url: env.get(ev::GITHUB_SERVER_URL).map(str::to_string),
@@ -453,7 +455,13 @@ mod tests {
             s.action,
             Action::Plan(PlanSettings { offline: false, .. })
         ));
-        assert_eq!(s.github.event.as_ref().unwrap().pull_request(), Some(7));
+        assert!(matches!(
+            s.github.event,
+            Some(Event::PullRequest {
+                number: Some(7),
+                ..
+            })
+        ));
         assert_eq!(
             s.commit.as_ref().map(CommitSha::as_str),
             Some(SHA),

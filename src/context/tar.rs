@@ -130,7 +130,8 @@ pub fn stream(
 }
 
 /// Write the whole archive to `out` (synchronously), without checking it against a fingerprint.
-pub fn write_tar(ctx: &BuildContext, out: &mut impl Write) -> Result<(), SentContextError> {
+#[cfg(test)]
+fn write_tar(ctx: &BuildContext, out: &mut impl Write) -> Result<(), SentContextError> {
     let mut builder = tar::Builder::new(out);
     write_entries(ctx, &mut builder, None)?;
     builder.finish().map_err(|e| SentContextError::Read {
@@ -153,9 +154,13 @@ fn write_entries<W: Write>(
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(MTIME);
-        let io_err = |e: io::Error| SentContextError::Read {
-            path: entry.path.clone(),
-            message: e.to_string(),
+        // The builder hanging up is its failure, reported as its own; a read error is ours.
+        let io_err = |e: io::Error| match e.kind() {
+            io::ErrorKind::BrokenPipe => SentContextError::Unfinished,
+            _ => SentContextError::Read {
+                path: entry.path.clone(),
+                message: e.to_string(),
+            },
         };
         match &entry.kind {
             EntryKind::Dir => {
@@ -434,6 +439,8 @@ mod tests {
     async fn a_file_edited_after_fingerprinting_never_reaches_the_builder_whole() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "Dockerfile", b"FROM scratch\n");
+        // More than the channel holds, so most of it is sent before the end is reached.
+        write(dir.path(), "a-big-file", &[5u8; 2 * CHUNK * CHANNEL_DEPTH]);
         write(dir.path(), "app.py", b"print('v1')\n");
         let ctx = BuildContext::scan(dir.path(), "Dockerfile").unwrap();
         let planned = expected(&ctx);
@@ -460,6 +467,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_builder_that_hangs_up_is_not_a_changed_context() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "Dockerfile", b"FROM scratch\n");
+        write(dir.path(), "big", &[9u8; 4 * CHUNK * CHANNEL_DEPTH]);
+        let ctx = BuildContext::scan(dir.path(), "Dockerfile").unwrap();
+        let (body, verification) = stream(ctx.clone(), expected(&ctx));
+        let mut body = Box::pin(body);
+        body.next().await.unwrap().unwrap();
+        drop(body);
+        for _ in 0..100 {
+            if verification.0.get().is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(verification.result(), Err(SentContextError::Unfinished));
     }
 
     #[tokio::test]

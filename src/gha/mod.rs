@@ -127,11 +127,6 @@ impl Runner {
         }
     }
 
-    /// Whether this process runs as a step of a GitHub Actions job.
-    pub fn is_actions(&self) -> bool {
-        self.actions
-    }
-
     fn emit(&self, stream: &SharedWriter, text: &str) {
         // A closed stdout or stderr is not worth failing a deployment over.
         let mut w = stream.lock().unwrap_or_else(|p| p.into_inner());
@@ -314,26 +309,37 @@ fn append(path: &Path, text: &str) -> Result<(), GhaError> {
         })
 }
 
+/// The lines the runner reads in `text`: it breaks lines at `\n`, `\r\n` and a lone `\r`.
+fn runner_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split(['\n', '\r'])
+}
+
 /// Whether the runner could read a workflow command in `text`: `::name::` at the start of a line
 /// (after spaces), or the older `##[name]` anywhere in one.
 fn could_command(text: &str) -> bool {
-    text.contains("##[") || text.lines().any(|l| l.trim_start().starts_with("::"))
+    text.contains("##[") || runner_lines(text).any(|l| l.trim_start().starts_with("::"))
 }
 
 /// Text from outside made inert for a log line without a `::stop-commands::` block: a line that
 /// would start with `::` is prefixed with `│ `, and `##[` is broken with a word joiner.
 pub fn inert(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
+    let mut rest = text;
+    loop {
+        let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+        let line = &rest[..end];
         if line.trim_start().starts_with("::") {
             out.push_str("│ ");
         }
         out.push_str(&line.replace("##[", "##\u{2060}["));
+        match rest[end..].chars().next() {
+            Some(brk) => {
+                out.push(brk);
+                rest = &rest[end + brk.len_utf8()..];
+            }
+            None => return out,
+        }
     }
-    out
 }
 
 /// A writer for the program's own log on stderr, which the runner also reads for workflow
@@ -514,6 +520,7 @@ mod tests {
         for text in [
             "  ::error title=x::y",
             "compiling\n::add-mask::secret",
+            "progress 10%\r::add-mask::secret",
             "step 3 says ##[error]boom",
         ] {
             let dir = tempfile::tempdir().unwrap();
@@ -532,8 +539,8 @@ mod tests {
 
     #[test]
     fn inert_lines_start_no_command() {
-        let text = inert("ok\n  ::error::x\nsays ##[warning]y\n::add-mask::z");
-        for line in text.lines() {
+        let text = inert("ok\n  ::error::x\nsays ##[warning]y\n::add-mask::z\r::error::w\r\n::x::");
+        for line in text.split(['\n', '\r']) {
             assert!(!line.trim_start().starts_with("::"), "{line}");
             assert!(!line.contains("##["), "{line}");
         }

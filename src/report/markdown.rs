@@ -214,11 +214,15 @@ fn full(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
             let _ = writeln!(out, "- {}: {}", code(name), message(&f.reason()));
             let tail = f.tail();
             if !tail.is_empty() {
+                // Indented with the list item, so the block stays inside it.
+                let block: String = fenced(&tail.join("\n"))
+                    .lines()
+                    .map(|l| format!("  {l}\n"))
+                    .collect();
                 let _ = writeln!(
                     out,
-                    "\n  <details><summary>last {} lines of the build</summary>\n\n{}\n\n  </details>\n",
+                    "\n  <details><summary>last {} lines of the build</summary>\n\n{block}\n  </details>\n",
                     tail.len(),
-                    fenced(&tail.join("\n"))
                 );
             }
         }

@@ -13,7 +13,8 @@ pub fn text(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             // A zero-width space after `@` keeps GitHub from reading a mention.
             '@' => out.push_str("@&#8203;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' | '(' | ')' => {
+            // Without `[`, neither `(` nor `!` can start a link or an image.
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' => {
                 out.push('\\');
                 out.push(ch);
             }
@@ -75,21 +76,11 @@ pub fn html_message(s: &str) -> String {
     out
 }
 
-/// A code span that survives backticks in the text and stays in its table cell.
-pub fn code(s: &str) -> String {
-    let s = s.replace(['\n', '\r'], " ").replace('|', "\\|");
-    if s.contains('`') {
-        format!("`` {s} ``")
-    } else {
-        format!("`{s}`")
-    }
-}
-
-/// A fenced code block that nothing inside can close.
-pub fn fenced(body: &str) -> String {
+/// The longest run of backticks in `s`.
+fn longest_backtick_run(s: &str) -> usize {
     let mut longest = 0;
     let mut run = 0;
-    for ch in body.chars() {
+    for ch in s.chars() {
         if ch == '`' {
             run += 1;
             longest = longest.max(run);
@@ -97,7 +88,25 @@ pub fn fenced(body: &str) -> String {
             run = 0;
         }
     }
-    let fence = "`".repeat(longest.max(2) + 1);
+    longest
+}
+
+/// A code span that survives backticks in the text and stays in its table cell: its delimiter is
+/// one backtick longer than any run inside, which therefore cannot close it.
+pub fn code(s: &str) -> String {
+    let s = s.replace(['\n', '\r'], " ").replace('|', "\\|");
+    match longest_backtick_run(&s) {
+        0 => format!("`{s}`"),
+        n => {
+            let fence = "`".repeat(n + 1);
+            format!("{fence} {s} {fence}")
+        }
+    }
+}
+
+/// A fenced code block that nothing inside can close.
+pub fn fenced(body: &str) -> String {
+    let fence = "`".repeat(longest_backtick_run(body).max(2) + 1);
     format!("{fence}text\n{body}\n{fence}")
 }
 
@@ -117,7 +126,7 @@ mod tests {
     fn outside_text_renders_as_itself() {
         assert_eq!(
             text("<img src=x> **bold** [a](b) @org/team | `x` #1\nnext"),
-            "&lt;img src=x&gt; \\*\\*bold\\*\\* \\[a\\]\\(b\\) @&#8203;org/team \\| \\`x\\` \\#1 next"
+            "&lt;img src=x&gt; \\*\\*bold\\*\\* \\[a\\](b) @&#8203;org/team \\| \\`x\\` \\#1 next"
         );
     }
 
@@ -139,6 +148,7 @@ mod tests {
     fn code_spans_and_fences_cannot_be_broken_out_of() {
         assert_eq!(code("a|b"), "`a\\|b`");
         assert_eq!(code("a`b"), "`` a`b ``");
+        assert_eq!(code("a``b @team ``c"), "``` a``b @team ``c ```");
         let f = fenced("```\nnot the end");
         assert!(f.starts_with("````text\n") && f.ends_with("\n````"), "{f}");
         assert_eq!(truncate("abcdef", 3), "abc…");

@@ -30,7 +30,7 @@ pub fn summary_line(plan: &Plan, run: Option<&RunReport>) -> String {
         .filter(|s| **s != Status::Unknown || plan.count(**s) > 0)
         .map(|s| {
             let label = if *s == Status::Unchanged {
-                "image unchanged"
+                "image unchanged (configuration not checked)"
             } else {
                 s.as_str()
             };

@@ -311,11 +311,12 @@ pub async fn seed_image(repo: &str, tags: &[&str]) -> String {
 /// The workflow commands the GitHub runner would act on in `output` (a step's stdout or
 /// stderr), read the way the runner reads them: `::name props::data` at the start of a line
 /// (after spaces), the older `##[name props]data` anywhere in one, and nothing between
-/// `::stop-commands::TOKEN` and `::TOKEN::`.
+/// `::stop-commands::TOKEN` and `::TOKEN::`. Lines end at `\n`, `\r\n` or a lone `\r`, as the
+/// runner's reader ends them.
 pub fn runner_commands(output: &str) -> Vec<String> {
     let mut stopped: Option<String> = None;
     let mut out = Vec::new();
-    for line in output.lines() {
+    for line in output.split(['\n', '\r']) {
         let t = line.trim_start();
         if let Some(token) = &stopped {
             if t == format!("::{token}::") {

@@ -70,9 +70,13 @@ impl Progress {
             let text = String::from_utf8_lossy(&log.msg);
             let mut partial = self.partial.remove(&log.vertex).unwrap_or_default();
             partial.push_str(&text);
-            while let Some(i) = partial.find('\n') {
+            // A lone `\r` (a progress bar redrawn) ends a line too, as the runner reads it.
+            while let Some(i) = partial.find(['\n', '\r']) {
                 let line: String = partial.drain(..=i).collect();
-                self.vertex_line(&log.vertex, n, line.trim_end_matches(['\n', '\r']), on_line);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if !line.is_empty() {
+                    self.vertex_line(&log.vertex, n, line, on_line);
+                }
             }
             if !partial.is_empty() {
                 self.partial.insert(log.vertex.clone(), partial);

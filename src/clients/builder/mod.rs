@@ -213,10 +213,6 @@ impl DockerEngine {
     pub fn backend(&self) -> &Backend {
         &self.backend
     }
-
-    pub fn address(&self) -> &str {
-        &self.address
-    }
 }
 
 fn credentials(logins: &[RegistryLogin]) -> HashMap<String, DockerCredentials> {
@@ -258,10 +254,13 @@ fn line_in_message(message: &str) -> Option<usize> {
 impl ImageBuilder for DockerEngine {
     fn describe(&self) -> String {
         match &self.backend {
-            Backend::BuildKit => format!("images are built with BuildKit on {}", self.version),
+            Backend::BuildKit => format!(
+                "images are built with BuildKit on {} at `{}`",
+                self.version, self.address
+            ),
             Backend::Classic { why } => format!(
-                "images are built with the classic builder on {}: {why}",
-                self.version
+                "images are built with the classic builder on {} at `{}`: {why}",
+                self.version, self.address
             ),
         }
     }
@@ -474,9 +473,13 @@ struct ClassicLog {
 impl ClassicLog {
     fn push(&mut self, text: &str, on_line: &mut OnLine<'_>) {
         self.partial.push_str(text);
-        while let Some(i) = self.partial.find('\n') {
+        // A lone `\r` (a progress bar redrawn) ends a line too, as the runner reads it.
+        while let Some(i) = self.partial.find(['\n', '\r']) {
             let line: String = self.partial.drain(..=i).collect();
-            self.line(line.trim_end_matches(['\n', '\r']), on_line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if !line.is_empty() {
+                self.line(line, on_line);
+            }
         }
     }
 
