@@ -132,10 +132,12 @@ async fn one(
     if let Some(failure) = &c.lookup_failure {
         return Err(ImageError::Lookup(failure.clone()));
     }
+    let unapplicable = |reason: &'static str| ImageError::Unapplicable {
+        consumer: c.name.clone(),
+        reason,
+    };
     let Some(repo) = c.resource_name.as_deref() else {
-        return Err(ImageError::NotPushed {
-            reference: c.name.clone(),
-        });
+        return Err(unapplicable("it has no resource name"));
     };
     if c.has(Step::CreateRepository) {
         stage
@@ -161,9 +163,7 @@ async fn one(
     let pinned = |digest: &str| format!("{}/{repo}@{digest}", stage.registry_host.host);
     if !c.has(Step::Build) {
         let Some(existing) = &c.existing_image else {
-            return Err(ImageError::NotPushed {
-                reference: format!("{repo}:{}", fingerprint_tag(c)),
-            });
+            return Err(unapplicable("the plan builds nothing and knows no image"));
         };
         return Ok(ImageResult {
             outcome: ImageOutcome::Reused,
@@ -177,32 +177,30 @@ async fn one(
     let ctx_tag = fingerprint_tag(c);
     let target = buildable
         .get(c.name.as_str())
-        .ok_or_else(|| ImageError::NotPushed {
-            reference: format!("{repo}:{ctx_tag}"),
-        })?;
+        .ok_or_else(|| unapplicable("its build context was not scanned"))?;
     let built = {
         let _slot = builds.acquire().await.ok();
         build_and_push(stage, c, target, &ctx_tag, print).await
     };
-    let mut outcome = ImageOutcome::Built;
-    match built {
-        Ok(()) => {}
+    let pushed = stage.registry.manifest(repo, &ctx_tag);
+    let (outcome, manifest) = match built {
+        Ok(()) => (
+            ImageOutcome::Built,
+            pushed
+                .await
+                .map_err(ImageError::Registry)?
+                .ok_or_else(|| ImageError::NotPushed {
+                    reference: format!("{repo}:{ctx_tag}"),
+                })?,
+        ),
         // Another run may have pushed the same fingerprint meanwhile (tags are immutable, so our
         // push of it is refused): that image is the one we wanted, and it is not ours to tag.
-        Err(e @ ImageError::Push(_)) => match stage.registry.manifest(repo, &ctx_tag).await {
-            Ok(Some(_)) => outcome = ImageOutcome::Reused,
+        Err(e @ ImageError::Push(_)) => match pushed.await {
+            Ok(Some(m)) => (ImageOutcome::Reused, m),
             _ => return Err(e),
         },
         Err(e) => return Err(e),
-    }
-    let manifest = stage
-        .registry
-        .manifest(repo, &ctx_tag)
-        .await
-        .map_err(ImageError::Registry)?
-        .ok_or_else(|| ImageError::NotPushed {
-            reference: format!("{repo}:{ctx_tag}"),
-        })?;
+    };
     if let (ImageOutcome::Built, Some(commit)) = (outcome, &stage.commit) {
         put_commit_tag(stage, repo, commit, &manifest).await?;
     }
@@ -312,9 +310,13 @@ async fn build_and_push(
     };
     let spec = target.spec;
     let s = &spec.settings;
-    let fingerprint = c.fingerprint.clone().ok_or_else(|| ImageError::NotPushed {
-        reference: spec.resource_name.clone(),
-    })?;
+    let fingerprint = c
+        .fingerprint
+        .clone()
+        .ok_or_else(|| ImageError::Unapplicable {
+            consumer: c.name.clone(),
+            reason: "it has no fingerprint",
+        })?;
     let reference = format!(
         "{}/{}:{ctx_tag}",
         stage.registry_host.host, spec.resource_name

@@ -60,6 +60,12 @@ pub enum ImageError {
     Registry(RegistryError),
     #[error("the registry has no `{reference}` after it was pushed")]
     NotPushed { reference: String },
+    /// The plan and what was scanned disagree: a defect, reported instead of guessed around.
+    #[error("`{consumer}` cannot be applied: {reason}")]
+    Unapplicable {
+        consumer: String,
+        reason: &'static str,
+    },
     #[error("the registry stored `{reference}` as {stored}, not {expected}")]
     DigestMismatch {
         reference: String,
