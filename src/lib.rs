@@ -14,6 +14,7 @@ pub mod config;
 pub mod consumers;
 pub mod context;
 pub mod diagnostics;
+pub mod failure;
 pub mod gha;
 pub mod observe;
 pub mod pipeline;

@@ -23,24 +23,7 @@ fn main() -> ExitCode {
         env.get(ev::GITHUB_OUTPUT).map(PathBuf::from),
         env.get(ev::GITHUB_STEP_SUMMARY).map(PathBuf::from),
     );
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(env.get(ev::CDC_DEPLOY_LOG).unwrap_or("info"))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // The runner reads stderr for workflow commands too: under Actions the log is made inert.
     let actions = env.is_actions();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(move || -> Box<dyn std::io::Write> {
-            if actions {
-                Box::new(InertStderr)
-            } else {
-                Box::new(std::io::stderr())
-            }
-        })
-        .with_ansi(!actions)
-        .with_target(false)
-        .init();
-
     let argv = match with_inputs(std::env::args_os().collect(), &env) {
         Ok(a) => a,
         Err(e) => {
@@ -57,6 +40,7 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
+    init_logging(&env, cli.verbose());
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let settings = match Settings::resolve(cli, &env, &cwd, &GitCli) {
         Ok(s) => s,
@@ -78,8 +62,38 @@ fn main() -> ExitCode {
     match rt.block_on(pipeline::execute(&settings, &runner)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            runner.error(&format!("{e:#}"));
-            ExitCode::FAILURE
+            runner.error(&e.to_string());
+            ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The program's own log on stderr: `info` for itself and only errors from the libraries under
+/// it (the AWS SDK's and HTTP clients' own warnings are noise to a reader of a CI log), all of it
+/// at `debug` with `--verbose`; `CDC_DEPLOY_LOG` or `RUST_LOG` set any filter. The runner reads
+/// stderr for workflow commands too, so under Actions the log is made inert.
+fn init_logging(env: &RunnerEnv, verbose: bool) {
+    let directives = env
+        .get(ev::CDC_DEPLOY_LOG)
+        .or_else(|| env.get(ev::RUST_LOG))
+        .unwrap_or(if verbose {
+            "debug"
+        } else {
+            "error,cdc_deploy=info"
+        });
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,cdc_deploy=info"));
+    let actions = env.is_actions();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if actions {
+                Box::new(InertStderr)
+            } else {
+                Box::new(std::io::stderr())
+            }
+        })
+        .with_ansi(!actions)
+        .with_target(false)
+        .init();
 }

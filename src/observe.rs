@@ -53,7 +53,11 @@ pub struct RegistryImage {
 pub enum ImageLookup {
     /// Not asked: the repository does not exist (or could not be looked up).
     NotAsked,
-    Absent,
+    /// No image has the fingerprint; `built_before` says whether any image cdc-deploy built is
+    /// in the repository (it was asked only then).
+    Absent {
+        built_before: bool,
+    },
     Present(RegistryImage),
     Failed(RegistryError),
 }
@@ -182,7 +186,10 @@ pub async fn observe(
                             size: m.stored_size(),
                             digest: m.digest,
                         }),
-                        Ok(None) => ImageLookup::Absent,
+                        Ok(None) => match registry.has_built_images(&w.resource).await {
+                            Ok(built_before) => ImageLookup::Absent { built_before },
+                            Err(e) => ImageLookup::Failed(e),
+                        },
                         Err(e) => ImageLookup::Failed(e),
                     }
                 }
@@ -260,7 +267,10 @@ mod tests {
                 return Err(EcrError::Api {
                     operation: "DescribeRepositories",
                     repository: None,
-                    message: "AccessDeniedException: not authorized on repository/*".into(),
+                    failure: crate::failure::Failure::new(
+                        crate::failure::Cause::Permission,
+                        "not allowed (AccessDeniedException)",
+                    ),
                 });
             }
             Ok(self.existing.iter().map(|n| state(n)).collect())
@@ -288,6 +298,9 @@ mod tests {
         ) -> Result<String, RegistryError> {
             unreachable!("observation never writes")
         }
+        async fn has_built_images(&self, _: &str) -> Result<bool, RegistryError> {
+            Ok(false)
+        }
     }
 
     fn wanted(n: usize) -> Vec<Wanted> {
@@ -311,7 +324,10 @@ mod tests {
             .consumers
             .values()
             .all(|c| matches!(c.repository, RepositoryLookup::Found(_))
-                && c.image == ImageLookup::Absent));
+                && c.image
+                    == ImageLookup::Absent {
+                        built_before: false
+                    }));
     }
 
     fn without_two_new(w: &[Wanted]) -> Vec<String> {

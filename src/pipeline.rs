@@ -8,8 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context as _;
-
 use crate::apply::images::{self, Buildable, ImageStage};
 use crate::apply::{ImageOutcome, RunReport};
 use crate::clients::builder::{DockerEngine, EngineError, ImageBuilder, RegistryLogin};
@@ -27,6 +25,42 @@ use crate::report::{self, ReportHeader};
 
 /// Exit code when the run finished but a consumer is invalid or failed.
 pub const EXIT_FAILED: u8 = 1;
+/// Exit code when the run could not start.
+pub const EXIT_CANNOT_START: u8 = 2;
+
+/// Why a run stopped before its work was done. Each reads as one line: what failed, why, and
+/// what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The run could not start: configuration, inputs, workspace, credentials, region, or AWS
+    /// could not be reached. Exit code 2.
+    #[error("{0}")]
+    Start(String),
+    /// The work was done but could not be written where the runner reads it (outputs, summary,
+    /// the report file). Exit code 1.
+    #[error("{0}")]
+    Report(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Start(_) => EXIT_CANNOT_START,
+            RunError::Report(_) => EXIT_FAILED,
+        }
+    }
+}
+
+impl From<crate::gha::GhaError> for RunError {
+    fn from(e: crate::gha::GhaError) -> Self {
+        RunError::Report(e.to_string())
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, RunError> {
+    serde_json::to_string(value)
+        .map_err(|e| RunError::Report(format!("could not write an output as JSON: {e}")))
+}
 /// Attempts per AWS API call (the SDK's standard retry mode, exponential backoff with jitter).
 pub const AWS_ATTEMPTS: u32 = 5;
 
@@ -43,13 +77,13 @@ pub type Scans = Vec<(ConsumerSpec, Result<Scan, Diagnostic>)>;
 
 /// Discover the consumers and scan and fingerprint each one's build context, in parallel on
 /// threads of its own (this blocks: call it off the async runtime's workers).
-pub fn discover_and_fingerprint(settings: &Settings) -> anyhow::Result<(Discovery, Scans)> {
+pub fn discover_and_fingerprint(settings: &Settings) -> Result<(Discovery, Scans), RunError> {
     let found = discovery::discover(
         &settings.workspace,
         &settings.consumers_dir,
         &settings.project,
     )
-    .context("could not discover the consumers")?;
+    .map_err(|e| RunError::Start(e.to_string()))?;
     let scans = fingerprint_all(&found.consumers);
     Ok((found, scans))
 }
@@ -116,11 +150,11 @@ fn context_diagnostic(spec: &ConsumerSpec, e: &ContextError) -> Diagnostic {
 }
 
 /// Discover and fingerprint on a blocking thread, off the async runtime's workers.
-async fn scan(settings: &Settings) -> anyhow::Result<(Discovery, Scans)> {
+async fn scan(settings: &Settings) -> Result<(Discovery, Scans), RunError> {
     let settings = settings.clone();
     tokio::task::spawn_blocking(move || discover_and_fingerprint(&settings))
         .await
-        .context("the scan of the consumers stopped")?
+        .map_err(|e| RunError::Start(format!("the scan of the consumers stopped: {e}")))?
 }
 
 fn header(settings: &Settings, verb: &str) -> ReportHeader {
@@ -132,11 +166,18 @@ fn header(settings: &Settings, verb: &str) -> ReportHeader {
     }
 }
 
-/// Turn every finding of the plan into an annotation.
-pub fn annotate(plan: &Plan, runner: &Runner) {
+/// Turn every finding of the plan into an annotation, and, when nothing was applied, every
+/// failed look-up (a deploy reports those with the consumer's other failures).
+pub fn annotate(plan: &Plan, runner: &Runner, applied: bool) {
     for c in &plan.consumers {
         for d in &c.diagnostics {
             runner.annotate(&d.annotation());
+        }
+        if let (Some(f), false) = (&c.lookup_failure, applied) {
+            runner.annotate(
+                &Annotation::new(Level::Error, f.to_string())
+                    .title(format!("{}: the look-up failed", c.name)),
+            );
         }
     }
     for d in &plan.warnings {
@@ -150,9 +191,9 @@ pub fn annotate(plan: &Plan, runner: &Runner) {
 }
 
 /// Set the step outputs every command sets.
-fn set_plan_outputs(plan: &Plan, runner: &Runner) -> anyhow::Result<()> {
+fn set_plan_outputs(plan: &Plan, runner: &Runner) -> Result<(), RunError> {
     for status in Status::ALL {
-        let names = serde_json::to_string(&plan.names(status))?;
+        let names = json(&plan.names(status))?;
         runner.set_output(status.as_str(), &names)?;
     }
     runner.set_output(
@@ -164,18 +205,15 @@ fn set_plan_outputs(plan: &Plan, runner: &Runner) -> anyhow::Result<()> {
 
 /// Outputs of the image stage: the pinned image of each consumer, and who was built, reused or
 /// failed.
-fn set_image_outputs(run: &RunReport, runner: &Runner) -> anyhow::Result<()> {
+fn set_image_outputs(run: &RunReport, runner: &Runner) -> Result<(), RunError> {
     let images: BTreeMap<&str, &str> = run
         .images
         .iter()
         .filter_map(|(name, r)| Some((name.as_str(), r.image.as_deref()?)))
         .collect();
-    runner.set_output("images", &serde_json::to_string(&images)?)?;
+    runner.set_output("images", &json(&images)?)?;
     for outcome in ImageOutcome::ALL {
-        runner.set_output(
-            outcome.as_str(),
-            &serde_json::to_string(&run.names(outcome))?,
-        )?;
+        runner.set_output(outcome.as_str(), &json(&run.names(outcome))?)?;
     }
     Ok(())
 }
@@ -188,14 +226,48 @@ pub struct Aws {
     pub login: RegistryLogin,
 }
 
+/// The region: the setting (input, `AWS_REGION`, `AWS_DEFAULT_REGION`), else the profile's.
+/// Instance metadata is not asked: on a runner without it that only costs seconds of retries
+/// before the same answer.
+async fn region(settings: &Settings) -> Result<aws_config::Region, RunError> {
+    use aws_config::meta::region::ProvideRegion as _;
+    if let Some(r) = &settings.aws_region {
+        return Ok(aws_config::Region::new(r.clone()));
+    }
+    aws_config::profile::ProfileFileRegionProvider::new()
+        .region()
+        .await
+        .ok_or_else(|| {
+            RunError::Start(
+                "no AWS region is set; set the `aws-region` input or `AWS_REGION`, for example `us-east-1`"
+                    .into(),
+            )
+        })
+}
+
 /// Load the AWS configuration, get the registry credentials (masked the moment they arrive) and
 /// open the registry the images live in.
 pub async fn connect_aws(
     settings: &Settings,
     runner: &Runner,
     registry_host: Option<&RegistryHost>,
-) -> anyhow::Result<Aws> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+) -> Result<Aws, RunError> {
+    let region = region(settings).await?;
+    // Instance metadata stays in the credential chain (self-hosted runners on EC2 use it), asked
+    // once and briefly.
+    let imds = aws_config::imds::Client::builder()
+        .max_attempts(1)
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .read_timeout(std::time::Duration::from_secs(1))
+        .build();
+    let credentials = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .region(region.clone())
+        .imds_client(imds)
+        .build()
+        .await;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(credentials);
     if !settings.aws_retry_from_env {
         loader = loader.retry_config(
             aws_config::retry::RetryConfig::standard()
@@ -203,18 +275,12 @@ pub async fn connect_aws(
                 .with_initial_backoff(std::time::Duration::from_millis(500)),
         );
     }
-    if let Some(region) = &settings.aws_region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
     let config = loader.load().await;
-    if config.region().is_none() {
-        anyhow::bail!("no AWS region is set: set the `aws-region` input (or `AWS_REGION`), for example `us-east-1`");
-    }
     let ecr = Ecr::new(&config);
     let auth = ecr
         .authorization()
         .await
-        .context("could not get registry credentials from ECR (GetAuthorizationToken); check the job's AWS credentials")?;
+        .map_err(|e| RunError::Start(format!("could not get the registry credentials: {e}")))?;
     // Masked before anything else can print them: the password, and the `user:password` pair in
     // base64 as it appears in a basic auth header.
     runner.add_mask(auth.password.expose());
@@ -231,10 +297,10 @@ pub async fn connect_aws(
         None => {
             let endpoint = auth.proxy_endpoint.trim_start_matches("https://");
             RegistryHost::parse(endpoint).map_err(|_| {
-                anyhow::anyhow!(
+                RunError::Start(format!(
                     "ECR returned no usable registry endpoint (`{}`); set the `registry-host` input",
                     auth.proxy_endpoint
-                )
+                ))
             })?
         }
     };
@@ -243,7 +309,7 @@ pub async fn connect_aws(
         password: auth.password.clone(),
     };
     let registry = HttpRegistry::new(host.clone(), registry_auth.clone())
-        .context("could not set up the registry client")?;
+        .map_err(|e| RunError::Start(format!("could not set up the registry client: {e}")))?;
     Ok(Aws {
         ecr: Arc::new(ecr),
         registry: Arc::new(registry),
@@ -298,15 +364,19 @@ fn report(
     run: Option<&RunReport>,
     verb: &str,
     output: Option<&Path>,
-) -> anyhow::Result<()> {
+) -> Result<(), RunError> {
     runner.print_untrusted(&report::table::table(plan, run));
-    annotate(plan, runner);
+    annotate(plan, runner, run.is_some());
     let h = header(settings, verb);
     let comment = report::markdown::comment(plan, run, &h);
     match output {
         Some(path) => {
-            std::fs::write(path, &comment)
-                .with_context(|| format!("could not write the report to `{}`", path.display()))?;
+            std::fs::write(path, &comment).map_err(|e| {
+                RunError::Report(format!(
+                    "could not write the report to `{}`: {e}",
+                    path.display()
+                ))
+            })?;
             runner.print(&format!("report written to {}", path.display()));
         }
         None => {
@@ -328,7 +398,7 @@ pub async fn run_plan(
     settings: &Settings,
     runner: &Runner,
     p: &PlanSettings,
-) -> anyhow::Result<u8> {
+) -> Result<u8, RunError> {
     let (found, scans) = scan(settings).await?;
     let plan = if p.offline {
         plan::plan(
@@ -356,7 +426,7 @@ pub async fn run_deploy(
     settings: &Settings,
     runner: &Runner,
     d: &DeploySettings,
-) -> anyhow::Result<u8> {
+) -> Result<u8, RunError> {
     let (found, scans) = scan(settings).await?;
     let aws = connect_aws(settings, runner, d.registry_host.as_ref()).await?;
     let plan = observe_and_plan(&found, &scans, &aws, settings).await;
@@ -427,7 +497,7 @@ pub async fn run_deploy(
 }
 
 /// The event leaves nothing to do: say so, and set every output, empty.
-fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> anyhow::Result<u8> {
+fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> Result<u8, RunError> {
     runner.notice(&format!("nothing to do: {reason}"));
     for status in Status::ALL {
         runner.set_output(status.as_str(), "[]")?;
@@ -445,7 +515,7 @@ fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> anyhow::
 }
 
 /// Run the command the settings ask for and return the process exit code.
-pub async fn execute(settings: &Settings, runner: &Runner) -> anyhow::Result<u8> {
+pub async fn execute(settings: &Settings, runner: &Runner) -> Result<u8, RunError> {
     for w in &settings.warnings {
         runner.warning(w);
     }

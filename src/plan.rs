@@ -289,11 +289,22 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
             );
             p
         }
-        ImageLookup::Absent | ImageLookup::NotAsked => {
+        ImageLookup::Absent { built_before: true } | ImageLookup::NotAsked => {
             p.status = Status::Changed;
             p.steps.extend([Step::Build, Step::Push]);
             p.reasons
                 .push("no image has this fingerprint: its build context changed".into());
+            p
+        }
+        // A repository without any image built here was never deployed (a first deploy that
+        // failed, or a repository made by hand): still new.
+        ImageLookup::Absent {
+            built_before: false,
+        } => {
+            p.status = Status::New;
+            p.steps.extend([Step::Build, Step::Push]);
+            p.reasons
+                .push("its repository holds no image built by cdc-deploy yet".into());
             p
         }
     }
@@ -302,7 +313,8 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
 fn unknown(mut p: ConsumerPlan, failure: LookupFailure) -> ConsumerPlan {
     p.status = Status::Unknown;
     p.steps.clear();
-    p.reasons.push(failure.to_string());
+    p.repository_drift.clear();
+    p.reasons = vec![failure.to_string()];
     p.lookup_failure = Some(failure);
     p
 }
@@ -402,7 +414,14 @@ mod tests {
 
     #[test]
     fn outcomes_against_observed_state() {
-        let (d, specs) = setup(&["fresh", "rebuilt", "same", "drifted", "unreachable"]);
+        let (d, specs) = setup(&[
+            "fresh",
+            "rebuilt",
+            "never",
+            "same",
+            "drifted",
+            "unreachable",
+        ]);
         let mut drifted = repo("shop-drifted");
         drifted.tag_mutability = "MUTABLE".into();
         drifted.scan_on_push = false;
@@ -414,7 +433,19 @@ mod tests {
                     image: ImageLookup::NotAsked,
                 },
             ),
-            ("shop-rebuilt", found("shop-rebuilt", ImageLookup::Absent)),
+            (
+                "shop-rebuilt",
+                found("shop-rebuilt", ImageLookup::Absent { built_before: true }),
+            ),
+            (
+                "shop-never",
+                found(
+                    "shop-never",
+                    ImageLookup::Absent {
+                        built_before: false,
+                    },
+                ),
+            ),
             (
                 "shop-same",
                 found("shop-same", ImageLookup::Present(image())),
@@ -430,10 +461,12 @@ mod tests {
                 "shop-unreachable",
                 found(
                     "shop-unreachable",
-                    ImageLookup::Failed(RegistryError::Transport {
-                        host: "r".into(),
+                    ImageLookup::Failed(RegistryError {
                         what: "x".into(),
-                        message: "connection refused".into(),
+                        failure: crate::failure::Failure::new(
+                            crate::failure::Cause::Network,
+                            "connection refused",
+                        ),
                     }),
                 ),
             ),
@@ -450,6 +483,7 @@ mod tests {
             vec![
                 ("drifted", Status::Unchanged, vec![ReconcileRepository]),
                 ("fresh", Status::New, vec![CreateRepository, Build, Push]),
+                ("never", Status::New, vec![Build, Push]),
                 ("rebuilt", Status::Changed, vec![Build, Push]),
                 ("same", Status::Unchanged, vec![]),
                 ("unreachable", Status::Unknown, vec![]),

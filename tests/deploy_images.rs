@@ -265,7 +265,7 @@ fn assert_only_the_broken_one_failed(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_dockerfile_fails_alone_and_names_its_line() {
-    let (_dir, project, run) = deploy_with_a_broken_consumer("brk", None);
+    let (dir, project, run) = deploy_with_a_broken_consumer("brk", None);
     assert_only_the_broken_one_failed(&run);
     assert!(
         run.stdout.contains("images are built with BuildKit"),
@@ -283,10 +283,32 @@ async fn a_broken_dockerfile_fails_alone_and_names_its_line() {
         "{}",
         run.summary
     );
-    // Each consumer's build log is one group.
-    assert!(run.stdout.contains(&format!(
-        "::group::build and push broken ({project}-broken)"
-    )));
+    // Each fact once, in order: the build log and its result line in the consumer's group,
+    // then the annotation; the table does not repeat it.
+    let group = run
+        .stdout
+        .find(&format!(
+            "::group::build and push broken ({project}-broken)"
+        ))
+        .expect("a group for the broken consumer");
+    let result = run.stdout.find("✗ broken: ").expect("a result line");
+    let end = group + run.stdout[group..].find("::endgroup::").unwrap();
+    let annotation = run
+        .stdout
+        .find("::error file=consumer_scripts/broken/Dockerfile")
+        .unwrap();
+    assert!(
+        group < result && result < end && end < annotation,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.stdout.matches("✗ broken: ").count(), 1);
+    assert!(!run.stdout.contains("failed: broken"), "{}", run.stdout);
+
+    // The failed consumer was never deployed: the next plan still calls it new.
+    let plan = run_action(dir.path(), &[("mode", "plan"), ("project-name", &project)]);
+    assert_eq!(plan.names("new"), names(&["broken"]), "{}", plan.describe());
+    assert_eq!(sorted(plan.names("unchanged")), names(&["alpha", "beta"]));
 }
 
 #[tokio::test(flavor = "multi_thread")]

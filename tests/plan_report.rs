@@ -142,7 +142,7 @@ fn observed_plan_report() {
                 "shop-orders".to_string(),
                 ObservedConsumer {
                     repository: RepositoryLookup::Found(drifted),
-                    image: ImageLookup::Absent,
+                    image: ImageLookup::Absent { built_before: true },
                 },
             ),
         ]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, MutexGuard, Semaphore};
 
 use super::{ImageError, ImageOutcome, ImageResult};
 use crate::clients::builder::{BuildError, BuildRequest, EngineError, ImageBuilder, RegistryLogin};
@@ -20,7 +20,7 @@ use crate::config::RegistryHost;
 use crate::consumers::discovery::ConsumerSpec;
 use crate::context::tar::Expected;
 use crate::context::BuildContext;
-use crate::gha::{Annotation, Level, Runner};
+use crate::gha::{Annotation, GroupGuard, Level, Runner};
 use crate::plan::{ConsumerPlan, Plan, Status, Step};
 
 /// Consumers handled at once (builds are bounded separately by `build-concurrency`).
@@ -80,7 +80,8 @@ pub async fn apply(
         let print = &print;
         async move {
             let started = Instant::now();
-            let result = one(stage, c, buildable, builds, print).await;
+            let mut log = ConsumerLog::new(stage.runner, c, stage.build_concurrency == 1);
+            let result = one(stage, c, buildable, builds, print, &mut log).await;
             let result = match result {
                 Ok(mut r) => {
                     r.duration = started.elapsed();
@@ -95,10 +96,12 @@ pub async fn apply(
                     error: Some(e),
                 },
             };
-            if !c.steps.is_empty() || result.error.is_some() {
-                let _g = print.lock().await;
-                stage.runner.print_untrusted(&result_line(&c.name, &result));
-            }
+            // Each consumer's story once, in order: its build log and result line in its group,
+            // then its annotation.
+            let line = (!c.steps.is_empty() || result.error.is_some())
+                .then(|| result_line(&c.name, &result));
+            let annotation = result.error.as_ref().map(|e| annotation(c, e));
+            log.finish(print, line.as_deref(), annotation).await;
             (c.name.clone(), result)
         }
     });
@@ -106,6 +109,17 @@ pub async fn apply(
         .buffer_unordered(CONSUMER_CONCURRENCY.max(stage.build_concurrency))
         .collect()
         .await
+}
+
+/// The annotation for a consumer's failure: on the Dockerfile's line for a failed build.
+fn annotation(c: &ConsumerPlan, e: &ImageError) -> Annotation {
+    match e {
+        ImageError::Build { file, failure } => Annotation::new(Level::Error, failure.to_string())
+            .file(file.clone(), failure.line)
+            .title(format!("{}: the image build failed", c.name)),
+        other => Annotation::new(Level::Error, other.to_string())
+            .title(format!("{}: the image stage failed", c.name)),
+    }
 }
 
 /// One line per consumer in the log once its image is settled.
@@ -122,12 +136,13 @@ pub fn result_line(name: &str, r: &ImageResult) -> String {
     }
 }
 
-async fn one(
-    stage: &ImageStage<'_>,
+async fn one<'a>(
+    stage: &ImageStage<'a>,
     c: &ConsumerPlan,
     buildable: &HashMap<&str, Buildable<'_>>,
     builds: &Semaphore,
-    print: &Mutex<()>,
+    print: &'a Mutex<()>,
+    log: &mut ConsumerLog<'a>,
 ) -> Result<ImageResult, ImageError> {
     if let Some(failure) = &c.lookup_failure {
         return Err(ImageError::Lookup(failure.clone()));
@@ -180,7 +195,7 @@ async fn one(
         .ok_or_else(|| unapplicable("its build context was not scanned"))?;
     let built = {
         let _slot = builds.acquire().await.ok();
-        build_and_push(stage, c, target, &ctx_tag, print).await
+        build_and_push(stage, c, target, &ctx_tag, print, log).await
     };
     let pushed = stage.registry.manifest(repo, &ctx_tag);
     let (outcome, manifest) = match built {
@@ -258,17 +273,51 @@ fn fingerprint_tag(c: &ConsumerPlan) -> String {
     c.fingerprint.as_ref().map(|f| f.tag()).unwrap_or_default()
 }
 
-/// Build output for one consumer: printed as it comes inside the consumer's group when builds run
-/// one at a time, else kept (up to a bound) and printed as one group when the consumer is done.
+/// Output for one consumer. With builds one at a time it is printed as it comes, inside the
+/// consumer's group; otherwise it is kept (up to a bound) and printed as one group when the
+/// consumer is done, so groups never interleave. The result line ends the group either way.
 struct ConsumerLog<'a> {
     runner: &'a Runner,
+    title: String,
     live: bool,
     lines: Vec<String>,
     bytes: usize,
     dropped: usize,
+    /// Whether a build started: only then is there a group.
+    built: bool,
+    /// With `live`, the log's turn, held from the build's start to the result line.
+    turn: Option<MutexGuard<'a, ()>>,
+    group: Option<GroupGuard<'a>>,
 }
 
-impl ConsumerLog<'_> {
+impl<'a> ConsumerLog<'a> {
+    fn new(runner: &'a Runner, c: &ConsumerPlan, live: bool) -> Self {
+        ConsumerLog {
+            runner,
+            title: format!(
+                "build and push {} ({})",
+                c.name,
+                c.resource_name.as_deref().unwrap_or("-")
+            ),
+            live,
+            lines: Vec::new(),
+            bytes: 0,
+            dropped: 0,
+            built: false,
+            turn: None,
+            group: None,
+        }
+    }
+
+    /// A build starts: printed live, it takes the log's turn and opens its group now.
+    async fn start(&mut self, print: &'a Mutex<()>) {
+        self.built = true;
+        if self.live {
+            self.turn = Some(print.lock().await);
+            self.group = Some(self.runner.group(&self.title));
+        }
+    }
+
     fn line(&mut self, line: &str) {
         if self.live {
             self.runner.print_untrusted(line);
@@ -280,11 +329,25 @@ impl ConsumerLog<'_> {
         }
     }
 
-    fn flush(&mut self, title: &str) {
-        if self.live {
+    /// Print what is kept and the result line, close the group, then annotate.
+    async fn finish(
+        mut self,
+        print: &'a Mutex<()>,
+        result: Option<&str>,
+        annotation: Option<Annotation>,
+    ) {
+        if result.is_none() && annotation.is_none() && !self.built {
             return;
         }
-        let _g = self.runner.group(title);
+        let turn = match self.turn.take() {
+            Some(t) => t,
+            None => print.lock().await,
+        };
+        let group = match self.group.take() {
+            Some(g) => Some(g),
+            None if self.built => Some(self.runner.group(&self.title)),
+            None => None,
+        };
         if !self.lines.is_empty() {
             self.runner.print_untrusted(&self.lines.join("\n"));
         }
@@ -294,15 +357,24 @@ impl ConsumerLog<'_> {
                 self.dropped
             ));
         }
+        if let Some(r) = result {
+            self.runner.print_untrusted(r);
+        }
+        drop(group);
+        if let Some(a) = annotation {
+            self.runner.annotate(&a);
+        }
+        drop(turn);
     }
 }
 
-async fn build_and_push(
-    stage: &ImageStage<'_>,
+async fn build_and_push<'a>(
+    stage: &ImageStage<'a>,
     c: &ConsumerPlan,
     target: &Buildable<'_>,
     ctx_tag: &str,
-    print: &Mutex<()>,
+    print: &'a Mutex<()>,
+    log: &mut ConsumerLog<'a>,
 ) -> Result<(), ImageError> {
     let builder = match &stage.builder {
         Ok(b) => *b,
@@ -335,23 +407,12 @@ async fn build_and_push(
         labels: labels(stage, spec, c),
         logins: vec![stage.login.clone()],
     };
-    let live = stage.build_concurrency == 1;
-    let title = format!("build and push {} ({})", c.name, spec.resource_name);
-    // Held for the whole build when it is printed live, so no other output lands in its group.
-    let _live_guard = if live { Some(print.lock().await) } else { None };
-    let _group = live.then(|| stage.runner.group(&title));
-    let mut log = ConsumerLog {
-        runner: stage.runner,
-        live,
-        lines: Vec::new(),
-        bytes: 0,
-        dropped: 0,
-    };
+    log.start(print).await;
     let built = {
         let mut sink = |l: &str| log.line(l);
         builder.build(request, &mut sink).await
     };
-    let result = match built {
+    match built {
         Ok(()) => {
             let mut sink = |l: &str| log.line(l);
             builder
@@ -363,21 +424,11 @@ async fn build_and_push(
             dir: spec.display_dir.clone(),
             source,
         }),
-        Err(BuildError::Failed(failure)) => {
-            let file = format!("{}/{}", spec.display_dir, s.build.dockerfile);
-            stage.runner.annotate(
-                &Annotation::new(Level::Error, failure.to_string())
-                    .file(file.clone(), failure.line)
-                    .title(format!("{}: the image build failed", c.name)),
-            );
-            Err(ImageError::Build { file, failure })
-        }
-    };
-    if !live {
-        let _g = print.lock().await;
-        log.flush(&title);
+        Err(BuildError::Failed(failure)) => Err(ImageError::Build {
+            file: format!("{}/{}", spec.display_dir, s.build.dockerfile),
+            failure,
+        }),
     }
-    result
 }
 
 fn labels(

@@ -12,6 +12,9 @@ use aws_sdk_ecr::types::{
 };
 use base64::Engine as _;
 
+use aws_sdk_ecr::config::http::HttpResponse;
+
+use crate::failure::{self, Cause, Failure};
 use crate::secret::Secret;
 
 /// Value of the `managed-by` tag on everything this tool creates.
@@ -123,36 +126,23 @@ pub struct EcrAuth {
 /// An ECR call that failed after the SDK's retries.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EcrError {
-    #[error("ECR {operation} failed{}: {message}", repository.as_deref().map(|r| format!(" for `{r}`")).unwrap_or_default())]
+    #[error("ECR {operation} failed{}: {failure}", repository.as_deref().map(|r| format!(" for `{r}`")).unwrap_or_default())]
     Api {
         operation: &'static str,
         repository: Option<String>,
-        message: String,
+        failure: Failure,
     },
     #[error("ECR returned an authorization token that is not `user:password` in base64")]
     BadToken,
 }
 
-fn api_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    operation: &'static str,
-    repository: Option<&str>,
-    e: &SdkError<E>,
-) -> EcrError {
-    let message = match e {
-        SdkError::ServiceError(s) => {
-            let err = s.err();
-            format!(
-                "{}: {}",
-                err.code().unwrap_or("error"),
-                err.message().unwrap_or("no message")
-            )
+impl EcrError {
+    /// Why the call failed, when it reached ECR or tried to.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            EcrError::Api { failure, .. } => Some(failure),
+            EcrError::BadToken => None,
         }
-        other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-    };
-    EcrError::Api {
-        operation,
-        repository: repository.map(str::to_string),
-        message,
     }
 }
 
@@ -161,7 +151,7 @@ fn build_error(operation: &'static str, repository: &str, e: &dyn std::error::Er
     EcrError::Api {
         operation,
         repository: Some(repository.to_string()),
-        message: e.to_string(),
+        failure: Failure::new(Cause::Configuration, e.to_string()),
     }
 }
 
@@ -200,12 +190,40 @@ pub trait RepositoryService: Send + Sync {
 /// The real client.
 pub struct Ecr {
     client: aws_sdk_ecr::Client,
+    /// Where the calls go, for messages: the endpoint override or ECR's regional endpoint.
+    endpoint: String,
 }
 
 impl Ecr {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        let endpoint = config.endpoint_url().map_or_else(
+            || {
+                format!(
+                    "https://api.ecr.{}.amazonaws.com",
+                    config.region().map_or("REGION", |r| r.as_ref())
+                )
+            },
+            str::to_string,
+        );
         Ecr {
             client: aws_sdk_ecr::Client::new(config),
+            endpoint,
+        }
+    }
+
+    fn error<E>(
+        &self,
+        operation: &'static str,
+        repository: Option<&str>,
+        e: &SdkError<E, HttpResponse>,
+    ) -> EcrError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        EcrError::Api {
+            operation,
+            repository: repository.map(str::to_string),
+            failure: failure::from_sdk(e, &format!("ecr:{operation}"), &self.endpoint),
         }
     }
 }
@@ -218,7 +236,7 @@ impl RepositoryService for Ecr {
             .get_authorization_token()
             .send()
             .await
-            .map_err(|e| api_error("GetAuthorizationToken", None, &e))?;
+            .map_err(|e| self.error("GetAuthorizationToken", None, &e))?;
         let data = out.authorization_data().first().ok_or(EcrError::BadToken)?;
         let token = data.authorization_token().ok_or(EcrError::BadToken)?;
         let decoded = base64::engine::general_purpose::STANDARD
@@ -255,7 +273,7 @@ impl RepositoryService for Ecr {
                         .and_then(missing_name),
                 })
             }
-            Err(e) => Err(api_error("DescribeRepositories", None, &e)),
+            Err(e) => Err(self.error("DescribeRepositories", None, &e)),
         }
     }
 
@@ -268,7 +286,7 @@ impl RepositoryService for Ecr {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| api_error("DescribeRepositories", None, &e))?;
+            let page = page.map_err(|e| self.error("DescribeRepositories", None, &e))?;
             out.extend(page.repositories().iter().map(state));
         }
         Ok(out)
@@ -314,7 +332,7 @@ impl RepositoryService for Ecr {
             {
                 return Ok(false)
             }
-            Err(e) => return Err(api_error("CreateRepository", Some(name), &e)),
+            Err(e) => return Err(self.error("CreateRepository", Some(name), &e)),
         }
         self.client
             .put_lifecycle_policy()
@@ -322,7 +340,7 @@ impl RepositoryService for Ecr {
             .lifecycle_policy_text(spec.lifecycle_policy())
             .send()
             .await
-            .map_err(|e| api_error("PutLifecyclePolicy", Some(name), &e))?;
+            .map_err(|e| self.error("PutLifecyclePolicy", Some(name), &e))?;
         Ok(true)
     }
 
@@ -340,7 +358,7 @@ impl RepositoryService for Ecr {
                         )
                         .send()
                         .await
-                        .map_err(|e| api_error("PutImageScanningConfiguration", Some(name), &e))?;
+                        .map_err(|e| self.error("PutImageScanningConfiguration", Some(name), &e))?;
                 }
                 RepositoryDrift::MutableTags => {
                     self.client
@@ -349,7 +367,7 @@ impl RepositoryService for Ecr {
                         .image_tag_mutability(ImageTagMutability::Immutable)
                         .send()
                         .await
-                        .map_err(|e| api_error("PutImageTagMutability", Some(name), &e))?;
+                        .map_err(|e| self.error("PutImageTagMutability", Some(name), &e))?;
                 }
             }
         }

@@ -13,6 +13,8 @@ use reqwest::StatusCode;
 
 use crate::clients::retry::{parse_retry_after, RetryPolicy};
 use crate::config::RegistryHost;
+use crate::failure;
+use crate::failure::Failure;
 use crate::secret::Secret;
 
 /// Manifest media types the look-ups accept: Docker schema 2 and OCI, single and multi-platform.
@@ -50,27 +52,11 @@ impl Manifest {
 
 /// A registry request that failed for good.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
-    #[error("registry `{host}` refused the credentials for `{repository}` (HTTP {status}); check that the ECR token is for this registry")]
-    Unauthorized {
-        host: String,
-        repository: String,
-        status: u16,
-    },
-    #[error("registry `{host}` answered HTTP {status} for {what}: {body}")]
-    Status {
-        host: String,
-        what: String,
-        status: u16,
-        body: String,
-    },
-    #[error("could not reach registry `{host}` for {what}: {message}")]
-    Transport {
-        host: String,
-        what: String,
-        /// The error with its causes (`error sending request: dns error: …`).
-        message: String,
-    },
+#[error("the registry request for {what} failed: {failure}")]
+pub struct RegistryError {
+    /// `` `shop-orders:ctx-…` ``, `` tagging `shop-orders:sha-…` ``.
+    pub what: String,
+    pub failure: Failure,
 }
 
 /// The registry the images live in.
@@ -90,6 +76,15 @@ pub trait Registry: Send + Sync {
         tag: &str,
         manifest: &Manifest,
     ) -> Result<String, RegistryError>;
+    /// Whether the repository holds any image cdc-deploy built (a `ctx-` tag).
+    async fn has_built_images(&self, repository: &str) -> Result<bool, RegistryError>;
+}
+
+/// A registry's `tags/list` answer.
+#[derive(serde::Deserialize)]
+struct TagList {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
 }
 
 /// The real client.
@@ -110,7 +105,7 @@ enum Attempt {
 impl std::fmt::Display for Attempt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Attempt::Transport(e) => write!(f, "{}", chain(e)),
+            Attempt::Transport(e) => write!(f, "{e}"),
             Attempt::Status(r) => write!(f, "HTTP {}", r.status()),
         }
     }
@@ -180,52 +175,42 @@ impl HttpRegistry {
             .await;
         match result {
             Ok(r) | Err(Attempt::Status(r)) => Ok(r),
-            Err(Attempt::Transport(source)) => Err(RegistryError::Transport {
-                host: self.host.host.clone(),
-                what: what.to_string(),
-                message: chain(&source.without_url()),
-            }),
+            Err(Attempt::Transport(source)) => Err(self.transport(what, &source)),
         }
     }
 
-    async fn fail(&self, repository: &str, what: &str, r: reqwest::Response) -> RegistryError {
+    async fn fail(&self, what: &str, r: reqwest::Response) -> RegistryError {
         let status = r.status().as_u16();
-        if status == 401 || status == 403 {
-            return RegistryError::Unauthorized {
-                host: self.host.host.clone(),
-                repository: repository.to_string(),
-                status,
-            };
-        }
-        let body: String = r
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(300)
-            .collect();
-        RegistryError::Status {
-            host: self.host.host.clone(),
+        let body = if status == 401 {
+            // A registry's 401 body only repeats the status.
+            String::new()
+        } else {
+            r.text().await.unwrap_or_default()
+        };
+        RegistryError {
             what: what.to_string(),
-            status,
-            body: body.trim().to_string(),
+            failure: failure::from_status(status, &self.host.base_url(), &body),
+        }
+    }
+
+    fn transport(&self, what: &str, e: &reqwest::Error) -> RegistryError {
+        RegistryError {
+            what: what.to_string(),
+            failure: failure::from_http(e, &self.host.base_url()),
         }
     }
 }
 
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
+/// A tag or digest for messages: `ctx-`, `sha-` and `sha256:` references cut to 12 hex digits.
+fn short_reference(reference: &str) -> String {
+    for prefix in ["ctx-", "sha-", "sha256:"] {
+        if let Some(hex) = reference.strip_prefix(prefix) {
+            if hex.len() > 12 {
+                return format!("{prefix}{}…", &hex[..12]);
+            }
         }
-        source = s.source();
     }
-    out
+    reference.to_string()
 }
 
 fn digest_header(r: &reqwest::Response) -> Option<String> {
@@ -242,7 +227,7 @@ impl Registry for HttpRegistry {
         repository: &str,
         reference: &str,
     ) -> Result<Option<Manifest>, RegistryError> {
-        let what = format!("`{repository}:{reference}`");
+        let what = format!("`{repository}:{}`", short_reference(reference));
         let url = self.url(repository, reference);
         let r = self
             .send(&what, || self.http.get(&url).header(ACCEPT, MANIFEST_TYPES))
@@ -251,7 +236,7 @@ impl Registry for HttpRegistry {
             return Ok(None);
         }
         if !r.status().is_success() {
-            return Err(self.fail(repository, &what, r).await);
+            return Err(self.fail(&what, r).await);
         }
         let digest = digest_header(&r);
         let media_type = r
@@ -263,11 +248,7 @@ impl Registry for HttpRegistry {
         let body = r
             .bytes()
             .await
-            .map_err(|source| RegistryError::Transport {
-                host: self.host.host.clone(),
-                what: what.clone(),
-                message: chain(&source.without_url()),
-            })?
+            .map_err(|source| self.transport(&what, &source))?
             .to_vec();
         let digest = digest.unwrap_or_else(|| {
             use sha2::Digest as _;
@@ -286,7 +267,7 @@ impl Registry for HttpRegistry {
         tag: &str,
         manifest: &Manifest,
     ) -> Result<String, RegistryError> {
-        let what = format!("tagging `{repository}:{tag}`");
+        let what = format!("tagging `{repository}:{}`", short_reference(tag));
         let url = self.url(repository, tag);
         let r = self
             .send(&what, || {
@@ -297,8 +278,27 @@ impl Registry for HttpRegistry {
             })
             .await?;
         if !r.status().is_success() {
-            return Err(self.fail(repository, &what, r).await);
+            return Err(self.fail(&what, r).await);
         }
         Ok(digest_header(&r).unwrap_or_else(|| manifest.digest.clone()))
+    }
+
+    async fn has_built_images(&self, repository: &str) -> Result<bool, RegistryError> {
+        let what = format!("the tags of `{repository}`");
+        // Tags come sorted, and `ctx-` sorts before the commit tags that outnumber it.
+        let url = format!("{}/v2/{repository}/tags/list?n=1000", self.host.base_url());
+        let r = self.send(&what, || self.http.get(&url)).await?;
+        if r.status() == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        if !r.status().is_success() {
+            return Err(self.fail(&what, r).await);
+        }
+        let list: TagList = r.json().await.map_err(|e| self.transport(&what, &e))?;
+        Ok(list
+            .tags
+            .unwrap_or_default()
+            .iter()
+            .any(|t| t.starts_with(crate::context::fingerprint::TAG_PREFIX)))
     }
 }

@@ -24,6 +24,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether `--verbose` (or the `verbose` input) was given.
+    pub fn verbose(&self) -> bool {
+        match &self.command {
+            Command::Plan(a) => a.common.verbose,
+            Command::Deploy(a) => a.common.verbose,
+            Command::Run(a) => a.common.verbose,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Discover, validate and fingerprint the consumers and show what a deploy would do.
@@ -56,6 +67,9 @@ pub struct CommonArgs {
     /// `sha-<commit>`. Defaults to the event's commit, `GITHUB_SHA`, then the checkout's `HEAD`.
     #[arg(long, value_name = "SHA")]
     pub commit: Option<String>,
+    /// Log every step at debug level, the AWS SDK's and HTTP clients' own logs included.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Args)]

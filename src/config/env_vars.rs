@@ -38,6 +38,8 @@ pub const AWS_MAX_ATTEMPTS: &str = "AWS_MAX_ATTEMPTS";
 pub const AWS_RETRY_MODE: &str = "AWS_RETRY_MODE";
 /// Log filter for the program's own logs (`info`, `cdc_deploy=debug`).
 pub const CDC_DEPLOY_LOG: &str = "CDC_DEPLOY_LOG";
+/// The usual log filter variable, read when [`CDC_DEPLOY_LOG`] is unset.
+pub const RUST_LOG: &str = "RUST_LOG";
 /// `0` builds with the Docker engine's classic builder instead of BuildKit, as for `docker build`.
 pub const DOCKER_BUILDKIT: &str = "DOCKER_BUILDKIT";
 

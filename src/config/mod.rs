@@ -326,6 +326,12 @@ impl Settings {
             .clone()
             .or_else(|| env.get(ev::GITHUB_WORKSPACE).map(PathBuf::from))
             .unwrap_or_else(|| cwd.to_path_buf());
+        if !workspace.is_dir() {
+            return Err(SettingsError::Invalid(format!(
+                "the workspace `{}` is not a folder; set `workspace` to the repository's root (it defaults to `GITHUB_WORKSPACE`, then the current folder)",
+                workspace.display()
+            )));
+        }
         let aws_region = common
             .aws_region
             .as_deref()
@@ -384,7 +390,7 @@ mod tests {
     fn parse_with(args: &[&str], env: &RunnerEnv, git: &dyn Git) -> Result<Settings, String> {
         let argv = with_inputs(argv(args), env).map_err(|e| e.to_string())?;
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        Settings::resolve(cli, env, Path::new("/repo"), git).map_err(|e| e.to_string())
+        Settings::resolve(cli, env, &std::env::temp_dir(), git).map_err(|e| e.to_string())
     }
 
     fn parse(args: &[&str], env: &RunnerEnv) -> Result<Settings, String> {
@@ -661,6 +667,19 @@ mod tests {
         };
         assert_eq!(d.registry_host.unwrap().host, "127.0.0.1:5000");
         assert_eq!(d.build_concurrency, 2);
+    }
+
+    #[test]
+    fn a_workspace_that_is_not_a_folder_is_named() {
+        let err = parse(
+            &["cdc-deploy", "plan", "--workspace", "/nonexistent/repo"],
+            &RunnerEnv::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("the workspace `/nonexistent/repo` is not a folder"),
+            "{err}"
+        );
     }
 
     #[test]

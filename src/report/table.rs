@@ -1,5 +1,6 @@
-//! The terminal table: one row per consumer, then one line per finding. It holds text from
-//! outside (error messages), so it is printed as untrusted text.
+//! The terminal table: one row per consumer and a summary line. Findings and failures are not
+//! repeated here: each is an annotation (a plain `error:` line outside Actions) and a line of
+//! the report. It can hold text from outside (names, digests), so it is printed as untrusted.
 
 use std::fmt::Write as _;
 
@@ -113,34 +114,5 @@ pub fn table(plan: &Plan, run: Option<&RunReport>) -> String {
     }
     out.push_str(&summary_line(plan, run));
     out.push('\n');
-    for c in plan
-        .consumers
-        .iter()
-        .filter(|c| c.status == Status::Invalid)
-    {
-        for d in &c.diagnostics {
-            let _ = writeln!(out, "error: {d}");
-        }
-    }
-    match run {
-        Some(run) => {
-            for (name, e) in run.failures() {
-                let _ = writeln!(out, "failed: {name}: {e}");
-            }
-        }
-        None => {
-            for c in &plan.consumers {
-                if let Some(f) = &c.lookup_failure {
-                    let _ = writeln!(out, "failed: {}: {f}", c.name);
-                }
-            }
-        }
-    }
-    for d in &plan.warnings {
-        let _ = writeln!(out, "warning: {d}");
-    }
-    for s in &plan.skipped {
-        let _ = writeln!(out, "skipped: {}", s.reason);
-    }
     out
 }

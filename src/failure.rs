@@ -1,0 +1,346 @@
+//! Failures as a person reads them: why something failed, in words a person can act on, and what
+//! to do. Errors from the AWS SDK and from HTTP clients are classified here, once, at the edge of
+//! the clients that meet them (connection refused, a name that does not resolve, TLS spoken to a
+//! plain-HTTP server, no credentials, credentials refused, not allowed, throttled, a server
+//! error), and rendered as one line. The SDK's debug dumps never reach that line; the program's
+//! log at debug level keeps the whole chain.
+
+use std::fmt;
+
+use aws_sdk_ecr::config::http::HttpResponse;
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+
+/// Why something failed, as far as the person who must fix it cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// A setting is missing or wrong.
+    Configuration,
+    /// No credentials, or credentials the service does not accept.
+    Credentials,
+    /// Authenticated, but not allowed to do this.
+    Permission,
+    /// The endpoint could not be reached: refused, unresolved, timed out.
+    Network,
+    /// The TLS handshake failed.
+    Tls,
+    /// The service asked to slow down, and the retries ran out.
+    Throttled,
+    /// The service failed (5xx).
+    Server,
+    /// What was asked for does not exist.
+    NotFound,
+    /// The service refused the request as it was made.
+    Rejected,
+}
+
+/// One failure, classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub cause: Cause,
+    /// What happened, in one line: `connection refused by `http://127.0.0.1:9``.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(cause: Cause, message: impl Into<String>) -> Self {
+        Failure {
+            cause,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "; {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Service error codes that mean the credentials were not accepted.
+const CREDENTIAL_CODES: &[&str] = &[
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+];
+const PERMISSION_CODES: &[&str] = &["AccessDenied", "AccessDeniedException"];
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+];
+
+/// A message from outside, cut to one line of reasonable length.
+fn one_line(s: &str) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    crate::report::md::truncate(&flat, 200)
+}
+
+/// Every message in an error's source chain, outermost first.
+fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push(s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The first `T` in an error's source chain.
+fn find<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = current {
+        if let Some(t) = c.downcast_ref::<T>() {
+            return Some(t);
+        }
+        current = c.source();
+    }
+    None
+}
+
+/// A failure to connect, read from an error chain: refused, a name that does not resolve, TLS,
+/// a timeout. `None` when the chain says none of these.
+fn connection(e: &(dyn std::error::Error + 'static), endpoint: &str) -> Option<Failure> {
+    let texts = chain(e).join(": ").to_ascii_lowercase();
+    if let Some(io) = find::<std::io::Error>(e) {
+        if io.kind() == std::io::ErrorKind::ConnectionRefused {
+            return Some(
+                Failure::new(
+                    Cause::Network,
+                    format!("`{endpoint}` refused the connection"),
+                )
+                .hint("check that the endpoint is right and the service is up"),
+            );
+        }
+    }
+    if texts.contains("dns error") || texts.contains("failed to lookup address") {
+        return Some(
+            Failure::new(
+                Cause::Network,
+                format!("the name in `{endpoint}` does not resolve"),
+            )
+            .hint("check the host name, and that the runner can reach it"),
+        );
+    }
+    let tls = [
+        "invalidcontenttype",
+        "corrupt message",
+        "tls handshake",
+        "invalid peer certificate",
+        "certificate",
+        "wrong version number",
+    ];
+    if tls.iter().any(|t| texts.contains(t)) {
+        return Some(
+            Failure::new(
+                Cause::Tls,
+                format!("the TLS handshake with `{endpoint}` failed"),
+            )
+            .hint("if it speaks plain HTTP, write its address as `http://HOST:PORT`"),
+        );
+    }
+    if texts.contains("timed out") || texts.contains("timeout") {
+        return Some(
+            Failure::new(
+                Cause::Network,
+                format!("`{endpoint}` did not answer in time"),
+            )
+            .hint("check that the endpoint is reachable from the runner"),
+        );
+    }
+    None
+}
+
+/// An AWS SDK error, classified. `action` is the IAM action the call needs (`ecr:DescribeRepositories`),
+/// named when permission is what is missing; `endpoint` where the call went.
+pub fn from_sdk<E>(e: &SdkError<E, HttpResponse>, action: &str, endpoint: &str) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    tracing::debug!(error = ?e, action, "AWS call failed");
+    if let SdkError::ServiceError(s) = e {
+        let err = s.err();
+        let code = err.code().unwrap_or("");
+        let detail = one_line(err.message().unwrap_or(""));
+        let status = s.raw().status().as_u16();
+        let said = if detail.is_empty() {
+            code.to_string()
+        } else {
+            format!("{code}: {detail}")
+        };
+        return if CREDENTIAL_CODES.contains(&code) {
+            Failure::new(
+                Cause::Credentials,
+                format!("AWS refused the credentials ({said})"),
+            )
+            .hint("check that the job's credentials are for the right account and have not expired")
+        } else if PERMISSION_CODES.contains(&code) || status == 403 {
+            Failure::new(Cause::Permission, format!("not allowed ({said})"))
+                .hint(format!("allow `{action}` to the job's role"))
+        } else if THROTTLING_CODES.contains(&code) || status == 429 {
+            Failure::new(
+                Cause::Throttled,
+                format!("AWS throttled the calls ({said})"),
+            )
+            .hint("run again later, or with a lower `build-concurrency`")
+        } else if code.ends_with("NotFoundException") || status == 404 {
+            Failure::new(Cause::NotFound, said)
+        } else if status >= 500 {
+            Failure::new(Cause::Server, format!("AWS failed (HTTP {status}, {said})"))
+                .hint("run again; if it persists, check the AWS Health Dashboard")
+        } else {
+            Failure::new(Cause::Rejected, format!("AWS refused the request ({said})"))
+        };
+    }
+    let dyn_e: &(dyn std::error::Error + 'static) = e;
+    if let Some(c) = find::<aws_credential_types::provider::error::CredentialsError>(dyn_e) {
+        // The chain ends with instance metadata: when it fails too (refused, or nothing there),
+        // no provider had credentials.
+        let not_found = matches!(
+            c,
+            aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_)
+        ) || chain(dyn_e).join(" ").contains("IMDS");
+        return if not_found {
+            Failure::new(Cause::Credentials, "no AWS credentials were found")
+                .hint("add an `aws-actions/configure-aws-credentials` step before this one, or set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (or `AWS_PROFILE`)")
+        } else {
+            Failure::new(
+                Cause::Credentials,
+                format!(
+                    "the AWS credentials could not be loaded ({})",
+                    one_line(&c.to_string())
+                ),
+            )
+            .hint("check the credentials the job is given (profile, web identity token, role)")
+        };
+    }
+    if let Some(f) = connection(dyn_e, endpoint) {
+        return f;
+    }
+    match e {
+        SdkError::TimeoutError(_) => Failure::new(
+            Cause::Network,
+            format!("`{endpoint}` did not answer in time"),
+        )
+        .hint("check that the endpoint is reachable from the runner"),
+        SdkError::ConstructionFailure(_) => Failure::new(
+            Cause::Configuration,
+            format!(
+                "the request could not be made ({})",
+                one_line(&chain(dyn_e).join(": "))
+            ),
+        ),
+        _ => Failure::new(
+            Cause::Network,
+            format!(
+                "the call to `{endpoint}` failed ({})",
+                one_line(chain(dyn_e).last().map_or("", String::as_str))
+            ),
+        ),
+    }
+}
+
+/// A `reqwest` error that left no answer, classified.
+pub fn from_http(e: &reqwest::Error, endpoint: &str) -> Failure {
+    tracing::debug!(error = ?e, endpoint, "HTTP request failed");
+    let dyn_e: &(dyn std::error::Error + 'static) = e;
+    connection(dyn_e, endpoint).unwrap_or_else(|| {
+        Failure::new(
+            Cause::Network,
+            format!(
+                "the request to `{endpoint}` failed ({})",
+                one_line(chain(dyn_e).last().map_or("", String::as_str))
+            ),
+        )
+    })
+}
+
+/// An HTTP answer that is an error, classified by its status.
+pub fn from_status(status: u16, endpoint: &str, body: &str) -> Failure {
+    let said = one_line(body);
+    let with = |what: String| {
+        if said.is_empty() {
+            what
+        } else {
+            format!("{what}: {said}")
+        }
+    };
+    match status {
+        401 => Failure::new(
+            Cause::Credentials,
+            with(format!("`{endpoint}` refused the credentials (HTTP 401)")),
+        )
+        .hint("check that the registry token is for this registry"),
+        403 => Failure::new(
+            Cause::Permission,
+            with(format!("`{endpoint}` does not allow this (HTTP 403)")),
+        ),
+        404 => Failure::new(
+            Cause::NotFound,
+            with(format!("`{endpoint}` has no such thing (HTTP 404)")),
+        ),
+        429 => Failure::new(
+            Cause::Throttled,
+            with(format!("`{endpoint}` throttled the requests (HTTP 429)")),
+        )
+        .hint("run again later, or with a lower `build-concurrency`"),
+        s if s >= 500 => Failure::new(
+            Cause::Server,
+            with(format!("`{endpoint}` failed (HTTP {s})")),
+        )
+        .hint("run again; if it persists, check the registry's status"),
+        s => Failure::new(
+            Cause::Rejected,
+            with(format!("`{endpoint}` refused the request (HTTP {s})")),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_as_causes() {
+        assert_eq!(from_status(401, "r", "").cause, Cause::Credentials);
+        assert_eq!(from_status(403, "r", "").cause, Cause::Permission);
+        assert_eq!(from_status(429, "r", "").cause, Cause::Throttled);
+        assert_eq!(from_status(503, "r", "").cause, Cause::Server);
+        let f = from_status(400, "r", "{\n \"errors\": [1]\n}");
+        assert_eq!(
+            f.to_string(),
+            "`r` refused the request (HTTP 400): { \"errors\": [1] }"
+        );
+    }
+
+    #[test]
+    fn messages_stay_on_one_short_line() {
+        let long = format!("a\nb {}", "x".repeat(500));
+        let line = one_line(&long);
+        assert!(
+            !line.contains('\n') && line.chars().count() <= 201,
+            "{line}"
+        );
+    }
+}
