@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Installs and starts every server the integration tests and benchmarks talk to, on free ports,
 # and exports where they are:
-#   CDC_TEST_MOTO_URL    moto_server (the ECR API)
-#   CDC_TEST_REGISTRY    Debian's docker-registry with htpasswd (user AWS, password = moto's token)
-#   CDC_TEST_BASE_IMAGE  a busybox image made locally with `docker import` (nothing can be pulled)
+#   CDC_TEST_MOTO_URL             moto_server (the ECR API)
+#   CDC_TEST_MOTO_AUTH_URL        a second moto_server that checks credentials
+#                                 (INITIAL_NO_AUTH_ACTION_COUNT=0): unknown ones get a 403
+#   CDC_TEST_REGISTRY             Debian's docker-registry with htpasswd (user AWS, password =
+#                                 moto's token)
+#   CDC_TEST_REGISTRY_OTHER_PASSWORD  the same registry program, with another password
+#   CDC_TEST_BASE_IMAGE           a busybox image made locally with `docker import`
 #
 # Sourced by scripts/test.sh and scripts/bench.sh. Run it directly to keep the servers up for
-# development: it prints the exports, then waits until interrupted.
+# development: it prints the environment to try `plan` and `deploy` against them, then waits
+# until interrupted. Each run keeps its servers' files in a folder of its own.
 
-servers_state="${CDC_TEST_STATE:-$HOME/.cache/cdc-deploy/test-env}"
-mkdir -p "$servers_state"
+servers_root="${CDC_TEST_STATE:-$HOME/.cache/cdc-deploy/test-env}"
+mkdir -p "$servers_root"
+servers_state="$(mktemp -d "$servers_root/servers.XXXXXX")"
 server_pids=()
 
 servers_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -37,6 +43,7 @@ servers_free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127
 
 servers_stop() {
   for p in "${server_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$servers_state"
   # Images the tests pushed to this run's registry are left in the engine; remove them.
   if [ -n "${CDC_TEST_REGISTRY:-}" ]; then
     docker images --format '{{.Repository}}:{{.Tag}}' \
@@ -71,43 +78,58 @@ servers_base_image() {
   tar -C "$root" -c . | docker import - "$CDC_TEST_BASE_IMAGE" >/dev/null
 }
 
-servers_start() {
-  trap servers_stop EXIT
-
-  printf '\n== starting moto_server\n'
-  local moto_port
-  moto_port=$(servers_free_port)
-  moto_server -H 127.0.0.1 -p "$moto_port" >"$servers_state/moto.log" 2>&1 &
+servers_moto() { # name [VAR=value...]
+  local name="$1" port
+  shift
+  port=$(servers_free_port)
+  env "$@" moto_server -H 127.0.0.1 -p "$port" >"$servers_state/$name.log" 2>&1 &
   server_pids+=($!)
-  servers_wait_http "http://127.0.0.1:$moto_port/moto-api/" moto_server "$servers_state/moto.log"
-  export CDC_TEST_MOTO_URL="http://127.0.0.1:$moto_port"
+  servers_wait_http "http://127.0.0.1:$port/moto-api/" "$name" "$servers_state/$name.log"
+  servers_url="http://127.0.0.1:$port"
+}
 
-  printf '\n== starting docker-registry (htpasswd: user AWS, password = moto'"'"'s ECR token)\n'
-  local reg_port reg_dir
-  reg_port=$(servers_free_port)
-  reg_dir="$servers_state/registry"
-  rm -rf "$reg_dir" && mkdir -p "$reg_dir/data"
-  htpasswd -Bbn AWS 123456789012-auth-token >"$reg_dir/htpasswd"
-  cat >"$reg_dir/config.yml" <<YAML
+servers_registry() { # name password
+  local name="$1" password="$2" port dir
+  port=$(servers_free_port)
+  dir="$servers_state/$name"
+  mkdir -p "$dir/data"
+  htpasswd -Bbn AWS "$password" >"$dir/htpasswd"
+  cat >"$dir/config.yml" <<YAML
 version: 0.1
 log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: $reg_dir/data
+    rootdirectory: $dir/data
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:$reg_port
+  addr: 127.0.0.1:$port
 auth:
   htpasswd:
     realm: cdc-deploy-tests
-    path: $reg_dir/htpasswd
+    path: $dir/htpasswd
 YAML
-  docker-registry serve "$reg_dir/config.yml" >"$servers_state/registry.log" 2>&1 &
+  docker-registry serve "$dir/config.yml" >"$servers_state/$name.log" 2>&1 &
   server_pids+=($!)
-  servers_wait_http "http://127.0.0.1:$reg_port/v2/" docker-registry "$servers_state/registry.log"
-  export CDC_TEST_REGISTRY="127.0.0.1:$reg_port"
+  servers_wait_http "http://127.0.0.1:$port/v2/" "$name" "$servers_state/$name.log"
+  servers_url="127.0.0.1:$port"
+}
+
+servers_start() {
+  trap servers_stop EXIT
+
+  printf '\n== starting moto_server, and one that checks credentials\n'
+  servers_moto moto
+  export CDC_TEST_MOTO_URL="$servers_url"
+  servers_moto moto-auth INITIAL_NO_AUTH_ACTION_COUNT=0
+  export CDC_TEST_MOTO_AUTH_URL="$servers_url"
+
+  printf '\n== starting docker-registry (htpasswd: user AWS, password = moto'"'"'s ECR token), and one with another password\n'
+  servers_registry registry 123456789012-auth-token
+  export CDC_TEST_REGISTRY="$servers_url"
+  servers_registry registry-other not-the-ecr-token
+  export CDC_TEST_REGISTRY_OTHER_PASSWORD="$servers_url"
 
   servers_base_image
 }
@@ -116,8 +138,22 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   servers_install
   servers_start
-  printf 'export CDC_TEST_MOTO_URL=%s CDC_TEST_REGISTRY=%s CDC_TEST_BASE_IMAGE=%s\n' \
-    "$CDC_TEST_MOTO_URL" "$CDC_TEST_REGISTRY" "$CDC_TEST_BASE_IMAGE"
-  printf 'servers are up; Ctrl-C stops them\n'
+  cat <<TEXT
+
+The servers are up; Ctrl-C stops them. To run the tests against them:
+
+  export CDC_TEST_MOTO_URL=$CDC_TEST_MOTO_URL CDC_TEST_MOTO_AUTH_URL=$CDC_TEST_MOTO_AUTH_URL
+  export CDC_TEST_REGISTRY=$CDC_TEST_REGISTRY CDC_TEST_REGISTRY_OTHER_PASSWORD=$CDC_TEST_REGISTRY_OTHER_PASSWORD
+  export CDC_TEST_BASE_IMAGE=$CDC_TEST_BASE_IMAGE
+  cargo test
+
+To try cdc-deploy itself against them (moto plays ECR, the registry takes the pushes):
+
+  export AWS_ENDPOINT_URL=$CDC_TEST_MOTO_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  cargo run -- plan --registry-host http://$CDC_TEST_REGISTRY
+  cargo run -- deploy --registry-host http://$CDC_TEST_REGISTRY --project-name demo
+
+TEXT
   wait
 fi

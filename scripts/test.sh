@@ -48,5 +48,8 @@ for dir in consumer_scripts/*/; do
 done
 
 say "cargo test"
-# The servers' logs are kept for a failing run.
-cargo test --locked "$@" || { echo "server logs: $state/moto.log $state/registry.log" >&2; exit 1; }
+# A failing run shows the end of each server's log (the folder goes when the servers stop).
+cargo test --locked "$@" || {
+  for log in "$servers_state"/*.log; do printf '\n--- %s\n' "$log"; tail -n 30 "$log"; done >&2
+  exit 1
+}

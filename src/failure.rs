@@ -94,6 +94,14 @@ fn one_line(s: &str) -> String {
     crate::report::md::truncate(&flat, 200)
 }
 
+/// The text of the first `<name>…</name>` in an XML error body.
+fn element(body: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = start + body[start..].find(&format!("</{name}>"))?;
+    Some(body[start..end].trim().to_string())
+}
+
 /// Every message in an error's source chain, outermost first.
 fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
     let mut out = vec![e.to_string()];
@@ -181,9 +189,28 @@ where
     tracing::debug!(error = ?e, action, "AWS call failed");
     if let SdkError::ServiceError(s) = e {
         let err = s.err();
-        let code = err.code().unwrap_or("");
-        let detail = one_line(err.message().unwrap_or(""));
         let status = s.raw().status().as_u16();
+        // An answer in another protocol than the SDK expects (an XML error where JSON was due)
+        // leaves the code empty: it is read from the body then.
+        let body = s
+            .raw()
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let code = match err.code() {
+            Some(c) if !c.is_empty() => c.to_string(),
+            _ => element(&body, "Code").unwrap_or_default(),
+        };
+        let code = code.as_str();
+        let detail = one_line(
+            err.message()
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+                .or_else(|| element(&body, "Message"))
+                .as_deref()
+                .unwrap_or(""),
+        );
         let said = if detail.is_empty() {
             code.to_string()
         } else {
@@ -332,6 +359,20 @@ mod tests {
             f.to_string(),
             "`r` refused the request (HTTP 400): { \"errors\": [1] }"
         );
+    }
+
+    #[test]
+    fn xml_error_bodies_are_read() {
+        let body = "<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>";
+        assert_eq!(
+            element(body, "Code").as_deref(),
+            Some("InvalidClientTokenId")
+        );
+        assert_eq!(
+            element(body, "Message").as_deref(),
+            Some("The security token included in the request is invalid.")
+        );
+        assert_eq!(element("{}", "Code"), None);
     }
 
     #[test]

@@ -160,7 +160,11 @@ impl HttpRegistry {
                 attempt,
                 |a| match a {
                     Attempt::Status(_) => true,
-                    Attempt::Transport(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+                    // A TLS handshake that failed fails again: no retry.
+                    Attempt::Transport(e) => {
+                        (e.is_connect() || e.is_timeout() || e.is_request())
+                            && failure::from_http(e, "").cause != failure::Cause::Tls
+                    }
                 },
                 |a| match a {
                     Attempt::Status(r) => r

@@ -26,6 +26,31 @@ pub fn registry() -> String {
     required("CDC_TEST_REGISTRY", "the docker-registry server")
 }
 
+/// Base URL of the moto server that refuses unknown credentials.
+pub fn moto_auth_url() -> String {
+    required(
+        "CDC_TEST_MOTO_AUTH_URL",
+        "a moto server started with INITIAL_NO_AUTH_ACTION_COUNT=0",
+    )
+}
+
+/// `127.0.0.1:PORT` of a distribution registry whose password is not moto's token.
+pub fn registry_other_password() -> String {
+    required(
+        "CDC_TEST_REGISTRY_OTHER_PASSWORD",
+        "a second docker-registry server with another password",
+    )
+}
+
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// An SDK configuration pointed at moto, as `AWS_ENDPOINT_URL` would point it.
 pub async fn aws() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -119,7 +144,7 @@ pub fn run_action(workspace: &std::path::Path, inputs: &[(&str, &str)]) -> Run {
 }
 
 /// [`run_action`] with more environment variables, set last so they win (`AWS_ENDPOINT_URL` to
-/// a counting proxy, say).
+/// a counting proxy, say); an empty value removes the variable.
 pub fn run_action_env(
     workspace: &std::path::Path,
     inputs: &[(&str, &str)],
@@ -155,7 +180,11 @@ pub fn run_action_env(
         cmd.env(format!("INPUT_{}", k.to_uppercase()), v);
     }
     for (k, v) in env {
-        cmd.env(k, v);
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
     }
     let out = cmd.output().expect("the binary runs");
     Run {
