@@ -11,8 +11,9 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde::Deserialize;
 use toml::Spanned;
+
+use super::shape::{self, Document, Scalar, ShapeError};
 
 use crate::consumers::fargate;
 use crate::diagnostics::{line_col, Diagnostic};
@@ -150,43 +151,32 @@ pub struct Validated {
     pub warnings: Vec<Diagnostic>,
 }
 
-// ---- the file as written -------------------------------------------------------------------
+// ---- the file as written: read by `shape`, every finding collected ---------------------------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConsumer {
     cpu: Option<Spanned<u32>>,
     memory: Option<Spanned<u32>>,
     desired_count: Option<Spanned<u32>>,
     platform: Option<Spanned<String>>,
     stop_timeout: Option<Spanned<u32>>,
-    #[serde(default)]
-    environment: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
-    #[serde(default)]
+    environment: BTreeMap<Spanned<String>, Spanned<Scalar>>,
     secrets: BTreeMap<Spanned<String>, Spanned<String>>,
     build: Option<RawBuild>,
     health_check: Option<Spanned<RawHealthCheck>>,
     autoscaling: Option<Spanned<RawAutoscaling>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawBuild {
     dockerfile: Option<Spanned<String>>,
     target: Option<Spanned<String>>,
-    #[serde(default)]
-    args: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    args: BTreeMap<Spanned<String>, Spanned<Scalar>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawCommand {
     Shell(String),
     Exec(Vec<String>),
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawHealthCheck {
     command: Spanned<RawCommand>,
     interval: Option<Spanned<u32>>,
@@ -195,8 +185,6 @@ struct RawHealthCheck {
     start_period: Option<Spanned<u32>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawAutoscaling {
     min: Spanned<u32>,
     max: Spanned<u32>,
@@ -205,13 +193,186 @@ struct RawAutoscaling {
     kafka_lag: Option<Spanned<RawKafkaLag>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawKafkaLag {
     msk_cluster: Spanned<String>,
     consumer_group: Spanned<String>,
     topic: Spanned<String>,
     target_lag: Spanned<u64>,
+}
+
+/// The keys each table takes.
+const TOP_KEYS: &[&str] = &[
+    "cpu",
+    "memory",
+    "desired_count",
+    "platform",
+    "stop_timeout",
+    "environment",
+    "secrets",
+    "build",
+    "health_check",
+    "autoscaling",
+];
+const BUILD_KEYS: &[&str] = &["dockerfile", "target", "args"];
+const HEALTH_KEYS: &[&str] = &["command", "interval", "timeout", "retries", "start_period"];
+const AUTOSCALING_KEYS: &[&str] = &["min", "max", "cpu_target", "memory_target", "kafka_lag"];
+const KAFKA_LAG_KEYS: &[&str] = &["msk_cluster", "consumer_group", "topic", "target_lag"];
+
+/// Read the document into its raw settings, finding every problem of shape on the way. Syntax
+/// errors leave nothing to read; other problems leave out just the value concerned.
+fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
+    let (doc, syntax) = shape::parse(text);
+    if !syntax.is_empty() {
+        return (None, syntax);
+    }
+    let t = doc.get_ref();
+    let mut d = shape::new_document();
+    d.unknown_keys(t, "", TOP_KEYS);
+    let mut raw = RawConsumer {
+        cpu: d.small_number(t, "", "cpu", 512),
+        memory: d.small_number(t, "", "memory", 1024),
+        desired_count: d.small_number(t, "", "desired_count", 1),
+        platform: d.string(t, "", "platform", "linux/amd64"),
+        stop_timeout: d.small_number(t, "", "stop_timeout", 30),
+        environment: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+        build: None,
+        health_check: None,
+        autoscaling: None,
+    };
+    if let Some((env, _)) = d.table(t, "", "environment") {
+        raw.environment = Document::scalars(env);
+    }
+    if let Some((secrets, _)) = d.table(t, "", "secrets") {
+        for (k, _) in secrets.iter() {
+            let name: &str = k.get_ref();
+            let example = "arn:aws:ssm:REGION:ACCOUNT:parameter/NAME";
+            if let Some(v) = d.string(secrets, "secrets", name, example) {
+                raw.secrets
+                    .insert(Spanned::new(k.span(), name.to_string()), v);
+            }
+        }
+    }
+    if let Some((b, _)) = d.table(t, "", "build") {
+        d.unknown_keys(b, "build", BUILD_KEYS);
+        raw.build = Some(RawBuild {
+            dockerfile: d.string(b, "build", "dockerfile", "Dockerfile"),
+            target: d.string(b, "build", "target", "runtime"),
+            args: d
+                .table(b, "build", "args")
+                .map(|(a, _)| Document::scalars(a))
+                .unwrap_or_default(),
+        });
+    }
+    if let Some((h, span)) = d.table(t, "", "health_check") {
+        d.unknown_keys(h, "health_check", HEALTH_KEYS);
+        let command = d.command(h, "health_check", "command");
+        let has_command = h.iter().any(|(k, _)| {
+            let k: &str = k.get_ref();
+            k == "command"
+        });
+        if !has_command {
+            d.missing(
+                span.clone(),
+                "health_check",
+                "command",
+                "\"test -f /tmp/heartbeat\"",
+            );
+        }
+        let (interval, timeout, retries, start_period) = (
+            d.small_number(h, "health_check", "interval", 30),
+            d.small_number(h, "health_check", "timeout", 5),
+            d.small_number(h, "health_check", "retries", 3),
+            d.small_number(h, "health_check", "start_period", 60),
+        );
+        if let Some(command) = command {
+            let cmd_span = command.span();
+            let command = match command.into_inner() {
+                Ok(shell) => RawCommand::Shell(shell),
+                Err(exec) => RawCommand::Exec(exec),
+            };
+            raw.health_check = Some(Spanned::new(
+                span,
+                RawHealthCheck {
+                    command: Spanned::new(cmd_span, command),
+                    interval,
+                    timeout,
+                    retries,
+                    start_period,
+                },
+            ));
+        }
+    }
+    if let Some((a, span)) = d.table(t, "", "autoscaling") {
+        d.unknown_keys(a, "autoscaling", AUTOSCALING_KEYS);
+        let min = d.small_number(a, "autoscaling", "min", 1);
+        let max = d.small_number(a, "autoscaling", "max", 4);
+        let present = |key: &str| {
+            a.iter().any(|(k, _)| {
+                let k: &str = k.get_ref();
+                k == key
+            })
+        };
+        for (key, example) in [("min", "1"), ("max", "4")] {
+            if !present(key) {
+                d.missing(span.clone(), "autoscaling", key, example);
+            }
+        }
+        let cpu_target = d.small_number(a, "autoscaling", "cpu_target", 70);
+        let memory_target = d.small_number(a, "autoscaling", "memory_target", 80);
+        let kafka_lag = d
+            .table(a, "autoscaling", "kafka_lag")
+            .and_then(|(k, kspan)| {
+                d.unknown_keys(k, "autoscaling.kafka_lag", KAFKA_LAG_KEYS);
+                let name = "autoscaling.kafka_lag";
+                let fields = (
+                    d.string(k, name, "msk_cluster", "cdc-msk"),
+                    d.string(k, name, "consumer_group", "orders-cdc"),
+                    d.string(k, name, "topic", "dbserver1.public.orders"),
+                    d.number(k, name, "target_lag", 1000),
+                );
+                for (key, example) in [
+                    ("msk_cluster", "\"cdc-msk\""),
+                    ("consumer_group", "\"orders-cdc\""),
+                    ("topic", "\"dbserver1.public.orders\""),
+                    ("target_lag", "1000"),
+                ] {
+                    if !k.iter().any(|(have, _)| {
+                        let have: &str = have.get_ref();
+                        have == key
+                    }) {
+                        d.missing(kspan.clone(), name, key, example);
+                    }
+                }
+                match fields {
+                    (Some(msk_cluster), Some(consumer_group), Some(topic), Some(target_lag)) => {
+                        Some(Spanned::new(
+                            kspan,
+                            RawKafkaLag {
+                                msk_cluster,
+                                consumer_group,
+                                topic,
+                                target_lag,
+                            },
+                        ))
+                    }
+                    _ => None,
+                }
+            });
+        if let (Some(min), Some(max)) = (min, max) {
+            raw.autoscaling = Some(Spanned::new(
+                span,
+                RawAutoscaling {
+                    min,
+                    max,
+                    cpu_target,
+                    memory_target,
+                    kafka_lag,
+                },
+            ));
+        }
+    }
+    (Some(raw), d.errors)
 }
 
 static ENV_NAME: LazyLock<Regex> =
@@ -282,19 +443,13 @@ impl Checker<'_> {
     }
 
     /// An environment value or build argument: strings, numbers and booleans are taken as text.
-    fn scalar(&mut self, key: &str, v: &Spanned<toml::Value>) -> Option<String> {
+    fn scalar(&mut self, key: &str, v: &Spanned<Scalar>) -> Option<String> {
         match v.get_ref() {
-            toml::Value::String(s) => Some(s.clone()),
-            toml::Value::Integer(i) => Some(i.to_string()),
-            toml::Value::Float(f) => Some(f.to_string()),
-            toml::Value::Boolean(b) => Some(b.to_string()),
-            other => {
+            Scalar::Text(t) => Some(t.clone()),
+            Scalar::Other(kind) => {
                 self.error(
                     v.span(),
-                    format!(
-                        "`{key}` is {}, but a variable holds one piece of text",
-                        type_name(other)
-                    ),
+                    format!("`{key}` is {kind}, but a variable holds one piece of text"),
                     Some(format!("write `{key} = \"...\"`")),
                 );
                 None
@@ -303,39 +458,24 @@ impl Checker<'_> {
     }
 }
 
-fn type_name(v: &toml::Value) -> &'static str {
-    match v {
-        toml::Value::String(_) => "a string",
-        toml::Value::Integer(_) => "an integer",
-        toml::Value::Float(_) => "a float",
-        toml::Value::Boolean(_) => "a boolean",
-        toml::Value::Datetime(_) => "a date",
-        toml::Value::Array(_) => "an array",
-        toml::Value::Table(_) => "a table",
-    }
-}
-
 /// Parse and validate `text`, the contents of `file` (its path relative to the repository root,
 /// used in findings). `context_dir` is the consumer's folder, where the Dockerfile must exist.
+/// Every finding is returned, in file order.
 pub fn validate(text: &str, file: &str, context_dir: &Path) -> Result<Validated, Vec<Diagnostic>> {
-    let raw: RawConsumer = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            let message = e.message().trim().to_string();
-            let help = syntax_help(&message);
-            let mut d = Diagnostic::error(file, message).at(line, col);
-            d.help = help;
-            return Err(vec![d]);
-        }
-    };
+    let (raw, shape_errors) = read(text);
     let mut c = Checker {
         text,
         file,
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    let settings = check(&mut c, raw, context_dir);
+    for e in shape_errors {
+        c.error(e.span, e.message, e.help);
+    }
+    let settings = match raw {
+        Some(raw) => check(&mut c, raw, context_dir),
+        None => ConsumerSettings::default(),
+    };
     if c.errors.is_empty() {
         Ok(Validated {
             settings,
@@ -344,20 +484,6 @@ pub fn validate(text: &str, file: &str, context_dir: &Path) -> Result<Validated,
     } else {
         c.errors.sort_by_key(|d| (d.line, d.column));
         Err(c.errors)
-    }
-}
-
-fn syntax_help(message: &str) -> Option<String> {
-    if message.starts_with("unknown field") {
-        Some(
-            "remove the key or fix its spelling; see the README's `consumer.toml` reference".into(),
-        )
-    } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
-        Some("check the value's type against the README's `consumer.toml` reference".into())
-    } else if message.contains("duplicate key") {
-        Some("set each key once".into())
-    } else {
-        Some("fix the TOML syntax at this position".into())
     }
 }
 
@@ -397,14 +523,18 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
                         crate::consumers::fargate::one_of(&cpus)
                     ));
                 }
-                c.error(
-                    memory.span(),
+                let message = if raw.cpu.is_some() {
                     format!(
                         "`cpu` {} with `memory` {} is not a valid Fargate task size",
                         s.cpu, s.memory
-                    ),
-                    Some(help),
-                );
+                    )
+                } else {
+                    format!(
+                        "`memory` {} does not fit the default `cpu` {} (`cpu` is not set)",
+                        s.memory, s.cpu
+                    )
+                };
+                c.error(memory.span(), message, Some(help));
             }
         }
         None => s.memory = fargate::default_memory(s.cpu).unwrap_or(s.memory),
@@ -845,6 +975,44 @@ target_lag = 1000
             }
         }
         insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn every_mistake_is_found_in_one_run_in_file_order() {
+        let text = "memroy = 1024\ncpu = \"512\"\n[enviroment]\nKAFKA_TOPIC = \"x\"\n[autoscaling]\nmin = -1\nmax = 3\ncpu_target = 60\n";
+        let errors = check(text).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = errors
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1), "`memroy` is not a setting; did you mean `memory`?"),
+                (
+                    Some(2),
+                    "`cpu` must be a whole number like 512, not a string"
+                ),
+                (
+                    Some(3),
+                    "`enviroment` is not a setting; did you mean `environment`?"
+                ),
+                (Some(6), "`autoscaling.min` must be 0 or more, not -1"),
+            ]
+        );
+        assert_eq!(
+            errors[1].help.as_deref(),
+            Some("write `cpu = 512`, without quotes")
+        );
+    }
+
+    #[test]
+    fn a_memory_size_names_the_default_cpu_it_does_not_fit() {
+        let errors = check("memory = 1000\n").unwrap_err();
+        assert_eq!(
+            errors[0].message,
+            "`memory` 1000 does not fit the default `cpu` 256 (`cpu` is not set)"
+        );
     }
 
     #[test]

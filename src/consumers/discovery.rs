@@ -11,6 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::consumers::config::{self as consumer_config, ConsumerSettings, DEFAULT_DOCKERFILE};
+use crate::consumers::dockerfile;
 use crate::consumers::names::{resource_name, ConsumerName, ProjectName};
 use crate::diagnostics::Diagnostic;
 
@@ -176,6 +177,20 @@ pub fn discover(
             },
             None => Some(ConsumerSettings::default()),
         };
+        // The Dockerfile is read now, so a pull request's plan catches what would only fail at
+        // deploy (a missing one is already a finding of the configuration).
+        if let Some(s) = &settings {
+            if let Ok(text) = fs::read_to_string(path.join(&s.build.dockerfile)) {
+                let file = format!("{display_dir}/{}", s.build.dockerfile);
+                for f in dockerfile::findings(&text, s.build.target.as_deref()) {
+                    let mut d = Diagnostic::error(file.clone(), f.message).help(f.help);
+                    if let Some(line) = f.line {
+                        d = d.at(line, 1);
+                    }
+                    diagnostics.push(d);
+                }
+            }
+        }
         match (name, settings) {
             (Some((name, resource_name)), Some(settings)) if diagnostics.is_empty() => {
                 found.consumers.push(ConsumerSpec {
@@ -308,6 +323,56 @@ mod tests {
         assert_eq!(d.consumers.len(), 1);
         assert_eq!(d.consumers[0].name.as_str(), "payments");
         insta::assert_snapshot!(render(&d));
+    }
+
+    #[test]
+    fn a_dockerfile_that_cannot_build_makes_the_consumer_invalid_at_plan_time() {
+        let dir = tempfile::tempdir().unwrap();
+        consumer(dir.path(), "empty", None);
+        fs::write(dir.path().join("consumer_scripts/empty/Dockerfile"), "").unwrap();
+        consumer(dir.path(), "no-from", None);
+        fs::write(
+            dir.path().join("consumer_scripts/no-from/Dockerfile"),
+            "# build\nRUN make\n",
+        )
+        .unwrap();
+        consumer(
+            dir.path(),
+            "targeted",
+            Some("[build]\ntarget = \"runtime\"\n"),
+        );
+        consumer(dir.path(), "fine", None);
+        let d = discover(dir.path(), Path::new("consumer_scripts"), &project()).unwrap();
+        assert_eq!(d.consumers.len(), 1);
+        let found: Vec<(String, String, Option<usize>)> = d
+            .invalid
+            .iter()
+            .flat_map(|i| {
+                i.diagnostics
+                    .iter()
+                    .map(|d| (d.file.clone(), d.message.clone(), d.line))
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "consumer_scripts/empty/Dockerfile".to_string(),
+                    "the Dockerfile has no instructions".to_string(),
+                    None
+                ),
+                (
+                    "consumer_scripts/no-from/Dockerfile".to_string(),
+                    "the Dockerfile's first instruction is `RUN`, not `FROM`".to_string(),
+                    Some(2)
+                ),
+                (
+                    "consumer_scripts/targeted/Dockerfile".to_string(),
+                    "`[build] target` `runtime` is not a stage of the Dockerfile".to_string(),
+                    None
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -3,5 +3,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod dockerfile;
 pub mod fargate;
 pub mod names;
+pub mod shape;

@@ -9,7 +9,6 @@
 //! registry credentials reach the build too, so `FROM` an image in the private registry works.
 
 pub mod buildkit;
-pub mod dockerfile;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -335,15 +334,15 @@ impl ImageBuilder for DockerEngine {
                     let step = progress.failed_step().map(str::to_string);
                     let line = step
                         .as_deref()
-                        .and_then(|s| dockerfile::buildkit_step_line(&text, s))
+                        .and_then(|s| crate::consumers::dockerfile::buildkit_step_line(&text, s))
                         .or_else(|| line_in_message(&message));
                     (step, line, progress.tail())
                 } else {
                     let line = classic
                         .step
                         .as_deref()
-                        .and_then(dockerfile::classic_step_number)
-                        .and_then(|n| dockerfile::classic_step_line(&text, n))
+                        .and_then(crate::consumers::dockerfile::classic_step_number)
+                        .and_then(|n| crate::consumers::dockerfile::classic_step_line(&text, n))
                         .or_else(|| line_in_message(&message));
                     (
                         classic.step.clone(),

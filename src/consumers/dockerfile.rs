@@ -1,6 +1,8 @@
-//! Where a failed build step is in the Dockerfile. The engine names the step, not the line: the
-//! classic builder says `Step 3/5 : RUN make`, BuildKit `[build 2/4] RUN make`. Both are mapped
-//! back to the line the instruction starts on, so a failure points at the diff.
+//! A consumer's Dockerfile, read as instructions: checked when the consumer is discovered (it has
+//! a `FROM`, and the stage `[build] target` names), so a pull request's plan catches what would
+//! only fail at deploy; and where a failed build step is. The engine names the step, not the
+//! line: the classic builder says `Step 3/5 : RUN make`, BuildKit `[build 2/4] RUN make`. Both
+//! are mapped back to the line the instruction starts on, so a failure points at the diff.
 
 /// One instruction of a Dockerfile.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +98,66 @@ fn parse(dockerfile: &str) -> Parsed {
     }
 }
 
+/// A problem with a Dockerfile, found before anything is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub line: Option<usize>,
+    pub message: String,
+    pub help: String,
+}
+
+/// What would stop a build of `dockerfile` (its text) before it starts: no instruction at all,
+/// no `FROM` first (only `ARG` may come before it), or a `target` that is not one of its stages.
+pub fn findings(dockerfile: &str, target: Option<&str>) -> Vec<Finding> {
+    let parsed = parse(dockerfile);
+    let mut out = Vec::new();
+    let first = parsed
+        .instructions
+        .iter()
+        .find(|i| !i.text.to_ascii_uppercase().starts_with("ARG "));
+    match first {
+        None => out.push(Finding {
+            line: None,
+            message: "the Dockerfile has no instructions".into(),
+            help: "start it with `FROM <base image>`".into(),
+        }),
+        Some(i) if !i.text.to_ascii_uppercase().starts_with("FROM ") => out.push(Finding {
+            line: Some(i.line),
+            message: format!(
+                "the Dockerfile's first instruction is `{}`, not `FROM`",
+                i.text.split_whitespace().next().unwrap_or("")
+            ),
+            help: "start the build with `FROM <base image>`; only `ARG` may come before it".into(),
+        }),
+        Some(_) => {}
+    }
+    if let Some(t) = target {
+        let wanted = t.to_ascii_lowercase();
+        if !parsed
+            .stage_names
+            .iter()
+            .any(|n| n.as_deref() == Some(wanted.as_str()))
+        {
+            let named: Vec<String> = parsed
+                .stage_names
+                .iter()
+                .flatten()
+                .map(|n| format!("`{n}`"))
+                .collect();
+            out.push(Finding {
+                line: None,
+                message: format!("`[build] target` `{t}` is not a stage of the Dockerfile"),
+                help: if named.is_empty() {
+                    "name a stage with `FROM <image> AS <name>`, or remove `target`".into()
+                } else {
+                    format!("use one of its stages: {}", named.join(", "))
+                },
+            });
+        }
+    }
+    out
+}
+
 /// The line (1-based) where the Dockerfile's `n`-th instruction (1-based) starts, as the classic
 /// builder numbers its steps.
 pub fn classic_step_line(dockerfile: &str, n: usize) -> Option<usize> {
@@ -172,6 +234,32 @@ mod tests {
     use super::*;
 
     const MULTI: &str = "# syntax=docker/dockerfile:1\n# a comment\nFROM base AS build\n\nRUN make \\\n    all \\\n  # comment inside\n    install\nCOPY . /app\n\nFROM base\nCOPY --from=build /app /app\nRUN echo done\n";
+
+    #[test]
+    fn dockerfiles_that_cannot_build_are_found() {
+        assert_eq!(
+            findings("", None)[0].message,
+            "the Dockerfile has no instructions"
+        );
+        assert_eq!(
+            findings("# only a comment\n\n", None)[0].message,
+            "the Dockerfile has no instructions"
+        );
+        let f = findings("# c\nRUN make\nFROM x\n", None);
+        assert_eq!(f[0].line, Some(2));
+        assert_eq!(
+            f[0].message,
+            "the Dockerfile's first instruction is `RUN`, not `FROM`"
+        );
+        assert!(findings("ARG BASE=x\nFROM $BASE\n", None).is_empty());
+        assert!(findings(MULTI, Some("build")).is_empty());
+        let f = findings(MULTI, Some("runtime"));
+        assert_eq!(
+            f[0].message,
+            "`[build] target` `runtime` is not a stage of the Dockerfile"
+        );
+        assert_eq!(f[0].help, "use one of its stages: `build`");
+    }
 
     #[test]
     fn classic_steps_map_to_lines() {

@@ -1,0 +1,378 @@
+//! The shape of a `consumer.toml`: which keys exist and what type each value has, read from the
+//! document with every span kept. Every problem is found in one pass (all syntax errors the
+//! parser can recover from, every unknown key with the known one it was probably meant to be,
+//! every value of the wrong type, in plain words), and what is well-shaped is handed on, so the
+//! settings' own rules are checked in the same run.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// A finding about the shape, before it becomes a diagnostic with a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapeError {
+    pub span: Range<usize>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// A scalar as written, for `[environment]` values and build arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    Text(String),
+    /// An array, table or date: named in the finding.
+    Other(&'static str),
+}
+
+pub(crate) struct Document {
+    pub errors: Vec<ShapeError>,
+}
+
+/// The name of a value's type, as a finding says it.
+fn kind(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "a whole number",
+        DeValue::Float(_) => "a decimal number",
+        DeValue::Boolean(_) => "true or false",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "a list",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Edit distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The known key `key` was probably meant to be.
+pub fn suggestion<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (distance(&key.to_ascii_lowercase(), k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Where the key is: `cpu`, `autoscaling.min`.
+fn path(table: &str, key: &str) -> String {
+    if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
+    }
+}
+
+impl Document {
+    fn error(&mut self, span: Range<usize>, message: String, help: Option<String>) {
+        self.errors.push(ShapeError {
+            span,
+            message,
+            help,
+        });
+    }
+
+    /// Report every key of `table` (`""` for the top) that is not in `known`.
+    pub fn unknown_keys(&mut self, table: &DeTable<'_>, name: &str, known: &[&str]) {
+        for (key, _) in table.iter() {
+            let k: &str = key.get_ref();
+            if known.contains(&k) {
+                continue;
+            }
+            let whole = path(name, k);
+            let (message, help) = match suggestion(k, known) {
+                Some(s) => (
+                    format!(
+                        "`{whole}` is not a setting; did you mean `{}`?",
+                        path(name, s)
+                    ),
+                    Some(format!("rename it to `{s}`")),
+                ),
+                None => (
+                    format!("`{whole}` is not a setting"),
+                    Some(format!(
+                        "remove it; {} takes {}",
+                        if name.is_empty() {
+                            "the top of the file".to_string()
+                        } else {
+                            format!("`[{name}]`")
+                        },
+                        known
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                ),
+            };
+            self.error(key.span(), message, help);
+        }
+    }
+
+    fn value<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+        table
+            .iter()
+            .find(|(k, _)| {
+                let k: &str = k.get_ref();
+                k == key
+            })
+            .map(|(_, v)| v)
+    }
+
+    /// A whole number from 0 up; `example` shows one in the finding.
+    pub fn number(
+        &mut self,
+        table: &DeTable<'_>,
+        name: &str,
+        key: &str,
+        example: u64,
+    ) -> Option<Spanned<u64>> {
+        let v = Self::value(table, key)?;
+        let whole = path(name, key);
+        match v.get_ref() {
+            DeValue::Integer(i) => {
+                let digits = i.as_str().replace('_', "");
+                match i64::from_str_radix(&digits, i.radix()) {
+                    Ok(n) if n >= 0 => Some(Spanned::new(v.span(), n as u64)),
+                    Ok(n) => {
+                        self.error(
+                            v.span(),
+                            format!("`{whole}` must be 0 or more, not {n}"),
+                            Some(format!("write a whole number like `{key} = {example}`")),
+                        );
+                        None
+                    }
+                    Err(_) => {
+                        self.error(v.span(), format!("`{whole}` is too large"), None);
+                        None
+                    }
+                }
+            }
+            DeValue::String(s) if s.trim().parse::<u64>().is_ok() => {
+                self.error(
+                    v.span(),
+                    format!("`{whole}` must be a whole number like {example}, not a string"),
+                    Some(format!("write `{key} = {}`, without quotes", s.trim())),
+                );
+                None
+            }
+            other => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "`{whole}` must be a whole number like {example}, not {}",
+                        kind(other)
+                    ),
+                    Some(format!("write `{key} = {example}`")),
+                );
+                None
+            }
+        }
+    }
+
+    /// A number that must fit in a `u32`.
+    pub fn small_number(
+        &mut self,
+        table: &DeTable<'_>,
+        name: &str,
+        key: &str,
+        example: u32,
+    ) -> Option<Spanned<u32>> {
+        let n = self.number(table, name, key, u64::from(example))?;
+        match u32::try_from(*n.get_ref()) {
+            Ok(v) => Some(Spanned::new(n.span(), v)),
+            Err(_) => {
+                self.error(
+                    n.span(),
+                    format!("`{}` is too large", path(name, key)),
+                    Some(format!("write a whole number like `{key} = {example}`")),
+                );
+                None
+            }
+        }
+    }
+
+    /// A string; `example` shows one in the finding.
+    pub fn string(
+        &mut self,
+        table: &DeTable<'_>,
+        name: &str,
+        key: &str,
+        example: &str,
+    ) -> Option<Spanned<String>> {
+        let v = Self::value(table, key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some(Spanned::new(v.span(), s.to_string())),
+            other => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "`{}` must be a string like \"{example}\", not {}",
+                        path(name, key),
+                        kind(other)
+                    ),
+                    Some(format!("write `{key} = \"{example}\"`, in quotes")),
+                );
+                None
+            }
+        }
+    }
+
+    /// A table, with its span; `None` when it is absent or not a table (said in a finding).
+    pub fn table<'t, 'i>(
+        &mut self,
+        table: &'t DeTable<'i>,
+        name: &str,
+        key: &str,
+    ) -> Option<(&'t DeTable<'i>, Range<usize>)> {
+        let v = Self::value(table, key)?;
+        match v.get_ref() {
+            DeValue::Table(t) => Some((t, v.span())),
+            other => {
+                self.error(
+                    v.span(),
+                    format!("`{}` must be a table, not {}", path(name, key), kind(other)),
+                    Some(format!("write it as a `[{}]` section", path(name, key))),
+                );
+                None
+            }
+        }
+    }
+
+    /// A required key that is missing.
+    pub fn missing(&mut self, span: Range<usize>, name: &str, key: &str, example: &str) {
+        self.error(
+            span,
+            format!("`[{name}]` needs `{key}`"),
+            Some(format!("add `{key} = {example}`")),
+        );
+    }
+
+    /// A table of names to scalars (`[environment]`, `[build] args`): names with their spans,
+    /// each value as text or the kind it wrongly is.
+    pub fn scalars(table: &DeTable<'_>) -> BTreeMap<Spanned<String>, Spanned<Scalar>> {
+        table
+            .iter()
+            .map(|(k, v)| {
+                let scalar = match v.get_ref() {
+                    DeValue::String(s) => Scalar::Text(s.to_string()),
+                    DeValue::Integer(i) => Scalar::Text(i.to_string()),
+                    DeValue::Float(f) => Scalar::Text(f.to_string()),
+                    DeValue::Boolean(b) => Scalar::Text(b.to_string()),
+                    other => Scalar::Other(kind(other)),
+                };
+                (
+                    Spanned::new(k.span(), k.get_ref().to_string()),
+                    Spanned::new(v.span(), scalar),
+                )
+            })
+            .collect()
+    }
+
+    /// A command: a string (run by a shell) or a list of strings.
+    pub fn command(
+        &mut self,
+        table: &DeTable<'_>,
+        name: &str,
+        key: &str,
+    ) -> Option<Spanned<Result<String, Vec<String>>>> {
+        let v = Self::value(table, key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some(Spanned::new(v.span(), Ok(s.to_string()))),
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                for item in items.iter() {
+                    match item.get_ref() {
+                        DeValue::String(s) => out.push(s.to_string()),
+                        other => {
+                            self.error(
+                                item.span(),
+                                format!(
+                                    "`{}` must list strings, not {}",
+                                    path(name, key),
+                                    kind(other)
+                                ),
+                                Some(
+                                    "quote each word: `[\"CMD\", \"python3\", \"-m\", \"check\"]`"
+                                        .into(),
+                                ),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                Some(Spanned::new(v.span(), Err(out)))
+            }
+            other => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "`{}` must be a string or a list of strings, not {}",
+                        path(name, key),
+                        kind(other)
+                    ),
+                    Some(
+                        "write `command = \"test -f /tmp/ok\"` or `command = [\"CMD\", \"check\"]`"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Parse `text`, recovering from what the parser can: the table and every syntax error.
+pub(crate) fn parse(text: &str) -> (Spanned<DeTable<'_>>, Vec<ShapeError>) {
+    let (table, errors) = DeTable::parse_recoverable(text);
+    let errors = errors
+        .into_iter()
+        .map(|e| {
+            let message = e.message().trim().to_string();
+            let help = if message.contains("duplicate key") {
+                "set each key once"
+            } else {
+                "fix the TOML syntax here"
+            };
+            ShapeError {
+                span: e.span().unwrap_or(0..0),
+                message,
+                help: Some(help.into()),
+            }
+        })
+        .collect();
+    (table, errors)
+}
+
+pub(crate) fn new_document() -> Document {
+    Document { errors: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspelt_keys_find_the_known_one() {
+        let known = ["cpu", "memory", "environment", "desired_count"];
+        assert_eq!(suggestion("memroy", &known), Some("memory"));
+        assert_eq!(suggestion("enviroment", &known), Some("environment"));
+        assert_eq!(suggestion("Desired_Count", &known), Some("desired_count"));
+        assert_eq!(suggestion("colour", &known), None);
+    }
+}
