@@ -15,6 +15,8 @@
 
 servers_root="${CDC_TEST_STATE:-$HOME/.cache/cdc-deploy/test-env}"
 mkdir -p "$servers_root"
+# Folders a killed run left behind, a day old or more.
+find "$servers_root" -maxdepth 1 -name 'servers.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 servers_state="$(mktemp -d "$servers_root/servers.XXXXXX")"
 server_pids=()
 
@@ -43,7 +45,8 @@ servers_free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127
 
 servers_stop() {
   for p in "${server_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$servers_state"
+  for p in "${server_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$servers_state" || true
   # Images the tests pushed to this run's registry are left in the engine; remove them.
   if [ -n "${CDC_TEST_REGISTRY:-}" ]; then
     docker images --format '{{.Repository}}:{{.Tag}}' \
@@ -51,8 +54,10 @@ servers_stop() {
   fi
 }
 
-servers_wait_http() { # url name log
+servers_wait_http() { # url name log pid
   for _ in $(seq 1 100); do
+    # The server this run started must still be alive: the port may have been taken by another.
+    kill -0 "$4" 2>/dev/null || break
     # Any HTTP answer (the registry says 401) means the server is up.
     if python3 -c 'import sys, urllib.request, urllib.error
 try: urllib.request.urlopen(sys.argv[1], timeout=2)
@@ -84,7 +89,7 @@ servers_moto() { # name [VAR=value...]
   port=$(servers_free_port)
   env "$@" moto_server -H 127.0.0.1 -p "$port" >"$servers_state/$name.log" 2>&1 &
   server_pids+=($!)
-  servers_wait_http "http://127.0.0.1:$port/moto-api/" "$name" "$servers_state/$name.log"
+  servers_wait_http "http://127.0.0.1:$port/moto-api/" "$name" "$servers_state/$name.log" "$!"
   servers_url="http://127.0.0.1:$port"
 }
 
@@ -112,7 +117,7 @@ auth:
 YAML
   docker-registry serve "$dir/config.yml" >"$servers_state/$name.log" 2>&1 &
   server_pids+=($!)
-  servers_wait_http "http://127.0.0.1:$port/v2/" "$name" "$servers_state/$name.log"
+  servers_wait_http "http://127.0.0.1:$port/v2/" "$name" "$servers_state/$name.log" "$!"
   servers_url="127.0.0.1:$port"
 }
 
@@ -151,8 +156,11 @@ To try cdc-deploy itself against them (moto plays ECR, the registry takes the pu
 
   export AWS_ENDPOINT_URL=$CDC_TEST_MOTO_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
   export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-  cargo run -- plan --registry-host http://$CDC_TEST_REGISTRY
+  cargo run -- plan --registry-host http://$CDC_TEST_REGISTRY --project-name demo
   cargo run -- deploy --registry-host http://$CDC_TEST_REGISTRY --project-name demo
+
+(from the repository's root; the example consumers build FROM images on Docker Hub, so a
+machine that cannot pull them can deploy a consumer FROM $CDC_TEST_BASE_IMAGE instead)
 
 TEXT
   wait

@@ -69,29 +69,37 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Service error codes that mean the credentials were not accepted.
+/// Service error codes that mean the credentials were not accepted, without their
+/// `Exception` suffix (the JSON protocols add it, the query protocols do not).
 const CREDENTIAL_CODES: &[&str] = &[
     "InvalidClientTokenId",
-    "UnrecognizedClientException",
+    "UnrecognizedClient",
     "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidSignatureException",
+    "InvalidSignature",
     "SignatureDoesNotMatch",
     "IncompleteSignature",
     "MissingAuthenticationToken",
 ];
-const PERMISSION_CODES: &[&str] = &["AccessDenied", "AccessDeniedException"];
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-];
+const PERMISSION_CODES: &[&str] = &["AccessDenied"];
+const THROTTLING_CODES: &[&str] = &["Throttling", "TooManyRequests", "RequestLimitExceeded"];
+
+/// Characters of a server's own words kept in a message.
+const SAID: usize = 120;
 
 /// A message from outside, cut to one line of reasonable length.
-fn one_line(s: &str) -> String {
+pub fn one_line(s: &str, max: usize) -> String {
     let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    crate::report::md::truncate(&flat, 200)
+    crate::report::md::truncate(&flat, max)
+}
+
+/// ` (what the server said)`, or nothing when it said nothing.
+fn said(code: &str, detail: &str) -> String {
+    match (code.is_empty(), detail.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => format!(" ({code})"),
+        (true, false) => format!(" ({detail})"),
+        (false, false) => format!(" ({code}: {detail})"),
+    }
 }
 
 /// The text of the first `<name>…</name>` in an XML error body.
@@ -127,22 +135,40 @@ fn find<'a, T: std::error::Error + 'static>(
     None
 }
 
-/// A failure to connect, read from an error chain: refused, a name that does not resolve, TLS,
-/// a timeout. `None` when the chain says none of these.
+fn timed_out(endpoint: &str) -> Failure {
+    Failure::new(
+        Cause::Network,
+        format!("`{endpoint}` did not answer in time"),
+    )
+    .hint("check that the endpoint is reachable from the runner")
+}
+
+/// A failure to connect, read from an error's causes (never its own message, which may hold a
+/// URL whose words would mislead): refused, a name that does not resolve, TLS, a timeout.
+/// `None` when the causes say none of these.
 fn connection(e: &(dyn std::error::Error + 'static), endpoint: &str) -> Option<Failure> {
-    let texts = chain(e).join(": ").to_ascii_lowercase();
     if let Some(io) = find::<std::io::Error>(e) {
-        if io.kind() == std::io::ErrorKind::ConnectionRefused {
-            return Some(
-                Failure::new(
-                    Cause::Network,
-                    format!("`{endpoint}` refused the connection"),
+        match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                return Some(
+                    Failure::new(
+                        Cause::Network,
+                        format!("`{endpoint}` refused the connection"),
+                    )
+                    .hint("check that the endpoint is right and the service is up"),
                 )
-                .hint("check that the endpoint is right and the service is up"),
-            );
+            }
+            std::io::ErrorKind::TimedOut => return Some(timed_out(endpoint)),
+            _ => {}
         }
     }
-    if texts.contains("dns error") || texts.contains("failed to lookup address") {
+    let causes = chain(e)
+        .into_iter()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .to_ascii_lowercase();
+    if causes.contains("dns error") || causes.contains("failed to lookup address") {
         return Some(
             Failure::new(
                 Cause::Network,
@@ -151,15 +177,13 @@ fn connection(e: &(dyn std::error::Error + 'static), endpoint: &str) -> Option<F
             .hint("check the host name, and that the runner can reach it"),
         );
     }
-    let tls = [
+    // A plain-HTTP server answering a TLS hello.
+    let plain = [
         "invalidcontenttype",
         "corrupt message",
-        "tls handshake",
-        "invalid peer certificate",
-        "certificate",
         "wrong version number",
     ];
-    if tls.iter().any(|t| texts.contains(t)) {
+    if plain.iter().any(|t| causes.contains(t)) {
         return Some(
             Failure::new(
                 Cause::Tls,
@@ -168,13 +192,19 @@ fn connection(e: &(dyn std::error::Error + 'static), endpoint: &str) -> Option<F
             .hint("if it speaks plain HTTP, write its address as `http://HOST:PORT`"),
         );
     }
-    if texts.contains("timed out") || texts.contains("timeout") {
+    let certificate = [
+        "invalid peer certificate",
+        "unknownissuer",
+        "certificate verify",
+        "notvalidforname",
+    ];
+    if certificate.iter().any(|t| causes.contains(t)) {
         return Some(
             Failure::new(
-                Cause::Network,
-                format!("`{endpoint}` did not answer in time"),
+                Cause::Tls,
+                format!("`{endpoint}` presented a certificate the runner does not trust"),
             )
-            .hint("check that the endpoint is reachable from the runner"),
+            .hint("check the host name, and the CA certificates the runner trusts"),
         );
     }
     None
@@ -203,6 +233,7 @@ where
             _ => element(&body, "Code").unwrap_or_default(),
         };
         let code = code.as_str();
+        let base = code.trim_end_matches("Exception");
         let detail = one_line(
             err.message()
                 .filter(|m| !m.is_empty())
@@ -210,34 +241,31 @@ where
                 .or_else(|| element(&body, "Message"))
                 .as_deref()
                 .unwrap_or(""),
+            SAID,
         );
-        let said = if detail.is_empty() {
-            code.to_string()
-        } else {
-            format!("{code}: {detail}")
-        };
-        return if CREDENTIAL_CODES.contains(&code) {
+        let said = said(code, &detail);
+        return if CREDENTIAL_CODES.contains(&base) {
             Failure::new(
                 Cause::Credentials,
-                format!("AWS refused the credentials ({said})"),
+                format!("AWS refused the credentials{said}"),
             )
             .hint("check that the job's credentials are for the right account and have not expired")
-        } else if PERMISSION_CODES.contains(&code) || status == 403 {
-            Failure::new(Cause::Permission, format!("not allowed ({said})"))
+        } else if PERMISSION_CODES.contains(&base) || status == 403 {
+            Failure::new(Cause::Permission, format!("not allowed{said}"))
                 .hint(format!("allow `{action}` to the job's role"))
-        } else if THROTTLING_CODES.contains(&code) || status == 429 {
-            Failure::new(
-                Cause::Throttled,
-                format!("AWS throttled the calls ({said})"),
-            )
-            .hint("run again later, or with a lower `build-concurrency`")
-        } else if code.ends_with("NotFoundException") || status == 404 {
-            Failure::new(Cause::NotFound, said)
+        } else if THROTTLING_CODES.contains(&base) || status == 429 {
+            Failure::new(Cause::Throttled, format!("AWS throttled the calls{said}"))
+                .hint("run again later, or with a lower `build-concurrency`")
+        } else if base.ends_with("NotFound") || status == 404 {
+            Failure::new(Cause::NotFound, format!("not found{said}"))
         } else if status >= 500 {
-            Failure::new(Cause::Server, format!("AWS failed (HTTP {status}, {said})"))
-                .hint("run again; if it persists, check the AWS Health Dashboard")
+            Failure::new(
+                Cause::Server,
+                format!("AWS failed with HTTP {status}{said}"),
+            )
+            .hint("run again; if it persists, check the AWS Health Dashboard")
         } else {
-            Failure::new(Cause::Rejected, format!("AWS refused the request ({said})"))
+            Failure::new(Cause::Rejected, format!("AWS refused the request{said}"))
         };
     }
     let dyn_e: &(dyn std::error::Error + 'static) = e;
@@ -256,11 +284,16 @@ where
                 Cause::Credentials,
                 format!(
                     "the AWS credentials could not be loaded ({})",
-                    one_line(&c.to_string())
+                    one_line(&chain(c).join(": "), SAID)
                 ),
             )
             .hint("check the credentials the job is given (profile, web identity token, role)")
         };
+    }
+    if let SdkError::DispatchFailure(d) = e {
+        if d.as_connector_error().is_some_and(|c| c.is_timeout()) {
+            return timed_out(endpoint);
+        }
     }
     if let Some(f) = connection(dyn_e, endpoint) {
         return f;
@@ -275,14 +308,14 @@ where
             Cause::Configuration,
             format!(
                 "the request could not be made ({})",
-                one_line(&chain(dyn_e).join(": "))
+                one_line(&chain(dyn_e).join(": "), SAID)
             ),
         ),
         _ => Failure::new(
             Cause::Network,
             format!(
                 "the call to `{endpoint}` failed ({})",
-                one_line(chain(dyn_e).last().map_or("", String::as_str))
+                one_line(chain(dyn_e).last().map_or("", String::as_str), SAID)
             ),
         ),
     }
@@ -292,12 +325,15 @@ where
 pub fn from_http(e: &reqwest::Error, endpoint: &str) -> Failure {
     tracing::debug!(error = ?e, endpoint, "HTTP request failed");
     let dyn_e: &(dyn std::error::Error + 'static) = e;
+    if e.is_timeout() {
+        return timed_out(endpoint);
+    }
     connection(dyn_e, endpoint).unwrap_or_else(|| {
         Failure::new(
             Cause::Network,
             format!(
                 "the request to `{endpoint}` failed ({})",
-                one_line(chain(dyn_e).last().map_or("", String::as_str))
+                one_line(chain(dyn_e).last().map_or("", String::as_str), SAID)
             ),
         )
     })
@@ -305,7 +341,7 @@ pub fn from_http(e: &reqwest::Error, endpoint: &str) -> Failure {
 
 /// An HTTP answer that is an error, classified by its status.
 pub fn from_status(status: u16, endpoint: &str, body: &str) -> Failure {
-    let said = one_line(body);
+    let said = one_line(body, SAID);
     let with = |what: String| {
         if said.is_empty() {
             what
@@ -378,10 +414,12 @@ mod tests {
     #[test]
     fn messages_stay_on_one_short_line() {
         let long = format!("a\nb {}", "x".repeat(500));
-        let line = one_line(&long);
+        let line = one_line(&long, 200);
         assert!(
             !line.contains('\n') && line.chars().count() <= 201,
             "{line}"
         );
+        assert_eq!(said("", ""), "");
+        assert_eq!(said("Throttling", ""), " (Throttling)");
     }
 }

@@ -13,7 +13,7 @@ use cdc_deploy::config::Settings;
 use cdc_deploy::gha::{inert, InertStderr, Runner};
 use cdc_deploy::pipeline;
 
-/// Exit code for unusable configuration, as clap uses for bad flags.
+/// Exit code when the run cannot start (unusable configuration, as clap uses for bad flags).
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             runner.error(&format!("could not start the async runtime: {e}"));
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     match rt.block_on(pipeline::execute(&settings, &runner)) {

@@ -188,6 +188,13 @@ pub async fn observe(
                         }),
                         Ok(None) => match registry.has_built_images(&w.resource).await {
                             Ok(built_before) => ImageLookup::Absent { built_before },
+                            // A role allowed to pull by tag but not to list tags: the
+                            // consumer is taken as deployed before, as it was planned
+                            // before tags were read.
+                            Err(e) if e.failure.cause == crate::failure::Cause::Permission => {
+                                tracing::debug!(%e, "the tags could not be listed");
+                                ImageLookup::Absent { built_before: true }
+                            }
                             Err(e) => ImageLookup::Failed(e),
                         },
                         Err(e) => ImageLookup::Failed(e),

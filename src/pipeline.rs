@@ -173,11 +173,14 @@ pub fn annotate(plan: &Plan, runner: &Runner, applied: bool) {
         for d in &c.diagnostics {
             runner.annotate(&d.annotation());
         }
-        if let (Some(f), false) = (&c.lookup_failure, applied) {
-            runner.annotate(
-                &Annotation::new(Level::Error, f.to_string())
-                    .title(format!("{}: the look-up failed", c.name)),
-            );
+    }
+    if !applied {
+        let failed = plan.consumers.iter().filter_map(|c| {
+            let f = c.lookup_failure.as_ref()?;
+            Some((c.name.as_str(), "the look-up failed", f.to_string()))
+        });
+        for a in crate::gha::grouped_errors(failed) {
+            runner.annotate(&a);
         }
     }
     for d in &plan.warnings {
@@ -437,12 +440,12 @@ pub async fn run_deploy(
     let engine = if plan.consumers.iter().any(|c| c.has(Step::Build)) {
         let engine =
             DockerEngine::connect(settings.docker_host.as_deref(), settings.buildkit).await;
-        match &engine {
-            Ok(e) => match e.backend() {
+        // An engine that cannot be reached is each building consumer's failure, said once.
+        if let Ok(e) = &engine {
+            match e.backend() {
                 crate::clients::builder::Backend::BuildKit => runner.print_untrusted(&e.describe()),
                 crate::clients::builder::Backend::Classic { .. } => runner.warning(&e.describe()),
-            },
-            Err(e) => runner.error(&e.to_string()),
+            }
         }
         Some(engine)
     } else {

@@ -469,6 +469,23 @@ async fn text_from_a_build_never_reaches_the_runner_as_a_command() {
                 );
             }
         }
+        // Each fact once, in order, live or buffered: the group, its result line, then the
+        // annotation.
+        let group = run
+            .stdout
+            .find(&format!("::group::build and push evil ({project}-evil)"))
+            .expect("a group for the failing consumer");
+        let result = run.stdout.find("✗ evil: ").expect("a result line");
+        let end = group + run.stdout[group..].find("::endgroup::").unwrap();
+        let annotation = run
+            .stdout
+            .find("::error file=consumer_scripts/evil/Dockerfile")
+            .unwrap();
+        assert!(
+            group < result && result < end && end < annotation,
+            "concurrency {concurrency}: out of order:\n{}",
+            run.stdout
+        );
         // Our own commands still work: the failure is annotated on the Dockerfile's line 2.
         assert!(
             support::runner_commands(&run.stdout)

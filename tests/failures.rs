@@ -70,10 +70,27 @@ async fn each_cause_reads_as_one_line_with_what_to_do() {
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("AWS is down", vec![("AWS_ENDPOINT_URL", closed.clone())]),
         (
+            "AWS's name does not resolve",
+            vec![(
+                "AWS_ENDPOINT_URL",
+                "http://ecr.cdc-deploy-test.invalid".into(),
+            )],
+        ),
+        (
             "no credentials",
             vec![
                 ("AWS_ACCESS_KEY_ID", String::new()),
                 ("AWS_SECRET_ACCESS_KEY", String::new()),
+                ("HOME", home.clone()),
+            ],
+        ),
+        (
+            "no credentials, and no instance metadata service answers",
+            vec![
+                ("AWS_ACCESS_KEY_ID", String::new()),
+                ("AWS_SECRET_ACCESS_KEY", String::new()),
+                ("AWS_EC2_METADATA_DISABLED", String::new()),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", closed.clone()),
                 ("HOME", home.clone()),
             ],
         ),
@@ -112,11 +129,29 @@ async fn each_cause_reads_as_one_line_with_what_to_do() {
     let mut report = String::new();
     for (case, env) in cases {
         let root = root.to_path_buf();
+        let files = tempfile::tempdir().unwrap();
+        let comment = files.path().join("comment.md");
+        let output = comment.to_str().unwrap().to_string();
+        let started = std::time::Instant::now();
         let run = tokio::task::spawn_blocking(move || {
-            run_action_env(&root, &[("mode", "plan"), ("project-name", PROJECT)], &env)
+            run_action_env(
+                &root,
+                &[
+                    ("mode", "plan"),
+                    ("project-name", PROJECT),
+                    ("output", &output),
+                ],
+                &env,
+            )
         })
         .await
         .unwrap();
+        // No probing for seconds, whatever is missing.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{case}: took {:?}",
+            started.elapsed()
+        );
         let everything = run.everything();
         for bad in ["DispatchFailure", "{ source:", "ConnectorError", "panicked"] {
             assert!(
@@ -131,7 +166,14 @@ async fn each_cause_reads_as_one_line_with_what_to_do() {
             "{case}: no error annotation:\n{}",
             run.describe()
         );
-        for line in &lines {
+        for line in lines.iter().chain(
+            run.stdout
+                .lines()
+                .chain(run.stderr.lines())
+                .map(String::from)
+                .collect::<Vec<_>>()
+                .iter(),
+        ) {
             assert!(
                 line.chars().count() <= 300 && !line.contains('\n'),
                 "{case}: not one short line: {line}"
@@ -147,6 +189,11 @@ async fn each_cause_reads_as_one_line_with_what_to_do() {
             );
             assert_eq!(run.names("unknown"), ["orders"]);
             assert!(run.names("new").is_empty());
+            let written = std::fs::read_to_string(&comment).unwrap();
+            assert!(
+                written.contains("could not look up its image"),
+                "{case}: the comment written to `output` hides the failure:\n{written}"
+            );
         }
         report.push_str(&format!("{case}: exit {}\n", run.code));
         for line in lines {

@@ -97,29 +97,34 @@ pub async fn apply(
                 },
             };
             // Each consumer's story once, in order: its build log and result line in its group,
-            // then its annotation.
+            // then a failed build's annotation on its Dockerfile line. Other failures are
+            // annotated together below: one cause shared by many consumers is said once.
             let line = (!c.steps.is_empty() || result.error.is_some())
                 .then(|| result_line(&c.name, &result));
-            let annotation = result.error.as_ref().map(|e| annotation(c, e));
+            let annotation = match &result.error {
+                Some(ImageError::Build { file, failure }) => Some(
+                    Annotation::new(Level::Error, failure.to_string())
+                        .file(file.clone(), failure.line)
+                        .title(format!("{}: the image build failed", c.name)),
+                ),
+                _ => None,
+            };
             log.finish(print, line.as_deref(), annotation).await;
             (c.name.clone(), result)
         }
     });
-    futures_util::stream::iter(tasks)
+    let results: BTreeMap<String, ImageResult> = futures_util::stream::iter(tasks)
         .buffer_unordered(CONSUMER_CONCURRENCY.max(stage.build_concurrency))
         .collect()
-        .await
-}
-
-/// The annotation for a consumer's failure: on the Dockerfile's line for a failed build.
-fn annotation(c: &ConsumerPlan, e: &ImageError) -> Annotation {
-    match e {
-        ImageError::Build { file, failure } => Annotation::new(Level::Error, failure.to_string())
-            .file(file.clone(), failure.line)
-            .title(format!("{}: the image build failed", c.name)),
-        other => Annotation::new(Level::Error, other.to_string())
-            .title(format!("{}: the image stage failed", c.name)),
+        .await;
+    let shared = results.iter().filter_map(|(name, r)| match &r.error {
+        Some(ImageError::Build { .. }) | None => None,
+        Some(e) => Some((name.as_str(), e.stage(), e.to_string())),
+    });
+    for a in crate::gha::grouped_errors(shared) {
+        stage.runner.annotate(&a);
     }
+    results
 }
 
 /// One line per consumer in the log once its image is settled.

@@ -77,6 +77,22 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// What failed, in a few words, for an annotation's title.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            ImageError::Lookup(_) => "the look-up failed",
+            ImageError::Repository(_) => "the repository could not be set up",
+            ImageError::Build { .. } => "the image build failed",
+            ImageError::ContextChanged { .. } => "the build context changed",
+            ImageError::Push(_) => "the push failed",
+            ImageError::Engine(_) => "the Docker engine could not be reached",
+            ImageError::Registry(_)
+            | ImageError::NotPushed { .. }
+            | ImageError::DigestMismatch { .. }
+            | ImageError::Unapplicable { .. } => "the image could not be recorded",
+        }
+    }
+
     /// The last lines of the build, for a failed build.
     pub fn tail(&self) -> &[String] {
         match self {

@@ -80,6 +80,24 @@ pub trait Registry: Send + Sync {
     async fn has_built_images(&self, repository: &str) -> Result<bool, RegistryError>;
 }
 
+/// Pages of a repository's tag list read at most.
+const TAG_PAGES: usize = 20;
+
+/// The next page a `Link: <…>; rel="next"` header points to.
+fn next_page(r: &reqwest::Response) -> Option<String> {
+    let link = r.headers().get(reqwest::header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, rel) = part.split_once(';')?;
+        rel.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+    })
+}
+
 /// A registry's `tags/list` answer.
 #[derive(serde::Deserialize)]
 struct TagList {
@@ -289,20 +307,39 @@ impl Registry for HttpRegistry {
 
     async fn has_built_images(&self, repository: &str) -> Result<bool, RegistryError> {
         let what = format!("the tags of `{repository}`");
-        // Tags come sorted, and `ctx-` sorts before the commit tags that outnumber it.
-        let url = format!("{}/v2/{repository}/tags/list?n=1000", self.host.base_url());
-        let r = self.send(&what, || self.http.get(&url)).await?;
-        if r.status() == StatusCode::NOT_FOUND {
-            return Ok(false);
+        let base = self.host.base_url();
+        let mut url = format!("{base}/v2/{repository}/tags/list?n=1000");
+        // Page by page, as the registry's `Link` header leads, up to a bound.
+        for _ in 0..TAG_PAGES {
+            let r = self.send(&what, || self.http.get(&url)).await?;
+            if r.status() == StatusCode::NOT_FOUND {
+                return Ok(false);
+            }
+            if !r.status().is_success() {
+                return Err(self.fail(&what, r).await);
+            }
+            let next = next_page(&r);
+            let list: TagList = r.json().await.map_err(|_| RegistryError {
+                what: what.clone(),
+                failure: Failure::new(
+                    failure::Cause::Rejected,
+                    format!("`{base}` sent a tag list that is not the registry API's JSON"),
+                ),
+            })?;
+            if list
+                .tags
+                .unwrap_or_default()
+                .iter()
+                .any(|t| t.starts_with(crate::context::fingerprint::TAG_PREFIX))
+            {
+                return Ok(true);
+            }
+            match next {
+                Some(n) if n.starts_with("http") => url = n,
+                Some(n) => url = format!("{base}{n}"),
+                None => return Ok(false),
+            }
         }
-        if !r.status().is_success() {
-            return Err(self.fail(&what, r).await);
-        }
-        let list: TagList = r.json().await.map_err(|e| self.transport(&what, &e))?;
-        Ok(list
-            .tags
-            .unwrap_or_default()
-            .iter()
-            .any(|t| t.starts_with(crate::context::fingerprint::TAG_PREFIX)))
+        Ok(false)
     }
 }

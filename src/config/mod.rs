@@ -326,12 +326,7 @@ impl Settings {
             .clone()
             .or_else(|| env.get(ev::GITHUB_WORKSPACE).map(PathBuf::from))
             .unwrap_or_else(|| cwd.to_path_buf());
-        if !workspace.is_dir() {
-            return Err(SettingsError::Invalid(format!(
-                "the workspace `{}` is not a folder; set `workspace` to the repository's root (it defaults to `GITHUB_WORKSPACE`, then the current folder)",
-                workspace.display()
-            )));
-        }
+
         let aws_region = common
             .aws_region
             .as_deref()
@@ -345,6 +340,12 @@ impl Settings {
             },
             None => action,
         };
+        if !matches!(action, Action::Nothing { .. }) && !workspace.is_dir() {
+            return Err(SettingsError::Invalid(format!(
+                "the workspace `{}` is not a folder; set `workspace` to the repository's root (it defaults to `GITHUB_WORKSPACE`, then the current folder)",
+                workspace.display()
+            )));
+        }
         let commit = match &action {
             Action::Nothing { .. } => None,
             _ => resolve_commit(&common, event.as_ref(), env, &workspace, git)?,

@@ -164,6 +164,8 @@ struct RawConsumer {
     build: Option<RawBuild>,
     health_check: Option<Spanned<RawHealthCheck>>,
     autoscaling: Option<Spanned<RawAutoscaling>>,
+    /// Keys present but refused by their shape: not to be taken for absent.
+    rejected: std::collections::BTreeSet<String>,
 }
 
 struct RawBuild {
@@ -239,6 +241,7 @@ fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
         build: None,
         health_check: None,
         autoscaling: None,
+        rejected: Default::default(),
     };
     if let Some((env, _)) = d.table(t, "", "environment") {
         raw.environment = Document::scalars(env);
@@ -344,6 +347,9 @@ fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
                         d.missing(kspan.clone(), name, key, example);
                     }
                 }
+                if !matches!(fields, (Some(_), Some(_), Some(_), Some(_))) {
+                    d.reject("autoscaling", "kafka_lag");
+                }
                 match fields {
                     (Some(msk_cluster), Some(consumer_group), Some(topic), Some(target_lag)) => {
                         Some(Spanned::new(
@@ -372,6 +378,7 @@ fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
             ));
         }
     }
+    raw.rejected = std::mem::take(&mut d.rejected);
     (Some(raw), d.errors)
 }
 
@@ -505,10 +512,14 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
             );
         }
     }
+    let cpu_refused = raw.rejected.contains("cpu");
     match &raw.memory {
         Some(memory) => {
             s.memory = *memory.get_ref();
-            if fargate::memory_sizes(s.cpu).is_some() && !fargate::is_valid(s.cpu, s.memory) {
+            if !cpu_refused
+                && fargate::memory_sizes(s.cpu).is_some()
+                && !fargate::is_valid(s.cpu, s.memory)
+            {
                 let mut help = format!(
                     "with `cpu` {} Fargate accepts `memory` {}",
                     s.cpu,
@@ -601,8 +612,9 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
     }
 
     if let Some(build) = &raw.build {
-        check_build(c, build, context_dir, &mut s.build);
-    } else if !context_dir.join(DEFAULT_DOCKERFILE).is_file() {
+        let dockerfile_refused = raw.rejected.contains("build.dockerfile");
+        check_build(c, build, context_dir, dockerfile_refused, &mut s.build);
+    } else if !raw.rejected.contains("build") && !context_dir.join(DEFAULT_DOCKERFILE).is_file() {
         missing_dockerfile(c);
     }
 
@@ -610,7 +622,16 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
         s.health_check = Some(check_health(c, hc));
     }
     if let Some(a) = &raw.autoscaling {
-        s.autoscaling = Some(check_autoscaling(c, a, &raw.desired_count, s.desired_count));
+        let policy_refused = ["cpu_target", "memory_target", "kafka_lag"]
+            .iter()
+            .any(|k| raw.rejected.contains(&format!("autoscaling.{k}")));
+        s.autoscaling = Some(check_autoscaling(
+            c,
+            a,
+            &raw.desired_count,
+            s.desired_count,
+            policy_refused,
+        ));
     }
     s
 }
@@ -635,7 +656,13 @@ fn check_env_name(c: &mut Checker<'_>, table: &str, key: &Spanned<String>) {
     }
 }
 
-fn check_build(c: &mut Checker<'_>, raw: &RawBuild, context_dir: &Path, out: &mut BuildSettings) {
+fn check_build(
+    c: &mut Checker<'_>,
+    raw: &RawBuild,
+    context_dir: &Path,
+    dockerfile_refused: bool,
+    out: &mut BuildSettings,
+) {
     if let Some(df) = &raw.dockerfile {
         let path = df.get_ref();
         let escapes = Path::new(path).is_absolute()
@@ -657,7 +684,7 @@ fn check_build(c: &mut Checker<'_>, raw: &RawBuild, context_dir: &Path, out: &mu
                 );
             }
         }
-    } else if !context_dir.join(DEFAULT_DOCKERFILE).is_file() {
+    } else if !dockerfile_refused && !context_dir.join(DEFAULT_DOCKERFILE).is_file() {
         missing_dockerfile(c);
     }
     if let Some(t) = &raw.target {
@@ -720,6 +747,7 @@ fn check_autoscaling(
     a: &Spanned<RawAutoscaling>,
     desired_raw: &Option<Spanned<u32>>,
     desired: u32,
+    policy_refused: bool,
 ) -> Autoscaling {
     let raw = a.get_ref();
     let (min, max) = (*raw.min.get_ref(), *raw.max.get_ref());
@@ -758,7 +786,7 @@ fn check_autoscaling(
         .kafka_lag
         .as_ref()
         .map(|k| check_kafka_lag(c, k.get_ref()));
-    if cpu_target.is_none() && memory_target.is_none() && kafka_lag.is_none() {
+    if cpu_target.is_none() && memory_target.is_none() && kafka_lag.is_none() && !policy_refused {
         c.error(
             a.span(),
             "`[autoscaling]` has no scaling policy".into(),
@@ -1004,6 +1032,26 @@ target_lag = 1000
             errors[1].help.as_deref(),
             Some("write `cpu = 512`, without quotes")
         );
+    }
+
+    #[test]
+    fn a_refused_value_is_not_taken_for_an_absent_one() {
+        let errors = check("cpu = \"1024\"\nmemory = 4096\n").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let errors = check("[autoscaling]\nmin = 1\nmax = 2\ncpu_target = \"70\"\n").unwrap_err();
+        assert_eq!(errors.len(), 1, "no `no scaling policy` on top: {errors:?}");
+        let errors =
+            check("[autoscaling]\nmin = 1\nmax = 2\n[autoscaling.kafka_lag]\ntopic = \"t\"\n")
+                .unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .all(|e| !e.message.contains("no scaling policy")),
+            "{errors:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let errors = validate("[build]\ndockerfile = 5\n", FILE, dir.path()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     #[test]

@@ -180,15 +180,29 @@ pub fn discover(
         // The Dockerfile is read now, so a pull request's plan catches what would only fail at
         // deploy (a missing one is already a finding of the configuration).
         if let Some(s) = &settings {
-            if let Ok(text) = fs::read_to_string(path.join(&s.build.dockerfile)) {
-                let file = format!("{display_dir}/{}", s.build.dockerfile);
-                for f in dockerfile::findings(&text, s.build.target.as_deref()) {
-                    let mut d = Diagnostic::error(file.clone(), f.message).help(f.help);
-                    if let Some(line) = f.line {
-                        d = d.at(line, 1);
+            let file = format!("{display_dir}/{}", s.build.dockerfile);
+            match fs::read_to_string(path.join(&s.build.dockerfile)) {
+                Ok(text) => {
+                    for f in dockerfile::findings(&text, s.build.target.as_deref()) {
+                        let mut d = Diagnostic::error(file.clone(), f.message).help(f.help);
+                        if let Some(line) = f.line {
+                            d = d.at(line, 1);
+                        }
+                        diagnostics.push(d);
                     }
-                    diagnostics.push(d);
                 }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => diagnostics.push(
+                    Diagnostic::error(
+                        file,
+                        if e.kind() == io::ErrorKind::InvalidData {
+                            "the Dockerfile is not UTF-8 text".to_string()
+                        } else {
+                            format!("the Dockerfile could not be read: {e}")
+                        },
+                    )
+                    .help("save it as UTF-8 text the runner can read"),
+                ),
             }
         }
         match (name, settings) {

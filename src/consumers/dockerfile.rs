@@ -31,6 +31,8 @@ fn parse(dockerfile: &str) -> Parsed {
     let mut instructions: Vec<Instruction> = Vec::new();
     let mut stage_names: Vec<Option<String>> = Vec::new();
     let mut current: Option<(usize, String)> = None;
+    // The terminator of a heredoc (`RUN <<EOF`) whose body is being skipped.
+    let mut heredoc: Option<String> = None;
     let mut finish = |start: usize, text: String, instructions: &mut Vec<Instruction>| {
         let text = collapse(&text);
         let mut words = text.split_whitespace();
@@ -72,6 +74,12 @@ fn parse(dockerfile: &str) -> Parsed {
         if line.starts_with('#') || line.is_empty() {
             continue;
         }
+        if let Some(end) = &heredoc {
+            if line == end.as_str() {
+                heredoc = None;
+            }
+            continue;
+        }
         let (continues, body) = match line.strip_suffix(escape) {
             Some(b) => (true, b),
             None => (false, line),
@@ -85,6 +93,7 @@ fn parse(dockerfile: &str) -> Parsed {
         }
         if !continues {
             if let Some((start, text)) = current.take() {
+                heredoc = heredoc_end(&text);
                 finish(start, text, &mut instructions);
             }
         }
@@ -96,6 +105,18 @@ fn parse(dockerfile: &str) -> Parsed {
         instructions,
         stage_names,
     }
+}
+
+/// The word that ends a heredoc opened in `instruction` (`RUN <<EOF`, `COPY <<-'END' /x`).
+fn heredoc_end(instruction: &str) -> Option<String> {
+    let at = instruction.find("<<")?;
+    let word = instruction[at + 2..]
+        .trim_start_matches('-')
+        .split_whitespace()
+        .next()?
+        .trim_matches(['"', '\'']);
+    (!word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| word.to_string())
 }
 
 /// A problem with a Dockerfile, found before anything is built.
@@ -120,6 +141,11 @@ pub fn findings(dockerfile: &str, target: Option<&str>) -> Vec<Finding> {
             line: None,
             message: "the Dockerfile has no instructions".into(),
             help: "start it with `FROM <base image>`".into(),
+        }),
+        Some(i) if i.text.eq_ignore_ascii_case("FROM") => out.push(Finding {
+            line: Some(i.line),
+            message: "the Dockerfile's `FROM` names no image".into(),
+            help: "write `FROM <base image>`".into(),
         }),
         Some(i) if !i.text.to_ascii_uppercase().starts_with("FROM ") => out.push(Finding {
             line: Some(i.line),
@@ -252,6 +278,13 @@ mod tests {
             "the Dockerfile's first instruction is `RUN`, not `FROM`"
         );
         assert!(findings("ARG BASE=x\nFROM $BASE\n", None).is_empty());
+        assert_eq!(
+            findings("FROM\n", None)[0].message,
+            "the Dockerfile's `FROM` names no image"
+        );
+        let heredoc = "FROM x\nRUN <<EOF\nset -e\nFROM inside the script\nEOF\nRUN echo after\n";
+        assert!(findings(heredoc, None).is_empty());
+        assert_eq!(classic_step_line(heredoc, 3), Some(6));
         assert!(findings(MULTI, Some("build")).is_empty());
         let f = findings(MULTI, Some("runtime"));
         assert_eq!(

@@ -28,6 +28,9 @@ pub enum Scalar {
 
 pub(crate) struct Document {
     pub errors: Vec<ShapeError>,
+    /// Keys that are present but were refused (`cpu`, `autoscaling.cpu_target`): the checks
+    /// that depend on them must not take them for absent.
+    pub rejected: std::collections::BTreeSet<String>,
 }
 
 /// The name of a value's type, as a finding says it.
@@ -41,6 +44,11 @@ fn kind(v: &DeValue<'_>) -> &'static str {
         DeValue::Array(_) => "a list",
         DeValue::Table(_) => "a table",
     }
+}
+
+/// An integer's value, whatever its radix and underscores.
+fn integer(i: &toml::de::DeInteger<'_>) -> Option<i64> {
+    i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok()
 }
 
 /// Edit distance, for "did you mean".
@@ -85,6 +93,11 @@ impl Document {
             message,
             help,
         });
+    }
+
+    /// A present key's value was refused.
+    pub fn reject(&mut self, name: &str, key: &str) {
+        self.rejected.insert(path(name, key));
     }
 
     /// Report every key of `table` (`""` for the top) that is not in `known`.
@@ -144,25 +157,23 @@ impl Document {
     ) -> Option<Spanned<u64>> {
         let v = Self::value(table, key)?;
         let whole = path(name, key);
-        match v.get_ref() {
-            DeValue::Integer(i) => {
-                let digits = i.as_str().replace('_', "");
-                match i64::from_str_radix(&digits, i.radix()) {
-                    Ok(n) if n >= 0 => Some(Spanned::new(v.span(), n as u64)),
-                    Ok(n) => {
-                        self.error(
-                            v.span(),
-                            format!("`{whole}` must be 0 or more, not {n}"),
-                            Some(format!("write a whole number like `{key} = {example}`")),
-                        );
-                        None
-                    }
-                    Err(_) => {
-                        self.error(v.span(), format!("`{whole}` is too large"), None);
-                        None
-                    }
+        self.reject(name, key);
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => match integer(i).ok_or(()) {
+                Ok(n) if n >= 0 => Some(Spanned::new(v.span(), n as u64)),
+                Ok(n) => {
+                    self.error(
+                        v.span(),
+                        format!("`{whole}` must be 0 or more, not {n}"),
+                        Some(format!("write a whole number like `{key} = {example}`")),
+                    );
+                    None
                 }
-            }
+                Err(_) => {
+                    self.error(v.span(), format!("`{whole}` is too large"), None);
+                    None
+                }
+            },
             DeValue::String(s) if s.trim().parse::<u64>().is_ok() => {
                 self.error(
                     v.span(),
@@ -182,7 +193,11 @@ impl Document {
                 );
                 None
             }
+        };
+        if n.is_some() {
+            self.rejected.remove(&whole);
         }
+        n
     }
 
     /// A number that must fit in a `u32`.
@@ -197,6 +212,7 @@ impl Document {
         match u32::try_from(*n.get_ref()) {
             Ok(v) => Some(Spanned::new(n.span(), v)),
             Err(_) => {
+                self.reject(name, key);
                 self.error(
                     n.span(),
                     format!("`{}` is too large", path(name, key)),
@@ -219,6 +235,7 @@ impl Document {
         match v.get_ref() {
             DeValue::String(s) => Some(Spanned::new(v.span(), s.to_string())),
             other => {
+                self.reject(name, key);
                 self.error(
                     v.span(),
                     format!(
@@ -244,6 +261,7 @@ impl Document {
         match v.get_ref() {
             DeValue::Table(t) => Some((t, v.span())),
             other => {
+                self.reject(name, key);
                 self.error(
                     v.span(),
                     format!("`{}` must be a table, not {}", path(name, key), kind(other)),
@@ -269,10 +287,18 @@ impl Document {
         table
             .iter()
             .map(|(k, v)| {
+                // Numbers as their value reads in decimal (`0x10` is `16`, `1e3` is `1000`), so
+                // the same value is the same text however it is written.
                 let scalar = match v.get_ref() {
                     DeValue::String(s) => Scalar::Text(s.to_string()),
-                    DeValue::Integer(i) => Scalar::Text(i.to_string()),
-                    DeValue::Float(f) => Scalar::Text(f.to_string()),
+                    DeValue::Integer(i) => match integer(i) {
+                        Some(n) => Scalar::Text(n.to_string()),
+                        None => Scalar::Text(i.as_str().to_string()),
+                    },
+                    DeValue::Float(f) => match f.as_str().replace('_', "").parse::<f64>() {
+                        Ok(x) => Scalar::Text(x.to_string()),
+                        Err(_) => Scalar::Text(f.as_str().to_string()),
+                    },
                     DeValue::Boolean(b) => Scalar::Text(b.to_string()),
                     other => Scalar::Other(kind(other)),
                 };
@@ -360,12 +386,37 @@ pub(crate) fn parse(text: &str) -> (Spanned<DeTable<'_>>, Vec<ShapeError>) {
 }
 
 pub(crate) fn new_document() -> Document {
-    Document { errors: Vec::new() }
+    Document {
+        errors: Vec::new(),
+        rejected: Default::default(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_as_their_decimal_value() {
+        let (doc, errors) = parse("A = 0x10\nB = 1_000\nC = 1e3\nD = +5\nE = 3.0\nF = \"0x10\"\n");
+        assert!(errors.is_empty());
+        let got: Vec<(String, Scalar)> = Document::scalars(doc.get_ref())
+            .into_iter()
+            .map(|(k, v)| (k.into_inner(), v.into_inner()))
+            .collect();
+        let text = |s: &str| Scalar::Text(s.into());
+        assert_eq!(
+            got,
+            [
+                ("A".to_string(), text("16")),
+                ("B".to_string(), text("1000")),
+                ("C".to_string(), text("1000")),
+                ("D".to_string(), text("5")),
+                ("E".to_string(), text("3")),
+                ("F".to_string(), text("0x10")),
+            ]
+        );
+    }
 
     #[test]
     fn misspelt_keys_find_the_known_one() {

@@ -218,6 +218,11 @@ impl Runner {
                 (Some(file), None) => line.push_str(&format!("{file}: ")),
                 _ => {}
             }
+            // The title names what failed (a consumer), except for configuration findings,
+            // whose file already says it.
+            if let (Some(title), None) = (&a.title, &a.file) {
+                line.push_str(&format!("{title}: "));
+            }
             line.push_str(&a.message);
             line.push('\n');
             self.emit(&self.stderr, &line);
@@ -277,6 +282,34 @@ impl Runner {
             None => Ok(()),
         }
     }
+}
+
+/// Error annotations for failures that many consumers may share: one annotation per distinct
+/// message, its title naming the consumers (`orders, billing and 3 more: the look-up failed`).
+/// `failures` gives each consumer's name, what failed and the message.
+pub fn grouped_errors<'a>(
+    failures: impl IntoIterator<Item = (&'a str, &'static str, String)>,
+) -> Vec<Annotation> {
+    let mut groups: Vec<(String, &'static str, Vec<&'a str>)> = Vec::new();
+    for (name, what, message) in failures {
+        match groups
+            .iter_mut()
+            .find(|(m, w, _)| *m == message && *w == what)
+        {
+            Some((_, _, names)) => names.push(name),
+            None => groups.push((message, what, vec![name])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(message, what, names)| {
+            let who = match names.len() {
+                1..=3 => names.join(", "),
+                n => format!("{} and {} more", names[..2].join(", "), n - 2),
+            };
+            Annotation::new(Level::Error, message).title(format!("{who}: {what}"))
+        })
+        .collect()
 }
 
 /// Closes its log group when dropped.
@@ -427,6 +460,31 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::runner;
     use super::*;
+
+    #[test]
+    fn one_cause_shared_by_many_consumers_is_one_annotation() {
+        let failures = [
+            ("a", "the look-up failed", "refused".to_string()),
+            ("b", "the look-up failed", "refused".to_string()),
+            ("c", "the look-up failed", "refused".to_string()),
+            ("d", "the look-up failed", "refused".to_string()),
+            ("e", "the push failed", "denied".to_string()),
+        ];
+        let got: Vec<(Option<String>, String)> = grouped_errors(failures)
+            .into_iter()
+            .map(|a| (a.title, a.message))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Some("a, b and 2 more: the look-up failed".into()),
+                    "refused".into()
+                ),
+                (Some("e: the push failed".into()), "denied".into()),
+            ]
+        );
+    }
 
     #[test]
     fn outputs_use_heredoc_with_a_fresh_delimiter() {

@@ -57,10 +57,17 @@ pub struct BuildFailure {
 }
 
 impl std::fmt::Display for BuildFailure {
+    /// One line: the step and the engine's message, each cut to a readable length (the last
+    /// lines of the build, kept whole, go in the report).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = crate::failure::one_line(&self.message, 150);
         match &self.step {
-            Some(step) => write!(f, "{step} failed: {}", self.message),
-            None => write!(f, "the build failed: {}", self.message),
+            Some(step) => write!(
+                f,
+                "{} failed: {message}",
+                crate::failure::one_line(step, 100)
+            ),
+            None => write!(f, "the build failed: {message}"),
         }
     }
 }
@@ -164,7 +171,7 @@ impl DockerEngine {
             .to_string();
         let fail = |e: bollard::errors::Error| EngineError {
             address: address.clone(),
-            message: e.to_string(),
+            message: crate::failure::one_line(&e.to_string(), 200),
         };
         let docker = if address.starts_with("tcp://") || address.starts_with("http://") {
             Docker::connect_with_http(&address, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
@@ -418,7 +425,7 @@ impl ImageBuilder for DockerEngine {
             .map_err(|message| PushFailure {
                 image: reference.to_string(),
                 attempts: attempts.load(Ordering::SeqCst),
-                message,
+                message: crate::failure::one_line(&message, 200),
             })
     }
 }
