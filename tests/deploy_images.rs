@@ -6,16 +6,10 @@ mod support;
 use std::path::Path;
 
 use cdc_deploy::clients::registry::Registry as _;
-use support::{base_image, run_action, unique, Run, MOTO_TOKEN_PASSWORD};
+use support::{base_image, run_action, unique, write, Run, MOTO_TOKEN_PASSWORD};
 
 const COMMIT_1: &str = "1111111111111111111111111111111111111111";
 const COMMIT_2: &str = "2222222222222222222222222222222222222222";
-
-fn write(root: &Path, path: &str, text: &str) {
-    let p = root.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
 
 /// A consumer that copies its `app/` folder into a busybox image.
 fn consumer(root: &Path, name: &str) {

@@ -4,17 +4,9 @@
 
 mod support;
 
-use std::path::Path;
-
-use support::{closed_port, run_action_env, Run};
+use support::{closed_port, run_action_env, write, Run};
 
 const PROJECT: &str = "fail";
-
-fn write(root: &Path, path: &str, text: &str) {
-    let p = root.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
 
 /// The error annotations a run printed, as `title: message`, unescaped.
 fn errors(run: &Run) -> Vec<String> {

@@ -61,6 +61,13 @@ pub async fn aws() -> aws_config::SdkConfig {
         .await
 }
 
+/// Write `text` at `path` under `root`, making the folders on the way.
+pub fn write(root: &std::path::Path, path: &str, text: &str) {
+    let p = root.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
 /// A name no other test uses, so tests can share one server.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
