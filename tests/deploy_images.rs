@@ -237,6 +237,30 @@ fn deploy_with_a_broken_consumer(
     (dir, project, run)
 }
 
+/// Each fact once, in order: the consumer's build group, its result line inside it, then the
+/// annotation on its Dockerfile.
+fn assert_failure_told_once_in_order(run: &Run, project: &str, name: &str, case: &str) {
+    let group = run
+        .stdout
+        .find(&format!(
+            "::group::build and push {name} ({project}-{name})"
+        ))
+        .unwrap_or_else(|| panic!("{case}: no group for `{name}`:\n{}", run.stdout));
+    let line = format!("✗ {name}: ");
+    let result = run.stdout.find(&line).expect("a result line");
+    let end = group + run.stdout[group..].find("::endgroup::").unwrap();
+    let annotation = run
+        .stdout
+        .find(&format!("::error file=consumer_scripts/{name}/Dockerfile"))
+        .unwrap();
+    assert!(
+        group < result && result < end && end < annotation,
+        "{case}: out of order:\n{}",
+        run.stdout
+    );
+    assert_eq!(run.stdout.matches(&line).count(), 1, "{case}: said twice");
+}
+
 fn assert_only_the_broken_one_failed(run: &Run) {
     assert_eq!(run.code, 1, "{}", run.describe());
     assert_eq!(run.names("failed"), names(&["broken"]));
@@ -277,26 +301,8 @@ async fn a_broken_dockerfile_fails_alone_and_names_its_line() {
         "{}",
         run.summary
     );
-    // Each fact once, in order: the build log and its result line in the consumer's group,
-    // then the annotation; the table does not repeat it.
-    let group = run
-        .stdout
-        .find(&format!(
-            "::group::build and push broken ({project}-broken)"
-        ))
-        .expect("a group for the broken consumer");
-    let result = run.stdout.find("✗ broken: ").expect("a result line");
-    let end = group + run.stdout[group..].find("::endgroup::").unwrap();
-    let annotation = run
-        .stdout
-        .find("::error file=consumer_scripts/broken/Dockerfile")
-        .unwrap();
-    assert!(
-        group < result && result < end && end < annotation,
-        "{}",
-        run.stdout
-    );
-    assert_eq!(run.stdout.matches("✗ broken: ").count(), 1);
+    // The table does not repeat it.
+    assert_failure_told_once_in_order(&run, &project, "broken", "");
     assert!(!run.stdout.contains("failed: broken"), "{}", run.stdout);
 
     // The failed consumer was never deployed: the next plan still calls it new.
@@ -463,22 +469,12 @@ async fn text_from_a_build_never_reaches_the_runner_as_a_command() {
                 );
             }
         }
-        // Each fact once, in order, live or buffered: the group, its result line, then the
-        // annotation.
-        let group = run
-            .stdout
-            .find(&format!("::group::build and push evil ({project}-evil)"))
-            .expect("a group for the failing consumer");
-        let result = run.stdout.find("✗ evil: ").expect("a result line");
-        let end = group + run.stdout[group..].find("::endgroup::").unwrap();
-        let annotation = run
-            .stdout
-            .find("::error file=consumer_scripts/evil/Dockerfile")
-            .unwrap();
-        assert!(
-            group < result && result < end && end < annotation,
-            "concurrency {concurrency}: out of order:\n{}",
-            run.stdout
+        // Live or buffered.
+        assert_failure_told_once_in_order(
+            &run,
+            &project,
+            "evil",
+            &format!("concurrency {concurrency}"),
         );
         // Our own commands still work: the failure is annotated on the Dockerfile's line 2.
         assert!(

@@ -270,18 +270,13 @@ fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
     if let Some((h, span)) = d.table(t, "", "health_check") {
         d.unknown_keys(h, "health_check", HEALTH_KEYS);
         let command = d.command(h, "health_check", "command");
-        let has_command = h.iter().any(|(k, _)| {
-            let k: &str = k.get_ref();
-            k == "command"
-        });
-        if !has_command {
-            d.missing(
-                span.clone(),
-                "health_check",
-                "command",
-                "\"test -f /tmp/heartbeat\"",
-            );
-        }
+        d.require(
+            h,
+            span.clone(),
+            "health_check",
+            "command",
+            "\"test -f /tmp/heartbeat\"",
+        );
         let (interval, timeout, retries, start_period) = (
             d.small_number(h, "health_check", "interval", 30),
             d.small_number(h, "health_check", "timeout", 5),
@@ -310,16 +305,8 @@ fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
         d.unknown_keys(a, "autoscaling", AUTOSCALING_KEYS);
         let min = d.small_number(a, "autoscaling", "min", 1);
         let max = d.small_number(a, "autoscaling", "max", 4);
-        let present = |key: &str| {
-            a.iter().any(|(k, _)| {
-                let k: &str = k.get_ref();
-                k == key
-            })
-        };
         for (key, example) in [("min", "1"), ("max", "4")] {
-            if !present(key) {
-                d.missing(span.clone(), "autoscaling", key, example);
-            }
+            d.require(a, span.clone(), "autoscaling", key, example);
         }
         let cpu_target = d.small_number(a, "autoscaling", "cpu_target", 70);
         let memory_target = d.small_number(a, "autoscaling", "memory_target", 80);
@@ -340,12 +327,7 @@ fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
                     ("topic", "\"dbserver1.public.orders\""),
                     ("target_lag", "1000"),
                 ] {
-                    if !k.iter().any(|(have, _)| {
-                        let have: &str = have.get_ref();
-                        have == key
-                    }) {
-                        d.missing(kspan.clone(), name, key, example);
-                    }
+                    d.require(k, kspan.clone(), name, key, example);
                 }
                 if !matches!(fields, (Some(_), Some(_), Some(_), Some(_))) {
                     d.reject("autoscaling", "kafka_lag");

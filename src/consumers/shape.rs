@@ -272,13 +272,22 @@ impl Document {
         }
     }
 
-    /// A required key that is missing.
-    pub fn missing(&mut self, span: Range<usize>, name: &str, key: &str, example: &str) {
-        self.error(
-            span,
-            format!("`[{name}]` needs `{key}`"),
-            Some(format!("add `{key} = {example}`")),
-        );
+    /// A key `table` (`[name]`, at `span`) must have: a finding when it is missing.
+    pub fn require(
+        &mut self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        name: &str,
+        key: &str,
+        example: &str,
+    ) {
+        if Self::value(table, key).is_none() {
+            self.error(
+                span,
+                format!("`[{name}]` needs `{key}`"),
+                Some(format!("add `{key} = {example}`")),
+            );
+        }
     }
 
     /// A table of names to scalars (`[environment]`, `[build] args`): names with their spans,
