@@ -489,6 +489,12 @@ mod tests {
                 ("unreachable", Status::Unknown, vec![]),
             ]
         );
+        let mut excluded = repo("shop-x");
+        excluded.tag_mutability = "IMMUTABLE_WITH_EXCLUSION".into();
+        assert!(
+            repository_drift(&excluded).is_empty(),
+            "a deliberate exclusion is kept"
+        );
         let drifted = p.get("drifted").unwrap();
         assert_eq!(
             drifted.repository_drift,

@@ -343,3 +343,38 @@ impl Registry for HttpRegistry {
         Ok(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(link: Option<&str>) -> reqwest::Response {
+        let mut b = hyper::http::Response::builder().status(200);
+        if let Some(l) = link {
+            b = b.header("link", l);
+        }
+        reqwest::Response::from(b.body("").unwrap())
+    }
+
+    #[test]
+    fn the_tag_list_follows_its_next_link() {
+        assert_eq!(
+            next_page(&answer(Some(
+                "</v2/shop-orders/tags/list?last=sha-1&n=1000>; rel=\"next\""
+            )))
+            .as_deref(),
+            Some("/v2/shop-orders/tags/list?last=sha-1&n=1000")
+        );
+        assert_eq!(next_page(&answer(None)), None);
+        assert_eq!(next_page(&answer(Some("</x>; rel=\"prev\""))), None);
+    }
+
+    #[test]
+    fn long_references_are_shortened_for_messages() {
+        assert_eq!(
+            short_reference(&format!("ctx-{}", "a".repeat(64))),
+            "ctx-aaaaaaaaaaaa…"
+        );
+        assert_eq!(short_reference("latest"), "latest");
+    }
+}
