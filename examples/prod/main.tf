@@ -1,0 +1,98 @@
+# A production environment:
+#
+# - tasks in private subnets without public IPs, behind one NAT gateway per AZ (or in an
+#   existing VPC's subnets);
+# - on-demand Fargate;
+# - logs kept for a year, encrypted with a customer managed KMS key created here;
+# - no ECS Exec.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+data "aws_service_principal" "logs" {
+  service_name = "logs"
+}
+
+locals {
+  name = "${var.project_name}-${var.environment}"
+
+  # The log groups the module creates: the consumers' and the VPC flow logs'.
+  log_group_arns = [
+    "arn:${data.aws_partition.current.partition}:logs:${var.aws_region}:${data.aws_caller_identity.current.account_id}:log-group:/ecs/${var.project_name}/${var.environment}/*",
+    "arn:${data.aws_partition.current.partition}:logs:${var.aws_region}:${data.aws_caller_identity.current.account_id}:log-group:/vpc/${local.name}/*",
+  ]
+}
+
+data "aws_iam_policy_document" "logs_key" {
+  #checkov:skip=CKV_AWS_109:A key policy's "*" resource is this key alone; the account's administrators keep managing it, as AWS's default key policy does.
+  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is this key alone; the account's administrators keep managing it, as AWS's default key policy does.
+  #checkov:skip=CKV_AWS_356:A key policy's "*" resource is this key alone, which is all a key policy can name.
+
+  # The account's IAM policies decide who else may use or manage the key (the default key policy).
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  # CloudWatch Logs encrypts and decrypts this environment's log groups with it, and nothing else.
+  statement {
+    sid = "CloudWatchLogsUse"
+    actions = [
+      "kms:Decrypt*",
+      "kms:Describe*",
+      "kms:Encrypt*",
+      "kms:GenerateDataKey*",
+      "kms:ReEncrypt*",
+    ]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = [data.aws_service_principal.logs.name]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = local.log_group_arns
+    }
+  }
+}
+
+resource "aws_kms_key" "logs" {
+  description             = "Logs of ${local.name}: the cdc-deploy consumers' and the VPC flow logs"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.logs_key.json
+}
+
+resource "aws_kms_alias" "logs" {
+  name          = "alias/${local.name}-logs"
+  target_key_id = aws_kms_key.logs.key_id
+}
+
+module "cdc" {
+  source = "../../terraform"
+
+  project_name = var.project_name
+  environment  = var.environment
+  aws_region   = var.aws_region
+  consumers    = var.consumers
+
+  network_mode       = var.network_mode
+  vpc_id             = var.vpc_id
+  subnet_ids         = var.subnet_ids
+  security_group_ids = var.security_group_ids
+
+  capacity_provider  = "FARGATE"
+  log_retention_days = 365
+  kms_key_arn        = aws_kms_key.logs.arn
+}

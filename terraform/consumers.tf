@@ -1,0 +1,106 @@
+# Per consumer, keyed by consumer name (every address ends in ["<consumer>"], which is how
+# cdc-deploy attributes a plan's changes to consumers): its log group, task definition and
+# service. Its roles are in iam.tf, its task count and scaling policies in autoscaling.tf.
+
+resource "aws_cloudwatch_log_group" "this" {
+  #checkov:skip=CKV_AWS_338:Retention is the log_retention_days input (30 days by default); a year of consumer logs is the team's choice, not the module's.
+  for_each = var.consumers
+
+  name              = local.consumers[each.key].log_group
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = merge(local.tags, { consumer = each.key })
+}
+
+resource "aws_ecs_task_definition" "this" {
+  #checkov:skip=CKV_AWS_336:Consumers write heartbeat and offset files to their root filesystem, so it cannot be read-only.
+  for_each = var.consumers
+
+  family                   = local.consumers[each.key].family
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = tostring(each.value.cpu)
+  memory                   = tostring(each.value.memory)
+  execution_role_arn       = aws_iam_role.execution[each.key].arn
+  task_role_arn            = aws_iam_role.task[each.key].arn
+  container_definitions    = local.consumers[each.key].container_definitions
+
+  # A new revision replaces this one in the state, but the old revision stays registered (not
+  # deregistered), so that a service, a rollback or an operator can go back to it.
+  skip_destroy = true
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = local.consumers[each.key].cpu_architecture
+  }
+
+  tags = merge(local.tags, { consumer = each.key })
+}
+
+resource "aws_ecs_service" "this" {
+  for_each = var.consumers
+
+  name            = each.key
+  cluster         = aws_ecs_cluster.this.arn
+  task_definition = aws_ecs_task_definition.this[each.key].arn
+  # Only at creation: Application Auto Scaling owns the count afterwards (autoscaling.tf).
+  desired_count       = local.consumers[each.key].initial_count
+  scheduling_strategy = "REPLICA"
+  platform_version    = "LATEST"
+
+  capacity_provider_strategy {
+    capacity_provider = local.consumers[each.key].capacity_provider
+    weight            = 1
+    base              = 0
+  }
+  # Lets a change of capacity provider update the service in place (a new deployment) instead
+  # of replacing it; every other update of the service starts a deployment anyway.
+  force_new_deployment = true
+
+  deployment_controller {
+    type = "ECS"
+  }
+
+  # A rollout whose tasks keep failing stops and goes back to the last revision that ran.
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  deployment_minimum_healthy_percent = var.deployment_minimum_healthy_percent
+  deployment_maximum_percent         = var.deployment_maximum_percent
+
+  network_configuration {
+    subnets          = local.task_subnet_ids
+    security_groups  = concat([aws_security_group.tasks.id], var.security_group_ids)
+    assign_public_ip = local.assign_public_ip
+  }
+
+  enable_execute_command  = var.enable_execute_command
+  enable_ecs_managed_tags = true
+  propagate_tags          = "SERVICE"
+
+  # cdc-deploy watches the rollout itself, after the apply.
+  wait_for_steady_state = false
+
+  tags = merge(local.tags, { consumer = each.key })
+
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+
+  depends_on = [
+    aws_ecs_cluster_capacity_providers.this,
+    # The roles can do their work before the first task starts, and still can while the last
+    # one stops.
+    aws_iam_role_policy.execution,
+    aws_iam_role_policy.task,
+    # In "private" mode the tasks reach ECR and CloudWatch through the NAT gateways.
+    aws_route.private_nat,
+    aws_route.public_internet,
+    aws_route_table_association.private,
+    aws_route_table_association.public,
+    aws_vpc_security_group_egress_rule.tasks_all,
+  ]
+}

@@ -1,0 +1,52 @@
+# cdc-deploy reads `consumers` after every apply (its keys and their meaning are a contract):
+# which service to watch roll out, which task definition revision it should reach, where its
+# logs are, and the entry each consumer was applied with (`config`), which a consumer that
+# fails in a later run keeps.
+
+output "consumers" {
+  description = "Per consumer: cluster and service names, task definition ARN (with revision), log group, container name, image, the consumers entry it was applied with (config), and its roles."
+  value = {
+    for name, c in var.consumers : name => {
+      cluster             = aws_ecs_cluster.this.name
+      service             = aws_ecs_service.this[name].name
+      task_definition     = aws_ecs_task_definition.this[name].arn
+      log_group           = aws_cloudwatch_log_group.this[name].name
+      container           = name
+      image               = c.image
+      config              = c
+      task_role_name      = aws_iam_role.task[name].name
+      task_role_arn       = aws_iam_role.task[name].arn
+      execution_role_name = aws_iam_role.execution[name].name
+    }
+  }
+}
+
+output "cluster_name" {
+  description = "Name of the ECS cluster (<project_name>-<environment>)."
+  value       = aws_ecs_cluster.this.name
+}
+
+output "cluster_arn" {
+  description = "ARN of the ECS cluster."
+  value       = aws_ecs_cluster.this.arn
+}
+
+output "vpc_id" {
+  description = "The VPC the tasks run in (created, or var.vpc_id)."
+  value       = local.vpc_id
+}
+
+output "subnet_ids" {
+  description = "The subnets the tasks run in."
+  value       = local.task_subnet_ids
+}
+
+output "security_group_id" {
+  description = "The tasks' egress-only security group (allow it in a database's or MSK cluster's security group)."
+  value       = aws_security_group.tasks.id
+}
+
+output "nat_public_ips" {
+  description = "In \"private\" mode, the NAT gateways' public IPs (the tasks' source addresses on the internet)."
+  value       = [for az in keys(aws_eip.nat) : aws_eip.nat[az].public_ip]
+}

@@ -1,0 +1,335 @@
+# Inputs of the module. `project_name`, `environment`, `aws_region` and `consumers` are what
+# cdc-deploy writes to `cdc-deploy.auto.tfvars.json`; the others tune the network and the
+# cluster and have defaults.
+#
+# This file holds only `variable` blocks whose validations refer to nothing but variables: the
+# action copies it as it is into the root module it generates around this module.
+
+# ---- what the action writes -------------------------------------------------------------------
+
+variable "project_name" {
+  description = "Prefix of every resource name: lowercase letters, digits and single hyphens, starting with a letter, at most 24 characters."
+  type        = string
+
+  validation {
+    condition     = length(var.project_name) <= 24 && can(regex("^[a-z][a-z0-9]*(-[a-z0-9]+)*$", var.project_name))
+    error_message = "project_name \"${var.project_name}\" is not valid: use at most 24 lowercase letters, digits and single hyphens, starting with a letter and not ending with a hyphen (for example \"cdc\")."
+  }
+}
+
+variable "environment" {
+  description = "Deployment environment (production, staging, dev): part of the cluster, task definition and log group names."
+  type        = string
+
+  validation {
+    condition     = length(var.environment) <= 32 && can(regex("^[a-z][a-z0-9-]*$", var.environment))
+    error_message = "environment \"${var.environment}\" is not valid: use up to 32 lowercase letters, digits and hyphens, starting with a letter (for example \"production\")."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region everything is deployed to; it must be the region the root module's aws provider uses."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", var.aws_region))
+    error_message = "aws_region \"${var.aws_region}\" is not an AWS region name such as \"us-east-1\"."
+  }
+}
+
+variable "consumers" {
+  description = "The consumers to run, keyed by consumer name (the folder name). See README.md for every field."
+  type = map(object({
+    # The image, pinned by digest: <registry>/<repository>@sha256:<64 hex digits>.
+    image = string
+    # Fargate task size: CPU units (256 = 0.25 vCPU) and memory in MiB, a combination Fargate accepts.
+    cpu    = number
+    memory = number
+    # Task count at creation, and the count enforced when `autoscaling` is null.
+    desired_count = number
+    platform      = optional(string, "linux/amd64")
+    # Seconds between SIGTERM and SIGKILL when a task stops (Fargate allows 2 to 120).
+    stop_timeout = optional(number, 30)
+    environment  = optional(map(string), {})
+    # Environment variable name => ARN of an SSM parameter or a Secrets Manager secret.
+    secrets = optional(map(string), {})
+    health_check = optional(object({
+      command      = list(string)
+      interval     = optional(number, 30)
+      timeout      = optional(number, 5)
+      retries      = optional(number, 3)
+      start_period = optional(number, 0)
+    }))
+    autoscaling = optional(object({
+      min           = number
+      max           = number
+      cpu_target    = optional(number)
+      memory_target = optional(number)
+      kafka_lag = optional(object({
+        msk_cluster    = string
+        consumer_group = string
+        topic          = string
+        target_lag     = number
+      }))
+    }))
+  }))
+
+  validation {
+    condition = alltrue([
+      for name in keys(var.consumers) : can(regex("^[a-z][a-z0-9]*([-_][a-z0-9]+)*$", name))
+    ])
+    error_message = "Consumer names must be lowercase letters and digits with single \"-\" or \"_\" between them, starting with a letter; not valid: ${join(", ", [for name in keys(var.consumers) : "\"${name}\"" if !can(regex("^[a-z][a-z0-9]*([-_][a-z0-9]+)*$", name))])}."
+  }
+
+  validation {
+    condition = alltrue([
+      for name in keys(var.consumers) : length(startswith(name, "${var.project_name}-") ? name : "${var.project_name}-${name}") <= 52
+    ])
+    error_message = "\"<project_name>-<consumer>\" (the ECR repository and IAM role base name) must be at most 52 characters; too long: ${join(", ", [for name in keys(var.consumers) : "\"${name}\"" if length(startswith(name, "${var.project_name}-") ? name : "${var.project_name}-${name}") > 52])}."
+  }
+
+  validation {
+    condition = alltrue([
+      for c in values(var.consumers) : can(regex("^[^@\\s]+@sha256:[0-9a-f]{64}$", c.image)) || can(regex("^[^@\\s]+:ctx-[0-9a-f]{64}$", c.image))
+    ])
+    error_message = "Every consumer's image must be pinned by digest, \"<registry>/<repository>@sha256:<64 hex digits>\" (only a plan may name an image not built yet by its immutable cdc-deploy content tag \":ctx-<64 hex digits>\"); not pinned: ${join(", ", [for name, c in var.consumers : "${name} (\"${c.image}\")" if !(can(regex("^[^@\\s]+@sha256:[0-9a-f]{64}$", c.image)) || can(regex("^[^@\\s]+:ctx-[0-9a-f]{64}$", c.image)))])}."
+  }
+
+  validation {
+    condition = alltrue([
+      for c in values(var.consumers) : contains(lookup({
+        "256"   = [512, 1024, 2048]
+        "512"   = range(1024, 4097, 1024)
+        "1024"  = range(2048, 8193, 1024)
+        "2048"  = range(4096, 16385, 1024)
+        "4096"  = range(8192, 30721, 1024)
+        "8192"  = range(16384, 61441, 4096)
+        "16384" = range(32768, 122881, 8192)
+      }, tostring(c.cpu), []), c.memory)
+    ])
+    error_message = "Every consumer's cpu/memory must be a Fargate task size: cpu 256 (memory 512, 1024, 2048), 512 (1024-4096 by 1024), 1024 (2048-8192 by 1024), 2048 (4096-16384 by 1024), 4096 (8192-30720 by 1024), 8192 (16384-61440 by 4096) or 16384 (32768-122880 by 8192); not valid: ${join(", ", [for name, c in var.consumers : "${name} (cpu ${c.cpu}, memory ${c.memory})" if !contains(lookup({ "256" = [512, 1024, 2048], "512" = range(1024, 4097, 1024), "1024" = range(2048, 8193, 1024), "2048" = range(4096, 16385, 1024), "4096" = range(8192, 30721, 1024), "8192" = range(16384, 61441, 4096), "16384" = range(32768, 122881, 8192) }, tostring(c.cpu), []), c.memory)])}."
+  }
+
+  validation {
+    condition     = length([for name, c in var.consumers : name if !(c.desired_count >= 0 && floor(c.desired_count) == c.desired_count)]) == 0
+    error_message = "Every consumer's desired_count must be a whole number of tasks, 0 or more; not valid: ${join(", ", [for name, c in var.consumers : name if !(c.desired_count >= 0 && floor(c.desired_count) == c.desired_count)])}."
+  }
+
+  validation {
+    condition     = length([for name, c in var.consumers : name if !contains(["linux/amd64", "linux/arm64"], c.platform)]) == 0
+    error_message = "Every consumer's platform must be \"linux/amd64\" or \"linux/arm64\"; not valid: ${join(", ", [for name, c in var.consumers : "${name} (\"${c.platform}\")" if !contains(["linux/amd64", "linux/arm64"], c.platform)])}."
+  }
+
+  validation {
+    condition     = length([for name, c in var.consumers : name if !(c.stop_timeout >= 2 && c.stop_timeout <= 120 && floor(c.stop_timeout) == c.stop_timeout)]) == 0
+    error_message = "Every consumer's stop_timeout must be whole seconds from 2 to 120 (the most Fargate waits between SIGTERM and SIGKILL); not valid: ${join(", ", [for name, c in var.consumers : "${name} (${c.stop_timeout})" if !(c.stop_timeout >= 2 && c.stop_timeout <= 120 && floor(c.stop_timeout) == c.stop_timeout)])}."
+  }
+
+  validation {
+    condition = length(flatten([
+      for name, c in var.consumers : [
+        for key, arn in c.secrets : "${name}.${key}" if !can(regex("^arn:aws(-[a-z]+)*:(ssm:[a-z0-9-]+:[0-9]{12}:parameter/[^\\s]+|secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[^\\s]+)$", arn))
+      ]
+    ])) == 0
+    error_message = "Every secret must be the ARN of an SSM parameter (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME) or of a Secrets Manager secret (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-abcdef), never the secret's value; not an ARN: ${join(", ", flatten([for name, c in var.consumers : [for key, arn in c.secrets : "${name} secret ${key}" if !can(regex("^arn:aws(-[a-z]+)*:(ssm:[a-z0-9-]+:[0-9]{12}:parameter/[^\\s]+|secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[^\\s]+)$", arn))]]))}."
+  }
+
+  validation {
+    condition     = length([for name, c in var.consumers : name if length(setintersection(keys(c.environment), keys(c.secrets))) > 0]) == 0
+    error_message = "A consumer's variable is set both in environment and in secrets: ${join(", ", [for name, c in var.consumers : "${name} (${join(", ", sort(setintersection(keys(c.environment), keys(c.secrets))))})" if length(setintersection(keys(c.environment), keys(c.secrets))) > 0])}; keep each name in one of them."
+  }
+
+  validation {
+    condition = length([
+      for name, c in var.consumers : name if c.health_check == null ? false : !(
+        length(c.health_check.command) >= 2
+        && contains(["CMD", "CMD-SHELL"], c.health_check.command[0])
+        && c.health_check.interval >= 5 && c.health_check.interval <= 300
+        && c.health_check.timeout >= 2 && c.health_check.timeout <= 60
+        && c.health_check.retries >= 1 && c.health_check.retries <= 10
+        && c.health_check.start_period >= 0 && c.health_check.start_period <= 300
+      )
+    ]) == 0
+    error_message = "A health_check must have a command [\"CMD\", \"executable\", ...] or [\"CMD-SHELL\", \"shell command\"], interval 5-300 s, timeout 2-60 s, retries 1-10 and start_period 0-300 s; not valid: ${join(", ", [for name, c in var.consumers : name if c.health_check == null ? false : !(length(c.health_check.command) >= 2 && contains(["CMD", "CMD-SHELL"], c.health_check.command[0]) && c.health_check.interval >= 5 && c.health_check.interval <= 300 && c.health_check.timeout >= 2 && c.health_check.timeout <= 60 && c.health_check.retries >= 1 && c.health_check.retries <= 10 && c.health_check.start_period >= 0 && c.health_check.start_period <= 300)])}."
+  }
+
+  validation {
+    condition = length([
+      for name, c in var.consumers : name if c.autoscaling == null ? false : !(
+        c.autoscaling.min >= 0 && c.autoscaling.max >= 1 && c.autoscaling.min <= c.autoscaling.max
+        && floor(c.autoscaling.min) == c.autoscaling.min && floor(c.autoscaling.max) == c.autoscaling.max
+      )
+    ]) == 0
+    error_message = "autoscaling min and max must be whole task counts with 0 <= min <= max and max >= 1; not valid: ${join(", ", [for name, c in var.consumers : "${name} (min ${c.autoscaling.min}, max ${c.autoscaling.max})" if c.autoscaling == null ? false : !(c.autoscaling.min >= 0 && c.autoscaling.max >= 1 && c.autoscaling.min <= c.autoscaling.max && floor(c.autoscaling.min) == c.autoscaling.min && floor(c.autoscaling.max) == c.autoscaling.max)])}."
+  }
+
+  validation {
+    condition = length([
+      for name, c in var.consumers : name if c.autoscaling == null ? false : anytrue([
+        for t in [c.autoscaling.cpu_target, c.autoscaling.memory_target] : (t == null ? false : !(t >= 1 && t <= 100))
+      ])
+    ]) == 0
+    error_message = "autoscaling cpu_target and memory_target are percentages from 1 to 100, or null; not valid: ${join(", ", [for name, c in var.consumers : name if c.autoscaling == null ? false : anytrue([for t in [c.autoscaling.cpu_target, c.autoscaling.memory_target] : (t == null ? false : !(t >= 1 && t <= 100))])])}."
+  }
+
+  validation {
+    condition = length([
+      for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) == null ? false : !(
+        can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", c.autoscaling.kafka_lag.msk_cluster))
+        && length(trimspace(c.autoscaling.kafka_lag.consumer_group)) > 0
+        && length(trimspace(c.autoscaling.kafka_lag.topic)) > 0
+        && c.autoscaling.kafka_lag.target_lag >= 1
+      )
+    ]) == 0
+    error_message = "autoscaling.kafka_lag needs msk_cluster (the MSK cluster's name: letters, digits and hyphens), a consumer_group and a topic that are not empty, and target_lag (messages of lag per running task) of at least 1; not valid: ${join(", ", [for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) == null ? false : !(can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", c.autoscaling.kafka_lag.msk_cluster)) && length(trimspace(c.autoscaling.kafka_lag.consumer_group)) > 0 && length(trimspace(c.autoscaling.kafka_lag.topic)) > 0 && c.autoscaling.kafka_lag.target_lag >= 1)])}."
+  }
+}
+
+# ---- network ----------------------------------------------------------------------------------
+
+variable "network_mode" {
+  description = "\"public\": a new VPC, tasks in public subnets with a public IP; \"private\": a new VPC, tasks in private subnets behind one NAT gateway per AZ; \"existing\": tasks in vpc_id/subnet_ids."
+  type        = string
+  default     = "public"
+
+  validation {
+    condition     = contains(["existing", "public", "private"], var.network_mode)
+    error_message = "network_mode must be \"public\", \"private\" or \"existing\"."
+  }
+}
+
+variable "vpc_id" {
+  description = "With network_mode \"existing\": the VPC the tasks run in (their security group is created there)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.network_mode != "existing" || var.vpc_id != null
+    error_message = "network_mode \"existing\" needs vpc_id: the VPC the tasks run in."
+  }
+
+  validation {
+    condition     = var.vpc_id == null || can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must be a VPC id such as \"vpc-0123456789abcdef0\"."
+  }
+}
+
+variable "subnet_ids" {
+  description = "With network_mode \"existing\": the subnets the tasks run in (private subnets with a NAT gateway or VPC endpoints: tasks get no public IP)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.network_mode != "existing" || length(var.subnet_ids) > 0
+    error_message = "network_mode \"existing\" needs subnet_ids: the subnets the tasks run in (two or more, in different AZs, recommended)."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]+$", s))])
+    error_message = "subnet_ids must be subnet ids such as \"subnet-0123456789abcdef0\"."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "With network_mode \"public\" or \"private\": the new VPC's IPv4 range, /16 to /24 (it is cut into four equal subnets)."
+  type        = string
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(try(split("/", var.vpc_cidr)[1], "0")) >= 16 && tonumber(try(split("/", var.vpc_cidr)[1], "0")) <= 24
+    error_message = "vpc_cidr must be an IPv4 CIDR block from /16 to /24, such as \"10.0.0.0/16\"."
+  }
+}
+
+variable "security_group_ids" {
+  description = "Further security groups for every task, besides the module's egress-only one (for example one a database or MSK cluster allows)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for s in var.security_group_ids : can(regex("^sg-[0-9a-f]+$", s))])
+    error_message = "security_group_ids must be security group ids such as \"sg-0123456789abcdef0\"."
+  }
+}
+
+# ---- logs and encryption ----------------------------------------------------------------------
+
+variable "log_retention_days" {
+  description = "Days CloudWatch Logs keeps the consumers' logs and the VPC flow logs (0 keeps them forever)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653 (or 0 to keep logs forever)."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "ARN of a KMS key to encrypt the log groups with (its key policy must allow CloudWatch Logs); the execution roles may decrypt with it. Null: CloudWatch Logs' own encryption."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws(-[a-z]+)*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias: CloudWatch Logs takes key ARNs only."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource, besides project, environment, managed-by (and consumer on a consumer's resources)."
+  type        = map(string)
+  default     = {}
+}
+
+# ---- cluster and services ---------------------------------------------------------------------
+
+variable "enable_execute_command" {
+  description = "Allow ECS Exec (aws ecs execute-command) into the consumers' containers; the task roles get the ssmmessages permissions it needs."
+  type        = bool
+  default     = false
+}
+
+variable "capacity_provider" {
+  description = "\"FARGATE\" or \"FARGATE_SPOT\" (interruptible, cheaper). Consumers on linux/arm64 always use FARGATE: Fargate Spot runs X86_64 only."
+  type        = string
+  default     = "FARGATE"
+
+  validation {
+    condition     = contains(["FARGATE", "FARGATE_SPOT"], var.capacity_provider)
+    error_message = "capacity_provider must be \"FARGATE\" or \"FARGATE_SPOT\"."
+  }
+}
+
+variable "deployment_minimum_healthy_percent" {
+  description = "Lower limit, in percent of the desired count, of the running tasks during a rollout."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.deployment_minimum_healthy_percent >= 0 && var.deployment_minimum_healthy_percent <= 100
+    error_message = "deployment_minimum_healthy_percent must be from 0 to 100."
+  }
+}
+
+variable "deployment_maximum_percent" {
+  description = "Upper limit, in percent of the desired count, of the running tasks during a rollout."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.deployment_maximum_percent >= 100 && var.deployment_maximum_percent > var.deployment_minimum_healthy_percent
+    error_message = "deployment_maximum_percent must be at least 100 and above deployment_minimum_healthy_percent, or a rollout can neither start a new task nor stop an old one."
+  }
+}
+
+variable "container_insights" {
+  description = "The cluster's containerInsights setting: \"enabled\", \"enhanced\" or \"disabled\". Kafka lag scaling reads its RunningTaskCount metric, so it needs Container Insights."
+  type        = string
+  default     = "enabled"
+
+  validation {
+    condition     = contains(["enabled", "enhanced", "disabled"], var.container_insights)
+    error_message = "container_insights must be \"enabled\", \"enhanced\" or \"disabled\"."
+  }
+}
