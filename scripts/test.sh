@@ -40,6 +40,22 @@ for f in consumer_scripts/*/Dockerfile; do
   "$venv/bin/hadolint" --failure-threshold warning "$f"
 done
 
+say "terraform: fmt and checkov (bundled module and examples)"
+scripts/lint-terraform.sh
+
+say "terraform: the bundled module against the AWS provider's schema (offline)"
+scripts/terraform-schema/run.sh --self-test
+scripts/terraform-schema/run.sh terraform examples/dev examples/prod
+# ... and the same check fails on the bundled module with one argument misspelt.
+misspelt="$(mktemp -d)"
+cp terraform/*.tf "$misspelt/"
+sed -i '/^resource "aws_ecs_service"/a\  desired_cuont = 1' "$misspelt"/*.tf
+if scripts/terraform-schema/run.sh "$misspelt" > "$misspelt/out" 2>&1; then
+  die "the schema check passed a module with a misspelt argument"
+fi
+grep 'unknown argument "desired_cuont"' "$misspelt/out" || { cat "$misspelt/out"; die "the schema check did not name the misspelt argument"; }
+rm -rf "$misspelt"
+
 say "consumer tests"
 for dir in consumer_scripts/*/; do
   if [ -d "$dir/tests" ]; then

@@ -4,7 +4,7 @@
 //! into one validated configuration; [`consumers`] discovers the consumers and validates each
 //! one's `consumer.toml`; [`context`] walks each build context once, for its fingerprint and for
 //! the tar the image builder is sent; [`observe`] reads what AWS already holds; [`plan`] decides,
-//! purely, what to do; [`apply`] does exactly that and returns outcomes; [`report`] renders plan
+//! purely, what to do; [`apply`] does exactly that and returns outcomes (images, then Terraform); [`report`] renders plan
 //! and outcomes for people. [`clients`] holds one small trait per external system with its real
 //! client, [`gha`] the GitHub runner's conventions, and [`pipeline`] runs the stages for a command.
 

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::apply::images::{self, Buildable, ImageStage};
+use crate::apply::infra::vars::Held;
+use crate::apply::infra::{self, InfraReport, InfraStage};
 use crate::apply::{ImageOutcome, RunReport};
 use crate::clients::builder::{DockerEngine, EngineError, ImageBuilder, RegistryLogin};
 use crate::clients::ecr::{Ecr, RepositoryService};
@@ -223,6 +225,8 @@ fn set_image_outputs(run: &RunReport, runner: &Runner) -> Result<(), RunError> {
 
 /// The clients of a run that talks to AWS.
 pub struct Aws {
+    /// The region the clients (and Terraform's provider) use.
+    pub region: String,
     pub ecr: Arc<dyn RepositoryService>,
     pub registry: Arc<dyn Registry>,
     pub host: RegistryHost,
@@ -279,6 +283,7 @@ pub async fn connect_aws(
         );
     }
     let config = loader.load().await;
+    let region = config.region().map(|r| r.to_string()).unwrap_or_default();
     let ecr = Ecr::new(&config);
     let auth = ecr
         .authorization()
@@ -314,6 +319,7 @@ pub async fn connect_aws(
     let registry = HttpRegistry::new(host.clone(), registry_auth.clone())
         .map_err(|e| RunError::Start(format!("could not set up the registry client: {e}")))?;
     Ok(Aws {
+        region,
         ecr: Arc::new(ecr),
         registry: Arc::new(registry),
         login: RegistryLogin {
@@ -359,19 +365,87 @@ async fn observe_and_plan(
     )
 }
 
+/// Say what the Terraform stage stopped on, and which consumers kept their running entry.
+fn annotate_infra(infra: &InfraReport, runner: &Runner) {
+    for (name, held) in &infra.held {
+        match held {
+            Held::Kept { reason, image } => runner.warning(&format!(
+                "`{name}` keeps its running entry (`{image}`): {reason}"
+            )),
+            Held::LeftOut { reason } => {
+                runner.notice(&format!("`{name}` is left out of Terraform: {reason}"))
+            }
+        }
+    }
+    if let Some(e) = &infra.error {
+        // Terraform's own diagnostics were streamed in its log group; the report repeats them.
+        runner.annotate(&Annotation::new(Level::Error, e.to_string()).title("terraform"));
+    }
+}
+
+/// Check the Terraform root module and binary when the stage is on; a problem stops the run
+/// before anything changes.
+async fn prepare_terraform(
+    settings: &Settings,
+    apply: bool,
+) -> Result<Option<infra::Prepared>, RunError> {
+    if !settings.terraform.enabled {
+        return Ok(None);
+    }
+    infra::prepare(&settings.terraform, apply)
+        .await
+        .map(Some)
+        .map_err(|e| RunError::Start(format!("terraform: {e}")))
+}
+
+/// Run the Terraform stage and fold its plan into the consumers' plan.
+async fn terraform(
+    settings: &Settings,
+    runner: &Runner,
+    aws: &Aws,
+    prepared: &infra::Prepared,
+    plan: Plan,
+    images: Option<&RunReport>,
+) -> (Plan, InfraReport) {
+    let stage = InfraStage {
+        runner,
+        settings: &settings.terraform,
+        project: settings.project.as_str(),
+        environment: &settings.environment,
+        region: &aws.region,
+        registry_host: &aws.host.host,
+        apply: images.is_some(),
+    };
+    let report = infra::run(&stage, prepared, &plan, images).await;
+    let plan = match &report.plan {
+        Some(p) => {
+            let removed: Vec<String> = report.removed(&plan).map(str::to_string).collect();
+            let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
+            plan::with_infra(plan, p, &removed)
+        }
+        None => plan,
+    };
+    (plan, report)
+}
+
 /// Print the table, the annotations and the report; append the summary; set the outputs.
 fn report(
     settings: &Settings,
     runner: &Runner,
     plan: &Plan,
     run: Option<&RunReport>,
+    infra: Option<&InfraReport>,
     verb: &str,
     output: Option<&Path>,
 ) -> Result<(), RunError> {
     runner.print_untrusted(&report::table::table(plan, run));
     annotate(plan, runner, run.is_some());
+    let infra = infra.or_else(|| run.and_then(|r| r.infra.as_ref()));
+    if let Some(i) = infra {
+        annotate_infra(i, runner);
+    }
     let h = header(settings, verb);
-    let comment = report::markdown::comment(plan, run, &h);
+    let comment = report::markdown::comment(plan, run, infra, &h);
     match output {
         Some(path) => {
             std::fs::write(path, &comment).map_err(|e| {
@@ -391,7 +465,7 @@ fn report(
             runner.print_untrusted(&comment);
         }
     }
-    runner.append_summary(&report::markdown::summary(plan, run, &h))?;
+    runner.append_summary(&report::markdown::summary(plan, run, infra, &h))?;
     set_plan_outputs(plan, runner)?;
     Ok(())
 }
@@ -403,20 +477,38 @@ pub async fn run_plan(
     p: &PlanSettings,
 ) -> Result<u8, RunError> {
     let (found, scans) = scan(settings).await?;
-    let plan = if p.offline {
-        plan::plan(
+    let (plan, infra) = if p.offline {
+        let plan = plan::plan(
             &found,
             &fingerprinted(&scans),
             None,
             settings.commit.as_ref(),
-        )
+        );
+        (plan, None)
     } else {
+        let prepared = prepare_terraform(settings, false).await?;
         let aws = connect_aws(settings, runner, p.registry_host.as_ref()).await?;
-        observe_and_plan(&found, &scans, &aws, settings).await
+        let plan = observe_and_plan(&found, &scans, &aws, settings).await;
+        match &prepared {
+            Some(prepared) => {
+                let (plan, infra) = terraform(settings, runner, &aws, prepared, plan, None).await;
+                (plan, Some(infra))
+            }
+            None => (plan, None),
+        }
     };
-    report(settings, runner, &plan, None, "plan", p.output.as_deref())?;
+    report(
+        settings,
+        runner,
+        &plan,
+        None,
+        infra.as_ref(),
+        "plan",
+        p.output.as_deref(),
+    )?;
+    let infra_failed = infra.as_ref().is_some_and(|i| i.error.is_some());
     Ok(
-        if plan.count(Status::Invalid) > 0 || plan.count(Status::Unknown) > 0 {
+        if plan.count(Status::Invalid) > 0 || plan.count(Status::Unknown) > 0 || infra_failed {
             EXIT_FAILED
         } else {
             0
@@ -431,6 +523,8 @@ pub async fn run_deploy(
     d: &DeploySettings,
 ) -> Result<u8, RunError> {
     let (found, scans) = scan(settings).await?;
+    // Checked before anything is built or pushed: a deploy that cannot apply changes nothing.
+    let prepared = prepare_terraform(settings, true).await?;
     let aws = connect_aws(settings, runner, d.registry_host.as_ref()).await?;
     let plan = observe_and_plan(&found, &scans, &aws, settings).await;
     runner.print_untrusted(&format!(
@@ -486,17 +580,29 @@ pub async fn run_deploy(
         commit: settings.commit.clone(),
         source_url: settings.github.repository_url(),
     };
-    let run = RunReport {
+    let mut run = RunReport {
         images: images::apply(&stage, &plan, &buildable).await,
+        infra: None,
     };
-    report(settings, runner, &plan, Some(&run), "deploy", None)?;
+    let plan = match &prepared {
+        Some(prepared) => {
+            let (plan, infra) = terraform(settings, runner, &aws, prepared, plan, Some(&run)).await;
+            run.infra = Some(infra);
+            plan
+        }
+        None => plan,
+    };
+    report(settings, runner, &plan, Some(&run), None, "deploy", None)?;
     set_image_outputs(&run, runner)?;
     let failed = run.names(ImageOutcome::Failed).len();
-    Ok(if failed > 0 || plan.count(Status::Invalid) > 0 {
-        EXIT_FAILED
-    } else {
-        0
-    })
+    let infra_failed = run.infra.as_ref().is_some_and(|i| i.error.is_some());
+    Ok(
+        if failed > 0 || plan.count(Status::Invalid) > 0 || infra_failed {
+            EXIT_FAILED
+        } else {
+            0
+        },
+    )
 }
 
 /// The event leaves nothing to do: say so, and set every output, empty.

@@ -6,6 +6,7 @@
 //! what `plan`, the pull request comment and the tests look at. The apply stages perform exactly
 //! its steps and report what happened beside it; they never change it.
 
+use crate::apply::infra::changes::{InfraPlan, Totals};
 use crate::clients::ecr::{EcrError, RepositoryDrift, RepositoryState};
 use crate::clients::registry::RegistryError;
 use crate::config::event::CommitSha;
@@ -25,15 +26,18 @@ pub enum Status {
     /// Its look-up in AWS failed: nothing is known, nothing is done.
     Unknown,
     Invalid,
+    /// Applied before, and its folder is gone: Terraform would destroy its resources.
+    Removed,
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 6] = [
         Status::New,
         Status::Changed,
         Status::Unchanged,
         Status::Unknown,
         Status::Invalid,
+        Status::Removed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +47,7 @@ impl Status {
             Status::Unchanged => "unchanged",
             Status::Unknown => "unknown",
             Status::Invalid => "invalid",
+            Status::Removed => "removed",
         }
     }
 }
@@ -58,6 +63,8 @@ pub enum Step {
     Build,
     /// Push the image under its fingerprint tag, and the commit tag when there is a commit.
     Push,
+    /// Apply its infrastructure changes (Terraform).
+    Apply,
 }
 
 impl Step {
@@ -67,6 +74,7 @@ impl Step {
             Step::ReconcileRepository => "reconcile repository",
             Step::Build => "build",
             Step::Push => "push",
+            Step::Apply => "terraform apply",
         }
     }
 }
@@ -103,6 +111,8 @@ pub struct ConsumerPlan {
     /// What [`Step::ReconcileRepository`] puts back.
     pub repository_drift: Vec<RepositoryDrift>,
     pub lookup_failure: Option<LookupFailure>,
+    /// What Terraform's plan changes for this consumer; `None` when Terraform did not plan.
+    pub infra: Option<Totals>,
 }
 
 impl ConsumerPlan {
@@ -110,11 +120,11 @@ impl ConsumerPlan {
         self.steps.contains(&step)
     }
 
-    /// The status as people read it. Configuration is not compared with what runs yet, so an
-    /// unchanged image is only that: "image unchanged", never plainly "unchanged".
+    /// The status as people read it. Without a Terraform plan the configuration is not compared
+    /// with what runs, so an unchanged image is only that: "image unchanged".
     pub fn status_label(&self) -> &'static str {
         match self.status {
-            Status::Unchanged => "image unchanged",
+            Status::Unchanged if self.infra.is_none() => "image unchanged",
             s => s.as_str(),
         }
     }
@@ -144,12 +154,16 @@ impl Plan {
             .collect()
     }
 
-    /// Whether anything would be built or created. A consumer whose look-up failed counts: it
-    /// may have changed, and a later step gated on this must not skip it silently.
+    /// Whether anything would be built, created, changed or removed. A consumer whose look-up
+    /// failed counts: it may have changed, and a later step gated on this must not skip it
+    /// silently.
     pub fn has_changes(&self) -> bool {
-        self.consumers
-            .iter()
-            .any(|c| matches!(c.status, Status::New | Status::Changed | Status::Unknown))
+        self.consumers.iter().any(|c| {
+            matches!(
+                c.status,
+                Status::New | Status::Changed | Status::Unknown | Status::Removed
+            )
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&ConsumerPlan> {
@@ -203,6 +217,7 @@ pub fn plan(
             existing_image: None,
             repository_drift: Vec::new(),
             lookup_failure: None,
+            infra: None,
         });
     }
     consumers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -234,6 +249,7 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
         existing_image: None,
         repository_drift: Vec::new(),
         lookup_failure: None,
+        infra: None,
     };
     let report = match &f.fingerprint {
         Ok(r) => r,
@@ -284,9 +300,9 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
         ImageLookup::Present(image) => {
             p.status = Status::Unchanged;
             p.existing_image = Some(image.clone());
-            p.reasons.push(
-                "an image with this fingerprint is in the registry; the configuration is not compared with what runs".into(),
-            );
+            p.reasons
+                .push("an image with this fingerprint is in the registry".into());
+            p.reasons.push(NOT_COMPARED.into());
             p
         }
         ImageLookup::Absent { built_before: true } | ImageLookup::NotAsked => {
@@ -308,6 +324,67 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
             p
         }
     }
+}
+
+/// Said of an unchanged image until Terraform's plan compares the configuration.
+const NOT_COMPARED: &str = "the configuration is not compared with what runs";
+
+/// The plan with Terraform's saved plan folded in: each consumer's resource changes, a consumer
+/// whose image is unchanged but whose configuration changes becomes `changed`, and consumers
+/// applied before whose folder is gone (`removed`) join it. Pure, like [`plan`].
+pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
+    for c in &mut plan.consumers {
+        let totals = infra.of(&c.name).fold(Totals::default(), |mut t, r| {
+            t.count(r.kind);
+            t
+        });
+        if !totals.is_empty() {
+            c.steps.push(Step::Apply);
+            if c.status == Status::Unchanged {
+                c.status = Status::Changed;
+                c.reasons
+                    .push(format!("its configuration changed: {totals}"));
+            }
+        }
+        if !matches!(c.status, Status::Invalid | Status::Unknown) {
+            c.infra = Some(totals);
+            c.reasons.retain(|r| r != NOT_COMPARED);
+            if totals.is_empty() {
+                c.reasons.push("Terraform plans no change".into());
+            }
+        }
+    }
+    for name in removed {
+        let totals = infra.of(name).fold(Totals::default(), |mut t, r| {
+            t.count(r.kind);
+            t
+        });
+        plan.consumers.push(ConsumerPlan {
+            name: (*name).to_string(),
+            resource_name: None,
+            status: Status::Removed,
+            reasons: vec![format!(
+                "it was deployed and its folder is gone: Terraform plans {totals}"
+            )],
+            steps: if totals.is_empty() {
+                Vec::new()
+            } else {
+                vec![Step::Apply]
+            },
+            display_dir: None,
+            fingerprint: None,
+            context_files: 0,
+            context_bytes: 0,
+            settings: None,
+            diagnostics: Vec::new(),
+            existing_image: None,
+            repository_drift: Vec::new(),
+            lookup_failure: None,
+            infra: Some(totals),
+        });
+    }
+    plan.consumers.sort_by(|a, b| a.name.cmp(&b.name));
+    plan
 }
 
 fn unknown(mut p: ConsumerPlan, failure: LookupFailure) -> ConsumerPlan {
@@ -504,6 +581,58 @@ mod tests {
         assert_eq!(p.get("same").unwrap().status_label(), "image unchanged");
         assert!(p.get("unreachable").unwrap().reasons[0].contains("connection refused"));
         assert!(p.has_changes());
+    }
+
+    #[test]
+    fn terraform_changes_make_an_unchanged_image_changed_and_removed_consumers_join() {
+        let (d, specs) = setup(&["cfg", "same"]);
+        let o = observed(vec![
+            ("shop-cfg", found("shop-cfg", ImageLookup::Present(image()))),
+            (
+                "shop-same",
+                found("shop-same", ImageLookup::Present(image())),
+            ),
+        ]);
+        let p = plan(&d, &fingerprinted(&specs), Some(&o), None);
+        assert!(!p.has_changes());
+        assert_eq!(p.consumers[1].status_label(), "image unchanged");
+        let json = serde_json::json!({"resource_changes": [
+            {"address": "aws_ecs_task_definition.this[\"cfg\"]", "mode": "managed", "type": "aws_ecs_task_definition", "change": {"actions": ["update"]}},
+            {"address": "aws_ecs_service.this[\"gone\"]", "mode": "managed", "type": "aws_ecs_service", "change": {"actions": ["delete"]}},
+        ]});
+        let names = ["cfg", "same", "gone"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let infra = InfraPlan::parse(&json.to_string(), &names).unwrap();
+        let p = with_infra(p, &infra, &["gone"]);
+        let cfg = p.get("cfg").unwrap();
+        assert_eq!(cfg.status, Status::Changed);
+        assert_eq!(cfg.steps, [Step::Apply]);
+        assert!(
+            cfg.reasons
+                .iter()
+                .any(|r| r == "its configuration changed: 1 to update in place"),
+            "{:?}",
+            cfg.reasons
+        );
+        let same = p.get("same").unwrap();
+        assert_eq!(same.status, Status::Unchanged);
+        assert_eq!(
+            same.status_label(),
+            "unchanged",
+            "Terraform compared the configuration"
+        );
+        assert!(!same.reasons.iter().any(|r| r == NOT_COMPARED));
+        let gone = p.get("gone").unwrap();
+        assert_eq!(gone.status, Status::Removed);
+        assert!(
+            gone.reasons[0].contains("1 to destroy"),
+            "{:?}",
+            gone.reasons
+        );
+        assert!(p.has_changes());
+        assert_eq!(p.names(Status::Removed), ["gone"]);
     }
 
     #[test]

@@ -113,7 +113,10 @@ fn offline_plan_report() {
     let f = fingerprinted(&found);
     let p = plan(&found, &f, None, Some(&commit()));
     insta::assert_snapshot!("offline_table", table::table(&p, None));
-    insta::assert_snapshot!("offline_markdown", markdown::comment(&p, None, &header()));
+    insta::assert_snapshot!(
+        "offline_markdown",
+        markdown::comment(&p, None, None, &header())
+    );
 }
 
 #[test]
@@ -151,7 +154,10 @@ fn observed_plan_report() {
     };
     let p = plan(&found, &f, Some(&observed), Some(&commit()));
     insta::assert_snapshot!("observed_table", table::table(&p, None));
-    insta::assert_snapshot!("observed_markdown", markdown::comment(&p, None, &header()));
+    insta::assert_snapshot!(
+        "observed_markdown",
+        markdown::comment(&p, None, None, &header())
+    );
 }
 
 #[test]
@@ -227,7 +233,10 @@ fn deploy_report_with_image_results() {
         ..header()
     };
     insta::assert_snapshot!("deploy_table", table::table(&p, Some(&run)));
-    insta::assert_snapshot!("deploy_markdown", markdown::comment(&p, Some(&run), &h));
+    insta::assert_snapshot!(
+        "deploy_markdown",
+        markdown::comment(&p, Some(&run), None, &h)
+    );
 }
 
 /// A fleet of `n` consumers with `[environment]` settings that make the full report long.
@@ -262,7 +271,7 @@ fn offline_plan_of(n: usize) -> (tempfile::TempDir, cdc_deploy::plan::Plan) {
 #[test]
 fn the_comment_for_1200_consumers_fits_github_and_names_every_one() {
     let (_dir, p) = offline_plan_of(1_200);
-    let comment = markdown::comment(&p, None, &header());
+    let comment = markdown::comment(&p, None, None, &header());
     assert!(
         comment.chars().count() <= markdown::COMMENT_LIMIT,
         "{} characters",
@@ -274,7 +283,7 @@ fn the_comment_for_1200_consumers_fits_github_and_names_every_one() {
         "a row per consumer"
     );
     assert!(comment.contains("[Workflow run]"), "the footer survives");
-    let summary = markdown::summary(&p, None, &header());
+    let summary = markdown::summary(&p, None, None, &header());
     assert!(
         summary.len() <= markdown::SUMMARY_LIMIT,
         "{} bytes",
@@ -289,7 +298,7 @@ fn the_comment_for_1200_consumers_fits_github_and_names_every_one() {
 #[test]
 fn a_fleet_too_big_for_one_comment_says_how_many_rows_are_elsewhere() {
     let (_dir, p) = offline_plan_of(4_000);
-    let comment = markdown::comment(&p, None, &header());
+    let comment = markdown::comment(&p, None, None, &header());
     assert!(
         comment.len() <= markdown::COMMENT_LIMIT,
         "{} bytes",
@@ -305,7 +314,7 @@ fn a_fleet_too_big_for_one_comment_says_how_many_rows_are_elsewhere() {
         more.contains(&format!("{} more consumers", 4_000 - shown)),
         "{more}"
     );
-    let summary = markdown::summary(&p, None, &header());
+    let summary = markdown::summary(&p, None, None, &header());
     assert!(
         summary.len() <= markdown::SUMMARY_LIMIT,
         "{} bytes",
@@ -348,7 +357,7 @@ fn failures_never_push_the_comment_over_the_limit() {
             },
         );
     }
-    let comment = markdown::comment(&p, Some(&run), &header());
+    let comment = markdown::comment(&p, Some(&run), None, &header());
     assert!(
         comment.len() <= markdown::COMMENT_LIMIT,
         "{} bytes",
@@ -359,7 +368,7 @@ fn failures_never_push_the_comment_over_the_limit() {
         "{}",
         &comment[..500]
     );
-    let summary = markdown::summary(&p, Some(&run), &header());
+    let summary = markdown::summary(&p, Some(&run), None, &header());
     assert!(
         summary.len() <= markdown::SUMMARY_LIMIT,
         "{} bytes",

@@ -2,6 +2,7 @@
 //! happened per consumer, in a [`RunReport`] beside the plan. The plan itself is never changed.
 
 pub mod images;
+pub mod infra;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -119,6 +120,8 @@ pub struct ImageResult {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunReport {
     pub images: BTreeMap<String, ImageResult>,
+    /// The Terraform stage; `None` when it did not run.
+    pub infra: Option<infra::InfraReport>,
 }
 
 impl RunReport {

@@ -7,3 +7,4 @@ pub mod ecr;
 pub mod git;
 pub mod registry;
 pub mod retry;
+pub mod terraform;

@@ -37,9 +37,10 @@ impl Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Discover, validate and fingerprint the consumers and show what a deploy would do.
+    /// Discover, validate and fingerprint the consumers, plan their infrastructure, and show what
+    /// a deploy would do.
     Plan(PlanArgs),
-    /// Build and push the changed consumers' images.
+    /// Build and push the changed consumers' images, then apply the saved Terraform plan.
     Deploy(DeployArgs),
     /// What the action runs: `plan` or `deploy`, chosen by `--mode` and the triggering event.
     Run(RunArgs),
@@ -68,16 +69,55 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SHA")]
     pub commit: Option<String>,
     /// Log every step at debug level, the AWS SDK's and HTTP clients' own logs included.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
     pub verbose: bool,
+}
+
+/// The Terraform stage's options, for every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct TerraformArgs {
+    /// Run Terraform: plan (and on deploy, apply) the consumers' infrastructure with their images
+    /// pinned by digest. `false` builds and pushes images only.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_name = "BOOL", value_parser = parse_bool)]
+    pub terraform: bool,
+    /// Root module to run, relative to the repository root; it must declare the `consumers`
+    /// variable and the `consumers` output. Default: a root around the bundled AWS module.
+    #[arg(long, value_name = "DIR")]
+    pub terraform_dir: Option<PathBuf>,
+    /// Backend settings, `key=value`, one per line (or the flag repeated); each becomes a
+    /// `-backend-config`. With the bundled module, giving any selects the S3 backend.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub terraform_backend_config: Vec<String>,
+    /// A `.tfvars` or `.tfvars.json` file with further variables (networking, tags), relative to
+    /// the repository root.
+    #[arg(long, value_name = "FILE")]
+    pub terraform_var_file: Option<PathBuf>,
+    /// Apply a plan that destroys or replaces a consumer's service or logs, or the resources of a
+    /// consumer that is gone. Without it such a plan stops the run before apply.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
+    pub allow_destroy: bool,
+    /// How long Terraform waits for a state lock held by another run (`30s`, `5m`, `1h`).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub lock_timeout: String,
+}
+
+/// `true` or `false`, as flags and inputs take them.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("`{s}` is not `true` or `false`")),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Plan without asking AWS what exists: every consumer is `new`.
-    #[arg(long)]
+    #[command(flatten)]
+    pub terraform: TerraformArgs,
+    /// Plan without asking AWS what exists: every consumer is `new`, and Terraform does not run.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
     pub offline: bool,
     /// Also write the report's markdown (the pull request comment) to this file.
     #[arg(long, value_name = "FILE")]
@@ -111,6 +151,8 @@ pub struct DeployArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub deploy: DeployOptions,
+    #[command(flatten)]
+    pub terraform: TerraformArgs,
 }
 
 /// `mode` input: what `run` does.
@@ -129,14 +171,17 @@ pub struct RunArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub deploy: DeployOptions,
+    #[command(flatten)]
+    pub terraform: TerraformArgs,
     /// `auto`, `plan` or `deploy`.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
     /// With `plan`: write the report's markdown to this file too.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// With `plan`: look nothing up in AWS (a pull request from a fork has no AWS credentials).
-    #[arg(long)]
+    /// With `plan`: look nothing up in AWS and run no Terraform (a pull request from a fork has no
+    /// AWS credentials).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
     pub offline: bool,
 }
 
@@ -176,20 +221,16 @@ pub fn with_inputs(argv: Vec<OsString>, env: &RunnerEnv) -> Result<Vec<OsString>
         let Some(value) = env.get(&ev::input_var(long)) else {
             continue;
         };
-        if arg.get_action().takes_values() {
-            extra.push(OsString::from(format!("--{long}={value}")));
-        } else {
-            match value.to_ascii_lowercase().as_str() {
-                "true" => extra.push(OsString::from(format!("--{long}"))),
-                "false" => {}
-                _ => {
-                    return Err(SettingsError::NotABoolean {
-                        input: long.to_string(),
-                        value: value.to_string(),
-                    })
-                }
-            }
+        let boolean = arg
+            .get_value_names()
+            .is_some_and(|names| names.iter().any(|n| n == "BOOL"));
+        if boolean && parse_bool(value).is_err() {
+            return Err(SettingsError::NotABoolean {
+                input: long.to_string(),
+                value: value.to_string(),
+            });
         }
+        extra.push(OsString::from(format!("--{long}={value}")));
     }
     // Inputs go before any `--` so they are read as options.
     let at = argv.iter().position(|a| a == "--").unwrap_or(argv.len());

@@ -43,6 +43,13 @@ pub const RUST_LOG: &str = "RUST_LOG";
 /// `0` builds with the Docker engine's classic builder instead of BuildKit, as for `docker build`.
 pub const DOCKER_BUILDKIT: &str = "DOCKER_BUILDKIT";
 
+/// A folder the runner empties after the job: Terraform's data directory and saved plan go here.
+pub const RUNNER_TEMP: &str = "RUNNER_TEMP";
+/// The `terraform` binary to run, when it is not `terraform` on PATH.
+pub const TERRAFORM_PATH: &str = "TERRAFORM_PATH";
+/// Terraform's provider plugin cache; when unset, one under [`RUNNER_TEMP`] is used.
+pub const TF_PLUGIN_CACHE_DIR: &str = "TF_PLUGIN_CACHE_DIR";
+
 /// Prefix the runner puts before every action input.
 pub const INPUT_PREFIX: &str = "INPUT_";
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::clients::git::Git;
 use crate::consumers::names::ProjectName;
-use cli::{Cli, Command, CommonArgs, DeployOptions, Mode};
+use cli::{Cli, Command, CommonArgs, DeployOptions, Mode, TerraformArgs};
 use env_vars::{self as ev, RunnerEnv};
 use event::{CommitSha, Event, EventError, EventMode};
 
@@ -130,6 +130,142 @@ pub struct DeploySettings {
     pub untagged_expiry_days: u32,
 }
 
+/// Validated Terraform options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TerraformSettings {
+    /// `false`: images only.
+    pub enabled: bool,
+    /// The root module, absolute; `None` for a root generated around the bundled module.
+    pub dir: Option<PathBuf>,
+    /// `key=value` pairs, each one `-backend-config`.
+    pub backend_config: Vec<String>,
+    /// Further variables, absolute.
+    pub var_file: Option<PathBuf>,
+    pub allow_destroy: bool,
+    pub lock_timeout: std::time::Duration,
+    pub program: PathBuf,
+    /// Where the data directory, the plugin cache, a generated root and the saved plan live.
+    pub work_dir: PathBuf,
+    /// A plugin cache the environment already names.
+    pub plugin_cache: Option<PathBuf>,
+}
+
+/// A duration written like `30s`, `5m`, `1h30m` or `500ms`.
+pub fn parse_duration(name: &str, raw: &str) -> Result<std::time::Duration, SettingsError> {
+    let bad = || {
+        SettingsError::Invalid(format!(
+            "`{name}` `{raw}` is not a duration: write it like `30s`, `5m` or `1h30m`"
+        ))
+    };
+    let s = raw.trim();
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (std::time::Duration::from_millis(1), 2)
+        } else if rest.starts_with('s') {
+            (std::time::Duration::from_secs(1), 1)
+        } else if rest.starts_with('m') {
+            (std::time::Duration::from_secs(60), 1)
+        } else if rest.starts_with('h') {
+            (std::time::Duration::from_secs(3600), 1)
+        } else {
+            return Err(bad());
+        };
+        total += unit
+            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+        rest = &rest[len..];
+    }
+    Ok(total)
+}
+
+fn terraform_settings(
+    t: &TerraformArgs,
+    env: &RunnerEnv,
+    workspace: &Path,
+    project: &str,
+    environment: &str,
+) -> Result<TerraformSettings, SettingsError> {
+    let in_workspace = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            workspace.join(p)
+        }
+    };
+    let dir = t.terraform_dir.as_deref().map(in_workspace);
+    if t.terraform {
+        if let Some(d) = &dir {
+            if !d.is_dir() {
+                return Err(SettingsError::Invalid(format!(
+                    "`terraform-dir` `{}` is not a folder; give the root module's folder relative to the repository root, or leave it unset for the bundled module",
+                    d.display()
+                )));
+            }
+        }
+    }
+    let var_file = t.terraform_var_file.as_deref().map(in_workspace);
+    if let Some(f) = &var_file {
+        if t.terraform && !f.is_file() {
+            return Err(SettingsError::Invalid(format!(
+                "`terraform-var-file` `{}` does not exist; give the file relative to the repository root",
+                f.display()
+            )));
+        }
+    }
+    let mut backend_config = Vec::new();
+    for value in &t.terraform_backend_config {
+        for line in value
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            match line.split_once('=') {
+                Some((k, _)) if !k.trim().is_empty() => backend_config.push(line.to_string()),
+                _ => {
+                    return Err(SettingsError::Invalid(format!(
+                        "`terraform-backend-config` line `{line}` is not `key=value`: write one setting per line, like `bucket=my-state` and `use_lockfile=true`"
+                    )))
+                }
+            }
+        }
+    }
+    let base = env
+        .get(ev::RUNNER_TEMP)
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    Ok(TerraformSettings {
+        enabled: t.terraform,
+        dir,
+        backend_config,
+        var_file,
+        allow_destroy: t.allow_destroy,
+        lock_timeout: parse_duration("lock-timeout", &t.lock_timeout)?,
+        program: env
+            .get(ev::TERRAFORM_PATH)
+            .map_or_else(|| PathBuf::from("terraform"), PathBuf::from),
+        work_dir: base
+            .join("cdc-deploy")
+            .join(format!("{project}-{environment}")),
+        plugin_cache: env.get(ev::TF_PLUGIN_CACHE_DIR).map(PathBuf::from),
+    })
+}
+
 /// A registry host override, with the scheme the action's own registry calls use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistryHost {
@@ -191,6 +327,7 @@ pub struct Settings {
     /// Whether `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE` set the SDK's retries, which then stand.
     pub aws_retry_from_env: bool,
     pub github: GithubContext,
+    pub terraform: TerraformSettings,
     pub action: Action,
     /// Findings about the configuration that did not stop it (shown as warnings).
     pub warnings: Vec<String>,
@@ -298,7 +435,7 @@ impl Settings {
         let mut warnings = Vec::new();
         let auto = matches!(&cli.command, Command::Run(r) if r.mode == Mode::Auto);
         let event = read_event(env, auto, &mut warnings)?;
-        let (common, action) = match cli.command {
+        let (common, action, tf) = match cli.command {
             Command::Plan(p) => (
                 p.common,
                 Action::Plan(PlanSettings {
@@ -306,8 +443,13 @@ impl Settings {
                     output: p.output,
                     registry_host: registry_host(p.registry_host.as_deref())?,
                 }),
+                p.terraform,
             ),
-            Command::Deploy(d) => (d.common, Action::Deploy(deploy_settings(&d.deploy)?)),
+            Command::Deploy(d) => (
+                d.common,
+                Action::Deploy(deploy_settings(&d.deploy)?),
+                d.terraform,
+            ),
             Command::Run(r) => {
                 let deploy = deploy_settings(&r.deploy)?;
                 let action = match resolve_mode(r.mode, event.as_ref())? {
@@ -318,7 +460,7 @@ impl Settings {
                     }),
                     EventMode::Deploy => Action::Deploy(deploy),
                 };
-                (r.common, action)
+                (r.common, action, r.terraform)
             }
         };
         let workspace = common
@@ -350,9 +492,13 @@ impl Settings {
             Action::Nothing { .. } => None,
             _ => resolve_commit(&common, event.as_ref(), env, &workspace, git)?,
         };
+        let project = validate_project(&common.project_name)?;
+        let environment = validate_environment(&common.environment)?;
+        let terraform = terraform_settings(&tf, env, &workspace, project.as_str(), &environment)?;
         Ok(Settings {
-            project: validate_project(&common.project_name)?,
-            environment: validate_environment(&common.environment)?,
+            project,
+            environment,
+            terraform,
             consumers_dir: common.consumers_dir,
             workspace,
             aws_region,
@@ -698,6 +844,106 @@ mod tests {
             for a in sc.get_arguments() {
                 assert!(a.get_long().is_some(), "`{}` has no long name", a.get_id());
             }
+        }
+    }
+
+    #[test]
+    fn terraform_options_from_inputs_and_flags() {
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(ws.path().join("infra")).unwrap();
+        std::fs::write(ws.path().join("net.tfvars"), "").unwrap();
+        let w = ws.path().to_str().unwrap();
+        let env = RunnerEnv::from_pairs([
+            ("INPUT_TERRAFORM-DIR", "infra"),
+            (
+                "INPUT_TERRAFORM-BACKEND-CONFIG",
+                "bucket=state\n# a comment\n\nkey=cdc/prod.tfstate\nuse_lockfile=true\n",
+            ),
+            ("INPUT_TERRAFORM-VAR-FILE", "net.tfvars"),
+            ("INPUT_ALLOW-DESTROY", "true"),
+            ("INPUT_LOCK-TIMEOUT", "1m30s"),
+            ("RUNNER_TEMP", "/runner/tmp"),
+        ]);
+        let s = parse(&["cdc-deploy", "plan", "--workspace", w], &env).unwrap();
+        let t = &s.terraform;
+        assert!(t.enabled);
+        assert_eq!(t.dir.as_deref(), Some(ws.path().join("infra").as_path()));
+        assert_eq!(
+            t.backend_config,
+            ["bucket=state", "key=cdc/prod.tfstate", "use_lockfile=true"]
+        );
+        assert_eq!(
+            t.var_file.as_deref(),
+            Some(ws.path().join("net.tfvars").as_path())
+        );
+        assert!(t.allow_destroy);
+        assert_eq!(t.lock_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(
+            t.work_dir,
+            PathBuf::from("/runner/tmp/cdc-deploy/cdc-production")
+        );
+
+        // Booleans take `true` and `false` on the command line too; a flag beats the input.
+        let s = parse(
+            &[
+                "cdc-deploy",
+                "plan",
+                "--workspace",
+                w,
+                "--allow-destroy=false",
+                "--terraform=false",
+            ],
+            &env,
+        )
+        .unwrap();
+        assert!(!s.terraform.allow_destroy);
+        assert!(!s.terraform.enabled);
+        let s = parse(
+            &["cdc-deploy", "plan", "--workspace", w, "--offline"],
+            &RunnerEnv::default(),
+        )
+        .unwrap();
+        assert!(matches!(
+            s.action,
+            Action::Plan(PlanSettings { offline: true, .. })
+        ));
+        assert_eq!(
+            s.terraform.lock_timeout,
+            std::time::Duration::from_secs(300),
+            "5m by default"
+        );
+        assert_eq!(s.terraform.dir, None, "the bundled module by default");
+
+        let bad = |k: &str, v: &str| {
+            let env = RunnerEnv::from_pairs([(k, v)]);
+            parse(&["cdc-deploy", "plan", "--workspace", w], &env).unwrap_err()
+        };
+        assert_eq!(
+            bad("INPUT_ALLOW-DESTROY", "yes"),
+            "input `allow-destroy` is `yes`: use `true` or `false`"
+        );
+        assert!(bad("INPUT_LOCK-TIMEOUT", "5 minutes")
+            .contains("`lock-timeout` `5 minutes` is not a duration: write it like `30s`, `5m`"));
+        assert!(bad("INPUT_TERRAFORM-BACKEND-CONFIG", "bucket")
+            .contains("line `bucket` is not `key=value`"));
+        assert!(bad("INPUT_TERRAFORM-DIR", "nowhere").contains("`terraform-dir`"));
+        assert!(bad("INPUT_TERRAFORM-VAR-FILE", "missing.tfvars").contains("does not exist"));
+        let err = Cli::try_parse_from(["cdc-deploy", "plan", "--offline=maybe"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`maybe` is not `true` or `false`"), "{err}");
+    }
+
+    #[test]
+    fn durations_are_written_like_5m() {
+        let d = |s: &str| parse_duration("x", s).map(|d| d.as_millis());
+        assert_eq!(d("5m").unwrap(), 300_000);
+        assert_eq!(d("1h30m").unwrap(), 5_400_000);
+        assert_eq!(d("45s").unwrap(), 45_000);
+        assert_eq!(d("250ms").unwrap(), 250);
+        assert_eq!(d("0").unwrap(), 0);
+        for bad in ["", "5", "m", "5x", "-5m", "5m3"] {
+            assert!(d(bad).is_err(), "{bad}");
         }
     }
 }

@@ -10,6 +10,9 @@ use std::fmt::Write as _;
 use super::md::{code, fenced, html_message, message, text, truncate};
 use super::table::{image_cell, summary_line};
 use super::{bytes, comment_marker, steps, task_size, tasks, ReportHeader};
+use crate::apply::infra::changes::ChangeKind;
+use crate::apply::infra::vars::Held;
+use crate::apply::infra::InfraReport;
 use crate::apply::{ImageError, RunReport};
 use crate::consumers::config::{Autoscaling, HealthCheck};
 use crate::diagnostics::Diagnostic;
@@ -23,27 +26,136 @@ pub const SUMMARY_LIMIT: usize = 1024 * 1024;
 const COMPACT_REASON: usize = 300;
 
 /// The pull request comment: at most [`COMMENT_LIMIT`] characters.
-pub fn comment(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
-    render(plan, run, h, COMMENT_LIMIT, "see the job summary")
+/// `infra` is the Terraform stage's report when it ran (after a deploy, `run`'s own).
+pub fn comment(
+    plan: &Plan,
+    run: Option<&RunReport>,
+    infra: Option<&InfraReport>,
+    h: &ReportHeader,
+) -> String {
+    render(plan, run, infra, h, COMMENT_LIMIT, "see the job summary")
 }
 
 /// The job summary: the same report, with room for up to [`SUMMARY_LIMIT`] bytes.
-pub fn summary(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
-    render(plan, run, h, SUMMARY_LIMIT, "see the log")
+pub fn summary(
+    plan: &Plan,
+    run: Option<&RunReport>,
+    infra: Option<&InfraReport>,
+    h: &ReportHeader,
+) -> String {
+    render(plan, run, infra, h, SUMMARY_LIMIT, "see the log")
 }
 
 fn render(
     plan: &Plan,
     run: Option<&RunReport>,
+    infra: Option<&InfraReport>,
     h: &ReportHeader,
     limit: usize,
     elsewhere: &str,
 ) -> String {
-    let full = full(plan, run, h);
+    let infra = infra.or_else(|| run.and_then(|r| r.infra.as_ref()));
+    let full = full(plan, run, infra, h);
     if full.len() <= limit {
         return full;
     }
-    compact(plan, run, h, limit, elsewhere)
+    compact(plan, run, infra, h, limit, elsewhere)
+}
+
+/// The Terraform section: what it planned and did, what it stopped, which consumers kept their
+/// running entry; with every resource change when `changes` (the full report).
+pub fn terraform_section(plan: &Plan, infra: &InfraReport, changes: bool) -> String {
+    let mut out = String::from("### Terraform\n\n");
+    let mut facts = Vec::new();
+    if let Some(v) = &infra.terraform_version {
+        facts.push(format!("Terraform {}", text(v)));
+    }
+    if let Some(p) = &infra.plan {
+        facts.push(format!("plan: {}", p.totals()));
+        facts.push(
+            if infra.applied {
+                "applied"
+            } else if infra.error.is_some() {
+                "not applied"
+            } else if infra.after.is_some() {
+                "nothing to apply"
+            } else {
+                "plan only: nothing was applied"
+            }
+            .to_string(),
+        );
+    }
+    facts.push(format!("{:.1} s", infra.duration.as_secs_f64()));
+    let _ = writeln!(out, "{}\n", facts.join(" · "));
+    if let Some(e) = &infra.error {
+        let _ = writeln!(out, "**Failed:** {}\n", message(&e.to_string()));
+        if let crate::apply::infra::InfraError::Terraform(t) = e {
+            let d = t.diagnostics();
+            if !d.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "<details><summary>Terraform's diagnostics</summary>\n\n{}\n</details>\n",
+                    fenced(&d.join("\n\n"))
+                );
+            }
+        }
+    }
+    if !infra.guarded.is_empty() && infra.error.is_none() {
+        out.push_str("Destroys allowed by `allow-destroy`:\n\n");
+        for g in &infra.guarded {
+            let _ = writeln!(
+                out,
+                "- {} ({}): {}",
+                code(&g.address),
+                g.kind.as_str(),
+                message(&g.why)
+            );
+        }
+        out.push('\n');
+    }
+    for (name, held) in &infra.held {
+        match held {
+            Held::Kept { reason, image } => {
+                let _ = writeln!(
+                    out,
+                    "- {} keeps its running entry ({}): {}",
+                    code(name),
+                    code(image),
+                    message(reason)
+                );
+            }
+            Held::LeftOut { reason } => {
+                let _ = writeln!(out, "- {} is left out: {}", code(name), message(reason));
+            }
+        }
+    }
+    if !infra.held.is_empty() {
+        out.push('\n');
+    }
+    if let (true, Some(p)) = (changes, &infra.plan) {
+        if !p.changes.is_empty() {
+            let _ = writeln!(
+                out,
+                "<details><summary>{} resource changes</summary>\n\n| Consumer | Resource | Change |\n|---|---|---|",
+                p.changes.len()
+            );
+            for c in &p.changes {
+                let kind = match c.kind {
+                    ChangeKind::Destroy | ChangeKind::Replace => format!("**{}**", c.kind.as_str()),
+                    k => k.as_str().to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {kind} |",
+                    c.consumer.as_deref().map_or("—".into(), code),
+                    code(&c.address)
+                );
+            }
+            out.push_str("\n</details>\n\n");
+        }
+    }
+    let _ = plan;
+    out
 }
 
 /// Markdown built against a size limit: room is kept for the closing lines.
@@ -170,14 +282,26 @@ fn invalid(plan: &Plan) -> impl Iterator<Item = &ConsumerPlan> {
         .filter(|c| c.status == Status::Invalid)
 }
 
-fn full(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
+fn full(
+    plan: &Plan,
+    run: Option<&RunReport>,
+    infra: Option<&InfraReport>,
+    h: &ReportHeader,
+) -> String {
     let mut out = header(plan, run, h);
+    let tf_column = plan.consumers.iter().any(|c| c.infra.is_some());
     if plan.consumers.is_empty() {
         out.push_str("No consumers were found.\n\n");
     } else {
         out.push_str("| Consumer | Status | Fingerprint | Task size | Platform | Tasks | Steps |");
+        if tf_column {
+            out.push_str(" Terraform |");
+        }
         out.push_str(if run.is_some() { " Image |\n" } else { "\n" });
         out.push_str("|---|---|---|---|---|---|---|");
+        if tf_column {
+            out.push_str("---|");
+        }
         out.push_str(if run.is_some() { "---|\n" } else { "\n" });
         for c in &plan.consumers {
             let s = c.settings.as_ref();
@@ -194,6 +318,9 @@ fn full(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
                 s.map_or("—".into(), tasks),
                 steps(c),
             );
+            if tf_column {
+                let _ = write!(out, " {} |", c.infra.map_or("—".into(), |t| t.to_string()));
+            }
             if let Some(run) = run {
                 let cell = run
                     .images
@@ -204,6 +331,9 @@ fn full(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
             out.push('\n');
         }
         out.push('\n');
+    }
+    if let Some(infra) = infra {
+        out.push_str(&terraform_section(plan, infra, true));
     }
     let failed = failures(plan, run);
     if !failed.is_empty() {
@@ -268,7 +398,7 @@ fn attention_order<'a>(plan: &'a Plan, run: Option<&RunReport>) -> Vec<&'a Consu
         match c.status {
             _ if failed => 0,
             Status::Unknown | Status::Invalid => 0,
-            Status::New | Status::Changed => 1,
+            Status::New | Status::Changed | Status::Removed => 1,
             Status::Unchanged => 2,
         }
     };
@@ -280,6 +410,7 @@ fn attention_order<'a>(plan: &'a Plan, run: Option<&RunReport>) -> Vec<&'a Consu
 fn compact(
     plan: &Plan,
     run: Option<&RunReport>,
+    infra: Option<&InfraReport>,
     h: &ReportHeader,
     limit: usize,
     elsewhere: &str,
@@ -295,6 +426,21 @@ fn compact(
         reserve: foot.len() + 4 * 96,
     };
     b.force(&header(plan, run, h));
+    if let Some(infra) = infra {
+        let section = terraform_section(plan, infra, false);
+        if !b.fits(&section) {
+            b.fits(&format!(
+                "### Terraform\n\n{}\n\n",
+                message(&truncate(
+                    &infra
+                        .error
+                        .as_ref()
+                        .map_or(String::new(), |e| e.to_string()),
+                    COMPACT_REASON
+                ))
+            ));
+        }
+    }
     let failed = failures(plan, run);
     if !failed.is_empty() && b.fits("### Failed\n\n") {
         let items = failed.iter().map(|(name, f)| {

@@ -28,9 +28,10 @@ pub(crate) fn image_cell(r: &ImageResult) -> String {
 pub fn summary_line(plan: &Plan, run: Option<&RunReport>) -> String {
     let parts: Vec<String> = Status::ALL
         .iter()
-        .filter(|s| **s != Status::Unknown || plan.count(**s) > 0)
+        .filter(|s| !matches!(s, Status::Unknown | Status::Removed) || plan.count(**s) > 0)
         .map(|s| {
-            let label = if *s == Status::Unchanged {
+            let checked = plan.consumers.iter().any(|c| c.infra.is_some());
+            let label = if *s == Status::Unchanged && !checked {
                 "image unchanged (configuration not checked)"
             } else {
                 s.as_str()
@@ -63,6 +64,10 @@ pub fn table(plan: &Plan, run: Option<&RunReport>) -> String {
         "TASKS",
         "STEPS",
     ];
+    let tf_column = plan.consumers.iter().any(|c| c.infra.is_some());
+    if tf_column {
+        header.push("TERRAFORM");
+    }
     if run.is_some() {
         header.push("IMAGE");
     }
@@ -82,6 +87,9 @@ pub fn table(plan: &Plan, run: Option<&RunReport>) -> String {
                 s.map_or("-".into(), tasks),
                 steps(c),
             ];
+            if tf_column {
+                row.push(c.infra.map_or("-".into(), |t| t.to_string()));
+            }
             if let Some(run) = run {
                 row.push(run.images.get(&c.name).map_or("-".into(), image_cell));
             }

@@ -179,6 +179,9 @@ pub fn run_action_env(
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("INPUT_AWS-REGION", "us-east-1")
         .env("INPUT_REGISTRY-HOST", format!("http://{}", registry()))
+        // The image stage alone unless a test asks for Terraform (`terraform: true`).
+        .env("INPUT_TERRAFORM", "false")
+        .env("RUNNER_TEMP", files.path())
         .current_dir(workspace);
     if let Ok(h) = std::env::var("DOCKER_HOST") {
         cmd.env("DOCKER_HOST", h);

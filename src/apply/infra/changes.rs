@@ -1,0 +1,441 @@
+//! A saved Terraform plan, read from `terraform show -json`, as changes per consumer, and the
+//! destroy guard that stops a plan which would take a consumer's running service or data away.
+//!
+//! Pure: it reads the JSON it is given and the names of the consumers; it never runs Terraform.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// What Terraform will do to one resource instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    Create,
+    /// Update in place.
+    Update,
+    /// Destroy and create again (in either order).
+    Replace,
+    Destroy,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 4] = [
+        ChangeKind::Create,
+        ChangeKind::Update,
+        ChangeKind::Replace,
+        ChangeKind::Destroy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Update => "update in place",
+            ChangeKind::Replace => "replace",
+            ChangeKind::Destroy => "destroy",
+        }
+    }
+
+    fn from_actions(actions: &[String]) -> Option<ChangeKind> {
+        let has = |a: &str| actions.iter().any(|x| x == a);
+        match (has("create"), has("delete"), has("update")) {
+            (true, true, _) => Some(ChangeKind::Replace),
+            (true, false, _) => Some(ChangeKind::Create),
+            (false, true, _) => Some(ChangeKind::Destroy),
+            (false, false, true) => Some(ChangeKind::Update),
+            _ => None,
+        }
+    }
+}
+
+/// One resource instance that changes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ResourceChange {
+    pub address: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub kind: ChangeKind,
+    /// The consumer the resource belongs to: the `for_each` key in its address that names one.
+    pub consumer: Option<String>,
+    /// Terraform's reason, when it gives one (`replace_because_cannot_update`, ...).
+    pub reason: Option<String>,
+}
+
+/// How many resources change, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub destroy: usize,
+}
+
+impl Totals {
+    /// Count one more change of `kind`.
+    pub fn count(&mut self, kind: ChangeKind) {
+        match kind {
+            ChangeKind::Create => self.create += 1,
+            ChangeKind::Update => self.update += 1,
+            ChangeKind::Replace => self.replace += 1,
+            ChangeKind::Destroy => self.destroy += 1,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Totals::default()
+    }
+}
+
+impl fmt::Display for Totals {
+    /// `2 to create, 1 to update in place, 1 to replace, 0 to destroy`, the parts that are not
+    /// zero; `no changes` when all are.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = [
+            (self.create, "to create"),
+            (self.update, "to update in place"),
+            (self.replace, "to replace"),
+            (self.destroy, "to destroy"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if parts.is_empty() {
+            f.write_str("no changes")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+/// A saved plan, as the action reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InfraPlan {
+    /// Every resource instance that changes (no-ops and reads left out), in plan order.
+    pub changes: Vec<ResourceChange>,
+    /// Root outputs whose value changes.
+    pub output_changes: Vec<String>,
+}
+
+impl InfraPlan {
+    /// Read `terraform show -json <plan>`. `consumers` are the names resources are attributed
+    /// to: those in the map now and those applied before.
+    pub fn parse(json: &str, consumers: &BTreeSet<String>) -> Result<InfraPlan, String> {
+        #[derive(serde::Deserialize)]
+        struct Show {
+            #[serde(default)]
+            resource_changes: Vec<Rc>,
+            #[serde(default)]
+            output_changes: BTreeMap<String, Oc>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Rc {
+            address: String,
+            #[serde(default)]
+            mode: String,
+            #[serde(rename = "type")]
+            resource_type: String,
+            change: Change,
+            #[serde(default)]
+            action_reason: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Change {
+            actions: Vec<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Oc {
+            actions: Vec<String>,
+        }
+        let show: Show = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let changes = show
+            .resource_changes
+            .into_iter()
+            .filter(|r| r.mode != "data")
+            .filter_map(|r| {
+                let kind = ChangeKind::from_actions(&r.change.actions)?;
+                Some(ResourceChange {
+                    consumer: consumer_of(&r.address, consumers),
+                    address: r.address,
+                    resource_type: r.resource_type,
+                    kind,
+                    reason: r.action_reason,
+                })
+            })
+            .collect();
+        let output_changes = show
+            .output_changes
+            .into_iter()
+            .filter(|(_, o)| o.actions.iter().any(|a| a != "no-op"))
+            .map(|(n, _)| n)
+            .collect();
+        Ok(InfraPlan {
+            changes,
+            output_changes,
+        })
+    }
+
+    /// Whether applying the plan would change anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.output_changes.is_empty()
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for c in &self.changes {
+            t.count(c.kind);
+        }
+        t
+    }
+
+    /// The changes to one consumer's resources.
+    pub fn of<'a>(&'a self, consumer: &'a str) -> impl Iterator<Item = &'a ResourceChange> + 'a {
+        self.changes
+            .iter()
+            .filter(move |c| c.consumer.as_deref() == Some(consumer))
+    }
+
+    /// Totals by consumer; resources no consumer owns (the cluster, the network) under `None`.
+    pub fn totals_by_consumer(&self) -> BTreeMap<Option<&str>, Totals> {
+        let mut m: BTreeMap<Option<&str>, Totals> = BTreeMap::new();
+        for c in &self.changes {
+            m.entry(c.consumer.as_deref()).or_default().count(c.kind);
+        }
+        m
+    }
+}
+
+/// The consumer a resource address belongs to: the last `["key"]` in it that names a consumer
+/// (`module.cdc.aws_ecs_service.this["orders"]`, `module.consumer["orders"].aws_ecs_service.this`).
+pub fn consumer_of(address: &str, consumers: &BTreeSet<String>) -> Option<String> {
+    let mut found = None;
+    let mut rest = address;
+    while let Some(start) = rest.find("[\"") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("\"]") else { break };
+        let key = &after[..end];
+        if consumers.contains(key) {
+            found = Some(key.to_string());
+        }
+        rest = &after[end + 2..];
+    }
+    found
+}
+
+/// Resource types that hold a consumer's running service or its data: destroying or replacing
+/// one takes something away that a new apply does not give back.
+pub const PROTECTED_TYPES: [&str; 3] = [
+    "aws_ecs_service",
+    "aws_cloudwatch_log_group",
+    "aws_ecr_repository",
+];
+
+/// A change the destroy guard stops.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GuardedChange {
+    pub address: String,
+    pub kind: ChangeKind,
+    pub consumer: Option<String>,
+    /// Why it is stopped, in words.
+    pub why: String,
+}
+
+/// The changes that must not be applied without `allow-destroy`: a destroy or replacement of a
+/// protected resource, and any destroy of a resource of a consumer no longer in the map
+/// (`current`). A task definition replaced by a new revision is normal and passes.
+pub fn destroy_guard(plan: &InfraPlan, current: &BTreeSet<String>) -> Vec<GuardedChange> {
+    plan.changes
+        .iter()
+        .filter(|c| matches!(c.kind, ChangeKind::Destroy | ChangeKind::Replace))
+        .filter_map(|c| {
+            let gone = c.consumer.as_ref().is_some_and(|n| !current.contains(n));
+            let why = if gone && c.kind == ChangeKind::Destroy {
+                format!(
+                    "`{}` is no longer a consumer (its folder was removed or renamed)",
+                    c.consumer.as_deref().unwrap_or_default()
+                )
+            } else if PROTECTED_TYPES.contains(&c.resource_type.as_str()) {
+                match c.resource_type.as_str() {
+                    "aws_ecs_service" => "the service that runs the consumer would be",
+                    "aws_cloudwatch_log_group" => "the consumer's logs would be",
+                    _ => "the consumer's images would be",
+                }
+                .to_string()
+                    + match c.kind {
+                        ChangeKind::Replace => " replaced",
+                        _ => " destroyed",
+                    }
+            } else {
+                return None;
+            };
+            Some(GuardedChange {
+                address: c.address.clone(),
+                kind: c.kind,
+                consumer: c.consumer.clone(),
+                why,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> BTreeSet<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn show(changes: &[(&str, &str, &[&str])]) -> String {
+        let rc: Vec<serde_json::Value> = changes
+            .iter()
+            .map(|(addr, ty, actions)| {
+                serde_json::json!({
+                    "address": addr, "mode": "managed", "type": ty, "name": "x",
+                    "change": {"actions": actions}
+                })
+            })
+            .collect();
+        serde_json::json!({"format_version": "1.2", "resource_changes": rc}).to_string()
+    }
+
+    #[test]
+    fn changes_are_attributed_by_the_for_each_key() {
+        let json = show(&[
+            (
+                "module.cdc.aws_ecs_task_definition.this[\"orders\"]",
+                "aws_ecs_task_definition",
+                &["create", "delete"],
+            ),
+            (
+                "module.cdc.aws_ecs_service.this[\"orders\"]",
+                "aws_ecs_service",
+                &["update"],
+            ),
+            (
+                "module.consumer[\"audit\"].aws_ecs_service.this",
+                "aws_ecs_service",
+                &["no-op"],
+            ),
+            (
+                "module.cdc.aws_subnet.public[\"us-east-1a\"]",
+                "aws_subnet",
+                &["create"],
+            ),
+            (
+                "module.cdc.aws_ecs_cluster.this",
+                "aws_ecs_cluster",
+                &["update"],
+            ),
+            (
+                "data.aws_iam_policy_document.x[\"orders\"]",
+                "aws_iam_policy_document",
+                &["read"],
+            ),
+        ]);
+        let plan = InfraPlan::parse(&json, &names(&["orders", "audit"])).unwrap();
+        assert_eq!(plan.changes.len(), 4, "no-ops are left out");
+        assert_eq!(plan.changes[0].consumer.as_deref(), Some("orders"));
+        assert_eq!(plan.changes[0].kind, ChangeKind::Replace);
+        assert_eq!(
+            plan.changes[2].consumer, None,
+            "an AZ key is not a consumer"
+        );
+        assert_eq!(plan.of("orders").count(), 2);
+        assert_eq!(plan.of("audit").count(), 0);
+        assert_eq!(
+            plan.totals().to_string(),
+            "1 to create, 2 to update in place, 1 to replace"
+        );
+        assert_eq!(
+            consumer_of(
+                "module.consumer[\"audit\"].aws_x.y[\"orders\"]",
+                &names(&["orders", "audit"])
+            )
+            .as_deref(),
+            Some("orders")
+        );
+    }
+
+    #[test]
+    fn the_guard_stops_destroys_of_services_logs_and_removed_consumers_only() {
+        let json = show(&[
+            (
+                "aws_ecs_task_definition.this[\"orders\"]",
+                "aws_ecs_task_definition",
+                &["delete", "create"],
+            ),
+            (
+                "aws_ecs_service.this[\"orders\"]",
+                "aws_ecs_service",
+                &["update"],
+            ),
+            (
+                "aws_ecs_service.this[\"audit\"]",
+                "aws_ecs_service",
+                &["create", "delete"],
+            ),
+            (
+                "aws_cloudwatch_log_group.this[\"gone\"]",
+                "aws_cloudwatch_log_group",
+                &["delete"],
+            ),
+            (
+                "terraform_data.task[\"gone\"]",
+                "terraform_data",
+                &["delete"],
+            ),
+            (
+                "aws_security_group.tasks",
+                "aws_security_group",
+                &["delete"],
+            ),
+        ]);
+        let plan = InfraPlan::parse(&json, &names(&["orders", "audit", "gone"])).unwrap();
+        let guarded = destroy_guard(&plan, &names(&["orders", "audit"]));
+        let addrs: Vec<&str> = guarded.iter().map(|g| g.address.as_str()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "aws_ecs_service.this[\"audit\"]",
+                "aws_cloudwatch_log_group.this[\"gone\"]",
+                "terraform_data.task[\"gone\"]"
+            ]
+        );
+        assert!(
+            guarded[0].why.contains("would be replaced"),
+            "{}",
+            guarded[0].why
+        );
+        assert!(
+            guarded[2].why.contains("`gone` is no longer a consumer"),
+            "{}",
+            guarded[2].why
+        );
+        // Nothing destroyed: nothing guarded.
+        let calm = InfraPlan::parse(
+            &show(&[(
+                "aws_ecs_service.this[\"a\"]",
+                "aws_ecs_service",
+                &["update"],
+            )]),
+            &names(&["a"]),
+        )
+        .unwrap();
+        assert!(destroy_guard(&calm, &names(&["a"])).is_empty());
+    }
+
+    #[test]
+    fn an_empty_plan_is_empty_and_output_changes_count() {
+        let p = InfraPlan::parse(r#"{"format_version":"1.2"}"#, &names(&[])).unwrap();
+        assert!(p.is_empty());
+        assert_eq!(p.totals().to_string(), "no changes");
+        let p = InfraPlan::parse(
+            r#"{"output_changes":{"consumers":{"actions":["update"]},"x":{"actions":["no-op"]}}}"#,
+            &names(&[]),
+        )
+        .unwrap();
+        assert_eq!(p.output_changes, ["consumers"]);
+        assert!(!p.is_empty());
+        assert!(InfraPlan::parse("not json", &names(&[])).is_err());
+    }
+}

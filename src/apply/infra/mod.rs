@@ -1,0 +1,452 @@
+//! The Terraform stage: hand Terraform the consumers with their images pinned by digest, plan,
+//! and on deploy apply exactly the saved plan.
+//!
+//! `init`, `output` (what is applied now), `validate`, `plan -out`, `show -json` of the saved plan,
+//! the destroy guard, then `apply` of that plan file: never a fresh plan. Deploy refuses local
+//! state, which an ephemeral runner would lose. The variables file is written into the root
+//! module's folder for the run and removed afterwards; everything else lives under the work
+//! folder. Whatever Terraform prints is untrusted text.
+
+pub mod changes;
+pub mod root;
+pub mod vars;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::clients::terraform::{self, Terraform, TerraformCli, TerraformError};
+use crate::config::TerraformSettings;
+use crate::gha::Runner;
+use crate::plan::Plan;
+use changes::{destroy_guard, GuardedChange, InfraPlan};
+use vars::{AppliedConsumer, Held, VariableInputs, Variables};
+
+/// Why the Terraform stage stopped.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InfraError {
+    #[error("{0}")]
+    Root(String),
+    #[error("Terraform {found} does not satisfy `required_version = \"{constraint}\"` in `{file}`; install a Terraform that does (or point `TERRAFORM_PATH` at one)")]
+    Version {
+        file: String,
+        constraint: String,
+        found: String,
+    },
+    #[error("refusing to apply with local state: a CI runner is thrown away after the job and its state with it, so the next run would create every resource again. {how}")]
+    LocalState { how: String },
+    #[error(transparent)]
+    Terraform(TerraformError),
+    #[error("the plan destroys what {} and `allow-destroy` is `false`, so nothing was applied: {}. A renamed or removed folder is the usual cause; when this is meant, run again with `allow-destroy: true`", guarded_owner(.0), guarded_list(.0))]
+    DestroyGuard(Vec<GuardedChange>),
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+fn guarded_owner(g: &[GuardedChange]) -> String {
+    let names: BTreeSet<&str> = g.iter().filter_map(|c| c.consumer.as_deref()).collect();
+    match names.len() {
+        0 => "the consumers need".into(),
+        1 => format!(
+            "`{}` needs",
+            names.iter().next().copied().unwrap_or_default()
+        ),
+        _ => format!(
+            "{} need",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn guarded_list(g: &[GuardedChange]) -> String {
+    g.iter()
+        .map(|c| format!("`{}` ({}: {})", c.address, c.kind.as_str(), c.why))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What the Terraform stage did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InfraReport {
+    /// The saved plan, read back; `None` when the stage stopped before it.
+    pub plan: Option<InfraPlan>,
+    /// Consumers whose entry is not built from this run.
+    pub held: BTreeMap<String, Held>,
+    /// What was applied before this run, from the `consumers` output.
+    pub before: BTreeMap<String, AppliedConsumer>,
+    /// What is applied after this run: after `apply`, or as before when nothing was applied.
+    pub after: Option<BTreeMap<String, AppliedConsumer>>,
+    /// Whether `apply` ran (a plan with no changes is not applied).
+    pub applied: bool,
+    /// The guarded changes, also when `allow-destroy` let them through.
+    pub guarded: Vec<GuardedChange>,
+    pub error: Option<InfraError>,
+    pub duration: Duration,
+    pub terraform_version: Option<String>,
+}
+
+impl InfraReport {
+    /// Names of the consumers in the previous `consumers` output that are gone from the folder.
+    pub fn removed<'a>(&'a self, plan: &'a Plan) -> impl Iterator<Item = &'a str> + 'a {
+        self.before
+            .keys()
+            .map(String::as_str)
+            .filter(move |n| plan.get(n).is_none())
+    }
+}
+
+/// Everything the stage needs besides the plan.
+pub struct InfraStage<'a> {
+    pub runner: &'a Runner,
+    pub settings: &'a TerraformSettings,
+    pub project: &'a str,
+    pub environment: &'a str,
+    pub region: &'a str,
+    pub registry_host: &'a str,
+    /// Plan and apply (`deploy`), or plan only.
+    pub apply: bool,
+}
+
+/// The variables file, removed when the stage ends however it ends.
+struct VarsFile(PathBuf);
+
+impl Drop for VarsFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A short, stable name for a folder, for the data directory of its root module.
+fn folder_key(p: &Path) -> String {
+    let h = blake3::hash(p.to_string_lossy().as_bytes());
+    h.to_hex()[..12].to_string()
+}
+
+/// The root module, checked before anything changes: it declares what the action relies on, its
+/// state survives the runner when it will be applied, and the Terraform installed is one it
+/// accepts.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    root_dir: PathBuf,
+    bundled: bool,
+    decl: root::Declarations,
+    version: String,
+    /// Said once, when the stage runs.
+    warnings: Vec<String>,
+}
+
+impl Prepared {
+    fn shown(&self) -> String {
+        if self.bundled {
+            "the bundled module".to_string()
+        } else {
+            format!("the root module `{}`", self.root_dir.display())
+        }
+    }
+}
+
+/// Check the root module and the Terraform binary; `apply` when the run will apply.
+pub async fn prepare(s: &TerraformSettings, apply: bool) -> Result<Prepared, InfraError> {
+    let io = |what: &Path, e: std::io::Error| {
+        InfraError::Root(format!("could not prepare `{}`: {e}", what.display()))
+    };
+    std::fs::create_dir_all(&s.work_dir).map_err(|e| io(&s.work_dir, e))?;
+    let (root_dir, bundled) = match &s.dir {
+        Some(d) => (d.clone(), false),
+        None => {
+            let d = s.work_dir.join("root");
+            std::fs::create_dir_all(&d).map_err(|e| io(&d, e))?;
+            root::generate(&d, !s.backend_config.is_empty()).map_err(InfraError::Root)?;
+            (d, true)
+        }
+    };
+    let decl = root::declarations(&root_dir).map_err(InfraError::Root)?;
+    let mut p = Prepared {
+        root_dir,
+        bundled,
+        decl,
+        version: String::new(),
+        warnings: Vec::new(),
+    };
+    let shown = p.shown();
+    let missing: Vec<&str> = [
+        (!p.decl.variables.iter().any(|v| v == "consumers")).then_some("variable \"consumers\""),
+        (!p.decl.outputs.iter().any(|v| v == "consumers")).then_some("output \"consumers\""),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !missing.is_empty() {
+        return Err(InfraError::Root(format!(
+            "{shown} does not declare {}: the action hands Terraform the `consumers` map and reads back the `consumers` output (cluster, service, task_definition, log_group, container, image per consumer); declare them, or leave `terraform-dir` unset for the bundled module",
+            missing.join(" or ")
+        )));
+    }
+
+    // State that survives the runner.
+    let local = matches!(p.decl.backend.as_deref(), None | Some("local"));
+    if local && apply {
+        let how = if bundled {
+            "Configure the S3 backend with native locking (Terraform 1.10 or later): set `terraform-backend-config` to\n  bucket=<state bucket>\n  key=cdc-deploy/<project>/<environment>.tfstate\n  region=<region>\n  use_lockfile=true".to_string()
+        } else {
+            format!("Add `backend \"s3\" {{}}` to the `terraform` block of {shown} and set `terraform-backend-config` to `bucket=…`, `key=…`, `region=…` and `use_lockfile=true` (S3 native locking, Terraform 1.10 or later)")
+        };
+        return Err(InfraError::LocalState { how });
+    }
+    if local {
+        p.warnings.push(format!(
+            "Terraform plans against local state in {shown}: it shows what a first deploy would create, and a deploy with this setup is refused; configure an S3 backend with `terraform-backend-config`"
+        ));
+    } else if p.decl.backend.as_deref() == Some("s3")
+        && !s.backend_config.iter().any(|l| {
+            let l = l.replace(' ', "");
+            l.starts_with("use_lockfile=true") || l.starts_with("dynamodb_table=")
+        })
+    {
+        p.warnings.push(
+            "the Terraform state may not be locked: unless the root module's backend block sets it, add `use_lockfile=true` to `terraform-backend-config` so two runs cannot write the state at once".into(),
+        );
+    }
+
+    // The Terraform the root asks for.
+    let tf = cli(s, &p.root_dir);
+    let version = tf
+        .capture(&args(&["version", "-json"]))
+        .await
+        .map_err(InfraError::Terraform)?;
+    p.version = serde_json::from_str::<serde_json::Value>(&version.stdout)
+        .ok()
+        .and_then(|v| v["terraform_version"].as_str().map(str::to_string))
+        .ok_or_else(|| {
+            InfraError::Unreadable(format!(
+                "`{} version -json` did not say which version it is",
+                s.program.display()
+            ))
+        })?;
+    for (file, constraint) in &p.decl.required_versions {
+        if !terraform::satisfies(constraint, &p.version).unwrap_or(true) {
+            return Err(InfraError::Version {
+                file: file.clone(),
+                constraint: constraint.clone(),
+                found: p.version.clone(),
+            });
+        }
+    }
+    Ok(p)
+}
+
+/// The Terraform runner for a root module: its data directory and plugin cache under the work
+/// folder (or the plugin cache the environment names).
+fn cli(s: &TerraformSettings, root_dir: &Path) -> TerraformCli {
+    let plugin_cache = s
+        .plugin_cache
+        .clone()
+        .unwrap_or_else(|| s.work_dir.join("plugin-cache"));
+    let _ = std::fs::create_dir_all(&plugin_cache);
+    TerraformCli {
+        program: s.program.clone(),
+        dir: root_dir.to_path_buf(),
+        env: vec![
+            (
+                "TF_DATA_DIR".into(),
+                s.work_dir
+                    .join(format!("data-{}", folder_key(root_dir)))
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "TF_PLUGIN_CACHE_DIR".into(),
+                plugin_cache.display().to_string(),
+            ),
+        ],
+    }
+}
+
+/// Run the stage for `plan`, in the root `prepare` checked; `images` is what the image stage did
+/// (deploy).
+pub async fn run(
+    stage: &InfraStage<'_>,
+    prepared: &Prepared,
+    plan: &Plan,
+    images: Option<&crate::apply::RunReport>,
+) -> InfraReport {
+    let started = Instant::now();
+    let mut report = InfraReport {
+        terraform_version: Some(prepared.version.clone()),
+        ..InfraReport::default()
+    };
+    if let Err(e) = run_inner(stage, prepared, plan, images, &mut report).await {
+        report.error = Some(e);
+    }
+    report.duration = started.elapsed();
+    report
+}
+
+async fn run_inner(
+    stage: &InfraStage<'_>,
+    prepared: &Prepared,
+    plan: &Plan,
+    images: Option<&crate::apply::RunReport>,
+    report: &mut InfraReport,
+) -> Result<(), InfraError> {
+    let s = stage.settings;
+    let runner = stage.runner;
+    let io = |what: &Path, e: std::io::Error| {
+        InfraError::Root(format!("could not prepare `{}`: {e}", what.display()))
+    };
+    for w in &prepared.warnings {
+        runner.warning(w);
+    }
+    let root_dir = &prepared.root_dir;
+    let decl = &prepared.decl;
+    let tf = cli(s, root_dir);
+
+    let sink = |line: &str| runner.print_untrusted(line);
+    let mut init = args(&["init", "-input=false", "-no-color", "-reconfigure"]);
+    for b in &s.backend_config {
+        init.push(format!("-backend-config={b}"));
+    }
+    {
+        let _g = runner.group("terraform init");
+        step(&tf, "init", &init, &sink).await?;
+    }
+
+    // What is applied now.
+    report.before = applied(&tf).await?;
+
+    // The variables, for this run only.
+    let variables: Variables = vars::variables(
+        plan,
+        &VariableInputs {
+            project: stage.project,
+            environment: stage.environment,
+            region: stage.region,
+            registry_host: stage.registry_host,
+            run: images,
+            applied: &report.before,
+        },
+    );
+    report.held = variables.held.clone();
+    let mut written = serde_json::Map::new();
+    if let Some(all) = variables.json.as_object() {
+        for (k, v) in all {
+            if decl.variables.iter().any(|d| d == k) {
+                written.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let vars_path = root_dir.join(vars::TFVARS_FILE);
+    let text = serde_json::to_string_pretty(&written)
+        .map_err(|e| InfraError::Root(format!("could not write the variables: {e}")))?;
+    std::fs::write(&vars_path, text).map_err(|e| io(&vars_path, e))?;
+    let _vars_file = VarsFile(vars_path);
+
+    let validate = tf
+        .capture(&args(&["validate", "-no-color"]))
+        .await
+        .map_err(InfraError::Terraform)?;
+    if !validate.success() {
+        runner.print_untrusted(&validate.stdout);
+        runner.print_untrusted(&validate.stderr);
+        return Err(InfraError::Terraform(TerraformError::from_finished(
+            "validate", &validate,
+        )));
+    }
+
+    let plan_file = s.work_dir.join("terraform.tfplan");
+    let _ = std::fs::remove_file(&plan_file);
+    let mut plan_args = args(&["plan", "-input=false", "-no-color"]);
+    plan_args.push(format!("-lock-timeout={}s", s.lock_timeout.as_secs()));
+    plan_args.push(format!("-out={}", plan_file.display()));
+    if let Some(f) = &s.var_file {
+        plan_args.push(format!("-var-file={}", f.display()));
+    }
+    {
+        let _g = runner.group("terraform plan");
+        step(&tf, "plan", &plan_args, &sink).await?;
+    }
+    let shown_plan = tf
+        .capture(&args(&[
+            "show",
+            "-json",
+            "-no-color",
+            &plan_file.display().to_string(),
+        ]))
+        .await
+        .map_err(InfraError::Terraform)?;
+    if !shown_plan.success() {
+        return Err(InfraError::Terraform(TerraformError::from_finished(
+            "show",
+            &shown_plan,
+        )));
+    }
+    let current = variables.consumers();
+    let mut known: BTreeSet<String> = current.clone();
+    known.extend(report.before.keys().cloned());
+    known.extend(plan.consumers.iter().map(|c| c.name.clone()));
+    let infra_plan = InfraPlan::parse(&shown_plan.stdout, &known)
+        .map_err(|e| InfraError::Unreadable(format!("the saved plan could not be read: {e}")))?;
+    runner.print_untrusted(&format!("terraform plan: {}", infra_plan.totals()));
+    report.guarded = destroy_guard(&infra_plan, &current);
+    report.plan = Some(infra_plan.clone());
+    if !report.guarded.is_empty() && !s.allow_destroy {
+        return Err(InfraError::DestroyGuard(report.guarded.clone()));
+    }
+    if !stage.apply {
+        return Ok(());
+    }
+    if infra_plan.is_empty() {
+        runner.print("terraform: the plan has no changes; nothing to apply");
+        report.after = Some(report.before.clone());
+        return Ok(());
+    }
+    let mut apply = args(&["apply", "-input=false", "-no-color"]);
+    apply.push(format!("-lock-timeout={}s", s.lock_timeout.as_secs()));
+    apply.push(plan_file.display().to_string());
+    {
+        let _g = runner.group("terraform apply");
+        report.applied = true;
+        step(&tf, "apply", &apply, &sink).await?;
+    }
+    report.after = Some(applied(&tf).await?);
+    Ok(())
+}
+
+/// The root module's `consumers` output, as the state holds it now.
+async fn applied(tf: &dyn Terraform) -> Result<BTreeMap<String, AppliedConsumer>, InfraError> {
+    let outputs = tf
+        .capture(&args(&["output", "-json", "-no-color"]))
+        .await
+        .map_err(InfraError::Terraform)?;
+    if !outputs.success() {
+        return Err(InfraError::Terraform(TerraformError::from_finished(
+            "output", &outputs,
+        )));
+    }
+    vars::applied_from_outputs(&outputs.stdout).map_err(InfraError::Unreadable)
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// Run a streamed command; a failure becomes Terraform's own diagnostics or the lock's holder.
+async fn step(
+    tf: &dyn Terraform,
+    name: &str,
+    args: &[String],
+    sink: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+) -> Result<(), InfraError> {
+    let f = tf.stream(args, sink).await.map_err(InfraError::Terraform)?;
+    if f.success() {
+        Ok(())
+    } else {
+        Err(InfraError::Terraform(TerraformError::from_finished(
+            name, &f,
+        )))
+    }
+}

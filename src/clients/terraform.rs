@@ -1,0 +1,389 @@
+//! The `terraform` binary, run as a child process: argv only, never a shell string, in one
+//! root module folder with one environment (data directory, plugin cache, automation flags).
+//!
+//! This module runs commands and reads what they print; it decides nothing about plans. It never
+//! prints: lines go to the caller's sink, which treats them as untrusted text.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// How many lines of a streamed command are kept for the report (the newest).
+const KEPT_LINES: usize = 400;
+
+/// What a finished command printed and how it ended.
+#[derive(Clone, Debug, Default)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    /// The newest [`KEPT_LINES`] lines of stderr (all of it for a command that is not streamed).
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Who holds the state lock, as Terraform's "Lock Info" block says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockInfo {
+    pub id: String,
+    pub path: String,
+    pub operation: String,
+    pub who: String,
+    pub version: String,
+    pub created: String,
+}
+
+impl std::fmt::Display for LockInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = self
+            .operation
+            .strip_prefix("OperationType")
+            .unwrap_or(&self.operation)
+            .to_lowercase();
+        write!(
+            f,
+            "the Terraform state `{}` is locked by `{}` since {} (a `{}`, Terraform {}, lock ID `{}`); wait for that run to finish, or when it is known to have died, release the lock with `terraform force-unlock {}` in the root module",
+            self.path, self.who, self.created, op, self.version, self.id, self.id
+        )
+    }
+}
+
+/// Why a Terraform command failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TerraformError {
+    #[error("could not run `{program}`: {reason}; install Terraform (1.10 or later) and put it on PATH, or set `TERRAFORM_PATH`")]
+    Spawn { program: String, reason: String },
+    #[error("{0}")]
+    Locked(LockInfo),
+    /// The command ran and failed; `diagnostics` are Terraform's own error blocks.
+    #[error("`terraform {command}` failed{}{}", .code.map(|c| format!(" (exit code {c})")).unwrap_or_default(), first_line(.diagnostics))]
+    Failed {
+        command: String,
+        code: Option<i32>,
+        diagnostics: Vec<String>,
+    },
+    #[error("`terraform {command}` printed what could not be read: {reason}")]
+    Unreadable { command: String, reason: String },
+}
+
+fn first_line(diagnostics: &[String]) -> String {
+    diagnostics
+        .first()
+        .and_then(|d| d.lines().next())
+        .map(|l| format!(": {}", l.trim_start_matches("Error: ")))
+        .unwrap_or_default()
+}
+
+impl TerraformError {
+    /// Terraform's own diagnostics, each a block of text (untrusted).
+    pub fn diagnostics(&self) -> &[String] {
+        match self {
+            TerraformError::Failed { diagnostics, .. } => diagnostics,
+            _ => &[],
+        }
+    }
+
+    /// Turn a failed command into the error it means: a held lock, or Terraform's diagnostics.
+    pub fn from_finished(command: &str, f: &Finished) -> TerraformError {
+        let text = format!("{}\n{}", f.stdout, f.stderr);
+        if let Some(lock) = parse_lock_info(&text) {
+            return TerraformError::Locked(lock);
+        }
+        TerraformError::Failed {
+            command: command.to_string(),
+            code: f.code,
+            diagnostics: parse_diagnostics(&text),
+        }
+    }
+}
+
+/// The runner of Terraform commands in one root module.
+#[async_trait]
+pub trait Terraform: Send + Sync {
+    /// Run a command and stream each line it prints to `sink` as it comes.
+    async fn stream(
+        &self,
+        args: &[String],
+        sink: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<Finished, TerraformError>;
+    /// Run a command and capture what it prints (for `-json` output).
+    async fn capture(&self, args: &[String]) -> Result<Finished, TerraformError>;
+}
+
+/// The real `terraform` binary.
+#[derive(Clone, Debug)]
+pub struct TerraformCli {
+    pub program: PathBuf,
+    /// The root module folder every command runs in.
+    pub dir: PathBuf,
+    /// Variables set for every command (`TF_DATA_DIR`, `TF_PLUGIN_CACHE_DIR`, ...).
+    pub env: Vec<(String, String)>,
+}
+
+impl TerraformCli {
+    fn command(&self, args: &[String]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(&self.program);
+        c.args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn spawn_error(&self, e: &std::io::Error) -> TerraformError {
+        TerraformError::Spawn {
+            program: self.program.display().to_string(),
+            reason: if e.kind() == std::io::ErrorKind::NotFound {
+                "it was not found".into()
+            } else {
+                e.to_string()
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Terraform for TerraformCli {
+    async fn stream(
+        &self,
+        args: &[String],
+        sink: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<Finished, TerraformError> {
+        let mut child = self
+            .command(args)
+            .spawn()
+            .map_err(|e| self.spawn_error(&e))?;
+        let mut out = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut err = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let mut kept_out = std::collections::VecDeque::new();
+        let mut kept_err = std::collections::VecDeque::new();
+        let (mut out_open, mut err_open) = (true, true);
+        let keep = |q: &mut std::collections::VecDeque<String>, l: String| {
+            if q.len() == KEPT_LINES {
+                q.pop_front();
+            }
+            q.push_back(l);
+        };
+        while out_open || err_open {
+            tokio::select! {
+                l = out.next_line(), if out_open => match l {
+                    Ok(Some(l)) => { sink(&l); keep(&mut kept_out, l); }
+                    _ => out_open = false,
+                },
+                l = err.next_line(), if err_open => match l {
+                    Ok(Some(l)) => { sink(&l); keep(&mut kept_err, l); }
+                    _ => err_open = false,
+                },
+            }
+        }
+        let status = child.wait().await.map_err(|e| self.spawn_error(&e))?;
+        let join =
+            |q: std::collections::VecDeque<String>| q.into_iter().collect::<Vec<_>>().join("\n");
+        Ok(Finished {
+            code: status.code(),
+            stdout: join(kept_out),
+            stderr: join(kept_err),
+        })
+    }
+
+    async fn capture(&self, args: &[String]) -> Result<Finished, TerraformError> {
+        let out = self
+            .command(args)
+            .output()
+            .await
+            .map_err(|e| self.spawn_error(&e))?;
+        Ok(Finished {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// The "Lock Info" block Terraform prints when someone else holds the state lock.
+pub fn parse_lock_info(text: &str) -> Option<LockInfo> {
+    let at = text.find("Lock Info:")?;
+    let mut info = LockInfo::default();
+    for line in text[at..].lines().skip(1) {
+        let line = line.trim_start_matches(['│', ' ']).trim_end();
+        let Some((key, value)) = line.split_once(':') else {
+            if line.is_empty() {
+                continue;
+            }
+            break;
+        };
+        let value = value.trim().to_string();
+        match key.trim() {
+            "ID" => info.id = value,
+            "Path" => info.path = value,
+            "Operation" => info.operation = value,
+            "Who" => info.who = value,
+            "Version" => info.version = value,
+            "Created" => info.created = value,
+            "Info" => break,
+            _ => {}
+        }
+    }
+    (!info.id.is_empty()).then_some(info)
+}
+
+/// Terraform's error blocks: from each `Error: ` line to the next blank line after its text.
+/// Warnings are left out (the full output is in the log).
+pub fn parse_diagnostics(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for raw in text.lines() {
+        let line = raw
+            .trim_start_matches(['│', '╷', '╵'])
+            .trim_start_matches(' ');
+        let line = line.trim_end();
+        if line.starts_with("Error: ") {
+            if let Some(b) = current.take() {
+                blocks.push(b.join("\n").trim_end().to_string());
+            }
+            current = Some(vec![line.to_string()]);
+            continue;
+        }
+        if let Some(b) = current.as_mut() {
+            // A block ends at two blank lines in a row or at the next warning.
+            let ends = line.starts_with("Warning: ")
+                || (line.is_empty() && b.last().is_some_and(|l| l.is_empty()));
+            if ends {
+                blocks.push(b.join("\n").trim_end().to_string());
+                current = None;
+            } else {
+                b.push(line.to_string());
+            }
+        }
+    }
+    if let Some(b) = current {
+        blocks.push(b.join("\n").trim_end().to_string());
+    }
+    blocks.truncate(10);
+    blocks
+}
+
+/// The Terraform binary to run: `TERRAFORM_PATH`, else `terraform` on PATH.
+pub fn program(configured: Option<&Path>) -> PathBuf {
+    configured.map_or_else(|| PathBuf::from("terraform"), Path::to_path_buf)
+}
+
+/// A version constraint as Terraform writes it (`>= 1.10, < 2.0`, `~> 1.10`), checked against a
+/// version. Pre-release versions compare by their numbers only.
+pub fn satisfies(constraint: &str, version: &str) -> Result<bool, String> {
+    let v = parse_version(version).ok_or_else(|| format!("`{version}` is not a version"))?;
+    for part in constraint.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let (op, rest) = ["~>", ">=", "<=", "!=", ">", "<", "="]
+            .iter()
+            .find_map(|op| part.strip_prefix(op).map(|r| (*op, r.trim())))
+            .unwrap_or(("=", part));
+        let want =
+            parse_version(rest).ok_or_else(|| format!("`{part}` is not a version constraint"))?;
+        let given = rest.trim_start_matches('v').split('.').count();
+        let ok = match op {
+            "=" => v == want,
+            "!=" => v != want,
+            ">" => v > want,
+            ">=" => v >= want,
+            "<" => v < want,
+            "<=" => v <= want,
+            _ => {
+                // `~> 1.10` allows 1.x from 1.10; `~> 1.10.2` allows 1.10.x from 1.10.2.
+                let fixed = given.saturating_sub(1).max(1);
+                v >= want && v[..fixed] == want[..fixed]
+            }
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn parse_version(s: &str) -> Option<[u64; 3]> {
+    let s = s.trim().trim_start_matches('v');
+    let s = s.split(['-', '+']).next()?;
+    let mut out = [0u64; 3];
+    let mut n = 0;
+    for (i, p) in s.split('.').enumerate() {
+        if i >= 3 {
+            return None;
+        }
+        out[i] = p.parse().ok()?;
+        n += 1;
+    }
+    (n > 0).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_info_is_read_from_terraforms_block() {
+        let text = "Error: Error acquiring the state lock\n\nError message: operation error S3: PutObject, https response error\nStatusCode: 412\nLock Info:\n  ID:        5e1f2a3b-aaaa\n  Path:      tfstate/k\n  Operation: OperationTypeApply\n  Who:       alice@laptop\n  Version:   1.11.4\n  Created:   2026-11-25 21:00:00 +0000 UTC\n  Info:      \n\n\nTerraform acquires a state lock\n";
+        let lock = parse_lock_info(text).unwrap();
+        assert_eq!(lock.id, "5e1f2a3b-aaaa");
+        assert_eq!(lock.who, "alice@laptop");
+        assert_eq!(lock.created, "2026-11-25 21:00:00 +0000 UTC");
+        assert_eq!(lock.operation, "OperationTypeApply");
+        let msg = lock.to_string();
+        assert!(
+            msg.contains("locked by `alice@laptop` since 2026-11-25 21:00:00 +0000 UTC (a `apply`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("terraform force-unlock 5e1f2a3b-aaaa"),
+            "{msg}"
+        );
+        assert_eq!(parse_lock_info("Error: something else\n"), None);
+    }
+
+    #[test]
+    fn diagnostics_are_the_error_blocks() {
+        let text = "Planning...\n\nWarning: deprecated\n\nsomething\n\nError: Unsupported argument\n\n  on main.tf line 4, in resource \"x\" \"y\":\n   4:   cpuu = 1\n\nAn argument named \"cpuu\" is not expected here.\n\n\nError: second\n\nmore\n";
+        let d = parse_diagnostics(text);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].starts_with("Error: Unsupported argument"));
+        assert!(d[0].contains("cpuu"));
+        assert!(d[0].contains("not expected here"));
+        assert!(d[1].starts_with("Error: second"));
+        // The boxed form (with colour off Terraform still draws it in some commands).
+        let boxed = "╷\n│ Error: Invalid value\n│ \n│ detail\n╵\n";
+        assert_eq!(
+            parse_diagnostics(boxed),
+            vec!["Error: Invalid value\n\ndetail"]
+        );
+    }
+
+    #[test]
+    fn version_constraints_as_terraform_reads_them() {
+        assert!(satisfies(">= 1.10", "1.11.4").unwrap());
+        assert!(!satisfies(">= 1.10", "1.9.8").unwrap());
+        assert!(satisfies("~> 1.10", "1.11.4").unwrap());
+        assert!(!satisfies("~> 1.10", "2.0.0").unwrap());
+        assert!(satisfies("~> 1.10.2", "1.10.9").unwrap());
+        assert!(!satisfies("~> 1.10.2", "1.11.0").unwrap());
+        assert!(satisfies(">= 1.10, < 2.0", "1.11.4-beta1").unwrap());
+        assert!(!satisfies("!= 1.11.4", "1.11.4").unwrap());
+        assert!(satisfies("1.11.4", "1.11.4").unwrap());
+        assert!(satisfies(">= x", "1.0").is_err());
+    }
+}

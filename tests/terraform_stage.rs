@@ -1,0 +1,477 @@
+//! The Terraform stage end to end: the binary run as the action, the real `terraform` binary with
+//! its state in the S3 backend against moto (native locking), a root module of `terraform_data`
+//! declaring the same `consumers` variable and output as the bundled module, images built by the
+//! real Docker engine and pushed to the registry.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{base_image, run_action, unique, write, Run};
+
+const COMMIT_1: &str = "1111111111111111111111111111111111111111";
+const COMMIT_2: &str = "2222222222222222222222222222222222222222";
+
+/// A consumer that copies its `app/` folder into a busybox image.
+fn consumer(root: &Path, name: &str, cpu: u32) {
+    write(
+        root,
+        &format!("consumer_scripts/{name}/Dockerfile"),
+        &format!(
+            "FROM {}\nCOPY app /app\nUSER 10001\nCMD [\"/bin/sh\", \"/app/run.sh\"]\n",
+            base_image()
+        ),
+    );
+    write(
+        root,
+        &format!("consumer_scripts/{name}/app/run.sh"),
+        &format!("echo {name}\n"),
+    );
+    // The deploy settings are not part of the image: a change to them alone builds nothing.
+    write(
+        root,
+        &format!("consumer_scripts/{name}/.dockerignore"),
+        "consumer.toml\n",
+    );
+    write(
+        root,
+        &format!("consumer_scripts/{name}/consumer.toml"),
+        &format!("cpu = {cpu}\nmemory = 512\n[environment]\nTOPIC = \"{name}.events\"\n"),
+    );
+}
+
+/// A state bucket in moto, and where the state lives in it.
+struct Backend {
+    bucket: String,
+    key: String,
+}
+
+async fn s3() -> aws_sdk_s3::Client {
+    let config = support::aws().await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+impl Backend {
+    async fn new() -> Backend {
+        let bucket = unique("tfstate-");
+        s3().await
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        Backend {
+            bucket,
+            key: "cdc-deploy/test.tfstate".into(),
+        }
+    }
+
+    /// The `terraform-backend-config` input, one setting per line.
+    fn config(&self) -> String {
+        format!(
+            "bucket={}\nkey={}\nregion=us-east-1\nuse_path_style=true\nuse_lockfile=true",
+            self.bucket, self.key
+        )
+    }
+
+    /// The state object as JSON, `None` when there is none.
+    async fn state(&self) -> Option<serde_json::Value> {
+        match s3()
+            .await
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .send()
+            .await
+        {
+            Ok(o) => {
+                let bytes = o.body.collect().await.unwrap().into_bytes();
+                Some(serde_json::from_slice(&bytes).unwrap())
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
+            Err(e) => panic!("state: {e:?}"),
+        }
+    }
+
+    /// The applied `consumers` output: name → image.
+    async fn applied_images(&self) -> std::collections::BTreeMap<String, String> {
+        let state = self.state().await.expect("a state object in S3");
+        state["outputs"]["consumers"]["value"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v["image"].as_str().unwrap().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn applied_cpu(&self, name: &str) -> u64 {
+        let state = self.state().await.unwrap();
+        state["outputs"]["consumers"]["value"][name]["config"]["cpu"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+fn fixture_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/root")
+}
+
+/// A workspace with the fixture root module copied in as `infra/`.
+fn workspace() -> tempfile::TempDir {
+    let ws = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture_root().join("main.tf")).unwrap();
+    write(ws.path(), "infra/main.tf", &text);
+    ws
+}
+
+fn run(
+    ws: &Path,
+    project: &str,
+    backend: &Backend,
+    mode: &str,
+    commit: &str,
+    extra: &[(&str, &str)],
+) -> Run {
+    let config = backend.config();
+    let mut inputs = vec![
+        ("mode", mode),
+        ("project-name", project),
+        ("environment", "test"),
+        ("commit", commit),
+        ("terraform", "true"),
+        ("terraform-dir", "infra"),
+        ("terraform-backend-config", config.as_str()),
+        ("lock-timeout", "2s"),
+    ];
+    inputs.extend_from_slice(extra);
+    run_action(ws, &inputs)
+}
+
+/// `orders` and `audit`, deployed once.
+async fn deployed_pair() -> (tempfile::TempDir, String, Backend) {
+    let ws = workspace();
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    consumer(ws.path(), "audit", 256);
+    let backend = Backend::new().await;
+    let first = run(ws.path(), &project, &backend, "deploy", COMMIT_1, &[]);
+    assert_eq!(first.code, 0, "{}", first.describe());
+    (ws, project, backend)
+}
+
+#[tokio::test]
+async fn deploy_from_empty_then_nothing_to_apply() {
+    let ws = workspace();
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    consumer(ws.path(), "audit", 256);
+    let backend = Backend::new().await;
+
+    let first = run(ws.path(), &project, &backend, "deploy", COMMIT_1, &[]);
+    assert_eq!(first.code, 0, "{}", first.describe());
+    // Every consumer's image, pinned by digest, is what Terraform applied.
+    let images: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&first.outputs["images"]).unwrap();
+    let applied = backend.applied_images().await;
+    assert_eq!(applied, images, "{}", first.describe());
+    assert!(
+        applied.values().all(|i| i.contains("@sha256:")),
+        "{applied:?}"
+    );
+    // Apply ran the saved plan, and the report's changes are that plan's.
+    assert!(
+        first.stdout.contains("terraform plan: 6 to create"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .contains("Apply complete! Resources: 6 added, 0 changed, 0 destroyed"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.summary.contains("plan: 6 to create · applied"),
+        "{}",
+        first.summary
+    );
+    assert!(
+        !ws.path().join("infra/cdc-deploy.auto.tfvars.json").exists(),
+        "the variables file is removed"
+    );
+    let serial = backend.state().await.unwrap()["serial"].clone();
+
+    let second = run(ws.path(), &project, &backend, "deploy", COMMIT_1, &[]);
+    assert_eq!(second.code, 0, "{}", second.describe());
+    assert!(
+        second.stdout.contains("terraform plan: no changes"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains("nothing to apply"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        !second.stdout.contains("Apply complete"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        backend.state().await.unwrap()["serial"],
+        serial,
+        "the state was not written"
+    );
+    assert_eq!(second.outputs["has-changes"], "false");
+    assert_eq!(second.names("unchanged"), ["audit", "orders"]);
+}
+
+#[tokio::test]
+async fn a_cpu_change_alone_is_an_update_in_place() {
+    let (ws, project, backend) = deployed_pair().await;
+
+    // Only the configuration changes: the image is the same.
+    write(
+        ws.path(),
+        "consumer_scripts/orders/consumer.toml",
+        "cpu = 512\nmemory = 1024\n[environment]\nTOPIC = \"orders.events\"\n",
+    );
+    let plan = run(ws.path(), &project, &backend, "plan", COMMIT_2, &[]);
+    assert_eq!(plan.code, 0, "{}", plan.describe());
+    assert_eq!(plan.names("changed"), ["orders"], "{}", plan.describe());
+    assert_eq!(plan.names("unchanged"), ["audit"]);
+    assert_eq!(plan.outputs["has-changes"], "true");
+    assert!(
+        plan.summary.contains("1 to update in place"),
+        "{}",
+        plan.summary
+    );
+    assert!(
+        plan.summary.contains("its configuration changed"),
+        "{}",
+        plan.summary
+    );
+
+    let deploy = run(ws.path(), &project, &backend, "deploy", COMMIT_2, &[]);
+    assert_eq!(deploy.code, 0, "{}", deploy.describe());
+    assert_eq!(
+        deploy.names("reused"),
+        ["audit", "orders"],
+        "no image was built"
+    );
+    assert!(
+        deploy.stdout.contains("0 added, 1 changed, 0 destroyed"),
+        "{}",
+        deploy.stdout
+    );
+    assert_eq!(backend.applied_cpu("orders").await, 512);
+}
+
+#[tokio::test]
+async fn a_failed_build_keeps_the_running_entry_and_the_others_deploy() {
+    let (ws, project, backend) = deployed_pair().await;
+    let before = backend.applied_images().await;
+
+    // `orders` no longer builds; `audit` changes and deploys.
+    write(
+        ws.path(),
+        "consumer_scripts/orders/Dockerfile",
+        &format!("FROM {}\nRUN exit 3\n", base_image()),
+    );
+    write(
+        ws.path(),
+        "consumer_scripts/audit/app/run.sh",
+        "echo audit v2\n",
+    );
+    let second = run(ws.path(), &project, &backend, "deploy", COMMIT_2, &[]);
+    assert_eq!(second.code, 1, "{}", second.describe());
+    assert_eq!(second.names("failed"), ["orders"]);
+    let after = backend.applied_images().await;
+    assert_eq!(
+        after["orders"], before["orders"],
+        "orders keeps its running image"
+    );
+    assert_ne!(
+        after["audit"], before["audit"],
+        "audit deployed its new image"
+    );
+    assert!(
+        second.stdout.contains("0 added, 1 changed, 0 destroyed"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        !second.everything().contains("allow-destroy"),
+        "no guard tripped: {}",
+        second.describe()
+    );
+    assert!(
+        second.summary.contains("`orders` keeps its running entry"),
+        "{}",
+        second.summary
+    );
+}
+
+#[tokio::test]
+async fn removing_a_folder_stops_before_apply_unless_destroy_is_allowed() {
+    let (ws, project, backend) = deployed_pair().await;
+    let state_before = backend.state().await.unwrap();
+
+    std::fs::remove_dir_all(ws.path().join("consumer_scripts/audit")).unwrap();
+    let stopped = run(ws.path(), &project, &backend, "deploy", COMMIT_2, &[]);
+    assert_eq!(stopped.code, 1, "{}", stopped.describe());
+    let all = stopped.everything();
+    assert!(
+        all.contains("the plan destroys what `audit` needs"),
+        "{}",
+        stopped.describe()
+    );
+    assert!(all.contains("`audit` is no longer a consumer"), "{all}");
+    assert!(all.contains("allow-destroy: true"), "{all}");
+    assert!(
+        !stopped.stdout.contains("Apply complete"),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(stopped.names("removed"), ["audit"]);
+    assert_eq!(
+        backend.state().await.unwrap(),
+        state_before,
+        "the state is untouched"
+    );
+
+    let allowed = run(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_2,
+        &[("allow-destroy", "true")],
+    );
+    assert_eq!(allowed.code, 0, "{}", allowed.describe());
+    assert!(
+        allowed.stdout.contains("0 added, 0 changed, 3 destroyed"),
+        "{}",
+        allowed.stdout
+    );
+    assert_eq!(
+        backend.applied_images().await.keys().collect::<Vec<_>>(),
+        ["orders"]
+    );
+}
+
+#[tokio::test]
+async fn a_lock_held_by_someone_else_is_named() {
+    let ws = workspace();
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    let backend = Backend::new().await;
+    let lock = serde_json::json!({
+        "ID": "5e1f2a3b-aaaa-bbbb-cccc-111122223333",
+        "Operation": "OperationTypeApply",
+        "Info": "",
+        "Who": "alice@laptop",
+        "Version": "1.11.4",
+        "Created": "2026-11-25T21:00:00.000000Z",
+        "Path": format!("{}/{}", backend.bucket, backend.key),
+    });
+    s3().await
+        .put_object()
+        .bucket(&backend.bucket)
+        .key(format!("{}.tflock", backend.key))
+        .body(lock.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+
+    let locked = run(ws.path(), &project, &backend, "plan", COMMIT_1, &[]);
+    assert_eq!(locked.code, 1, "{}", locked.describe());
+    let all = locked.everything();
+    assert!(
+        all.contains("is locked by `alice@laptop` since 2026-11-25 21:00:00"),
+        "{}",
+        locked.describe()
+    );
+    assert!(
+        all.contains("lock ID `5e1f2a3b-aaaa-bbbb-cccc-111122223333`"),
+        "{all}"
+    );
+    assert!(all.contains("terraform force-unlock"), "{all}");
+}
+
+#[tokio::test]
+async fn a_plan_shows_unbuilt_images_by_content_tag() {
+    let ws = workspace();
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    let backend = Backend::new().await;
+    let plan = run(ws.path(), &project, &backend, "plan", COMMIT_1, &[]);
+    assert_eq!(plan.code, 0, "{}", plan.describe());
+    assert_eq!(plan.names("new"), ["orders"]);
+    assert!(
+        plan.stdout.contains(&format!("{project}-orders:ctx-")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.summary.contains("plan only: nothing was applied"),
+        "{}",
+        plan.summary
+    );
+    assert!(backend.state().await.is_none(), "a plan writes no state");
+}
+
+#[test]
+fn deploy_refuses_local_state_with_guidance() {
+    let ws = tempfile::tempdir().unwrap();
+    consumer(ws.path(), "orders", 256);
+    write(
+        ws.path(),
+        "infra/main.tf",
+        &std::fs::read_to_string(fixture_root().join("main.tf"))
+            .unwrap()
+            .replace("  backend \"s3\" {}\n", ""),
+    );
+    for dir in ["infra", ""] {
+        let mut inputs = vec![
+            ("mode", "deploy"),
+            ("project-name", "tflocal"),
+            ("commit", COMMIT_1),
+            ("terraform", "true"),
+        ];
+        if !dir.is_empty() {
+            inputs.push(("terraform-dir", dir));
+        }
+        let r = run_action(ws.path(), &inputs);
+        assert_eq!(
+            r.code,
+            2,
+            "refused before anything is built: {}",
+            r.describe()
+        );
+        assert!(!r.stdout.contains("built"), "{}", r.stdout);
+        let all = r.everything();
+        assert!(
+            all.contains("refusing to apply with local state"),
+            "{}",
+            r.describe()
+        );
+        assert!(all.contains("use_lockfile=true"), "{all}");
+        if dir.is_empty() {
+            assert!(all.contains("terraform-backend-config"), "{all}");
+        } else {
+            assert!(
+                all.contains("backend \\\"s3\\\" {}") || all.contains("backend \"s3\" {}"),
+                "{all}"
+            );
+        }
+    }
+}
