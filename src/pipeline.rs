@@ -387,10 +387,29 @@ fn annotate_infra(infra: &InfraReport, runner: &Runner) {
 /// before anything changes.
 async fn prepare_terraform(
     settings: &Settings,
+    runner: &Runner,
     apply: bool,
 ) -> Result<Option<infra::Prepared>, RunError> {
     if !settings.terraform.enabled {
         return Ok(None);
+    }
+    // Backend settings can carry credentials: masked before Terraform can print them.
+    for line in &settings.terraform.backend_config {
+        if let Some((key, value)) = line.split_once('=') {
+            let key = key.trim().to_ascii_lowercase();
+            let secret = [
+                "secret",
+                "token",
+                "access_key",
+                "password",
+                "sse_customer_key",
+            ]
+            .iter()
+            .any(|s| key.contains(s));
+            if secret && !value.trim().is_empty() {
+                runner.add_mask(value.trim());
+            }
+        }
     }
     infra::prepare(&settings.terraform, apply)
         .await
@@ -419,7 +438,7 @@ async fn terraform(
     let report = infra::run(&stage, prepared, &plan, images).await;
     let plan = match &report.plan {
         Some(p) => {
-            let removed: Vec<String> = report.removed(&plan).map(str::to_string).collect();
+            let removed = report.removed(&plan);
             let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
             plan::with_infra(plan, p, &removed)
         }
@@ -486,7 +505,7 @@ pub async fn run_plan(
         );
         (plan, None)
     } else {
-        let prepared = prepare_terraform(settings, false).await?;
+        let prepared = prepare_terraform(settings, runner, false).await?;
         let aws = connect_aws(settings, runner, p.registry_host.as_ref()).await?;
         let plan = observe_and_plan(&found, &scans, &aws, settings).await;
         match &prepared {
@@ -524,7 +543,7 @@ pub async fn run_deploy(
 ) -> Result<u8, RunError> {
     let (found, scans) = scan(settings).await?;
     // Checked before anything is built or pushed: a deploy that cannot apply changes nothing.
-    let prepared = prepare_terraform(settings, true).await?;
+    let prepared = prepare_terraform(settings, runner, true).await?;
     let aws = connect_aws(settings, runner, d.registry_host.as_ref()).await?;
     let plan = observe_and_plan(&found, &scans, &aws, settings).await;
     runner.print_untrusted(&format!(

@@ -139,6 +139,9 @@ pub struct Plan {
     pub consumers: Vec<ConsumerPlan>,
     pub skipped: Vec<SkippedFolder>,
     pub warnings: Vec<Diagnostic>,
+    /// Terraform's plan changes something, a consumer's resources or shared ones (the cluster,
+    /// the network): an apply would not be empty.
+    pub infra_pending: bool,
 }
 
 impl Plan {
@@ -158,12 +161,13 @@ impl Plan {
     /// failed counts: it may have changed, and a later step gated on this must not skip it
     /// silently.
     pub fn has_changes(&self) -> bool {
-        self.consumers.iter().any(|c| {
-            matches!(
-                c.status,
-                Status::New | Status::Changed | Status::Unknown | Status::Removed
-            )
-        })
+        self.infra_pending
+            || self.consumers.iter().any(|c| {
+                matches!(
+                    c.status,
+                    Status::New | Status::Changed | Status::Unknown | Status::Removed
+                )
+            })
     }
 
     pub fn get(&self, name: &str) -> Option<&ConsumerPlan> {
@@ -227,6 +231,7 @@ pub fn plan(
         consumers,
         skipped: discovery.skipped.clone(),
         warnings: discovery.warnings.clone(),
+        infra_pending: false,
     }
 }
 
@@ -346,7 +351,10 @@ pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
                     .push(format!("its configuration changed: {totals}"));
             }
         }
-        if !matches!(c.status, Status::Invalid | Status::Unknown) {
+        if matches!(c.status, Status::Invalid | Status::Unknown) {
+            // Its entry is kept: Terraform changes nothing of it, unless something is wrong.
+            c.infra = (!totals.is_empty()).then_some(totals);
+        } else {
             c.infra = Some(totals);
             c.reasons.retain(|r| r != NOT_COMPARED);
             if totals.is_empty() {

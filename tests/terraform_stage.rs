@@ -138,6 +138,18 @@ fn run(
     commit: &str,
     extra: &[(&str, &str)],
 ) -> Run {
+    run_env(ws, project, backend, mode, commit, extra, &[])
+}
+
+fn run_env(
+    ws: &Path,
+    project: &str,
+    backend: &Backend,
+    mode: &str,
+    commit: &str,
+    extra: &[(&str, &str)],
+    env: &[(&str, String)],
+) -> Run {
     let config = backend.config();
     let mut inputs = vec![
         ("mode", mode),
@@ -150,7 +162,30 @@ fn run(
         ("lock-timeout", "2s"),
     ];
     inputs.extend_from_slice(extra);
-    run_action(ws, &inputs)
+    support::run_action_env(ws, &inputs, env)
+}
+
+/// A `terraform` that records each command line in `log` and runs the real one.
+fn recording_terraform(dir: &Path, log: &Path) -> PathBuf {
+    let real = std::process::Command::new("sh")
+        .args(["-c", "command -v terraform"])
+        .output()
+        .unwrap()
+        .stdout;
+    let real = String::from_utf8(real).unwrap();
+    let path = dir.join("terraform-recording");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
 
 /// `orders` and `audit`, deployed once.
@@ -173,8 +208,48 @@ async fn deploy_from_empty_then_nothing_to_apply() {
     consumer(ws.path(), "audit", 256);
     let backend = Backend::new().await;
 
-    let first = run(ws.path(), &project, &backend, "deploy", COMMIT_1, &[]);
+    let tools = tempfile::tempdir().unwrap();
+    let log = tools.path().join("commands");
+    let terraform = recording_terraform(tools.path(), &log);
+    let first = run_env(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_1,
+        &[],
+        &[("TERRAFORM_PATH", terraform.display().to_string())],
+    );
     assert_eq!(first.code, 0, "{}", first.describe());
+    // `apply` ran the very file `plan -out` saved, with nothing else to plan from.
+    let commands = std::fs::read_to_string(&log).unwrap();
+    let verbs: Vec<&str> = commands
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        verbs,
+        ["version", "init", "output", "validate", "plan", "show", "apply", "output"]
+    );
+    let saved = commands
+        .lines()
+        .find(|l| l.starts_with("plan "))
+        .and_then(|l| l.split(' ').find_map(|a| a.strip_prefix("-out=")))
+        .unwrap();
+    let apply = commands.lines().find(|l| l.starts_with("apply ")).unwrap();
+    assert!(
+        apply.ends_with(&format!(" {saved}")),
+        "{apply} applies {saved}"
+    );
+    assert!(
+        !apply.contains("-auto-approve") && !apply.contains("-var"),
+        "{apply}"
+    );
+    assert!(
+        first.summary.contains("Applied: 2 services"),
+        "{}",
+        first.summary
+    );
     // Every consumer's image, pinned by digest, is what Terraform applied.
     let images: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&first.outputs["images"]).unwrap();
@@ -250,7 +325,15 @@ async fn a_cpu_change_alone_is_an_update_in_place() {
     assert_eq!(plan.names("unchanged"), ["audit"]);
     assert_eq!(plan.outputs["has-changes"], "true");
     assert!(
-        plan.summary.contains("1 to update in place"),
+        plan.summary.contains("| `orders` | changed |")
+            && plan.summary.contains("| 1 to update in place |"),
+        "{}",
+        plan.summary
+    );
+    assert!(
+        plan.summary
+            .lines()
+            .any(|l| l.starts_with("| `audit` | unchanged |") && l.contains("| no changes |")),
         "{}",
         plan.summary
     );
@@ -347,6 +430,29 @@ async fn removing_a_folder_stops_before_apply_unless_destroy_is_allowed() {
         state_before,
         "the state is untouched"
     );
+    assert!(
+        !ws.path().join("infra/cdc-deploy.auto.tfvars.json").exists(),
+        "the variables file is removed on a stop too"
+    );
+
+    // A pull request's plan shows it, and does not fail for it.
+    let planned = run(ws.path(), &project, &backend, "plan", COMMIT_2, &[]);
+    assert_eq!(planned.code, 0, "{}", planned.describe());
+    assert!(
+        planned
+            .stdout
+            .contains("::warning::a deploy of this plan stops before apply"),
+        "{}",
+        planned.stdout
+    );
+    assert!(
+        planned
+            .summary
+            .contains("**A deploy of this plan stops before apply**"),
+        "{}",
+        planned.summary
+    );
+    assert_eq!(planned.outputs["has-changes"], "true");
 
     let allowed = run(
         ws.path(),
@@ -423,6 +529,13 @@ async fn a_plan_shows_unbuilt_images_by_content_tag() {
     );
     assert!(
         plan.summary.contains("plan only: nothing was applied"),
+        "{}",
+        plan.summary
+    );
+    assert!(
+        plan.summary.contains(
+            "`orders`: its image will be built by the deploy; the plan names it by its content tag"
+        ),
         "{}",
         plan.summary
     );

@@ -64,7 +64,7 @@ fn render(
 
 /// The Terraform section: what it planned and did, what it stopped, which consumers kept their
 /// running entry; with every resource change when `changes` (the full report).
-pub fn terraform_section(plan: &Plan, infra: &InfraReport, changes: bool) -> String {
+pub fn terraform_section(infra: &InfraReport, changes: bool) -> String {
     let mut out = String::from("### Terraform\n\n");
     let mut facts = Vec::new();
     if let Some(v) = &infra.terraform_version {
@@ -101,7 +101,11 @@ pub fn terraform_section(plan: &Plan, infra: &InfraReport, changes: bool) -> Str
         }
     }
     if !infra.guarded.is_empty() && infra.error.is_none() {
-        out.push_str("Destroys allowed by `allow-destroy`:\n\n");
+        out.push_str(if infra.destroy_allowed {
+            "Destroys allowed by `allow-destroy`:\n\n"
+        } else {
+            "**A deploy of this plan stops before apply** unless `allow-destroy: true`:\n\n"
+        });
         for g in &infra.guarded {
             let _ = writeln!(
                 out,
@@ -132,6 +136,17 @@ pub fn terraform_section(plan: &Plan, infra: &InfraReport, changes: bool) -> Str
     if !infra.held.is_empty() {
         out.push('\n');
     }
+    for (name, image) in &infra.unbuilt {
+        let _ = writeln!(
+            out,
+            "- {}: its image will be built by the deploy; the plan names it by its content tag {}",
+            code(name),
+            code(image)
+        );
+    }
+    if !infra.unbuilt.is_empty() {
+        out.push('\n');
+    }
     if let (true, Some(p)) = (changes, &infra.plan) {
         if !p.changes.is_empty() {
             let _ = writeln!(
@@ -154,7 +169,24 @@ pub fn terraform_section(plan: &Plan, infra: &InfraReport, changes: bool) -> Str
             out.push_str("\n</details>\n\n");
         }
     }
-    let _ = plan;
+    if let (true, true, Some(after)) = (changes, infra.applied, &infra.after) {
+        let _ = writeln!(
+            out,
+            "<details><summary>Applied: {} services</summary>\n\n| Consumer | Service | Task definition | Log group |\n|---|---|---|---|",
+            after.len()
+        );
+        for (name, a) in after {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                code(name),
+                code(&format!("{}/{}", a.cluster, a.service)),
+                code(&a.task_definition),
+                code(&a.log_group)
+            );
+        }
+        out.push_str("\n</details>\n\n");
+    }
     out
 }
 
@@ -333,7 +365,7 @@ fn full(
         out.push('\n');
     }
     if let Some(infra) = infra {
-        out.push_str(&terraform_section(plan, infra, true));
+        out.push_str(&terraform_section(infra, true));
     }
     let failed = failures(plan, run);
     if !failed.is_empty() {
@@ -427,7 +459,7 @@ fn compact(
     };
     b.force(&header(plan, run, h));
     if let Some(infra) = infra {
-        let section = terraform_section(plan, infra, false);
+        let section = terraform_section(infra, false);
         if !b.fits(&section) {
             b.fits(&format!(
                 "### Terraform\n\n{}\n\n",

@@ -131,6 +131,8 @@ impl InfraPlan {
         struct Rc {
             address: String,
             #[serde(default)]
+            index: Option<serde_json::Value>,
+            #[serde(default)]
             mode: String,
             #[serde(rename = "type")]
             resource_type: String,
@@ -147,18 +149,35 @@ impl InfraPlan {
             actions: Vec<String>,
         }
         let show: Show = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        // A resource is a consumer's when any of its instances (changed or not: `show -json`
+        // lists no-ops too) is keyed by a consumer's name; then each of its string keys names
+        // a consumer, also one gone from the folder and from the `consumers` output.
+        let string_key = |r: &Rc| {
+            r.index
+                .as_ref()
+                .and_then(|i| i.as_str())
+                .map(str::to_string)
+        };
+        let per_consumer: BTreeSet<String> = show
+            .resource_changes
+            .iter()
+            .filter(|r| string_key(r).is_some_and(|k| consumers.contains(&k)))
+            .map(|r| resource_of(&r.address).to_string())
+            .collect();
         let changes = show
             .resource_changes
-            .into_iter()
+            .iter()
             .filter(|r| r.mode != "data")
             .filter_map(|r| {
                 let kind = ChangeKind::from_actions(&r.change.actions)?;
+                let by_key =
+                    string_key(r).filter(|_| per_consumer.contains(resource_of(&r.address)));
                 Some(ResourceChange {
-                    consumer: consumer_of(&r.address, consumers),
-                    address: r.address,
-                    resource_type: r.resource_type,
+                    consumer: by_key.or_else(|| consumer_of(&r.address, consumers)),
+                    address: r.address.clone(),
+                    resource_type: r.resource_type.clone(),
                     kind,
-                    reason: r.action_reason,
+                    reason: r.action_reason.clone(),
                 })
             })
             .collect();
@@ -201,6 +220,14 @@ impl InfraPlan {
             m.entry(c.consumer.as_deref()).or_default().count(c.kind);
         }
         m
+    }
+}
+
+/// The resource an instance address belongs to: the address without its final `[key]`.
+fn resource_of(address: &str) -> &str {
+    match address.strip_suffix(']') {
+        Some(rest) => rest.rfind('[').map_or(address, |i| &rest[..i]),
+        None => address,
     }
 }
 
@@ -422,6 +449,31 @@ mod tests {
         )
         .unwrap();
         assert!(destroy_guard(&calm, &names(&["a"])).is_empty());
+    }
+
+    #[test]
+    fn a_consumer_missing_from_every_list_is_found_by_its_resources_key() {
+        // The `consumers` output was never there: `gone` is known to nobody, but its resources
+        // sit beside `kept`'s under the same resource.
+        let json = serde_json::json!({"resource_changes": [
+            {"address": "terraform_data.svc[\"kept\"]", "index": "kept", "mode": "managed", "type": "terraform_data", "change": {"actions": ["no-op"]}},
+            {"address": "terraform_data.svc[\"gone\"]", "index": "gone", "mode": "managed", "type": "terraform_data", "change": {"actions": ["delete"]}},
+            {"address": "aws_subnet.public[\"us-east-1a\"]", "index": "us-east-1a", "mode": "managed", "type": "aws_subnet", "change": {"actions": ["delete"]}},
+        ]});
+        let plan = InfraPlan::parse(&json.to_string(), &names(&["kept"])).unwrap();
+        assert_eq!(plan.changes[0].consumer.as_deref(), Some("gone"));
+        assert_eq!(
+            plan.changes[1].consumer, None,
+            "a subnet's key is not a consumer"
+        );
+        let guarded = destroy_guard(&plan, &names(&["kept"]));
+        assert_eq!(guarded.len(), 1);
+        assert!(guarded[0].why.contains("`gone` is no longer a consumer"));
+        assert_eq!(
+            resource_of("module.m[\"a\"].x.y[\"b\"]"),
+            "module.m[\"a\"].x.y"
+        );
+        assert_eq!(resource_of("x.y"), "x.y");
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum InfraError {
     DestroyGuard(Vec<GuardedChange>),
     #[error("{0}")]
     Unreadable(String),
+    #[error("{} runs now, but its entry cannot be kept ({}), so Terraform would destroy it: nothing was planned. Fix the consumer, or have the root module's `consumers` output give each entry back as `config`, as the bundled module does", .0.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", "), .0.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join("; "))]
+    CannotKeep(Vec<(String, String)>),
+    #[error("`{0}` already exists: the action writes this file for each run and removes it afterwards; remove it from the root module (a run that was killed can leave it behind)")]
+    VariablesFileExists(String),
 }
 
 fn guarded_owner(g: &[GuardedChange]) -> String {
@@ -82,20 +86,29 @@ pub struct InfraReport {
     pub after: Option<BTreeMap<String, AppliedConsumer>>,
     /// Whether `apply` ran (a plan with no changes is not applied).
     pub applied: bool,
-    /// The guarded changes, also when `allow-destroy` let them through.
+    /// The guarded changes, also when `allow-destroy` let them through or only a plan ran.
     pub guarded: Vec<GuardedChange>,
+    /// Whether `allow-destroy` lets guarded changes through.
+    pub destroy_allowed: bool,
+    /// Consumers whose image is not built yet, named in the plan by their content tag.
+    pub unbuilt: BTreeMap<String, String>,
     pub error: Option<InfraError>,
     pub duration: Duration,
     pub terraform_version: Option<String>,
 }
 
 impl InfraReport {
-    /// Names of the consumers in the previous `consumers` output that are gone from the folder.
-    pub fn removed<'a>(&'a self, plan: &'a Plan) -> impl Iterator<Item = &'a str> + 'a {
-        self.before
-            .keys()
-            .map(String::as_str)
-            .filter(move |n| plan.get(n).is_none())
+    /// Consumers applied before whose folder is gone: named by the previous `consumers` output
+    /// or by the keys of their resources in the plan.
+    pub fn removed(&self, plan: &Plan) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.before.keys().cloned().collect();
+        if let Some(p) = &self.plan {
+            names.extend(p.changes.iter().filter_map(|c| c.consumer.clone()));
+        }
+        names
+            .into_iter()
+            .filter(|n| plan.get(n).is_none())
+            .collect()
     }
 }
 
@@ -331,6 +344,19 @@ async fn run_inner(
         },
     );
     report.held = variables.held.clone();
+    report.unbuilt = variables.unbuilt.clone();
+    let lost: Vec<(String, String)> = variables
+        .held
+        .iter()
+        .filter(|(n, _)| report.before.contains_key(*n))
+        .filter_map(|(n, h)| match h {
+            Held::LeftOut { reason } => Some((n.clone(), reason.clone())),
+            Held::Kept { .. } => None,
+        })
+        .collect();
+    if !lost.is_empty() {
+        return Err(InfraError::CannotKeep(lost));
+    }
     let mut written = serde_json::Map::new();
     if let Some(all) = variables.json.as_object() {
         for (k, v) in all {
@@ -340,6 +366,11 @@ async fn run_inner(
         }
     }
     let vars_path = root_dir.join(vars::TFVARS_FILE);
+    if vars_path.exists() {
+        return Err(InfraError::VariablesFileExists(
+            vars_path.display().to_string(),
+        ));
+    }
     let text = serde_json::to_string_pretty(&written)
         .map_err(|e| InfraError::Root(format!("could not write the variables: {e}")))?;
     std::fs::write(&vars_path, text).map_err(|e| io(&vars_path, e))?;
@@ -360,7 +391,7 @@ async fn run_inner(
     let plan_file = s.work_dir.join("terraform.tfplan");
     let _ = std::fs::remove_file(&plan_file);
     let mut plan_args = args(&["plan", "-input=false", "-no-color"]);
-    plan_args.push(format!("-lock-timeout={}s", s.lock_timeout.as_secs()));
+    plan_args.push(format!("-lock-timeout={}ms", s.lock_timeout.as_millis()));
     plan_args.push(format!("-out={}", plan_file.display()));
     if let Some(f) = &s.var_file {
         plan_args.push(format!("-var-file={}", f.display()));
@@ -392,12 +423,19 @@ async fn run_inner(
         .map_err(|e| InfraError::Unreadable(format!("the saved plan could not be read: {e}")))?;
     runner.print_untrusted(&format!("terraform plan: {}", infra_plan.totals()));
     report.guarded = destroy_guard(&infra_plan, &current);
+    report.destroy_allowed = s.allow_destroy;
     report.plan = Some(infra_plan.clone());
+    if !stage.apply {
+        if !report.guarded.is_empty() && !s.allow_destroy {
+            runner.warning(&format!(
+                "a deploy of this plan stops before apply: {}",
+                InfraError::DestroyGuard(report.guarded.clone())
+            ));
+        }
+        return Ok(());
+    }
     if !report.guarded.is_empty() && !s.allow_destroy {
         return Err(InfraError::DestroyGuard(report.guarded.clone()));
-    }
-    if !stage.apply {
-        return Ok(());
     }
     if infra_plan.is_empty() {
         runner.print("terraform: the plan has no changes; nothing to apply");
@@ -405,12 +443,12 @@ async fn run_inner(
         return Ok(());
     }
     let mut apply = args(&["apply", "-input=false", "-no-color"]);
-    apply.push(format!("-lock-timeout={}s", s.lock_timeout.as_secs()));
+    apply.push(format!("-lock-timeout={}ms", s.lock_timeout.as_millis()));
     apply.push(plan_file.display().to_string());
     {
         let _g = runner.group("terraform apply");
-        report.applied = true;
         step(&tf, "apply", &apply, &sink).await?;
+        report.applied = true;
     }
     report.after = Some(applied(&tf).await?);
     Ok(())

@@ -50,6 +50,9 @@ pub enum Held {
 pub struct Variables {
     pub json: Value,
     pub held: BTreeMap<String, Held>,
+    /// Consumers whose image is not built yet (planning), with the content-tag reference the
+    /// plan names it by.
+    pub unbuilt: BTreeMap<String, String>,
 }
 
 impl Variables {
@@ -122,6 +125,7 @@ pub struct VariableInputs<'a> {
 pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
     let mut consumers = Map::new();
     let mut held = BTreeMap::new();
+    let mut unbuilt = BTreeMap::new();
     for c in &plan.consumers {
         let this_run = match (c.status, &c.settings, &c.resource_name) {
             (Status::Invalid, _, _) | (_, None, _) | (_, _, None) => {
@@ -142,7 +146,11 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
                     // build, by its content tag.
                     let image = match (&c.existing_image, &c.fingerprint) {
                         (Some(e), _) => format!("{}/{repo}@{}", inputs.registry_host, e.digest),
-                        (None, Some(fp)) => format!("{}/{repo}:{}", inputs.registry_host, fp.tag()),
+                        (None, Some(fp)) => {
+                            let image = format!("{}/{repo}:{}", inputs.registry_host, fp.tag());
+                            unbuilt.insert(c.name.clone(), image.clone());
+                            image
+                        }
                         (None, None) => String::new(),
                     };
                     if image.is_empty() {
@@ -207,6 +215,7 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
             "consumers": consumers,
         }),
         held,
+        unbuilt,
     }
 }
 
@@ -229,6 +238,177 @@ pub fn applied_from_outputs(json: &str) -> Result<BTreeMap<String, AppliedConsum
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::apply::ImageResult;
+    use crate::context::fingerprint::Fingerprint;
+    use crate::observe::RegistryImage;
+    use crate::plan::{ConsumerPlan, Plan};
+
+    fn consumer(name: &str, status: Status) -> ConsumerPlan {
+        ConsumerPlan {
+            name: name.into(),
+            resource_name: Some(format!("shop-{name}")),
+            status,
+            reasons: Vec::new(),
+            steps: Vec::new(),
+            display_dir: None,
+            fingerprint: Some(Fingerprint::from_hash(blake3::hash(name.as_bytes()))),
+            context_files: 1,
+            context_bytes: 1,
+            settings: (status != Status::Invalid).then(ConsumerSettings::default),
+            diagnostics: Vec::new(),
+            existing_image: None,
+            repository_drift: Vec::new(),
+            lookup_failure: None,
+            infra: None,
+        }
+    }
+
+    fn applied(image: &str, config: Option<Value>) -> AppliedConsumer {
+        AppliedConsumer {
+            image: image.into(),
+            config,
+            ..AppliedConsumer::default()
+        }
+    }
+
+    fn inputs<'a>(
+        run: Option<&'a RunReport>,
+        applied: &'a BTreeMap<String, AppliedConsumer>,
+    ) -> VariableInputs<'a> {
+        VariableInputs {
+            project: "shop",
+            environment: "prod",
+            region: "us-east-1",
+            registry_host: "reg",
+            run,
+            applied,
+        }
+    }
+
+    #[test]
+    fn failed_and_invalid_consumers_keep_their_applied_entry_and_new_ones_are_left_out() {
+        let mut plan = Plan {
+            offline: false,
+            commit: None,
+            consumers: vec![
+                consumer("built", Status::Changed),
+                consumer("broken", Status::Changed),
+                consumer("invalid", Status::Invalid),
+                consumer("unknown", Status::Unknown),
+                consumer("fresh", Status::New),
+            ],
+            skipped: Vec::new(),
+            warnings: Vec::new(),
+            infra_pending: false,
+        };
+        plan.consumers[3].settings = Some(ConsumerSettings::default());
+        let ok = |image: &str| ImageResult {
+            outcome: ImageOutcome::Built,
+            image: Some(image.into()),
+            digest: None,
+            size: None,
+            duration: std::time::Duration::ZERO,
+            error: None,
+        };
+        let failed = ImageResult {
+            outcome: ImageOutcome::Failed,
+            image: None,
+            ..ok("")
+        };
+        let run = RunReport {
+            images: [
+                ("built".to_string(), ok("reg/shop-built@sha256:new")),
+                ("broken".to_string(), failed.clone()),
+                ("fresh".to_string(), failed),
+            ]
+            .into_iter()
+            .collect(),
+            infra: None,
+        };
+        let before: BTreeMap<String, AppliedConsumer> = [
+            ("broken", applied("reg/shop-broken@sha256:old", None)),
+            (
+                "invalid",
+                applied(
+                    "reg/shop-invalid@sha256:old",
+                    Some(json!({"cpu": 1024, "image": "x"})),
+                ),
+            ),
+            (
+                "unknown",
+                applied(
+                    "reg/shop-unknown@sha256:old",
+                    Some(json!({"cpu": 512, "image": "x"})),
+                ),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let v = variables(&plan, &inputs(Some(&run), &before));
+        let c = &v.json["consumers"];
+        assert_eq!(c["built"]["image"], "reg/shop-built@sha256:new");
+        // Rebuilt from its valid settings around the running image: the output has no config.
+        assert_eq!(c["broken"]["image"], "reg/shop-broken@sha256:old");
+        assert_eq!(c["broken"]["cpu"], 256);
+        // Its applied entry, as it was, whatever the folder says now.
+        assert_eq!(
+            c["invalid"],
+            json!({"cpu": 1024, "image": "reg/shop-invalid@sha256:old"})
+        );
+        assert_eq!(c["unknown"]["cpu"], 512);
+        assert!(
+            c.get("fresh").is_none(),
+            "a new consumer that failed is left out"
+        );
+        assert!(
+            matches!(&v.held["broken"], Held::Kept { reason, .. } if reason == "its image failed in this run")
+        );
+        assert!(
+            matches!(&v.held["fresh"], Held::LeftOut { reason } if reason.contains("never applied"))
+        );
+        assert_eq!(v.held.len(), 4);
+        assert_eq!(v.json["project_name"], "shop");
+
+        // An invalid consumer whose root gives back no config cannot be kept.
+        let bare: BTreeMap<String, AppliedConsumer> = [(
+            "invalid".to_string(),
+            applied("reg/shop-invalid@sha256:old", None),
+        )]
+        .into();
+        let v = variables(&plan, &inputs(Some(&run), &bare));
+        assert!(
+            matches!(&v.held["invalid"], Held::LeftOut { reason } if reason.contains("does not give back its applied `config`"))
+        );
+    }
+
+    #[test]
+    fn a_plan_names_existing_images_by_digest_and_unbuilt_ones_by_content_tag() {
+        let mut same = consumer("same", Status::Unchanged);
+        same.existing_image = Some(RegistryImage {
+            digest: "sha256:abc".into(),
+            size: None,
+        });
+        let plan = Plan {
+            offline: false,
+            commit: None,
+            consumers: vec![same, consumer("fresh", Status::New)],
+            skipped: Vec::new(),
+            warnings: Vec::new(),
+            infra_pending: false,
+        };
+        let none = BTreeMap::new();
+        let v = variables(&plan, &inputs(None, &none));
+        assert_eq!(
+            v.json["consumers"]["same"]["image"],
+            "reg/shop-same@sha256:abc"
+        );
+        let fresh = v.json["consumers"]["fresh"]["image"].as_str().unwrap();
+        assert!(fresh.starts_with("reg/shop-fresh:ctx-"), "{fresh}");
+        assert_eq!(v.unbuilt.keys().collect::<Vec<_>>(), ["fresh"]);
+        assert!(v.held.is_empty());
+    }
 
     #[test]
     fn outputs_are_read_with_or_without_a_config() {
