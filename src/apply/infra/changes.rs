@@ -477,6 +477,23 @@ mod tests {
     }
 
     #[test]
+    fn a_service_replaced_inside_a_module_per_consumer_is_guarded() {
+        let json = show(&[(
+            "module.consumer[\"orders\"].aws_ecs_service.this",
+            "aws_ecs_service",
+            &["delete", "create"],
+        )]);
+        let plan = InfraPlan::parse(&json, &names(&["orders"])).unwrap();
+        let guarded = destroy_guard(&plan, &names(&["orders"]));
+        assert_eq!(guarded.len(), 1);
+        assert_eq!(guarded[0].consumer.as_deref(), Some("orders"));
+        assert_eq!(guarded[0].kind, ChangeKind::Replace);
+        assert!(guarded[0]
+            .why
+            .contains("service that runs the consumer would be replaced"));
+    }
+
+    #[test]
     fn an_empty_plan_is_empty_and_output_changes_count() {
         let p = InfraPlan::parse(r#"{"format_version":"1.2"}"#, &names(&[])).unwrap();
         assert!(p.is_empty());

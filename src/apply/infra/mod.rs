@@ -241,12 +241,19 @@ pub async fn prepare(s: &TerraformSettings, apply: bool) -> Result<Prepared, Inf
             ))
         })?;
     for (file, constraint) in &p.decl.required_versions {
-        if !terraform::satisfies(constraint, &p.version).unwrap_or(true) {
-            return Err(InfraError::Version {
-                file: file.clone(),
-                constraint: constraint.clone(),
-                found: p.version.clone(),
-            });
+        match terraform::satisfies(constraint, &p.version) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(InfraError::Version {
+                    file: file.clone(),
+                    constraint: constraint.clone(),
+                    found: p.version.clone(),
+                })
+            }
+            // Terraform itself checks it at `init`; said here so the reason is not a mystery.
+            Err(e) => p.warnings.push(format!(
+                "`required_version` in `{file}` was not checked before `init`: {e}"
+            )),
         }
     }
     Ok(p)
