@@ -11,9 +11,11 @@ use std::sync::Arc;
 use crate::apply::images::{self, Buildable, ImageStage};
 use crate::apply::infra::vars::Held;
 use crate::apply::infra::{self, InfraReport, InfraStage};
+use crate::apply::rollout::{self, VerdictKind, WatchSettings};
 use crate::apply::{ImageOutcome, RunReport};
 use crate::clients::builder::{DockerEngine, EngineError, ImageBuilder, RegistryLogin};
 use crate::clients::ecr::{Ecr, RepositoryService};
+use crate::clients::ecs::Ecs;
 use crate::clients::registry::{HttpRegistry, Registry, RegistryAuth};
 use crate::config::{Action, DeploySettings, PlanSettings, RegistryHost, Settings};
 use crate::consumers::discovery::{self, ConsumerSpec, Discovery};
@@ -227,6 +229,8 @@ fn set_image_outputs(run: &RunReport, runner: &Runner) -> Result<(), RunError> {
 pub struct Aws {
     /// The region the clients (and Terraform's provider) use.
     pub region: String,
+    /// The loaded configuration, for the clients made later (ECS).
+    pub config: aws_config::SdkConfig,
     pub ecr: Arc<dyn RepositoryService>,
     pub registry: Arc<dyn Registry>,
     pub host: RegistryHost,
@@ -320,6 +324,7 @@ pub async fn connect_aws(
         .map_err(|e| RunError::Start(format!("could not set up the registry client: {e}")))?;
     Ok(Aws {
         region,
+        config: config.clone(),
         ecr: Arc::new(ecr),
         registry: Arc::new(registry),
         login: RegistryLogin {
@@ -602,6 +607,7 @@ pub async fn run_deploy(
     let mut run = RunReport {
         images: images::apply(&stage, &plan, &buildable).await,
         infra: None,
+        rollouts: BTreeMap::new(),
     };
     let plan = match &prepared {
         Some(prepared) => {
@@ -611,10 +617,39 @@ pub async fn run_deploy(
         }
         None => plan,
     };
+    let watches = run
+        .infra
+        .as_ref()
+        .map(InfraReport::changed_services)
+        .unwrap_or_default();
+    if d.wait && !watches.is_empty() {
+        let ecs = Ecs::adaptive(&aws.config, AWS_ATTEMPTS);
+        let _g = runner.group(&format!("rollouts of {} services", watches.len()));
+        run.rollouts = rollout::watch(
+            &ecs,
+            &watches,
+            WatchSettings {
+                timeout: d.wait_timeout,
+                ..WatchSettings::default()
+            },
+            &|line: &str| runner.print_untrusted(line),
+        )
+        .await;
+    }
     report(settings, runner, &plan, Some(&run), None, "deploy", None)?;
     set_image_outputs(&run, runner)?;
+    let verdicts: BTreeMap<&str, &str> = run
+        .rollouts
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.kind.as_str()))
+        .collect();
+    runner.set_output("rollouts", &json(&verdicts)?)?;
+    let rollout_failed = run
+        .rollouts
+        .values()
+        .any(|v| v.kind != VerdictKind::Succeeded);
     let failed = run.names(ImageOutcome::Failed).len();
-    let infra_failed = run.infra.as_ref().is_some_and(|i| i.error.is_some());
+    let infra_failed = run.infra.as_ref().is_some_and(|i| i.error.is_some()) || rollout_failed;
     Ok(
         if failed > 0 || plan.count(Status::Invalid) > 0 || infra_failed {
             EXIT_FAILED
@@ -632,6 +667,7 @@ fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> Result<u
     }
     runner.set_output("has-changes", "false")?;
     set_image_outputs(&RunReport::default(), runner)?;
+    runner.set_output("rollouts", "{}")?;
     runner.append_summary(&format!(
         "{}\n## cdc-deploy: `{}` → `{}`\n\nNothing to do: {}\n",
         report::comment_marker(&header(settings, "run")),

@@ -7,6 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use support::ecs_sim::{Behaviour, EcsSimulator};
 use support::{base_image, run_action, unique, write, Run};
 
 const COMMIT_1: &str = "1111111111111111111111111111111111111111";
@@ -160,6 +161,8 @@ fn run_env(
         ("terraform-dir", "infra"),
         ("terraform-backend-config", config.as_str()),
         ("lock-timeout", "2s"),
+        // The fixture's services exist nowhere; the rollout test asks for the wait.
+        ("wait", "false"),
     ];
     inputs.extend_from_slice(extra);
     support::run_action_env(ws, &inputs, env)
@@ -587,4 +590,78 @@ fn deploy_refuses_local_state_with_guidance() {
             );
         }
     }
+}
+
+// The simulator serves from the runtime's other thread while the binary runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_changed_service_is_watched_to_its_verdict() {
+    let sim = EcsSimulator::start().await;
+    sim.behave("orders", Behaviour::CompletesAfter(2));
+    sim.behave("audit", Behaviour::FailsAfter(1));
+    let ws = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/rollout/main.tf"),
+    )
+    .unwrap();
+    write(ws.path(), "infra/main.tf", &text);
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    consumer(ws.path(), "audit", 256);
+    let backend = Backend::new().await;
+    let env = [
+        ("AWS_ENDPOINT_URL_ECS", sim.url()),
+        ("CDC_TEST_ECS_SIM", sim.url()),
+    ];
+    let wait = [("wait", "true")];
+    let r = run_env(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_1,
+        &wait,
+        &env,
+    );
+    assert_eq!(
+        r.code,
+        1,
+        "a failed rollout fails the run: {}",
+        r.describe()
+    );
+    let verdicts: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&r.outputs["rollouts"]).unwrap();
+    assert_eq!(verdicts["orders"], "succeeded", "{}", r.describe());
+    assert_eq!(verdicts["audit"], "failed");
+    assert!(r.summary.contains("### Rollouts"), "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("ECS deployment circuit breaker: tasks failed to start."),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.stdout.contains("rollout: `orders` succeeded"),
+        "{}",
+        r.stdout
+    );
+    // One call per round for both services (one cluster, two names).
+    assert!(
+        sim.calls()
+            .iter()
+            .all(|(op, n)| op == "DescribeServices" && *n <= 2),
+        "{:?}",
+        sim.calls()
+    );
+
+    // Nothing changed: nothing to watch.
+    let again = run_env(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_1,
+        &wait,
+        &env,
+    );
+    assert_eq!(again.outputs["rollouts"], "{}", "{}", again.describe());
 }

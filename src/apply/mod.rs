@@ -3,6 +3,7 @@
 
 pub mod images;
 pub mod infra;
+pub mod rollout;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -122,6 +123,8 @@ pub struct RunReport {
     pub images: BTreeMap<String, ImageResult>,
     /// The Terraform stage; `None` when it did not run.
     pub infra: Option<infra::InfraReport>,
+    /// Each watched rollout's verdict, by consumer.
+    pub rollouts: BTreeMap<String, rollout::Verdict>,
 }
 
 impl RunReport {

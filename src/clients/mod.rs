@@ -4,6 +4,7 @@
 
 pub mod builder;
 pub mod ecr;
+pub mod ecs;
 pub mod git;
 pub mod registry;
 pub mod retry;

@@ -143,6 +143,12 @@ pub struct DeployOptions {
     /// Days after which untagged images expire.
     #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub untagged_expiry_days: u32,
+    /// Watch each changed service's own deployment to a verdict after the apply.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_name = "BOOL", value_parser = parse_bool)]
+    pub wait: bool,
+    /// How long to watch the rollouts in all (`15m`, `30s`).
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub wait_timeout: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -128,6 +128,9 @@ pub struct DeploySettings {
     pub build_concurrency: usize,
     pub keep_images: u32,
     pub untagged_expiry_days: u32,
+    /// Watch the rollouts after the apply.
+    pub wait: bool,
+    pub wait_timeout: std::time::Duration,
 }
 
 /// Validated Terraform options.
@@ -376,6 +379,8 @@ fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
         build_concurrency: usize::from(d.build_concurrency),
         keep_images: d.keep_images,
         untagged_expiry_days: d.untagged_expiry_days,
+        wait: d.wait,
+        wait_timeout: parse_duration("wait-timeout", &d.wait_timeout)?,
     })
 }
 

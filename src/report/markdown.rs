@@ -62,6 +62,32 @@ fn render(
     compact(plan, run, infra, h, limit, elsewhere)
 }
 
+/// The rollouts: each watched service's verdict, duration and reason.
+fn rollouts_section(run: &RunReport) -> String {
+    if run.rollouts.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("### Rollouts\n\n| Consumer | Verdict | Duration | Tasks | Reason |\n|---|---|---|---|---|\n");
+    for (name, v) in &run.rollouts {
+        let verdict = match v.kind {
+            crate::apply::rollout::VerdictKind::Succeeded => v.kind.as_str().to_string(),
+            k => format!("**{}**", k.as_str()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {verdict} | {:.0} s | {}/{} | {} |",
+            code(name),
+            v.duration.as_secs_f64(),
+            v.running,
+            v.desired,
+            text(&truncate(&v.reason, COMPACT_REASON))
+        );
+    }
+    out.push('\n');
+    out
+}
+
 /// The Terraform section: what it planned and did, what it stopped, which consumers kept their
 /// running entry; with every resource change when `changes` (the full report).
 pub fn terraform_section(infra: &InfraReport, changes: bool) -> String {
@@ -367,6 +393,9 @@ fn full(
     if let Some(infra) = infra {
         out.push_str(&terraform_section(infra, true));
     }
+    if let Some(run) = run {
+        out.push_str(&rollouts_section(run));
+    }
     let failed = failures(plan, run);
     if !failed.is_empty() {
         out.push_str(
@@ -472,6 +501,9 @@ fn compact(
                 ))
             ));
         }
+    }
+    if let Some(run) = run {
+        b.fits(&rollouts_section(run));
     }
     let failed = failures(plan, run);
     if !failed.is_empty() && b.fits("### Failed\n\n") {

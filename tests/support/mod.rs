@@ -2,6 +2,7 @@
 //! server fails the test with what to do; nothing is skipped silently.
 #![allow(dead_code)]
 
+pub mod ecs_sim;
 pub mod fleet;
 pub mod proxy;
 

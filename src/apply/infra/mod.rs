@@ -95,9 +95,34 @@ pub struct InfraReport {
     pub error: Option<InfraError>,
     pub duration: Duration,
     pub terraform_version: Option<String>,
+    /// When `apply` started: a rollout it caused has a deployment created at or after it.
+    pub apply_started: Option<std::time::SystemTime>,
 }
 
 impl InfraReport {
+    /// The services whose task definition this run's apply changed, to watch roll out.
+    pub fn changed_services(&self) -> Vec<crate::apply::rollout::Watch> {
+        let (Some(after), Some(since), true) = (&self.after, self.apply_started, self.applied)
+        else {
+            return Vec::new();
+        };
+        after
+            .iter()
+            .filter(|(name, a)| {
+                self.before
+                    .get(*name)
+                    .is_none_or(|b| b.task_definition != a.task_definition)
+            })
+            .map(|(name, a)| crate::apply::rollout::Watch {
+                consumer: name.clone(),
+                cluster: a.cluster.clone(),
+                service: a.service.clone(),
+                task_definition: a.task_definition.clone(),
+                since,
+            })
+            .collect()
+    }
+
     /// Consumers applied before whose folder is gone: named by the previous `consumers` output
     /// or by the keys of their resources in the plan.
     pub fn removed(&self, plan: &Plan) -> Vec<String> {
@@ -454,6 +479,7 @@ async fn run_inner(
     apply.push(plan_file.display().to_string());
     {
         let _g = runner.group("terraform apply");
+        report.apply_started = Some(std::time::SystemTime::now());
         step(&tf, "apply", &apply, &sink).await?;
         report.applied = true;
     }

@@ -325,6 +325,7 @@ mod tests {
             .into_iter()
             .collect(),
             infra: None,
+            rollouts: BTreeMap::new(),
         };
         let before: BTreeMap<String, AppliedConsumer> = [
             ("broken", applied("reg/shop-broken@sha256:old", None)),

@@ -1,0 +1,547 @@
+//! The rollout stage: watch each changed service's **own** deployment (the one running the task
+//! definition revision Terraform just applied) to a verdict, for the whole fleet at once.
+//!
+//! "The service is stable" is not "my deployment succeeded": after a circuit-breaker rollback
+//! the service is stable on the old revision. So each service is judged by its deployment of
+//! the new revision. Services are described ten per call, per cluster, every round; rounds start
+//! quick and back off to a ceiling; an overall timeout ends the rest. A failed call that may
+//! succeed later (throttling, a server error) is not a verdict. This module reads ECS only.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::clients::ecs::{Deployer, Deployment, Described, ServiceState, DESCRIBE_BATCH};
+
+/// A deployment created this long before the apply started still counts as the apply's (clocks
+/// of the runner and of AWS differ a little).
+const CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// One service to watch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watch {
+    pub consumer: String,
+    pub cluster: String,
+    pub service: String,
+    /// The revision the service should reach (its ARN).
+    pub task_definition: String,
+    /// When the apply started: the deployment is created at or after it.
+    pub since: SystemTime,
+}
+
+/// How a rollout ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerdictKind {
+    /// Its deployment completed with every task running.
+    Succeeded,
+    /// The circuit breaker stopped it (`rolloutState` `FAILED`).
+    Failed,
+    /// Its deployment is gone and an older task definition is primary again.
+    RolledBack,
+    /// Still in progress when the wait ended.
+    TimedOut,
+    /// The service is missing, inactive or draining, or no deployment of the revision exists.
+    NotStarted,
+    /// ECS could not be asked (a refused permission, say).
+    Unknown,
+}
+
+impl VerdictKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Succeeded => "succeeded",
+            VerdictKind::Failed => "failed",
+            VerdictKind::RolledBack => "rolled back",
+            VerdictKind::TimedOut => "timed out",
+            VerdictKind::NotStarted => "not started",
+            VerdictKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// A rollout's verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub kind: VerdictKind,
+    /// Why, in words (ECS's `rolloutStateReason` where it gives one).
+    pub reason: String,
+    pub duration: Duration,
+    pub running: i32,
+    pub desired: i32,
+    pub deployment_id: Option<String>,
+}
+
+/// Where a rollout stands after one look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Done {
+        kind: VerdictKind,
+        reason: String,
+    },
+    Waiting {
+        running: i32,
+        desired: i32,
+        failed: i32,
+    },
+}
+
+/// What is remembered between looks at one service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The deployment of the new revision, once seen.
+    pub deployment: Option<String>,
+}
+
+fn ours<'a>(w: &Watch, s: &'a ServiceState) -> Option<&'a Deployment> {
+    s.deployments.iter().find(|d| {
+        d.task_definition == w.task_definition
+            && d.created_at.is_none_or(|c| c + CLOCK_SKEW >= w.since)
+    })
+}
+
+/// Judge one look at a service. Pure.
+pub fn judge(w: &Watch, described: &Described, seen: &mut Seen) -> Progress {
+    let s = match described {
+        Described::Missing { reason } => {
+            return Progress::Done {
+                kind: VerdictKind::NotStarted,
+                reason: format!(
+                    "the service `{}` does not exist in `{}` ({reason})",
+                    w.service, w.cluster
+                ),
+            }
+        }
+        Described::Found(s) => s,
+    };
+    if s.status != "ACTIVE" {
+        return Progress::Done {
+            kind: VerdictKind::NotStarted,
+            reason: format!("the service `{}` is {}", w.service, s.status),
+        };
+    }
+    match ours(w, s) {
+        Some(d) => {
+            seen.deployment = Some(d.id.clone());
+            match d.rollout_state.as_deref() {
+                Some("FAILED") => Progress::Done {
+                    kind: VerdictKind::Failed,
+                    reason: d
+                        .rollout_state_reason
+                        .clone()
+                        .unwrap_or_else(|| "the deployment failed".into()),
+                },
+                Some("COMPLETED") if d.running >= d.desired => Progress::Done {
+                    kind: VerdictKind::Succeeded,
+                    reason: format!(
+                        "{} of {} tasks running the new revision",
+                        d.running, d.desired
+                    ),
+                },
+                // Without a circuit breaker ECS reports no rollout state: the deployment is done
+                // when it is the only one and all its tasks run.
+                None if d.status == "PRIMARY"
+                    && s.deployments.len() == 1
+                    && d.running >= d.desired =>
+                {
+                    Progress::Done {
+                        kind: VerdictKind::Succeeded,
+                        reason: format!(
+                            "{} of {} tasks running the new revision",
+                            d.running, d.desired
+                        ),
+                    }
+                }
+                _ => Progress::Waiting {
+                    running: d.running,
+                    desired: d.desired,
+                    failed: d.failed_tasks,
+                },
+            }
+        }
+        None => {
+            let primary = s.deployments.iter().find(|d| d.status == "PRIMARY");
+            let older = primary.map_or("another task definition".to_string(), |p| {
+                format!("`{}`", p.task_definition)
+            });
+            let rolled_back_since = primary
+                .and_then(|p| p.created_at)
+                .is_some_and(|c| c + CLOCK_SKEW >= w.since);
+            if seen.deployment.is_some() || rolled_back_since {
+                Progress::Done {
+                    kind: VerdictKind::RolledBack,
+                    reason: format!("its deployment is gone and {older} is primary again"),
+                }
+            } else {
+                Progress::Done {
+                    kind: VerdictKind::NotStarted,
+                    reason: format!(
+                        "no deployment of `{}` was started; {older} is primary",
+                        w.task_definition
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// How long to wait, and how often to look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchSettings {
+    pub timeout: Duration,
+    pub first_interval: Duration,
+    pub max_interval: Duration,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            timeout: Duration::from_secs(15 * 60),
+            first_interval: Duration::from_secs(2),
+            max_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Consecutive failed rounds of a non-transient kind after which a service is `unknown`.
+const GIVE_UP_AFTER: u32 = 3;
+
+/// Watch every rollout to a verdict. `progress` gets a line when a rollout's counts change or it
+/// ends (never one per poll per service).
+pub async fn watch(
+    deployer: &dyn Deployer,
+    watches: &[Watch],
+    settings: WatchSettings,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> BTreeMap<String, Verdict> {
+    let started = Instant::now();
+    let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut last: BTreeMap<String, (i32, i32, i32)> = BTreeMap::new();
+    let mut refused: BTreeMap<String, u32> = BTreeMap::new();
+    let mut interval = settings.first_interval;
+    loop {
+        let pending: Vec<&Watch> = watches
+            .iter()
+            .filter(|w| !verdicts.contains_key(&w.consumer))
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        // One call per ten services of a cluster, all in flight at once.
+        let mut by_cluster: BTreeMap<&str, Vec<&Watch>> = BTreeMap::new();
+        for w in &pending {
+            by_cluster.entry(w.cluster.as_str()).or_default().push(w);
+        }
+        let batches: Vec<(&str, Vec<&Watch>)> = by_cluster
+            .into_iter()
+            .flat_map(|(c, ws)| {
+                ws.chunks(DESCRIBE_BATCH)
+                    .map(|b| (c, b.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let answers = futures_util::future::join_all(batches.iter().map(|(cluster, ws)| {
+            let names: Vec<String> = ws.iter().map(|w| w.service.clone()).collect();
+            async move { deployer.describe_services(cluster, &names).await }
+        }))
+        .await;
+        for ((_, ws), answer) in batches.iter().zip(answers) {
+            match answer {
+                Ok(found) => {
+                    for w in ws {
+                        refused.remove(&w.consumer);
+                        let described =
+                            found
+                                .get(&w.service)
+                                .cloned()
+                                .unwrap_or(Described::Missing {
+                                    reason: "not returned".into(),
+                                });
+                        let s = seen.entry(w.consumer.clone()).or_default();
+                        match judge(w, &described, s) {
+                            Progress::Done { kind, reason } => {
+                                let (running, desired) = match &described {
+                                    Described::Found(st) => (st.running, st.desired),
+                                    Described::Missing { .. } => (0, 0),
+                                };
+                                progress(&format!(
+                                    "rollout: `{}` {} after {:.0} s: {reason}",
+                                    w.consumer,
+                                    kind.as_str(),
+                                    started.elapsed().as_secs_f64()
+                                ));
+                                verdicts.insert(
+                                    w.consumer.clone(),
+                                    Verdict {
+                                        kind,
+                                        reason,
+                                        duration: started.elapsed(),
+                                        running,
+                                        desired,
+                                        deployment_id: s.deployment.clone(),
+                                    },
+                                );
+                            }
+                            Progress::Waiting {
+                                running,
+                                desired,
+                                failed,
+                            } => {
+                                let now = (running, desired, failed);
+                                if last.get(&w.consumer) != Some(&now) {
+                                    last.insert(w.consumer.clone(), now);
+                                    progress(&format!(
+                                        "rollout: `{}` {running}/{desired} running, {failed} failed",
+                                        w.consumer
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(error = %e, "a poll failed; asking again next round");
+                }
+                Err(e) => {
+                    for w in ws {
+                        let n = refused.entry(w.consumer.clone()).or_default();
+                        *n += 1;
+                        if *n >= GIVE_UP_AFTER {
+                            progress(&format!("rollout: `{}` cannot be watched: {e}", w.consumer));
+                            verdicts.insert(
+                                w.consumer.clone(),
+                                Verdict {
+                                    kind: VerdictKind::Unknown,
+                                    reason: format!("it could not be watched: {e}"),
+                                    duration: started.elapsed(),
+                                    running: 0,
+                                    desired: 0,
+                                    deployment_id: None,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        if verdicts.len() == watches.len() {
+            break;
+        }
+        if started.elapsed() + interval > settings.timeout {
+            let left = settings.timeout.saturating_sub(started.elapsed());
+            tokio::time::sleep(left).await;
+            let unfinished: Vec<&Watch> = watches
+                .iter()
+                .filter(|w| !verdicts.contains_key(&w.consumer))
+                .collect();
+            for w in unfinished {
+                let (running, desired, _) = last.get(&w.consumer).copied().unwrap_or_default();
+                progress(&format!(
+                    "rollout: `{}` timed out after {:.0} s ({running}/{desired} running)",
+                    w.consumer,
+                    settings.timeout.as_secs_f64()
+                ));
+                verdicts.insert(
+                    w.consumer.clone(),
+                    Verdict {
+                        kind: VerdictKind::TimedOut,
+                        reason: format!(
+                            "still in progress after {:.0} s ({running}/{desired} running)",
+                            settings.timeout.as_secs_f64()
+                        ),
+                        duration: started.elapsed(),
+                        running,
+                        desired,
+                        deployment_id: seen.get(&w.consumer).and_then(|s| s.deployment.clone()),
+                    },
+                );
+            }
+            break;
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval.mul_f64(1.5)).min(settings.max_interval);
+    }
+    verdicts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch() -> Watch {
+        Watch {
+            consumer: "orders".into(),
+            cluster: "c".into(),
+            service: "orders".into(),
+            task_definition: "td:2".into(),
+            since: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000),
+        }
+    }
+
+    fn dep(
+        id: &str,
+        td: &str,
+        status: &str,
+        state: Option<&str>,
+        running: i32,
+        at: u64,
+    ) -> Deployment {
+        Deployment {
+            id: id.into(),
+            status: status.into(),
+            task_definition: td.into(),
+            rollout_state: state.map(str::to_string),
+            rollout_state_reason: None,
+            desired: 2,
+            running,
+            pending: 0,
+            failed_tasks: 0,
+            created_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(at)),
+        }
+    }
+
+    fn service(deployments: Vec<Deployment>) -> Described {
+        Described::Found(ServiceState {
+            name: "orders".into(),
+            status: "ACTIVE".into(),
+            desired: 2,
+            running: 2,
+            deployments,
+            events: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_stable_service_on_the_old_revision_is_not_a_success() {
+        let w = watch();
+        let mut seen = Seen::default();
+        // In progress, then our deployment fails and the old revision is primary again.
+        let p = judge(
+            &w,
+            &service(vec![
+                dep("new", "td:2", "PRIMARY", Some("IN_PROGRESS"), 1, 1_001),
+                dep("old", "td:1", "ACTIVE", Some("COMPLETED"), 2, 10),
+            ]),
+            &mut seen,
+        );
+        assert_eq!(
+            p,
+            Progress::Waiting {
+                running: 1,
+                desired: 2,
+                failed: 0
+            }
+        );
+        let p = judge(
+            &w,
+            &service(vec![dep(
+                "old",
+                "td:1",
+                "PRIMARY",
+                Some("COMPLETED"),
+                2,
+                10,
+            )]),
+            &mut seen,
+        );
+        assert!(
+            matches!(
+                p,
+                Progress::Done {
+                    kind: VerdictKind::RolledBack,
+                    ..
+                }
+            ),
+            "{p:?}"
+        );
+        let mut fresh = Seen::default();
+        let p = judge(
+            &w,
+            &service(vec![dep(
+                "new",
+                "td:2",
+                "PRIMARY",
+                Some("COMPLETED"),
+                2,
+                1_001,
+            )]),
+            &mut fresh,
+        );
+        assert!(
+            matches!(
+                p,
+                Progress::Done {
+                    kind: VerdictKind::Succeeded,
+                    ..
+                }
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn an_older_deployment_of_the_same_revision_is_not_ours() {
+        let w = watch();
+        let mut seen = Seen::default();
+        let p = judge(
+            &w,
+            &service(vec![dep(
+                "before",
+                "td:2",
+                "PRIMARY",
+                Some("COMPLETED"),
+                2,
+                10,
+            )]),
+            &mut seen,
+        );
+        assert!(
+            matches!(
+                p,
+                Progress::Done {
+                    kind: VerdictKind::NotStarted,
+                    ..
+                }
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn failed_inactive_and_missing_are_said_at_once() {
+        let w = watch();
+        let mut d = dep("new", "td:2", "PRIMARY", Some("FAILED"), 0, 1_001);
+        d.rollout_state_reason =
+            Some("ECS deployment circuit breaker: tasks failed to start.".into());
+        let p = judge(&w, &service(vec![d]), &mut Seen::default());
+        assert_eq!(
+            p,
+            Progress::Done {
+                kind: VerdictKind::Failed,
+                reason: "ECS deployment circuit breaker: tasks failed to start.".into()
+            }
+        );
+        let p = judge(
+            &w,
+            &Described::Missing {
+                reason: "MISSING".into(),
+            },
+            &mut Seen::default(),
+        );
+        assert!(
+            matches!(p, Progress::Done { kind: VerdictKind::NotStarted, ref reason } if reason.contains("does not exist"))
+        );
+        let inactive = Described::Found(ServiceState {
+            status: "INACTIVE".into(),
+            name: "orders".into(),
+            desired: 0,
+            running: 0,
+            deployments: vec![],
+            events: vec![],
+        });
+        let p = judge(&w, &inactive, &mut Seen::default());
+        assert!(
+            matches!(p, Progress::Done { kind: VerdictKind::NotStarted, ref reason } if reason.contains("INACTIVE"))
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! A scripted ECS: an in-process HTTP server speaking the ECS JSON 1.1 protocol for the calls the
+//! rollout stage makes, because moto's deployments never progress. Each service follows a script
+//! of frames: every `DescribeServices` that names it shows the next frame (the last one stays).
+//! It counts every call, and can answer chosen calls with `ThrottlingException`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+/// One deployment in a frame.
+#[derive(Clone, Debug)]
+pub struct Dep {
+    pub id: &'static str,
+    pub status: &'static str,
+    pub task_definition: String,
+    pub rollout_state: &'static str,
+    pub reason: Option<&'static str>,
+    pub desired: i32,
+    pub running: i32,
+    pub failed: i32,
+    /// Epoch seconds.
+    pub created_at: f64,
+}
+
+impl Dep {
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "status": self.status,
+            "taskDefinition": self.task_definition,
+            "rolloutState": self.rollout_state,
+            "rolloutStateReason": self.reason,
+            "desiredCount": self.desired,
+            "runningCount": self.running,
+            "pendingCount": (self.desired - self.running).max(0),
+            "failedTasks": self.failed,
+            "createdAt": self.created_at,
+        })
+    }
+}
+
+/// What a service looks like at one poll.
+#[derive(Clone, Debug)]
+pub enum Frame {
+    Service {
+        status: &'static str,
+        deployments: Vec<Dep>,
+    },
+    Missing,
+}
+
+/// What a service does once a deployment is registered for it (`POST /register`, as a Terraform
+/// fixture's `local-exec` does when it "creates" a task definition).
+#[derive(Clone, Copy, Debug)]
+pub enum Behaviour {
+    /// In progress for this many polls, then completed.
+    CompletesAfter(usize),
+    /// In progress for this many polls, then the circuit breaker fails it.
+    FailsAfter(usize),
+}
+
+#[derive(Default)]
+struct State {
+    scripts: BTreeMap<(String, String), (Vec<Frame>, usize)>,
+    behaviours: BTreeMap<String, Behaviour>,
+    /// Every call: operation and how many services it named.
+    calls: Vec<(String, usize)>,
+    /// Call numbers (from 1) answered with `ThrottlingException`.
+    throttle: BTreeSet<usize>,
+}
+
+pub struct EcsSimulator {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EcsSimulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl EcsSimulator {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(req, &state).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        EcsSimulator { addr, state, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Script `service` of `cluster`.
+    pub fn script(&self, cluster: &str, service: &str, frames: Vec<Frame>) {
+        self.state
+            .lock()
+            .unwrap()
+            .scripts
+            .insert((cluster.into(), service.into()), (frames, 0));
+    }
+
+    /// How `service` rolls out once a deployment is registered for it.
+    pub fn behave(&self, service: &str, b: Behaviour) {
+        self.state
+            .lock()
+            .unwrap()
+            .behaviours
+            .insert(service.into(), b);
+    }
+
+    /// Answer these calls (counted from 1) with `ThrottlingException`.
+    pub fn throttle(&self, calls: &[usize]) {
+        self.state.lock().unwrap().throttle.extend(calls);
+    }
+
+    /// Every call received: operation and number of services named.
+    pub fn calls(&self) -> Vec<(String, usize)> {
+        self.state.lock().unwrap().calls.clone()
+    }
+}
+
+/// `{"cluster", "service", "task_definition"}`: a new deployment of that revision, now, that
+/// follows the service's behaviour.
+fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
+    let field = |k: &str| input[k].as_str().unwrap_or_default().to_string();
+    let (cluster, service, td) = (field("cluster"), field("service"), field("task_definition"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut st = state.lock().unwrap();
+    let behaviour = st
+        .behaviours
+        .get(&service)
+        .copied()
+        .unwrap_or(Behaviour::CompletesAfter(1));
+    let dep = |state: &'static str, running: i32, reason: Option<&'static str>| Dep {
+        id: "ecs-svc/registered",
+        status: "PRIMARY",
+        task_definition: td.clone(),
+        rollout_state: state,
+        reason,
+        desired: 1,
+        running,
+        failed: if state == "FAILED" { 2 } else { 0 },
+        created_at: now,
+    };
+    let (k, last) = match behaviour {
+        Behaviour::CompletesAfter(k) => (k, dep("COMPLETED", 1, None)),
+        Behaviour::FailsAfter(k) => (
+            k,
+            dep(
+                "FAILED",
+                0,
+                Some("ECS deployment circuit breaker: tasks failed to start."),
+            ),
+        ),
+    };
+    let mut frames: Vec<Frame> = (0..k)
+        .map(|_| Frame::Service {
+            status: "ACTIVE",
+            deployments: vec![dep("IN_PROGRESS", 0, None)],
+        })
+        .collect();
+    frames.push(Frame::Service {
+        status: "ACTIVE",
+        deployments: vec![last],
+    });
+    st.scripts.insert((cluster, service), (frames, 0));
+    reply(200, json!({}))
+}
+
+fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+async fn answer(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<Bytes>> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let path = req.uri().path().to_string();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if path == "/register" {
+        return register(&input, state);
+    }
+    let Some(op) = target.strip_prefix("AmazonEC2ContainerServiceV20141113.") else {
+        return reply(
+            400,
+            json!({"__type": "UnknownOperationException", "message": target}),
+        );
+    };
+    let mut st = state.lock().unwrap();
+    let names: Vec<String> = input["services"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    st.calls.push((op.to_string(), names.len()));
+    let n = st.calls.len();
+    if st.throttle.contains(&n) {
+        return reply(
+            400,
+            json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+        );
+    }
+    if op != "DescribeServices" {
+        return reply(
+            400,
+            json!({"__type": "InvalidParameterException", "message": format!("the simulator does not script {op}")}),
+        );
+    }
+    if names.len() > 10 {
+        return reply(
+            400,
+            json!({"__type": "InvalidParameterException", "message": "services can have at most 10 items"}),
+        );
+    }
+    let cluster = input["cluster"].as_str().unwrap_or("default").to_string();
+    let mut services = Vec::new();
+    let mut failures = Vec::new();
+    for name in names {
+        let arn = format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{name}");
+        let frame = match st.scripts.get_mut(&(cluster.clone(), name.clone())) {
+            Some((frames, at)) => {
+                let f = frames[(*at).min(frames.len() - 1)].clone();
+                *at += 1;
+                f
+            }
+            None => Frame::Missing,
+        };
+        match frame {
+            Frame::Missing => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+            Frame::Service {
+                status,
+                deployments,
+            } => {
+                let primary = deployments.iter().find(|d| d.status == "PRIMARY");
+                services.push(json!({
+                    "serviceName": name,
+                    "serviceArn": arn,
+                    "status": status,
+                    "desiredCount": primary.map_or(0, |d| d.desired),
+                    "runningCount": deployments.iter().map(|d| d.running).sum::<i32>(),
+                    "deployments": deployments.iter().map(Dep::json).collect::<Vec<_>>(),
+                    "events": [],
+                }));
+            }
+        }
+    }
+    reply(200, json!({"services": services, "failures": failures}))
+}
