@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The benchmarks, with the servers they need: fingerprinting 1 GiB, and building and pushing
-# 1 GiB through the Docker engine to a local registry. Prints figures; CDC_BENCH_MIB changes
+# The benchmarks, with the servers they need: fingerprinting 1 GiB, building and pushing
+# 1 GiB through the Docker engine to a local registry, a no-op deploy of a fleet, and watching
+# 20 rollouts against a scripted ECS. Prints figures; CDC_BENCH_MIB changes
 # the size. Usage: scripts/bench.sh [cargo bench arguments, e.g. --bench build_push]
 set -euo pipefail
 

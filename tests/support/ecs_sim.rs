@@ -3,6 +3,8 @@
 //! of frames: every `DescribeServices` that names it shows the next frame (the last one stays).
 //! It counts every call, and can answer chosen calls with `ThrottlingException`.
 
+#![allow(dead_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
