@@ -644,6 +644,18 @@ async fn each_changed_service_is_watched_to_its_verdict() {
         "{}",
         r.stdout
     );
+    // The evidence: the service's events since the deployment, not the day-old ones.
+    assert!(
+        r.summary
+            .contains("deployment failed: tasks failed to start."),
+        "{}",
+        r.summary
+    );
+    assert!(
+        !r.summary.contains("has reached a steady state"),
+        "{}",
+        r.summary
+    );
     // One call per round for both services (one cluster, two names).
     assert!(
         sim.calls()

@@ -69,6 +69,24 @@ pub struct Verdict {
     pub running: i32,
     pub desired: i32,
     pub deployment_id: Option<String>,
+    /// For a verdict other than success: the service's events since the deployment started,
+    /// newest first (untrusted text).
+    pub events: Vec<String>,
+}
+
+/// Events of a service told since `since`, newest first, at most this many.
+const EVIDENCE_EVENTS: usize = 10;
+
+fn events_since(described: &Described, since: SystemTime) -> Vec<String> {
+    let Described::Found(s) = described else {
+        return Vec::new();
+    };
+    s.events
+        .iter()
+        .filter(|e| e.created_at.is_none_or(|c| c + CLOCK_SKEW >= since))
+        .take(EVIDENCE_EVENTS)
+        .map(|e| e.message.clone())
+        .collect()
 }
 
 /// Where a rollout stands after one look.
@@ -264,6 +282,11 @@ pub async fn watch(
                                     Described::Found(st) => (st.running, st.desired),
                                     Described::Missing { .. } => (0, 0),
                                 };
+                                let events = if kind == VerdictKind::Succeeded {
+                                    Vec::new()
+                                } else {
+                                    events_since(&described, w.since)
+                                };
                                 progress(&format!(
                                     "rollout: `{}` {} after {:.0} s: {reason}",
                                     w.consumer,
@@ -279,6 +302,7 @@ pub async fn watch(
                                         running,
                                         desired,
                                         deployment_id: s.deployment.clone(),
+                                        events,
                                     },
                                 );
                             }
@@ -317,6 +341,7 @@ pub async fn watch(
                                     running: 0,
                                     desired: 0,
                                     deployment_id: None,
+                                    events: Vec::new(),
                                 },
                             );
                         }
@@ -353,6 +378,7 @@ pub async fn watch(
                         running,
                         desired,
                         deployment_id: seen.get(&w.consumer).and_then(|s| s.deployment.clone()),
+                        events: Vec::new(),
                     },
                 );
             }

@@ -85,6 +85,14 @@ fn rollouts_section(run: &RunReport) -> String {
         );
     }
     out.push('\n');
+    for (name, v) in run.rollouts.iter().filter(|(_, v)| !v.events.is_empty()) {
+        let _ = writeln!(
+            out,
+            "<details><summary><code>{}</code>: the service's events since its deployment started</summary>\n\n{}\n</details>\n",
+            html_message(name),
+            fenced(&v.events.join("\n"))
+        );
+    }
     out
 }
 

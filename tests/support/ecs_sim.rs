@@ -74,6 +74,8 @@ pub enum Behaviour {
 struct State {
     scripts: BTreeMap<(String, String), (Vec<Frame>, usize)>,
     behaviours: BTreeMap<String, Behaviour>,
+    /// Events each service lists, newest first: epoch seconds and message.
+    events: BTreeMap<String, Vec<(f64, String)>>,
     /// Every call: operation and how many services it named.
     calls: Vec<(String, usize)>,
     /// Call numbers (from 1) answered with `ThrottlingException`.
@@ -140,6 +142,15 @@ impl EcsSimulator {
             .insert(service.into(), b);
     }
 
+    /// The events `service` lists, newest first (epoch seconds, message).
+    pub fn events(&self, service: &str, events: Vec<(f64, String)>) {
+        self.state
+            .lock()
+            .unwrap()
+            .events
+            .insert(service.into(), events);
+    }
+
     /// Answer these calls (counted from 1) with `ThrottlingException`.
     pub fn throttle(&self, calls: &[usize]) {
         self.state.lock().unwrap().throttle.extend(calls);
@@ -198,6 +209,25 @@ fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
         status: "ACTIVE",
         deployments: vec![last],
     });
+    if let Behaviour::FailsAfter(_) = behaviour {
+        st.events.insert(
+            service.clone(),
+            vec![
+                (
+                    now,
+                    format!("(service {service}) rolling back to the previous task definition."),
+                ),
+                (
+                    now,
+                    format!("(service {service}) deployment failed: tasks failed to start."),
+                ),
+                (
+                    now - 86_400.0,
+                    format!("(service {service}) has reached a steady state."),
+                ),
+            ],
+        );
+    }
     st.scripts.insert((cluster, service), (frames, 0));
     reply(200, json!({}))
 }
@@ -285,7 +315,9 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
                     "desiredCount": primary.map_or(0, |d| d.desired),
                     "runningCount": deployments.iter().map(|d| d.running).sum::<i32>(),
                     "deployments": deployments.iter().map(Dep::json).collect::<Vec<_>>(),
-                    "events": [],
+                    "events": st.events.get(&name).map(|e| e.iter().enumerate().map(|(i, (at, m))| json!({
+                        "id": format!("event-{i}"), "createdAt": at, "message": m,
+                    })).collect::<Vec<_>>()).unwrap_or_default(),
                 }));
             }
         }
