@@ -189,15 +189,12 @@ impl Prepared {
 
 /// Check the root module and the Terraform binary; `apply` when the run will apply.
 pub async fn prepare(s: &TerraformSettings, apply: bool) -> Result<Prepared, InfraError> {
-    let io = |what: &Path, e: std::io::Error| {
-        InfraError::Root(format!("could not prepare `{}`: {e}", what.display()))
-    };
-    std::fs::create_dir_all(&s.work_dir).map_err(|e| io(&s.work_dir, e))?;
+    std::fs::create_dir_all(&s.work_dir).map_err(|e| not_prepared(&s.work_dir, e))?;
     let (root_dir, bundled) = match &s.dir {
         Some(d) => (d.clone(), false),
         None => {
             let d = s.work_dir.join("root");
-            std::fs::create_dir_all(&d).map_err(|e| io(&d, e))?;
+            std::fs::create_dir_all(&d).map_err(|e| not_prepared(&d, e))?;
             root::generate(&d, !s.backend_config.is_empty()).map_err(InfraError::Root)?;
             (d, true)
         }
@@ -340,9 +337,6 @@ async fn run_inner(
 ) -> Result<(), InfraError> {
     let s = stage.settings;
     let runner = stage.runner;
-    let io = |what: &Path, e: std::io::Error| {
-        InfraError::Root(format!("could not prepare `{}`: {e}", what.display()))
-    };
     for w in &prepared.warnings {
         runner.warning(w);
     }
@@ -405,19 +399,12 @@ async fn run_inner(
     }
     let text = serde_json::to_string_pretty(&written)
         .map_err(|e| InfraError::Root(format!("could not write the variables: {e}")))?;
-    std::fs::write(&vars_path, text).map_err(|e| io(&vars_path, e))?;
+    std::fs::write(&vars_path, text).map_err(|e| not_prepared(&vars_path, e))?;
     let _vars_file = VarsFile(vars_path);
 
-    let validate = tf
-        .capture(&args(&["validate", "-no-color"]))
-        .await
-        .map_err(InfraError::Terraform)?;
-    if !validate.success() {
-        runner.print_untrusted(&validate.stdout);
-        runner.print_untrusted(&validate.stderr);
-        return Err(InfraError::Terraform(TerraformError::from_finished(
-            "validate", &validate,
-        )));
+    {
+        let _g = runner.group("terraform validate");
+        step(&tf, "validate", &args(&["validate", "-no-color"]), &sink).await?;
     }
 
     let plan_file = s.work_dir.join("terraform.tfplan");
@@ -432,21 +419,17 @@ async fn run_inner(
         let _g = runner.group("terraform plan");
         step(&tf, "plan", &plan_args, &sink).await?;
     }
-    let shown_plan = tf
-        .capture(&args(&[
+    let shown_plan = captured(
+        &tf,
+        "show",
+        &args(&[
             "show",
             "-json",
             "-no-color",
             &plan_file.display().to_string(),
-        ]))
-        .await
-        .map_err(InfraError::Terraform)?;
-    if !shown_plan.success() {
-        return Err(InfraError::Terraform(TerraformError::from_finished(
-            "show",
-            &shown_plan,
-        )));
-    }
+        ]),
+    )
+    .await?;
     let current = variables.consumers();
     let mut known: BTreeSet<String> = current.clone();
     known.extend(report.before.keys().cloned());
@@ -489,20 +472,34 @@ async fn run_inner(
 
 /// The root module's `consumers` output, as the state holds it now.
 async fn applied(tf: &dyn Terraform) -> Result<BTreeMap<String, AppliedConsumer>, InfraError> {
-    let outputs = tf
-        .capture(&args(&["output", "-json", "-no-color"]))
-        .await
-        .map_err(InfraError::Terraform)?;
-    if !outputs.success() {
-        return Err(InfraError::Terraform(TerraformError::from_finished(
-            "output", &outputs,
-        )));
-    }
+    let outputs = captured(tf, "output", &args(&["output", "-json", "-no-color"])).await?;
     vars::applied_from_outputs(&outputs.stdout).map_err(InfraError::Unreadable)
+}
+
+/// A file or folder of the stage that could not be written.
+fn not_prepared(what: &Path, e: std::io::Error) -> InfraError {
+    InfraError::Root(format!("could not prepare `{}`: {e}", what.display()))
 }
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
+}
+
+/// Run a command whose output is read, not shown (`-json`); a failure becomes Terraform's own
+/// diagnostics or the lock's holder.
+async fn captured(
+    tf: &dyn Terraform,
+    name: &str,
+    args: &[String],
+) -> Result<crate::clients::terraform::Finished, InfraError> {
+    let f = tf.capture(args).await.map_err(InfraError::Terraform)?;
+    if f.success() {
+        Ok(f)
+    } else {
+        Err(InfraError::Terraform(TerraformError::from_finished(
+            name, &f,
+        )))
+    }
 }
 
 /// Run a streamed command; a failure becomes Terraform's own diagnostics or the lock's holder.
