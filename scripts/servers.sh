@@ -28,6 +28,8 @@ servers_install() {
   servers_need docker-registry || missing+=(docker-registry)
   servers_need htpasswd || missing+=(apache2-utils)
   [ -x /bin/busybox ] || missing+=(busybox-static)
+  # A Terraform test fixture tells the scripted ECS about new deployments with curl.
+  servers_need curl || missing+=(curl)
   if [ ${#missing[@]} -gt 0 ]; then
     printf '\n== installing %s from Debian'"'"'s packages\n' "${missing[*]}"
     apt-get update -qq

@@ -501,7 +501,24 @@ async fn a_lock_held_by_someone_else_is_named() {
         .await
         .unwrap();
 
-    let locked = run(ws.path(), &project, &backend, "plan", COMMIT_1, &[]);
+    // A credential among the backend settings is masked before Terraform runs.
+    let config = format!(
+        "{}\naccess_key=test\nsecret_key=backend-secret-4711",
+        backend.config()
+    );
+    let locked = run(
+        ws.path(),
+        &project,
+        &backend,
+        "plan",
+        COMMIT_1,
+        &[("terraform-backend-config", config.as_str())],
+    );
+    assert!(
+        locked.stdout.contains("::add-mask::backend-secret-4711"),
+        "{}",
+        locked.stdout
+    );
     assert_eq!(locked.code, 1, "{}", locked.describe());
     let all = locked.everything();
     assert!(
@@ -543,6 +560,22 @@ async fn a_plan_shows_unbuilt_images_by_content_tag() {
         plan.summary
     );
     assert!(backend.state().await.is_none(), "a plan writes no state");
+
+    // A variables file of the team's own is never overwritten or removed.
+    write(ws.path(), "infra/cdc-deploy.auto.tfvars.json", "{}");
+    let refused = run(ws.path(), &project, &backend, "plan", COMMIT_1, &[]);
+    assert_eq!(refused.code, 1, "{}", refused.describe());
+    assert!(
+        refused
+            .everything()
+            .contains("cdc-deploy.auto.tfvars.json` already exists"),
+        "{}",
+        refused.describe()
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("infra/cdc-deploy.auto.tfvars.json")).unwrap(),
+        "{}"
+    );
 }
 
 #[test]
