@@ -11,11 +11,12 @@ use std::sync::Arc;
 use crate::apply::images::{self, Buildable, ImageStage};
 use crate::apply::infra::vars::Held;
 use crate::apply::infra::{self, InfraReport, InfraStage};
-use crate::apply::rollout::{self, VerdictKind, WatchSettings};
+use crate::apply::rollout::{self, EvidenceSettings, VerdictKind, WatchSettings};
 use crate::apply::{ImageOutcome, RunReport};
 use crate::clients::builder::{DockerEngine, EngineError, ImageBuilder, RegistryLogin};
 use crate::clients::ecr::{Ecr, RepositoryService};
 use crate::clients::ecs::Ecs;
+use crate::clients::logs::Logs;
 use crate::clients::registry::{HttpRegistry, Registry, RegistryAuth};
 use crate::config::{Action, DeploySettings, PlanSettings, RegistryHost, Settings};
 use crate::consumers::discovery::{self, ConsumerSpec, Discovery};
@@ -635,6 +636,29 @@ pub async fn run_deploy(
             &|line: &str| runner.print_untrusted(line),
         )
         .await;
+        drop(_g);
+        if run
+            .rollouts
+            .values()
+            .any(|v| v.kind != VerdictKind::Succeeded)
+        {
+            let _g = runner.group("evidence of the rollouts that did not succeed");
+            let logs = Logs::new(&aws.config);
+            rollout::gather_evidence(
+                &ecs,
+                &logs,
+                &watches,
+                &mut run.rollouts,
+                EvidenceSettings {
+                    log_lines: d.log_lines,
+                    ..EvidenceSettings::default()
+                },
+            )
+            .await;
+            for line in rollout::evidence_lines(&run.rollouts) {
+                runner.print_untrusted(&line);
+            }
+        }
     }
     report(settings, runner, &plan, Some(&run), None, "deploy", None)?;
     set_image_outputs(&run, runner)?;

@@ -264,3 +264,182 @@ async fn twenty_five_services_cost_three_calls_a_round() {
     // Five rounds (four in progress, one done), three calls each: 10 + 10 + 5.
     assert_eq!(calls.len(), 15, "{calls:?}");
 }
+
+#[tokio::test]
+async fn a_failed_rollout_carries_its_stopped_tasks_exit_codes_and_log_lines() {
+    use cdc_deploy::apply::rollout::{EvidenceSettings, LogTail};
+    use cdc_deploy::clients::logs::Logs;
+    use support::ecs_sim::{SimLog, SimTask};
+
+    let sim = EcsSimulator::start().await;
+    sim.script("shop-prod", "done", completes_after("done", 1));
+    let mut failed = dep("broken", 2, "PRIMARY", "FAILED", 0);
+    failed.reason = Some("ECS deployment circuit breaker: tasks failed to start.");
+    failed.failed = 2;
+    sim.script(
+        "shop-prod",
+        "broken",
+        vec![
+            active(vec![
+                dep("broken", 2, "PRIMARY", "IN_PROGRESS", 0),
+                dep("broken", 1, "ACTIVE", "COMPLETED", 2),
+            ]),
+            active(vec![failed, dep("broken", 1, "ACTIVE", "IN_PROGRESS", 2)]),
+        ],
+    );
+    sim.script(
+        "shop-prod",
+        "slow",
+        vec![active(vec![
+            dep("slow", 2, "PRIMARY", "IN_PROGRESS", 1),
+            dep("slow", 1, "ACTIVE", "COMPLETED", 2),
+        ])],
+    );
+    let task = |id: &str,
+                revision: u32,
+                at: f64,
+                containers: Vec<(&str, Option<i32>, Option<&str>)>| SimTask {
+        id: id.into(),
+        task_definition: td("broken", revision),
+        stopped_reason: "Essential container in task exited",
+        stop_code: "EssentialContainerExited",
+        stopped_at: at,
+        containers: containers
+            .into_iter()
+            .map(|(n, c, r)| (n.to_string(), c, r.map(str::to_string)))
+            .collect(),
+    };
+    sim.stopped_tasks(
+        "shop-prod",
+        "broken",
+        vec![
+            // An older revision's task: not evidence of this rollout.
+            task("0ld0", 1, SINCE as f64 - 3_600.0, vec![("broken", Some(137), None)]),
+            task("c3d4", 2, SINCE as f64 + 20.0, vec![
+                ("broken", Some(1), None),
+                ("log-router", Some(0), None),
+            ]),
+            task("a1b2", 2, SINCE as f64 + 40.0, vec![
+                ("broken", None, Some("CannotPullContainerError: pull image manifest has been retried 5 time(s)")),
+                ("log-router", Some(0), None),
+            ]),
+        ],
+    );
+    let group = format!("/ecs/{}", support::unique("evidence"));
+    sim.task_definition(
+        &td("broken", 2),
+        vec![SimLog {
+            container: "broken".into(),
+            group: group.clone(),
+            prefix: Some("ecs".into()),
+        }],
+    );
+    let mut lines: Vec<String> = (1..=29)
+        .map(|i| format!("consumer: batch {i} committed"))
+        .collect();
+    lines.push("Error: KafkaError: broker kafka-1:9092 refused the connection".into());
+    support::seed_log(&group, "ecs/broken/c3d4", &lines).await;
+    // No stream for a1b2: its container never started.
+
+    let watches: Vec<Watch> = ["done", "broken", "slow"]
+        .iter()
+        .map(|s| watch(s))
+        .collect();
+    let ecs = client(&sim, 3).await;
+    let mut verdicts = rollout::watch(
+        &ecs,
+        &watches,
+        quick(Duration::from_millis(300)),
+        &|_: &str| {},
+    )
+    .await;
+    let logs = Logs::new(&support::aws().await);
+    rollout::gather_evidence(
+        &ecs,
+        &logs,
+        &watches,
+        &mut verdicts,
+        EvidenceSettings::default(),
+    )
+    .await;
+
+    assert_eq!(verdicts["done"].kind, VerdictKind::Succeeded);
+    assert!(verdicts["done"].stopped_tasks.is_empty());
+    assert_eq!(verdicts["slow"].kind, VerdictKind::TimedOut);
+    assert!(verdicts["slow"].stopped_tasks.is_empty());
+    assert!(
+        verdicts["slow"].evidence_gaps.is_empty(),
+        "{:?}",
+        verdicts["slow"].evidence_gaps
+    );
+
+    let broken = &verdicts["broken"];
+    assert_eq!(broken.kind, VerdictKind::Failed);
+    assert!(
+        broken.evidence_gaps.is_empty(),
+        "{:?}",
+        broken.evidence_gaps
+    );
+    let ids: Vec<&str> = broken
+        .stopped_tasks
+        .iter()
+        .map(|t| t.task.id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["a1b2", "c3d4"],
+        "the new revision's tasks, newest first"
+    );
+    let newest = &broken.stopped_tasks[0];
+    assert_eq!(
+        newest.task.stopped_reason.as_deref(),
+        Some("Essential container in task exited")
+    );
+    assert_eq!(
+        newest.task.stop_code.as_deref(),
+        Some("EssentialContainerExited")
+    );
+    assert_eq!(
+        newest.task.containers[0].reason.as_deref(),
+        Some("CannotPullContainerError: pull image manifest has been retried 5 time(s)")
+    );
+    assert!(
+        matches!(&newest.logs["broken"], LogTail::Unavailable(why) if why.contains("ecs/broken/a1b2")),
+        "{:?}",
+        newest.logs
+    );
+    assert!(
+        !newest.logs.contains_key("log-router"),
+        "a container that exited 0 did not fail"
+    );
+    let older = &broken.stopped_tasks[1];
+    assert_eq!(older.task.containers[0].exit_code, Some(1));
+    let LogTail::Lines {
+        group: g,
+        stream,
+        lines: tail,
+    } = &older.logs["broken"]
+    else {
+        panic!("{:?}", older.logs)
+    };
+    assert_eq!(
+        (g.as_str(), stream.as_str()),
+        (group.as_str(), "ecs/broken/c3d4")
+    );
+    assert_eq!(tail.len(), 20, "{tail:?}");
+    assert_eq!(tail[0], "consumer: batch 11 committed");
+    assert_eq!(
+        tail[19],
+        "Error: KafkaError: broker kafka-1:9092 refused the connection"
+    );
+    // Evidence is gathered once, for the services that did not succeed only.
+    let calls = sim.calls();
+    let count = |op: &str| calls.iter().filter(|(o, _)| o == op).count();
+    assert_eq!(count("ListTasks"), 2, "{calls:?}");
+    assert_eq!(
+        count("DescribeTasks"),
+        1,
+        "slow has no stopped task: {calls:?}"
+    );
+    assert_eq!(count("DescribeTaskDefinition"), 1, "{calls:?}");
+}

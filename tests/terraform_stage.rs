@@ -641,6 +641,19 @@ async fn each_changed_service_is_watched_to_its_verdict() {
     consumer(ws.path(), "orders", 256);
     consumer(ws.path(), "audit", 256);
     let backend = Backend::new().await;
+    // What the failing container wrote before it exited, where the simulator's task definition
+    // says it logs; one line tries to pass itself off as a workflow command.
+    let mut lines: Vec<String> = (1..=25)
+        .map(|i| format!("audit: offset {i} read"))
+        .collect();
+    lines.push("::error::a log line posing as a command".into());
+    lines.push("Error: KafkaError: broker kafka-1:9092 refused the connection".into());
+    support::seed_log(
+        &format!("/ecs/sim/{project}-test/audit"),
+        "ecs/audit/audit-task-1",
+        &lines,
+    )
+    .await;
     let env = [
         ("AWS_ENDPOINT_URL_ECS", sim.url()),
         ("CDC_TEST_ECS_SIM", sim.url()),
@@ -689,13 +702,49 @@ async fn each_changed_service_is_watched_to_its_verdict() {
         "{}",
         r.summary
     );
-    // One call per round for both services (one cluster, two names).
+    // The stopped tasks with their exit codes, and the failed container's last 20 log lines,
+    // in the summary and the log; the line posing as a command is inert in both.
+    for text in [&r.summary, &r.stdout] {
+        assert!(
+            text.contains("Essential container in task exited"),
+            "{}",
+            r.describe()
+        );
+        assert!(text.contains("exited 1"), "{text}");
+        assert!(
+            text.contains("Error: KafkaError: broker kafka-1:9092 refused the connection"),
+            "{text}"
+        );
+        assert!(text.contains("audit: offset 8 read"), "{text}");
+        assert!(
+            !text.contains("audit: offset 7 read"),
+            "the last 20 lines only: {text}"
+        );
+    }
     assert!(
-        sim.calls()
+        support::runner_commands(&r.stdout)
             .iter()
-            .all(|(op, n)| op == "DescribeServices" && *n <= 2),
-        "{:?}",
-        sim.calls()
+            .all(|c| !c.contains("posing")),
+        "{}",
+        r.stdout
+    );
+    // One call per round for both services (one cluster, two names); then, for the failed
+    // one only, its stopped tasks and its task definition's log settings.
+    let calls = sim.calls();
+    let describes: Vec<_> = calls
+        .iter()
+        .filter(|(op, _)| op == "DescribeServices")
+        .collect();
+    assert!(describes.iter().all(|(_, n)| *n <= 2), "{calls:?}");
+    let others: Vec<&str> = calls
+        .iter()
+        .filter(|(op, _)| op != "DescribeServices")
+        .map(|(op, _)| op.as_str())
+        .collect();
+    assert_eq!(
+        others,
+        ["ListTasks", "DescribeTasks", "DescribeTaskDefinition"],
+        "{calls:?}"
     );
 
     // Nothing changed: nothing to watch.

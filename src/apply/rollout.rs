@@ -10,7 +10,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::clients::ecs::{Deployer, Deployment, Described, ServiceState, DESCRIBE_BATCH};
+use crate::clients::ecs::{
+    Deployer, Deployment, Described, LogSource, ServiceState, StoppedTask, DESCRIBE_BATCH,
+};
+use crate::clients::logs::LogReader;
 
 /// A deployment created this long before the apply started still counts as the apply's (clocks
 /// of the runner and of AWS differ a little).
@@ -72,6 +75,57 @@ pub struct Verdict {
     /// For a verdict other than success: the service's events since the deployment started,
     /// newest first (untrusted text).
     pub events: Vec<String>,
+    /// For a verdict other than success: the stopped tasks of the new revision, newest first,
+    /// each failed container with the last lines of its log (untrusted text).
+    pub stopped_tasks: Vec<TaskEvidence>,
+    /// Evidence that could not be gathered, and why.
+    pub evidence_gaps: Vec<String>,
+}
+
+/// A stopped task of a rollout that did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskEvidence {
+    pub task: StoppedTask,
+    /// The last lines of each failed container's log, by container name.
+    pub logs: BTreeMap<String, LogTail>,
+}
+
+impl TaskEvidence {
+    /// One line: the task, why it stopped, and each failed container's exit code and reason.
+    pub fn summary(&self) -> String {
+        let t = &self.task;
+        let mut out = format!(
+            "task `{}` stopped: {}",
+            t.id,
+            t.stopped_reason.as_deref().unwrap_or("no reason given")
+        );
+        if let Some(code) = &t.stop_code {
+            out.push_str(&format!(" (`{code}`)"));
+        }
+        for c in t.containers.iter().filter(|c| c.failed()) {
+            out.push_str(&format!("; `{}`", c.name));
+            if let Some(code) = c.exit_code {
+                out.push_str(&format!(" exited {code}"));
+            }
+            if let Some(r) = &c.reason {
+                out.push_str(&format!(": {r}"));
+            }
+        }
+        out
+    }
+}
+
+/// The end of one container's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTail {
+    /// Oldest first.
+    Lines {
+        group: String,
+        stream: String,
+        lines: Vec<String>,
+    },
+    /// Why there are no lines.
+    Unavailable(String),
 }
 
 /// Events of a service told since `since`, newest first, at most this many.
@@ -224,7 +278,8 @@ impl Default for WatchSettings {
 const GIVE_UP_AFTER: u32 = 3;
 
 /// Watch every rollout to a verdict. `progress` gets a line when a rollout's counts change or it
-/// ends (never one per poll per service).
+/// ends (never one per poll per service). When the time is up, one last round looks before what
+/// is still in progress is called timed out.
 pub async fn watch(
     deployer: &dyn Deployer,
     watches: &[Watch],
@@ -235,8 +290,21 @@ pub async fn watch(
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let mut last: BTreeMap<String, (i32, i32, i32)> = BTreeMap::new();
+    let mut described_last: BTreeMap<String, Described> = BTreeMap::new();
     let mut refused: BTreeMap<String, u32> = BTreeMap::new();
     let mut interval = settings.first_interval;
+    let verdict = |kind: VerdictKind, reason: String, running: i32, desired: i32| Verdict {
+        kind,
+        reason,
+        duration: started.elapsed(),
+        running,
+        desired,
+        deployment_id: None,
+        events: Vec::new(),
+        stopped_tasks: Vec::new(),
+        evidence_gaps: Vec::new(),
+    };
+    let mut last_round = false;
     loop {
         let pending: Vec<&Watch> = watches
             .iter()
@@ -282,29 +350,18 @@ pub async fn watch(
                                     Described::Found(st) => (st.running, st.desired),
                                     Described::Missing { .. } => (0, 0),
                                 };
-                                let events = if kind == VerdictKind::Succeeded {
-                                    Vec::new()
-                                } else {
-                                    events_since(&described, w.since)
-                                };
                                 progress(&format!(
                                     "rollout: `{}` {} after {:.0} s: {reason}",
                                     w.consumer,
                                     kind.as_str(),
                                     started.elapsed().as_secs_f64()
                                 ));
-                                verdicts.insert(
-                                    w.consumer.clone(),
-                                    Verdict {
-                                        kind,
-                                        reason,
-                                        duration: started.elapsed(),
-                                        running,
-                                        desired,
-                                        deployment_id: s.deployment.clone(),
-                                        events,
-                                    },
-                                );
+                                let mut v = verdict(kind, reason, running, desired);
+                                v.deployment_id = s.deployment.clone();
+                                if kind != VerdictKind::Succeeded {
+                                    v.events = events_since(&described, w.since);
+                                }
+                                verdicts.insert(w.consumer.clone(), v);
                             }
                             Progress::Waiting {
                                 running,
@@ -319,6 +376,7 @@ pub async fn watch(
                                         w.consumer
                                     ));
                                 }
+                                described_last.insert(w.consumer.clone(), described);
                             }
                         }
                     }
@@ -334,15 +392,12 @@ pub async fn watch(
                             progress(&format!("rollout: `{}` cannot be watched: {e}", w.consumer));
                             verdicts.insert(
                                 w.consumer.clone(),
-                                Verdict {
-                                    kind: VerdictKind::Unknown,
-                                    reason: format!("it could not be watched: {e}"),
-                                    duration: started.elapsed(),
-                                    running: 0,
-                                    desired: 0,
-                                    deployment_id: None,
-                                    events: Vec::new(),
-                                },
+                                verdict(
+                                    VerdictKind::Unknown,
+                                    format!("it could not be watched: {e}"),
+                                    0,
+                                    0,
+                                ),
                             );
                         }
                     }
@@ -352,42 +407,203 @@ pub async fn watch(
         if verdicts.len() == watches.len() {
             break;
         }
-        if started.elapsed() + interval > settings.timeout {
-            let left = settings.timeout.saturating_sub(started.elapsed());
-            tokio::time::sleep(left).await;
-            let unfinished: Vec<&Watch> = watches
-                .iter()
-                .filter(|w| !verdicts.contains_key(&w.consumer))
-                .collect();
-            for w in unfinished {
+        if last_round {
+            for w in watches {
+                if verdicts.contains_key(&w.consumer) {
+                    continue;
+                }
                 let (running, desired, _) = last.get(&w.consumer).copied().unwrap_or_default();
                 progress(&format!(
                     "rollout: `{}` timed out after {:.0} s ({running}/{desired} running)",
                     w.consumer,
                     settings.timeout.as_secs_f64()
                 ));
-                verdicts.insert(
-                    w.consumer.clone(),
-                    Verdict {
-                        kind: VerdictKind::TimedOut,
-                        reason: format!(
-                            "still in progress after {:.0} s ({running}/{desired} running)",
-                            settings.timeout.as_secs_f64()
-                        ),
-                        duration: started.elapsed(),
-                        running,
-                        desired,
-                        deployment_id: seen.get(&w.consumer).and_then(|s| s.deployment.clone()),
-                        events: Vec::new(),
-                    },
+                let mut v = verdict(
+                    VerdictKind::TimedOut,
+                    format!(
+                        "still in progress after {:.0} s ({running}/{desired} running)",
+                        settings.timeout.as_secs_f64()
+                    ),
+                    running,
+                    desired,
                 );
+                v.deployment_id = seen.get(&w.consumer).and_then(|s| s.deployment.clone());
+                if let Some(d) = described_last.get(&w.consumer) {
+                    v.events = events_since(d, w.since);
+                }
+                verdicts.insert(w.consumer.clone(), v);
             }
             break;
         }
-        tokio::time::sleep(interval).await;
-        interval = (interval.mul_f64(1.5)).min(settings.max_interval);
+        let left = settings.timeout.saturating_sub(started.elapsed());
+        if interval >= left {
+            // The time is up before the next round: look once more at the end.
+            tokio::time::sleep(left).await;
+            last_round = true;
+        } else {
+            tokio::time::sleep(interval).await;
+            interval = (interval.mul_f64(1.5)).min(settings.max_interval);
+        }
     }
     verdicts
+}
+
+/// How much evidence to gather for a rollout that did not succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvidenceSettings {
+    /// Last lines of each failed container's log.
+    pub log_lines: usize,
+    /// Services whose evidence is gathered at the same time.
+    pub concurrency: usize,
+}
+
+impl Default for EvidenceSettings {
+    fn default() -> Self {
+        EvidenceSettings {
+            log_lines: 20,
+            concurrency: 4,
+        }
+    }
+}
+
+/// Gather, once, the evidence of every verdict other than success: the stopped tasks of the new
+/// revision with each container's exit code and reason, and the last lines of each failed
+/// container's log. A service that never started has no tasks to show; one that could not be
+/// watched is not asked again. What cannot be read is said in `evidence_gaps`, never fatal.
+pub async fn gather_evidence(
+    deployer: &dyn Deployer,
+    logs: &dyn LogReader,
+    watches: &[Watch],
+    verdicts: &mut BTreeMap<String, Verdict>,
+    settings: EvidenceSettings,
+) {
+    use futures_util::StreamExt as _;
+    let wanted: Vec<&Watch> = watches
+        .iter()
+        .filter(|w| {
+            verdicts.get(&w.consumer).is_some_and(|v| {
+                matches!(
+                    v.kind,
+                    VerdictKind::Failed | VerdictKind::RolledBack | VerdictKind::TimedOut
+                )
+            })
+        })
+        .collect();
+    let gathered: Vec<(String, Vec<TaskEvidence>, Vec<String>)> =
+        futures_util::stream::iter(wanted)
+            .map(|w| async move {
+                let (tasks, gaps) = evidence_of(deployer, logs, w, settings.log_lines).await;
+                (w.consumer.clone(), tasks, gaps)
+            })
+            .buffer_unordered(settings.concurrency.max(1))
+            .collect()
+            .await;
+    for (consumer, tasks, gaps) in gathered {
+        if let Some(v) = verdicts.get_mut(&consumer) {
+            v.stopped_tasks = tasks;
+            v.evidence_gaps = gaps;
+        }
+    }
+}
+
+/// The evidence as log lines: per rollout that did not succeed, its stopped tasks and the log
+/// lines of each failed container (untrusted text: print it as such).
+pub fn evidence_lines(verdicts: &BTreeMap<String, Verdict>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, v) in verdicts
+        .iter()
+        .filter(|(_, v)| v.kind != VerdictKind::Succeeded)
+    {
+        for t in &v.stopped_tasks {
+            out.push(format!("`{name}`: {}", t.summary()));
+            for (container, tail) in &t.logs {
+                match tail {
+                    LogTail::Lines { stream, lines, .. } => {
+                        out.push(format!("`{name}`: last lines of `{stream}`:"));
+                        out.extend(lines.iter().map(|l| format!("  | {l}")));
+                    }
+                    LogTail::Unavailable(why) => {
+                        out.push(format!("`{name}`: no log lines for `{container}`: {why}"));
+                    }
+                }
+            }
+        }
+        for gap in &v.evidence_gaps {
+            out.push(format!("`{name}`: not gathered: {gap}"));
+        }
+    }
+    out
+}
+
+async fn evidence_of(
+    deployer: &dyn Deployer,
+    logs: &dyn LogReader,
+    w: &Watch,
+    log_lines: usize,
+) -> (Vec<TaskEvidence>, Vec<String>) {
+    let mut gaps = Vec::new();
+    let tasks = match deployer
+        .stopped_tasks(&w.cluster, &w.service, &w.task_definition)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            gaps.push(format!("stopped tasks: {e}"));
+            return (Vec::new(), gaps);
+        }
+    };
+    let failing = tasks
+        .iter()
+        .any(|t| t.containers.iter().any(|c| c.failed()));
+    let sources: BTreeMap<String, LogSource> = if failing && log_lines > 0 {
+        match deployer.log_sources(&w.task_definition).await {
+            Ok(s) => s,
+            Err(e) => {
+                gaps.push(format!("log configuration: {e}"));
+                BTreeMap::new()
+            }
+        }
+    } else {
+        BTreeMap::new()
+    };
+    let mut evidence = Vec::new();
+    for task in tasks {
+        let mut tails = BTreeMap::new();
+        if log_lines > 0 {
+            for c in task.containers.iter().filter(|c| c.failed()) {
+                let tail = match sources.get(&c.name) {
+                    None => LogTail::Unavailable(
+                        "the container does not log with the awslogs driver".into(),
+                    ),
+                    Some(src) => match src.stream(&c.name, &task.id) {
+                        None => LogTail::Unavailable(format!(
+                            "no awslogs-stream-prefix, so the stream in `{}` cannot be named",
+                            src.group
+                        )),
+                        Some(stream) => {
+                            match logs
+                                .tail(src.region.as_deref(), &src.group, &stream, log_lines)
+                                .await
+                            {
+                                Ok(lines) => LogTail::Lines {
+                                    group: src.group.clone(),
+                                    stream,
+                                    lines,
+                                },
+                                Err(f) => LogTail::Unavailable(format!(
+                                    "`{}` in `{}`: {f}",
+                                    stream, src.group
+                                )),
+                            }
+                        }
+                    },
+                };
+                tails.insert(c.name.clone(), tail);
+            }
+        }
+        evidence.push(TaskEvidence { task, logs: tails });
+    }
+    (evidence, gaps)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! ECS, as the rollout stage reads it: the services of a cluster with their deployments and
-//! recent events, ten services per `DescribeServices` call (the API's limit).
+//! recent events, ten services per `DescribeServices` call (the API's limit); and, as evidence
+//! for a rollout that did not succeed, the stopped tasks of a task definition and where its
+//! containers log.
 //!
 //! This module only reads. It never updates a service: Terraform does that.
 
@@ -62,10 +64,11 @@ pub enum Described {
 
 /// Why a call to ECS failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("ECS {operation} failed for `{cluster}`: {failure}")]
+#[error("ECS {operation} failed for `{subject}`: {failure}")]
 pub struct EcsError {
     pub operation: &'static str,
-    pub cluster: String,
+    /// The cluster asked about, or the task definition.
+    pub subject: String,
     pub failure: Failure,
 }
 
@@ -80,6 +83,61 @@ impl EcsError {
     }
 }
 
+/// The most stopped tasks one rollout's evidence carries (the newest).
+pub const STOPPED_TASKS: usize = 5;
+
+/// A container of a stopped task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoppedContainer {
+    pub name: String,
+    pub exit_code: Option<i32>,
+    /// Why the container stopped, as ECS tells it (`CannotPullContainerError: …`).
+    pub reason: Option<String>,
+}
+
+impl StoppedContainer {
+    /// Whether the container failed: a non-zero exit, or no exit code but a reason.
+    pub fn failed(&self) -> bool {
+        match self.exit_code {
+            Some(code) => code != 0,
+            None => self.reason.is_some(),
+        }
+    }
+}
+
+/// A task ECS stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoppedTask {
+    /// The last part of the task's ARN, as the awslogs stream names it.
+    pub id: String,
+    pub task_definition: String,
+    /// `Essential container in task exited`, `Task failed ELB health checks`, …
+    pub stopped_reason: Option<String>,
+    /// `EssentialContainerExited`, `TaskFailedToStart`, …
+    pub stop_code: Option<String>,
+    pub stopped_at: Option<SystemTime>,
+    pub containers: Vec<StoppedContainer>,
+}
+
+/// Where a container of a task definition sends its log (the `awslogs` driver's options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSource {
+    pub group: String,
+    /// `awslogs-region`, when it names one.
+    pub region: Option<String>,
+    /// `awslogs-stream-prefix`: streams are `prefix/container/task-id`.
+    pub stream_prefix: Option<String>,
+}
+
+impl LogSource {
+    /// The stream a task's container writes to, when a prefix makes it knowable.
+    pub fn stream(&self, container: &str, task_id: &str) -> Option<String> {
+        self.stream_prefix
+            .as_ref()
+            .map(|p| format!("{p}/{container}/{task_id}"))
+    }
+}
+
 /// The reads the rollout stage makes.
 #[async_trait]
 pub trait Deployer: Send + Sync {
@@ -89,6 +147,22 @@ pub trait Deployer: Send + Sync {
         cluster: &str,
         services: &[String],
     ) -> Result<BTreeMap<String, Described>, EcsError>;
+
+    /// The service's stopped tasks of `task_definition`, newest first, at most
+    /// [`STOPPED_TASKS`]: one `ListTasks` and one `DescribeTasks`.
+    async fn stopped_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Vec<StoppedTask>, EcsError>;
+
+    /// Where each container of `task_definition` logs, by container name, for containers on
+    /// the `awslogs` driver.
+    async fn log_sources(
+        &self,
+        task_definition: &str,
+    ) -> Result<BTreeMap<String, LogSource>, EcsError>;
 }
 
 /// The real ECS client.
@@ -134,6 +208,24 @@ fn time(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<SystemTime> {
     t.and_then(|t| SystemTime::try_from(*t).ok())
 }
 
+impl Ecs {
+    fn error<E>(
+        &self,
+        operation: &'static str,
+        subject: &str,
+        e: &aws_sdk_ecs::error::SdkError<E, aws_sdk_ecs::config::http::HttpResponse>,
+    ) -> EcsError
+    where
+        E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        EcsError {
+            operation,
+            subject: subject.to_string(),
+            failure: failure::from_sdk(e, &format!("ecs:{operation}"), &self.endpoint),
+        }
+    }
+}
+
 #[async_trait]
 impl Deployer for Ecs {
     async fn describe_services(
@@ -148,11 +240,7 @@ impl Deployer for Ecs {
             .set_services(Some(services.to_vec()))
             .send()
             .await
-            .map_err(|e| EcsError {
-                operation: "DescribeServices",
-                cluster: cluster.to_string(),
-                failure: failure::from_sdk(&e, "ecs:DescribeServices", &self.endpoint),
-            })?;
+            .map_err(|e| self.error("DescribeServices", cluster, &e))?;
         let mut found = BTreeMap::new();
         for s in out.services() {
             let name = s.service_name().unwrap_or_default().to_string();
@@ -211,5 +299,106 @@ impl Deployer for Ecs {
                 });
         }
         Ok(found)
+    }
+
+    async fn stopped_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Vec<StoppedTask>, EcsError> {
+        // ECS lists a service's stopped tasks for an hour or so; a hundred is more than a
+        // failed rollout leaves.
+        let listed = self
+            .client
+            .list_tasks()
+            .cluster(cluster)
+            .service_name(service)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| self.error("ListTasks", cluster, &e))?;
+        let arns = listed.task_arns().to_vec();
+        if arns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(arns))
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeTasks", cluster, &e))?;
+        let mut tasks: Vec<StoppedTask> = out
+            .tasks()
+            .iter()
+            .filter(|t| t.task_definition_arn() == Some(task_definition))
+            .map(|t| StoppedTask {
+                id: t
+                    .task_arn()
+                    .unwrap_or_default()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                task_definition: t.task_definition_arn().unwrap_or_default().to_string(),
+                stopped_reason: t.stopped_reason().map(str::to_string),
+                stop_code: t.stop_code().map(|c| c.as_str().to_string()),
+                stopped_at: time(t.stopped_at()),
+                containers: t
+                    .containers()
+                    .iter()
+                    .map(|c| StoppedContainer {
+                        name: c.name().unwrap_or_default().to_string(),
+                        exit_code: c.exit_code(),
+                        reason: c.reason().map(str::to_string),
+                    })
+                    .collect(),
+            })
+            .collect();
+        tasks.sort_by(|a, b| b.stopped_at.cmp(&a.stopped_at).then(a.id.cmp(&b.id)));
+        tasks.truncate(STOPPED_TASKS);
+        Ok(tasks)
+    }
+
+    async fn log_sources(
+        &self,
+        task_definition: &str,
+    ) -> Result<BTreeMap<String, LogSource>, EcsError> {
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeTaskDefinition", task_definition, &e))?;
+        let mut sources = BTreeMap::new();
+        for c in out
+            .task_definition()
+            .map(|t| t.container_definitions())
+            .unwrap_or_default()
+        {
+            let Some(log) = c.log_configuration() else {
+                continue;
+            };
+            if log.log_driver().as_str() != "awslogs" {
+                continue;
+            }
+            let options = log.options();
+            let option = |k: &str| options.and_then(|o| o.get(k)).cloned();
+            if let Some(group) = option("awslogs-group") {
+                sources.insert(
+                    c.name().unwrap_or_default().to_string(),
+                    LogSource {
+                        group,
+                        region: option("awslogs-region"),
+                        stream_prefix: option("awslogs-stream-prefix"),
+                    },
+                );
+            }
+        }
+        Ok(sources)
     }
 }

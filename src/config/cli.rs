@@ -149,6 +149,10 @@ pub struct DeployOptions {
     /// How long to watch the rollouts in all (`15m`, `30s`).
     #[arg(long, value_name = "DURATION", default_value = "15m")]
     pub wait_timeout: String,
+    /// Last lines of each failed container's log shown for a rollout that did not succeed
+    /// (0: none).
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=500))]
+    pub log_lines: u16,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -131,6 +131,8 @@ pub struct DeploySettings {
     /// Watch the rollouts after the apply.
     pub wait: bool,
     pub wait_timeout: std::time::Duration,
+    /// Last lines of each failed container's log in a rollout's evidence.
+    pub log_lines: usize,
 }
 
 /// Validated Terraform options.
@@ -381,6 +383,7 @@ fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
         untagged_expiry_days: d.untagged_expiry_days,
         wait: d.wait,
         wait_timeout: parse_duration("wait-timeout", &d.wait_timeout)?,
+        log_lines: usize::from(d.log_lines),
     })
 }
 

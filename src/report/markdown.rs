@@ -13,6 +13,7 @@ use super::{bytes, comment_marker, steps, task_size, tasks, ReportHeader};
 use crate::apply::infra::changes::ChangeKind;
 use crate::apply::infra::vars::Held;
 use crate::apply::infra::InfraReport;
+use crate::apply::rollout::LogTail;
 use crate::apply::{ImageError, RunReport};
 use crate::consumers::config::{Autoscaling, HealthCheck};
 use crate::diagnostics::Diagnostic;
@@ -62,8 +63,11 @@ fn render(
     compact(plan, run, infra, h, limit, elsewhere)
 }
 
-/// The rollouts: each watched service's verdict, duration and reason.
-fn rollouts_section(run: &RunReport) -> String {
+/// The rollouts: each watched service's verdict, duration and reason. With `evidence` (the full
+/// report), each rollout that did not succeed gets its events, stopped tasks and log tails in a
+/// `<details>`; without, one line naming its newest stopped task's reason.
+fn rollouts_section(run: &RunReport, evidence: bool) -> String {
+    use crate::apply::rollout::VerdictKind;
     if run.rollouts.is_empty() {
         return String::new();
     }
@@ -71,7 +75,7 @@ fn rollouts_section(run: &RunReport) -> String {
         String::from("### Rollouts\n\n| Consumer | Verdict | Duration | Tasks | Reason |\n|---|---|---|---|---|\n");
     for (name, v) in &run.rollouts {
         let verdict = match v.kind {
-            crate::apply::rollout::VerdictKind::Succeeded => v.kind.as_str().to_string(),
+            VerdictKind::Succeeded => v.kind.as_str().to_string(),
             k => format!("**{}**", k.as_str()),
         };
         let _ = writeln!(
@@ -85,15 +89,95 @@ fn rollouts_section(run: &RunReport) -> String {
         );
     }
     out.push('\n');
-    for (name, v) in run.rollouts.iter().filter(|(_, v)| !v.events.is_empty()) {
+    let troubled = run
+        .rollouts
+        .iter()
+        .filter(|(_, v)| v.kind != VerdictKind::Succeeded);
+    for (name, v) in troubled {
+        if !evidence {
+            if let Some(t) = v.stopped_tasks.first() {
+                let _ = writeln!(
+                    out,
+                    "- {}: {}",
+                    code(name),
+                    message(&truncate(&t.summary(), COMPACT_REASON))
+                );
+            }
+            continue;
+        }
+        if v.events.is_empty() && v.stopped_tasks.is_empty() && v.evidence_gaps.is_empty() {
+            continue;
+        }
         let _ = writeln!(
             out,
-            "<details><summary><code>{}</code>: the service's events since its deployment started</summary>\n\n{}\n</details>\n",
+            "<details><summary><code>{}</code>: {}</summary>\n",
             html_message(name),
-            fenced(&v.events.join("\n"))
+            html_message(&format!("why it {}", v.kind.as_str()))
         );
+        if !v.events.is_empty() {
+            let _ = writeln!(
+                out,
+                "The service's events since its deployment started:\n\n{}\n",
+                fenced(&v.events.join("\n"))
+            );
+        }
+        for t in &v.stopped_tasks {
+            let _ = writeln!(out, "- {}", message(&t.summary()));
+            for (container, tail) in &t.logs {
+                match tail {
+                    LogTail::Lines {
+                        group,
+                        stream,
+                        lines,
+                    } if lines.is_empty() => {
+                        let _ = writeln!(
+                            out,
+                            "  - {}: its log {} in {} is empty",
+                            code(container),
+                            code(stream),
+                            code(group)
+                        );
+                    }
+                    LogTail::Lines {
+                        group,
+                        stream,
+                        lines,
+                    } => {
+                        let _ = writeln!(
+                            out,
+                            "  - {}: the last {} lines of {} in {}:\n\n{}\n",
+                            code(container),
+                            lines.len(),
+                            code(stream),
+                            code(group),
+                            indent(&fenced(&lines.join("\n")), "    ")
+                        );
+                    }
+                    LogTail::Unavailable(why) => {
+                        let _ = writeln!(
+                            out,
+                            "  - {}: no log lines: {}",
+                            code(container),
+                            message(why)
+                        );
+                    }
+                }
+            }
+        }
+        for gap in &v.evidence_gaps {
+            let _ = writeln!(out, "- not gathered: {}", message(gap));
+        }
+        out.push_str("\n</details>\n\n");
     }
     out
+}
+
+/// Every line of `s` indented by `prefix` (a fenced block inside a list item).
+fn indent(s: &str, prefix: &str) -> String {
+    s.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The Terraform section: what it planned and did, what it stopped, which consumers kept their
@@ -402,7 +486,7 @@ fn full(
         out.push_str(&terraform_section(infra, true));
     }
     if let Some(run) = run {
-        out.push_str(&rollouts_section(run));
+        out.push_str(&rollouts_section(run, true));
     }
     let failed = failures(plan, run);
     if !failed.is_empty() {
@@ -511,7 +595,9 @@ fn compact(
         }
     }
     if let Some(run) = run {
-        b.fits(&rollouts_section(run));
+        if !b.fits(&rollouts_section(run, true)) {
+            b.fits(&rollouts_section(run, false));
+        }
     }
     let failed = failures(plan, run);
     if !failed.is_empty() && b.fits("### Failed\n\n") {
@@ -672,4 +758,85 @@ fn details(c: &ConsumerPlan, run: Option<&RunReport>, out: &mut String) {
             .map_or_else(|| s.desired_count.to_string(), scaling)
     );
     out.push_str("\n</details>\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::rollout::{TaskEvidence, Verdict, VerdictKind};
+    use crate::clients::ecs::{StoppedContainer, StoppedTask};
+
+    fn failed_run(lines: Vec<String>) -> RunReport {
+        let task = StoppedTask {
+            id: "a1b2".into(),
+            task_definition: "td:2".into(),
+            stopped_reason: Some("Essential container in task exited".into()),
+            stop_code: Some("EssentialContainerExited".into()),
+            stopped_at: None,
+            containers: vec![StoppedContainer {
+                name: "orders".into(),
+                exit_code: Some(1),
+                reason: None,
+            }],
+        };
+        let mut logs = std::collections::BTreeMap::new();
+        logs.insert(
+            "orders".to_string(),
+            LogTail::Lines {
+                group: "/ecs/shop/prod/orders".into(),
+                stream: "ecs/orders/a1b2".into(),
+                lines,
+            },
+        );
+        let mut run = RunReport::default();
+        run.rollouts.insert(
+            "orders".into(),
+            Verdict {
+                kind: VerdictKind::Failed,
+                reason: "ECS deployment circuit breaker: tasks failed to start.".into(),
+                duration: std::time::Duration::from_secs(42),
+                running: 0,
+                desired: 2,
+                deployment_id: None,
+                events: vec!["(service orders) deployment failed".into()],
+                stopped_tasks: vec![TaskEvidence { task, logs }],
+                evidence_gaps: vec!["log configuration: refused".into()],
+            },
+        );
+        run
+    }
+
+    #[test]
+    fn a_failed_rollout_shows_its_task_exit_code_and_log_tail_inertly() {
+        let run = failed_run(vec![
+            "starting".into(),
+            "```".into(),
+            "</details> @org/team **boom**".into(),
+        ]);
+        let full = rollouts_section(&run, true);
+        assert!(
+            full.contains("| `orders` | **failed** | 42 s | 0/2 |"),
+            "{full}"
+        );
+        assert!(
+            full.contains("task `a1b2` stopped: Essential container in task exited (`EssentialContainerExited`); `orders` exited 1"),
+            "{full}"
+        );
+        // The log's own fence cannot close the block: it is one backtick longer.
+        assert!(
+            full.contains("    ````text\n    starting\n    ```\n"),
+            "{full}"
+        );
+        assert_eq!(full.matches("</details>").count(), 2, "{full}");
+        assert!(
+            full.contains("- not gathered: log configuration: refused"),
+            "{full}"
+        );
+        let compact = rollouts_section(&run, false);
+        assert!(!compact.contains("<details>"), "{compact}");
+        assert!(
+            compact.contains("- `orders`: task `a1b2` stopped: Essential container in task exited"),
+            "{compact}"
+        );
+    }
 }

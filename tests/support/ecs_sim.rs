@@ -1,7 +1,9 @@
 //! A scripted ECS: an in-process HTTP server speaking the ECS JSON 1.1 protocol for the calls the
 //! rollout stage makes, because moto's deployments never progress. Each service follows a script
 //! of frames: every `DescribeServices` that names it shows the next frame (the last one stays).
-//! It counts every call, and can answer chosen calls with `ThrottlingException`.
+//! It counts every call, and can answer chosen calls with `ThrottlingException`. Stopped tasks
+//! (`ListTasks`, `DescribeTasks`) and task definitions' log settings (`DescribeTaskDefinition`)
+//! are scripted too, for rollout evidence.
 
 #![allow(dead_code)]
 
@@ -70,8 +72,67 @@ pub enum Behaviour {
     FailsAfter(usize),
 }
 
+/// A container of a stopped task: name, exit code, reason.
+pub type SimContainer = (String, Option<i32>, Option<String>);
+
+/// A stopped task.
+#[derive(Clone, Debug)]
+pub struct SimTask {
+    pub id: String,
+    pub task_definition: String,
+    pub stopped_reason: &'static str,
+    pub stop_code: &'static str,
+    /// Epoch seconds.
+    pub stopped_at: f64,
+    pub containers: Vec<SimContainer>,
+}
+
+impl SimTask {
+    fn arn(&self, cluster: &str) -> String {
+        format!(
+            "arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{}",
+            self.id
+        )
+    }
+
+    fn json(&self, cluster: &str) -> Value {
+        let arn = self.arn(cluster);
+        json!({
+            "taskArn": arn,
+            "clusterArn": format!("arn:aws:ecs:us-east-1:123456789012:cluster/{cluster}"),
+            "taskDefinitionArn": self.task_definition,
+            "lastStatus": "STOPPED",
+            "desiredStatus": "STOPPED",
+            "stoppedReason": self.stopped_reason,
+            "stopCode": self.stop_code,
+            "stoppedAt": self.stopped_at,
+            "launchType": "FARGATE",
+            "containers": self.containers.iter().map(|(name, code, reason)| json!({
+                "containerArn": format!("{arn}/{name}"),
+                "taskArn": arn,
+                "name": name,
+                "lastStatus": "STOPPED",
+                "exitCode": code,
+                "reason": reason,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// How a container of a task definition logs: `awslogs` group, stream prefix.
+#[derive(Clone, Debug)]
+pub struct SimLog {
+    pub container: String,
+    pub group: String,
+    pub prefix: Option<String>,
+}
+
 #[derive(Default)]
 struct State {
+    /// Stopped tasks by (cluster, service).
+    stopped: BTreeMap<(String, String), Vec<SimTask>>,
+    /// Task definitions' containers with their log settings, by ARN.
+    task_definitions: BTreeMap<String, Vec<SimLog>>,
     scripts: BTreeMap<(String, String), (Vec<Frame>, usize)>,
     behaviours: BTreeMap<String, Behaviour>,
     /// Events each service lists, newest first: epoch seconds and message.
@@ -151,6 +212,24 @@ impl EcsSimulator {
             .insert(service.into(), events);
     }
 
+    /// The stopped tasks `ListTasks` lists for `service` of `cluster`.
+    pub fn stopped_tasks(&self, cluster: &str, service: &str, tasks: Vec<SimTask>) {
+        self.state
+            .lock()
+            .unwrap()
+            .stopped
+            .insert((cluster.into(), service.into()), tasks);
+    }
+
+    /// The containers of a task definition and where they log.
+    pub fn task_definition(&self, arn: &str, containers: Vec<SimLog>) {
+        self.state
+            .lock()
+            .unwrap()
+            .task_definitions
+            .insert(arn.into(), containers);
+    }
+
     /// Answer these calls (counted from 1) with `ThrottlingException`.
     pub fn throttle(&self, calls: &[usize]) {
         self.state.lock().unwrap().throttle.extend(calls);
@@ -210,6 +289,25 @@ fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
         deployments: vec![last],
     });
     if let Behaviour::FailsAfter(_) = behaviour {
+        let tasks = (1..=2)
+            .map(|i| SimTask {
+                id: format!("{service}-task-{i}"),
+                task_definition: td.clone(),
+                stopped_reason: "Essential container in task exited",
+                stop_code: "EssentialContainerExited",
+                stopped_at: now - f64::from(i),
+                containers: vec![(service.clone(), Some(1), None)],
+            })
+            .collect();
+        st.stopped.insert((cluster.clone(), service.clone()), tasks);
+        st.task_definitions.insert(
+            td.clone(),
+            vec![SimLog {
+                container: service.clone(),
+                group: format!("/ecs/sim/{cluster}/{service}"),
+                prefix: Some("ecs".into()),
+            }],
+        );
         st.events.insert(
             service.clone(),
             vec![
@@ -268,13 +366,82 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
                 .collect()
         })
         .unwrap_or_default();
-    st.calls.push((op.to_string(), names.len()));
+    let tasks_named = input["tasks"].as_array().map_or(0, Vec::len);
+    st.calls
+        .push((op.to_string(), names.len().max(tasks_named)));
     let n = st.calls.len();
     if st.throttle.contains(&n) {
         return reply(
             400,
             json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
         );
+    }
+    let cluster = input["cluster"].as_str().unwrap_or("default").to_string();
+    match op {
+        "ListTasks" => {
+            assert_eq!(input["desiredStatus"], "STOPPED", "{input}");
+            let service = input["serviceName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let arns: Vec<String> = st
+                .stopped
+                .get(&(cluster.clone(), service))
+                .map(|ts| ts.iter().map(|t| t.arn(&cluster)).collect())
+                .unwrap_or_default();
+            return reply(200, json!({"taskArns": arns}));
+        }
+        "DescribeTasks" => {
+            let wanted: Vec<&str> = input["tasks"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if wanted.is_empty() || wanted.len() > 100 {
+                return reply(
+                    400,
+                    json!({"__type": "InvalidParameterException", "message": "tasks must name 1 to 100 tasks"}),
+                );
+            }
+            let tasks: Vec<Value> = st
+                .stopped
+                .iter()
+                .filter(|((c, _), _)| *c == cluster)
+                .flat_map(|(_, ts)| ts)
+                .filter(|t| wanted.contains(&t.arn(&cluster).as_str()))
+                .map(|t| t.json(&cluster))
+                .collect();
+            return reply(200, json!({"tasks": tasks, "failures": []}));
+        }
+        "DescribeTaskDefinition" => {
+            let arn = input["taskDefinition"].as_str().unwrap_or_default();
+            let Some(containers) = st.task_definitions.get(arn) else {
+                return reply(
+                    400,
+                    json!({"__type": "ClientException", "message": "Unable to describe task definition."}),
+                );
+            };
+            return reply(
+                200,
+                json!({"taskDefinition": {
+                    "taskDefinitionArn": arn,
+                    "containerDefinitions": containers.iter().map(|c| {
+                        let mut options = serde_json::Map::new();
+                        options.insert("awslogs-group".into(), json!(c.group));
+                        options.insert("awslogs-region".into(), json!("us-east-1"));
+                        if let Some(p) = &c.prefix {
+                            options.insert("awslogs-stream-prefix".into(), json!(p));
+                        }
+                        json!({
+                            "name": c.container,
+                            "image": "example",
+                            "essential": true,
+                            "logConfiguration": {"logDriver": "awslogs", "options": options},
+                        })
+                    }).collect::<Vec<_>>(),
+                }}),
+            );
+        }
+        _ => {}
     }
     if op != "DescribeServices" {
         return reply(
@@ -288,7 +455,6 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
             json!({"__type": "InvalidParameterException", "message": "services can have at most 10 items"}),
         );
     }
-    let cluster = input["cluster"].as_str().unwrap_or("default").to_string();
     let mut services = Vec::new();
     let mut failures = Vec::new();
     for name in names {

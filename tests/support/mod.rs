@@ -397,3 +397,40 @@ pub fn remove_images(prefix: &str) {
             .output();
     }
 }
+
+/// Append `lines` to `stream` of `group` in moto's CloudWatch Logs (both made if missing), a
+/// millisecond apart, as a container's `awslogs` driver would have written them.
+pub async fn seed_log(group: &str, stream: &str, lines: &[String]) {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws().await);
+    // Either may exist from an earlier run against the same server.
+    let _ = logs.create_log_group().log_group_name(group).send().await;
+    let _ = logs
+        .create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await;
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
+    let events: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(start + i as i64)
+                .message(l)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    logs.put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .unwrap();
+}
