@@ -4,6 +4,7 @@
 pub mod images;
 pub mod infra;
 pub mod rollout;
+pub mod scans;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,14 +1,18 @@
 //! ECR through its API: the registry authorization token, and repositories: described a hundred
 //! at a time, created with immutable tags, scan on push, encryption, tags and a lifecycle policy,
-//! and brought back in line where their tag mutability or scanning drifted.
+//! and brought back in line where their tag mutability or scanning drifted. It also reads the
+//! summary of an image's vulnerability scan ([`ScanReader`]).
 //!
 //! Images themselves are observed and retagged through the registry ([`crate::clients::registry`]), which
-//! is what is actually deployable. This module never deletes a repository.
+//! is what is actually deployable. This module never deletes a repository, and never starts a scan.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{
-    EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability, Tag,
+    EncryptionConfiguration, EncryptionType, ImageIdentifier, ImageScanFindings, ImageScanStatus,
+    ImageScanningConfiguration, ImageTagMutability, ScanStatus, Tag,
 };
 use base64::Engine as _;
 
@@ -185,6 +189,120 @@ pub trait RepositoryService: Send + Sync {
     async fn create(&self, spec: &RepositorySpec) -> Result<bool, EcrError>;
     /// Bring an existing repository's settings back in line.
     async fn reconcile(&self, name: &str, drift: &[RepositoryDrift]) -> Result<(), EcrError>;
+}
+
+/// A finding severity as ECR names it. Ordered most severe first, so a map keyed by it lists the
+/// worst findings first.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Informational,
+    Undefined,
+    /// A name this version does not know (enhanced scanning's `UNTRIAGED`, say), kept as ECR
+    /// spelt it; after the known ones.
+    Other(String),
+}
+
+impl Severity {
+    /// The severity ECR calls `name`.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "CRITICAL" => Severity::Critical,
+            "HIGH" => Severity::High,
+            "MEDIUM" => Severity::Medium,
+            "LOW" => Severity::Low,
+            "INFORMATIONAL" => Severity::Informational,
+            "UNDEFINED" => Severity::Undefined,
+            other => Severity::Other(other.to_string()),
+        }
+    }
+
+    /// ECR's name: `CRITICAL`, `HIGH`, ...
+    pub fn as_str(&self) -> &str {
+        match self {
+            Severity::Critical => "CRITICAL",
+            Severity::High => "HIGH",
+            Severity::Medium => "MEDIUM",
+            Severity::Low => "LOW",
+            Severity::Informational => "INFORMATIONAL",
+            Severity::Undefined => "UNDEFINED",
+            Severity::Other(name) => name,
+        }
+    }
+
+    /// `CRITICAL` or `HIGH`: what a person should look at before the image runs.
+    pub fn is_serious(&self) -> bool {
+        matches!(self, Severity::Critical | Severity::High)
+    }
+}
+
+impl serde::Serialize for Severity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// What ECR says about the scan of one image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanState {
+    /// The scan is done (`COMPLETE`, or `ACTIVE` under enhanced scanning): findings by
+    /// severity, without the zeros; empty when nothing was found.
+    Complete(BTreeMap<Severity, u32>),
+    /// The scan has not finished (`IN_PROGRESS`, `PENDING`).
+    Pending,
+    /// ECR holds no scan of the image (`ScanNotFoundException`): scan on push is off, or the
+    /// scan never started.
+    NotScanned,
+    /// There are no findings to be had: the scan failed, the image is not supported, or the
+    /// image or repository does not exist. `reason` is ECR's description (server text,
+    /// untrusted) or says which is missing.
+    Unavailable { reason: String },
+}
+
+/// Characters of ECR's description kept in a reason.
+const DESCRIPTION: usize = 200;
+
+/// The state a `DescribeImageScanFindings` answer describes.
+fn scan_state(status: Option<&ImageScanStatus>, findings: Option<&ImageScanFindings>) -> ScanState {
+    let description = status
+        .and_then(|s| s.description())
+        .map(|d| failure::one_line(d, DESCRIPTION))
+        .filter(|d| !d.is_empty());
+    match status.and_then(|s| s.status()) {
+        Some(ScanStatus::Complete | ScanStatus::Active) => ScanState::Complete(
+            findings
+                .and_then(|f| f.finding_severity_counts())
+                .into_iter()
+                .flatten()
+                .filter_map(|(severity, n)| {
+                    let n = u32::try_from(*n).ok().filter(|n| *n > 0)?;
+                    Some((Severity::parse(severity.as_str()), n))
+                })
+                .collect(),
+        ),
+        Some(ScanStatus::InProgress | ScanStatus::Pending) => ScanState::Pending,
+        Some(other) => ScanState::Unavailable {
+            reason: match description {
+                Some(d) => format!("ECR reports `{}`: {d}", other.as_str()),
+                None => format!("ECR reports `{}`", other.as_str()),
+            },
+        },
+        None => ScanState::Unavailable {
+            reason: "ECR gave no scan status".to_string(),
+        },
+    }
+}
+
+/// Reads the vulnerability scan of pushed images. Kept apart from [`RepositoryService`]: only
+/// the report needs it.
+#[async_trait]
+pub trait ScanReader: Send + Sync {
+    /// The scan of the image `digest` (`sha256:…`) in `repository`. An image or repository that
+    /// does not exist is a [`ScanState::Unavailable`], not an error; errors are calls that failed.
+    async fn scan_findings(&self, repository: &str, digest: &str) -> Result<ScanState, EcrError>;
 }
 
 /// The real client.
@@ -375,6 +493,38 @@ impl RepositoryService for Ecr {
     }
 }
 
+#[async_trait]
+impl ScanReader for Ecr {
+    async fn scan_findings(&self, repository: &str, digest: &str) -> Result<ScanState, EcrError> {
+        let answer = self
+            .client
+            .describe_image_scan_findings()
+            .repository_name(repository)
+            .image_id(ImageIdentifier::builder().image_digest(digest).build())
+            // Only the summary (`findingSeverityCounts`) is read, not the paged list of findings:
+            // a page of one, the fewest the API allows, keeps the answer small.
+            .max_results(1)
+            .send()
+            .await;
+        match answer {
+            Ok(out) => Ok(scan_state(
+                out.image_scan_status(),
+                out.image_scan_findings(),
+            )),
+            Err(e) => match e.as_service_error() {
+                Some(s) if s.is_scan_not_found_exception() => Ok(ScanState::NotScanned),
+                Some(s) if s.is_image_not_found_exception() => Ok(ScanState::Unavailable {
+                    reason: format!("`{repository}` holds no image `{digest}`"),
+                }),
+                Some(s) if s.is_repository_not_found_exception() => Ok(ScanState::Unavailable {
+                    reason: format!("the repository `{repository}` does not exist"),
+                }),
+                _ => Err(self.error("DescribeImageScanFindings", Some(repository), &e)),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +557,135 @@ mod tests {
         );
         assert_eq!(v["rules"][1]["selection"]["countNumber"], 25);
         assert_eq!(v["rules"][1]["selection"]["tagPrefixList"][0], "ctx-");
+    }
+
+    fn status(status: &str, description: Option<&str>) -> ImageScanStatus {
+        ImageScanStatus::builder()
+            .status(ScanStatus::from(status))
+            .set_description(description.map(str::to_string))
+            .build()
+    }
+
+    fn counts(pairs: &[(&str, i32)]) -> ImageScanFindings {
+        let mut b = ImageScanFindings::builder();
+        for (severity, n) in pairs {
+            b = b.finding_severity_counts((*severity).into(), *n);
+        }
+        b.build()
+    }
+
+    #[test]
+    fn a_complete_scan_gives_counts_most_severe_first() {
+        let state = scan_state(
+            Some(&status(
+                "COMPLETE",
+                Some("The scan was completed successfully."),
+            )),
+            Some(&counts(&[
+                ("LOW", 3),
+                ("CRITICAL", 2),
+                ("UNTRIAGED", 4),
+                ("MEDIUM", 0),
+                ("HIGH", 5),
+            ])),
+        );
+        let ScanState::Complete(found) = state else {
+            panic!("{state:?}")
+        };
+        let names: Vec<(&str, u32)> = found.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+        assert_eq!(
+            names,
+            [("CRITICAL", 2), ("HIGH", 5), ("LOW", 3), ("UNTRIAGED", 4)],
+            "zeros left out, unknown names kept after the known ones"
+        );
+    }
+
+    #[test]
+    fn a_complete_scan_without_counts_found_nothing() {
+        assert_eq!(
+            scan_state(Some(&status("COMPLETE", None)), None),
+            ScanState::Complete(BTreeMap::new())
+        );
+        assert_eq!(
+            scan_state(Some(&status("ACTIVE", None)), Some(&counts(&[("HIGH", 1)]))),
+            ScanState::Complete(BTreeMap::from([(Severity::High, 1)])),
+            "enhanced scanning's continuous state has findings"
+        );
+    }
+
+    #[test]
+    fn unfinished_and_failed_scans_are_told_apart() {
+        for s in ["IN_PROGRESS", "PENDING"] {
+            assert_eq!(scan_state(Some(&status(s, None)), None), ScanState::Pending);
+        }
+        assert_eq!(
+            scan_state(
+                Some(&status(
+                    "UNSUPPORTED_IMAGE",
+                    Some("UnsupportedImageError: The operating system\nis not supported.")
+                )),
+                None
+            ),
+            ScanState::Unavailable {
+                reason: "ECR reports `UNSUPPORTED_IMAGE`: UnsupportedImageError: The operating system is not supported.".into()
+            }
+        );
+        for s in [
+            "FAILED",
+            "FINDINGS_UNAVAILABLE",
+            "SCAN_ELIGIBILITY_EXPIRED",
+            "SOMETHING_NEW",
+        ] {
+            assert_eq!(
+                scan_state(Some(&status(s, None)), Some(&counts(&[("HIGH", 1)]))),
+                ScanState::Unavailable {
+                    reason: format!("ECR reports `{s}`")
+                }
+            );
+        }
+        assert!(matches!(
+            scan_state(None, None),
+            ScanState::Unavailable { .. }
+        ));
+    }
+
+    #[test]
+    fn severities_order_and_print_as_ecr_names_them() {
+        let mut all: Vec<Severity> = [
+            "UNDEFINED",
+            "LOW",
+            "UNTRIAGED",
+            "CRITICAL",
+            "INFORMATIONAL",
+            "MEDIUM",
+            "HIGH",
+        ]
+        .into_iter()
+        .map(Severity::parse)
+        .collect();
+        all.sort();
+        let names: Vec<&str> = all.iter().map(Severity::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "CRITICAL",
+                "HIGH",
+                "MEDIUM",
+                "LOW",
+                "INFORMATIONAL",
+                "UNDEFINED",
+                "UNTRIAGED"
+            ]
+        );
+        assert_eq!(
+            serde_json::to_string(&BTreeMap::from([
+                (Severity::Low, 1),
+                (Severity::Critical, 2)
+            ]))
+            .unwrap(),
+            r#"{"CRITICAL":2,"LOW":1}"#
+        );
+        assert!(Severity::Critical.is_serious() && Severity::High.is_serious());
+        assert!(!Severity::Medium.is_serious());
     }
 }
