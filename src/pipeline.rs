@@ -12,6 +12,7 @@ use crate::apply::images::{self, Buildable, ImageStage};
 use crate::apply::infra::vars::Held;
 use crate::apply::infra::{self, InfraReport, InfraStage};
 use crate::apply::rollout::{self, EvidenceSettings, VerdictKind, WatchSettings};
+use crate::apply::scans;
 use crate::apply::{ImageOutcome, RunReport};
 use crate::clients::builder::{DockerEngine, EngineError, ImageBuilder, RegistryLogin};
 use crate::clients::ecr::{Ecr, RepositoryService};
@@ -224,6 +225,18 @@ fn set_image_outputs(run: &RunReport, runner: &Runner) -> Result<(), RunError> {
         runner.set_output(outcome.as_str(), &json(&run.names(outcome))?)?;
     }
     Ok(())
+}
+
+/// `(consumer, repository, digest)` of each image this run pushed.
+fn pushed_images(plan: &Plan, run: &RunReport) -> Vec<(String, String, String)> {
+    run.images
+        .iter()
+        .filter(|(_, r)| r.outcome == ImageOutcome::Built)
+        .filter_map(|(name, r)| {
+            let repository = plan.get(name)?.resource_name.clone()?;
+            Some((name.clone(), repository, r.digest.clone()?))
+        })
+        .collect()
 }
 
 /// The clients of a run that talks to AWS.
@@ -609,6 +622,7 @@ pub async fn run_deploy(
         images: images::apply(&stage, &plan, &buildable).await,
         infra: None,
         rollouts: BTreeMap::new(),
+        scans: BTreeMap::new(),
     };
     let plan = match &prepared {
         Some(prepared) => {
@@ -623,10 +637,30 @@ pub async fn run_deploy(
         .as_ref()
         .map(InfraReport::changed_services)
         .unwrap_or_default();
-    if d.wait && !watches.is_empty() {
-        let ecs = Ecs::adaptive(&aws.config, AWS_ATTEMPTS);
+    // Scans started at push time are read while the rollouts are watched: the wait for them
+    // costs nothing when there are rollouts, and at most the scan budget when there are none.
+    let pushed = pushed_images(&plan, &run);
+    let scan_reader = Ecr::new(&aws.config);
+    let read_scans = async {
+        if pushed.is_empty() {
+            BTreeMap::new()
+        } else {
+            scans::collect(
+                &scan_reader,
+                &pushed,
+                scans::DEFAULT_BUDGET,
+                scans::DEFAULT_INTERVAL,
+            )
+            .await
+        }
+    };
+    let ecs = Ecs::adaptive(&aws.config, AWS_ATTEMPTS);
+    let watch = async {
+        if !d.wait || watches.is_empty() {
+            return BTreeMap::new();
+        }
         let _g = runner.group(&format!("rollouts of {} services", watches.len()));
-        run.rollouts = rollout::watch(
+        rollout::watch(
             &ecs,
             &watches,
             WatchSettings {
@@ -635,30 +669,33 @@ pub async fn run_deploy(
             },
             &|line: &str| runner.print_untrusted(line),
         )
+        .await
+    };
+    (run.rollouts, run.scans) = tokio::join!(watch, read_scans);
+    if run
+        .rollouts
+        .values()
+        .any(|v| v.kind != VerdictKind::Succeeded)
+    {
+        let _g = runner.group("evidence of the rollouts that did not succeed");
+        let logs = Logs::new(&aws.config);
+        rollout::gather_evidence(
+            &ecs,
+            &logs,
+            &watches,
+            &mut run.rollouts,
+            EvidenceSettings {
+                log_lines: d.log_lines,
+                ..EvidenceSettings::default()
+            },
+        )
         .await;
-        drop(_g);
-        if run
-            .rollouts
-            .values()
-            .any(|v| v.kind != VerdictKind::Succeeded)
-        {
-            let _g = runner.group("evidence of the rollouts that did not succeed");
-            let logs = Logs::new(&aws.config);
-            rollout::gather_evidence(
-                &ecs,
-                &logs,
-                &watches,
-                &mut run.rollouts,
-                EvidenceSettings {
-                    log_lines: d.log_lines,
-                    ..EvidenceSettings::default()
-                },
-            )
-            .await;
-            for line in rollout::evidence_lines(&run.rollouts) {
-                runner.print_untrusted(&line);
-            }
+        for line in rollout::evidence_lines(&run.rollouts) {
+            runner.print_untrusted(&line);
         }
+    }
+    for (name, scan) in &run.scans {
+        runner.print_untrusted(&format!("scan: `{name}`: {}", scan.headline()));
     }
     report(settings, runner, &plan, Some(&run), None, "deploy", None)?;
     set_image_outputs(&run, runner)?;
@@ -668,6 +705,7 @@ pub async fn run_deploy(
         .map(|(n, v)| (n.as_str(), v.kind.as_str()))
         .collect();
     runner.set_output("rollouts", &json(&verdicts)?)?;
+    runner.set_output("scans", &json(&run.scans)?)?;
     let rollout_failed = run
         .rollouts
         .values()
@@ -692,6 +730,7 @@ fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> Result<u
     runner.set_output("has-changes", "false")?;
     set_image_outputs(&RunReport::default(), runner)?;
     runner.set_output("rollouts", "{}")?;
+    runner.set_output("scans", "{}")?;
     runner.append_summary(&format!(
         "{}\n## cdc-deploy: `{}` → `{}`\n\nNothing to do: {}\n",
         report::comment_marker(&header(settings, "run")),

@@ -134,6 +134,29 @@ async fn images_are_built_once_and_only_when_their_context_changes() {
         assert_eq!(commit_digest.as_deref(), Some(digest), "{name}");
         assert!(first.summary.contains(&digest[..19]), "{}", first.summary);
     }
+    // Each pushed image's scan is read from ECR; moto's ECR does not hold what the registry
+    // does, so it is unavailable, named, at once (not waited for), and not a failure.
+    let scans: serde_json::Value = serde_json::from_str(&first.outputs["scans"]).unwrap();
+    for name in ["alpha", "beta", "gamma"] {
+        assert_eq!(scans[name]["status"], "unavailable", "{scans}");
+        assert!(
+            scans[name]["reason"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{project}-{name}` holds no image `sha256:")),
+            "{scans}"
+        );
+    }
+    assert!(
+        first.summary.contains("### Scan findings"),
+        "{}",
+        first.summary
+    );
+    assert!(
+        first.stdout.contains("scan: `alpha`: scan unavailable"),
+        "{}",
+        first.stdout
+    );
 
     // Nothing changed: nothing is built or pushed.
     let second = deploy(root, &project, COMMIT_1);
@@ -144,6 +167,10 @@ async fn images_are_built_once_and_only_when_their_context_changes() {
         names(&["alpha", "beta", "gamma"])
     );
     assert_eq!(second.outputs["images"], first.outputs["images"]);
+    assert_eq!(
+        second.outputs["scans"], "{}",
+        "nothing pushed, no scan read"
+    );
     assert!(
         !second.stdout.contains("The push refers to"),
         "{}",

@@ -126,6 +126,8 @@ pub struct RunReport {
     pub infra: Option<infra::InfraReport>,
     /// Each watched rollout's verdict, by consumer.
     pub rollouts: BTreeMap<String, rollout::Verdict>,
+    /// ECR's scan summary of each image this run pushed, by consumer.
+    pub scans: BTreeMap<String, scans::ScanSummary>,
 }
 
 impl RunReport {

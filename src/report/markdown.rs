@@ -172,6 +172,25 @@ fn rollouts_section(run: &RunReport, evidence: bool) -> String {
     out
 }
 
+/// ECR's scan of each pushed image: findings by severity, the serious ones in bold.
+fn scans_section(run: &RunReport) -> String {
+    if run.scans.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("### Scan findings\n\n| Consumer | Findings |\n|---|---|\n");
+    for (name, scan) in &run.scans {
+        let headline = message(&truncate(&scan.headline(), COMPACT_REASON));
+        let cell = if scan.is_serious() {
+            format!("**{headline}**")
+        } else {
+            headline
+        };
+        let _ = writeln!(out, "| {} | {cell} |", code(name));
+    }
+    out.push('\n');
+    out
+}
+
 /// Every line of `s` indented by `prefix` (a fenced block inside a list item).
 fn indent(s: &str, prefix: &str) -> String {
     s.lines()
@@ -487,6 +506,7 @@ fn full(
     }
     if let Some(run) = run {
         out.push_str(&rollouts_section(run, true));
+        out.push_str(&scans_section(run));
     }
     let failed = failures(plan, run);
     if !failed.is_empty() {
@@ -598,6 +618,7 @@ fn compact(
         if !b.fits(&rollouts_section(run, true)) {
             b.fits(&rollouts_section(run, false));
         }
+        b.fits(&scans_section(run));
     }
     let failed = failures(plan, run);
     if !failed.is_empty() && b.fits("### Failed\n\n") {
@@ -838,5 +859,32 @@ mod tests {
             compact.contains("- `orders`: task `a1b2` stopped: Essential container in task exited"),
             "{compact}"
         );
+    }
+
+    #[test]
+    fn scan_findings_are_one_row_per_pushed_image_serious_ones_in_bold() {
+        use crate::apply::scans::ScanSummary;
+        use crate::clients::ecr::Severity;
+        let mut run = RunReport::default();
+        run.scans.insert(
+            "orders".into(),
+            ScanSummary::Complete {
+                counts: [(Severity::High, 2), (Severity::Low, 5)]
+                    .into_iter()
+                    .collect(),
+            },
+        );
+        run.scans.insert(
+            "audit".into(),
+            ScanSummary::Complete {
+                counts: Default::default(),
+            },
+        );
+        run.scans.insert("billing".into(), ScanSummary::Pending);
+        let s = scans_section(&run);
+        assert!(s.contains("| `orders` | **2 high, 5 low** |"), "{s}");
+        assert!(s.contains("| `audit` | no findings |"), "{s}");
+        assert!(s.contains("| `billing` | scan still in progress |"), "{s}");
+        assert_eq!(scans_section(&RunReport::default()), "");
     }
 }

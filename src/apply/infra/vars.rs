@@ -324,8 +324,7 @@ mod tests {
             ]
             .into_iter()
             .collect(),
-            infra: None,
-            rollouts: BTreeMap::new(),
+            ..RunReport::default()
         };
         let before: BTreeMap<String, AppliedConsumer> = [
             ("broken", applied("reg/shop-broken@sha256:old", None)),
