@@ -84,12 +84,15 @@ pub type Scans = Vec<(ConsumerSpec, Result<Scan, Diagnostic>)>;
 /// Discover the consumers and scan and fingerprint each one's build context, in parallel on
 /// threads of its own (this blocks: call it off the async runtime's workers).
 pub fn discover_and_fingerprint(settings: &Settings) -> Result<(Discovery, Scans), RunError> {
-    let found = discovery::discover(
+    let mut found = discovery::discover(
         &settings.workspace,
         &settings.consumers_dir,
         &settings.project,
     )
     .map_err(|e| RunError::Start(e.to_string()))?;
+    if let Some(selection) = &settings.selection {
+        found.select(selection).map_err(RunError::Start)?;
+    }
     let scans = fingerprint_all(&found.consumers);
     Ok((found, scans))
 }
@@ -453,11 +456,12 @@ async fn terraform(
         region: &aws.region,
         registry_host: &aws.host.host,
         apply: images.is_some(),
+        selection: settings.selection.as_ref(),
     };
     let report = infra::run(&stage, prepared, &plan, images).await;
     let plan = match &report.plan {
         Some(p) => {
-            let removed = report.removed(&plan);
+            let removed = report.removed(&plan, settings.selection.as_ref());
             let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
             plan::with_infra(plan, p, &removed)
         }

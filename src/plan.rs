@@ -142,6 +142,10 @@ pub struct Plan {
     /// Terraform's plan changes something, a consumer's resources or shared ones (the cluster,
     /// the network): an apply would not be empty.
     pub infra_pending: bool,
+    /// The `consumers` option, shown, when it restricts the run; and the consumer folders it
+    /// leaves out, which keep what is applied.
+    pub selection: Option<String>,
+    pub unselected: Vec<String>,
 }
 
 impl Plan {
@@ -232,6 +236,8 @@ pub fn plan(
         skipped: discovery.skipped.clone(),
         warnings: discovery.warnings.clone(),
         infra_pending: false,
+        selection: discovery.selection.clone(),
+        unselected: discovery.unselected.clone(),
     }
 }
 

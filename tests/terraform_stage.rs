@@ -759,3 +759,73 @@ async fn each_changed_service_is_watched_to_its_verdict() {
     );
     assert_eq!(again.outputs["rollouts"], "{}", "{}", again.describe());
 }
+
+#[tokio::test]
+async fn consumers_restricts_a_deploy_and_the_others_keep_what_is_applied() {
+    let (ws, project, backend) = deployed_pair().await;
+    let before = backend.applied_images().await;
+    // Both change and a third is new; only `orders` and the `billing-*` glob are deployed.
+    write(
+        ws.path(),
+        "consumer_scripts/orders/app/run.sh",
+        "echo orders v2\n",
+    );
+    write(
+        ws.path(),
+        "consumer_scripts/audit/app/run.sh",
+        "echo audit v2\n",
+    );
+    consumer(ws.path(), "billing-eu", 256);
+    let only = [("consumers", "orders, billing-*")];
+    let r = run(ws.path(), &project, &backend, "deploy", COMMIT_2, &only);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert_eq!(
+        r.names("built"),
+        ["billing-eu", "orders"],
+        "{}",
+        r.describe()
+    );
+    let after = backend.applied_images().await;
+    assert_eq!(
+        after["audit"], before["audit"],
+        "audit keeps what is applied"
+    );
+    assert_ne!(after["orders"], before["orders"]);
+    assert!(after.contains_key("billing-eu"));
+    assert!(
+        r.summary
+            .contains("only orders, billing-\\*: 1 other consumer keeps what is applied"),
+        "{}",
+        r.summary
+    );
+
+    // A consumer left out is not removed when its folder is gone either.
+    std::fs::remove_dir_all(ws.path().join("consumer_scripts/audit")).unwrap();
+    let r = run(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_2,
+        &[("consumers", "orders")],
+    );
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert_eq!(r.names("removed"), Vec::<String>::new());
+    assert_eq!(backend.applied_images().await["audit"], before["audit"]);
+
+    // A pattern that names no folder stops the run before anything is done.
+    let r = run(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_2,
+        &[("consumers", "orders,nope-*")],
+    );
+    assert_eq!(r.code, 2, "{}", r.describe());
+    let all = r.everything();
+    assert!(
+        all.contains("`consumers` names `nope-*` but no consumer folder matches; the consumers are `billing-eu`, `orders`"),
+        "{all}"
+    );
+}

@@ -68,6 +68,10 @@ pub struct CommonArgs {
     /// `sha-<commit>`. Defaults to the event's commit, `GITHUB_SHA`, then the checkout's `HEAD`.
     #[arg(long, value_name = "SHA")]
     pub commit: Option<String>,
+    /// Only these consumers: names or globs separated by commas, spaces or lines
+    /// (`orders, billing-*`). The others keep what is applied. Default: every consumer.
+    #[arg(long, value_name = "NAMES")]
+    pub consumers: Option<String>,
     /// Log every step at debug level, the AWS SDK's and HTTP clients' own logs included.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
     pub verbose: bool,

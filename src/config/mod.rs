@@ -333,6 +333,8 @@ pub struct Settings {
     pub aws_retry_from_env: bool,
     pub github: GithubContext,
     pub terraform: TerraformSettings,
+    /// The `consumers` option: `None` is every consumer.
+    pub selection: Option<crate::consumers::select::Selection>,
     pub action: Action,
     /// Findings about the configuration that did not stop it (shown as warnings).
     pub warnings: Vec<String>,
@@ -503,7 +505,12 @@ impl Settings {
         let project = validate_project(&common.project_name)?;
         let environment = validate_environment(&common.environment)?;
         let terraform = terraform_settings(&tf, env, &workspace, project.as_str(), &environment)?;
+        let selection = crate::consumers::select::Selection::parse(
+            common.consumers.as_deref().unwrap_or_default(),
+        )
+        .map_err(SettingsError::Invalid)?;
         Ok(Settings {
+            selection,
             project,
             environment,
             terraform,

@@ -54,6 +54,67 @@ pub struct Discovery {
     pub skipped: Vec<SkippedFolder>,
     /// Findings that do not stop a consumer (a secret-looking environment value, ...).
     pub warnings: Vec<Diagnostic>,
+    /// The `consumers` option when it restricts the run, shown (`orders, billing-*`), and the
+    /// consumer folders it leaves out: they keep what is applied.
+    pub selection: Option<String>,
+    pub unselected: Vec<String>,
+}
+
+impl Discovery {
+    /// Keep only the consumers `selection` names; the others are listed in `unselected`. A
+    /// pattern that names no consumer folder is an error.
+    pub fn select(
+        &mut self,
+        selection: &crate::consumers::select::Selection,
+    ) -> Result<(), String> {
+        let names: Vec<&str> = self
+            .consumers
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(self.invalid.iter().map(|c| c.name.as_str()))
+            .collect();
+        let unmatched = selection.unmatched(names.iter().copied());
+        if !unmatched.is_empty() {
+            let mut known = names.clone();
+            known.sort_unstable();
+            return Err(format!(
+                "`consumers` names {} but no consumer folder matches; the consumers are {}",
+                unmatched
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ));
+        }
+        let mut out: Vec<String> = Vec::new();
+        self.consumers.retain(|c| {
+            let keep = selection.matches(c.name.as_str());
+            if !keep {
+                out.push(c.name.as_str().to_string());
+            }
+            keep
+        });
+        self.invalid.retain(|c| {
+            let keep = selection.matches(&c.name);
+            if !keep {
+                out.push(c.name.clone());
+            }
+            keep
+        });
+        out.sort();
+        self.unselected = out;
+        self.selection = Some(selection.shown());
+        Ok(())
+    }
 }
 
 /// Discovery could not look at all.

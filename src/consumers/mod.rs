@@ -6,4 +6,5 @@ pub mod discovery;
 pub mod dockerfile;
 pub mod fargate;
 pub mod names;
+pub mod select;
 pub mod shape;

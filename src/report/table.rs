@@ -40,6 +40,15 @@ pub fn summary_line(plan: &Plan, run: Option<&RunReport>) -> String {
         })
         .collect();
     let mut line = parts.join(" · ");
+    if let Some(selection) = &plan.selection {
+        let _ = write!(
+            line,
+            "; only {selection}: {} other consumer{} keep{} what is applied",
+            plan.unselected.len(),
+            if plan.unselected.len() == 1 { "" } else { "s" },
+            if plan.unselected.len() == 1 { "s" } else { "" },
+        );
+    }
     if let Some(run) = run {
         let images: Vec<String> = ImageOutcome::ALL
             .iter()

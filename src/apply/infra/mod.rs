@@ -124,8 +124,12 @@ impl InfraReport {
     }
 
     /// Consumers applied before whose folder is gone: named by the previous `consumers` output
-    /// or by the keys of their resources in the plan.
-    pub fn removed(&self, plan: &Plan) -> Vec<String> {
+    /// or by the keys of their resources in the plan; with a `selection`, only those it names.
+    pub fn removed(
+        &self,
+        plan: &Plan,
+        selection: Option<&crate::consumers::select::Selection>,
+    ) -> Vec<String> {
         let mut names: BTreeSet<String> = self.before.keys().cloned().collect();
         if let Some(p) = &self.plan {
             names.extend(p.changes.iter().filter_map(|c| c.consumer.clone()));
@@ -133,6 +137,7 @@ impl InfraReport {
         names
             .into_iter()
             .filter(|n| plan.get(n).is_none())
+            .filter(|n| selection.is_none_or(|s| s.matches(n)))
             .collect()
     }
 }
@@ -147,6 +152,8 @@ pub struct InfraStage<'a> {
     pub registry_host: &'a str,
     /// Plan and apply (`deploy`), or plan only.
     pub apply: bool,
+    /// The `consumers` option: applied consumers it does not name keep their entry.
+    pub selection: Option<&'a crate::consumers::select::Selection>,
 }
 
 /// The variables file, removed when the stage ends however it ends.
@@ -367,6 +374,7 @@ async fn run_inner(
             registry_host: stage.registry_host,
             run: images,
             applied: &report.before,
+            selection: stage.selection,
         },
     );
     report.held = variables.held.clone();

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::apply::{ImageOutcome, RunReport};
 use crate::consumers::config::{ConsumerSettings, SecretSource};
+use crate::consumers::select::Selection;
 use crate::plan::{Plan, Status};
 
 /// The file the variables are written to, in the root module's folder (Terraform loads every
@@ -119,6 +120,19 @@ pub struct VariableInputs<'a> {
     pub run: Option<&'a RunReport>,
     /// What is applied now, from the root module's `consumers` output.
     pub applied: &'a BTreeMap<String, AppliedConsumer>,
+    /// The `consumers` option: applied consumers it does not name keep their entry.
+    pub selection: Option<&'a Selection>,
+}
+
+/// An applied consumer's entry as it was applied: its `config` with its running image.
+fn kept_entry(applied: &AppliedConsumer, settings: Option<&ConsumerSettings>) -> Option<Value> {
+    let mut e = applied.config.clone().or_else(|| {
+        // The root module does not give the entry back: a consumer whose settings are valid is
+        // rebuilt from them around its running image.
+        settings.map(|s| entry(s, &applied.image))
+    })?;
+    e["image"] = Value::String(applied.image.clone());
+    Some(e)
 }
 
 /// Build the variables for the consumers of `plan`.
@@ -166,26 +180,19 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
                 consumers.insert(c.name.clone(), e);
             }
             Err(reason) => match inputs.applied.get(&c.name) {
-                Some(applied) => {
-                    let kept = applied.config.clone().or_else(|| {
-                        // The root module does not give the entry back: a consumer whose
-                        // settings are valid is rebuilt from them around its running image.
-                        c.settings.as_ref().map(|s| entry(s, &applied.image))
-                    });
-                    match kept {
-                        Some(mut e) => {
-                            e["image"] = Value::String(applied.image.clone());
-                            consumers.insert(c.name.clone(), e);
-                            held.insert(
-                                c.name.clone(),
-                                Held::Kept {
-                                    reason,
-                                    image: applied.image.clone(),
-                                },
-                            );
-                        }
-                        None => {
-                            held.insert(
+                Some(applied) => match kept_entry(applied, c.settings.as_ref()) {
+                    Some(e) => {
+                        consumers.insert(c.name.clone(), e);
+                        held.insert(
+                            c.name.clone(),
+                            Held::Kept {
+                                reason,
+                                image: applied.image.clone(),
+                            },
+                        );
+                    }
+                    None => {
+                        held.insert(
                                 c.name.clone(),
                                 Held::LeftOut {
                                     reason: format!(
@@ -193,9 +200,8 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
                                     ),
                                 },
                             );
-                        }
                     }
-                }
+                },
                 None => {
                     held.insert(
                         c.name.clone(),
@@ -205,6 +211,31 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
                     );
                 }
             },
+        }
+    }
+    // Applied consumers the `consumers` option leaves out keep their entry, folder or not.
+    if let Some(selection) = inputs.selection {
+        for (name, applied) in inputs.applied {
+            if selection.matches(name) || plan.get(name).is_some() {
+                continue;
+            }
+            // Not listed in `held`: the report says once how many the option leaves out.
+            let reason = "`consumers` does not name it".to_string();
+            match kept_entry(applied, None) {
+                Some(e) => {
+                    consumers.insert(name.clone(), e);
+                }
+                None => {
+                    held.insert(
+                        name.clone(),
+                        Held::LeftOut {
+                            reason: format!(
+                                "{reason}, and the root module's `consumers` output does not give back its applied `config`"
+                            ),
+                        },
+                    );
+                }
+            }
         }
     }
     Variables {
@@ -283,6 +314,7 @@ mod tests {
             registry_host: "reg",
             run,
             applied,
+            selection: None,
         }
     }
 
@@ -301,6 +333,8 @@ mod tests {
             skipped: Vec::new(),
             warnings: Vec::new(),
             infra_pending: false,
+            selection: None,
+            unselected: Vec::new(),
         };
         plan.consumers[3].settings = Some(ConsumerSettings::default());
         let ok = |image: &str| ImageResult {
@@ -397,6 +431,8 @@ mod tests {
             skipped: Vec::new(),
             warnings: Vec::new(),
             infra_pending: false,
+            selection: None,
+            unselected: Vec::new(),
         };
         let none = BTreeMap::new();
         let v = variables(&plan, &inputs(None, &none));
@@ -446,5 +482,56 @@ mod tests {
             ]
         );
         assert_eq!(e["health_check"], Value::Null);
+    }
+
+    #[test]
+    fn consumers_the_selection_leaves_out_keep_their_applied_entry() {
+        let plan = Plan {
+            offline: false,
+            commit: None,
+            consumers: vec![consumer("orders", Status::Changed)],
+            skipped: Vec::new(),
+            warnings: Vec::new(),
+            infra_pending: false,
+            selection: Some("orders".into()),
+            unselected: vec!["audit".into()],
+        };
+        let applied: BTreeMap<String, AppliedConsumer> = [
+            (
+                "orders".to_string(),
+                applied("reg/shop-orders@sha256:old", Some(json!({"cpu": 256}))),
+            ),
+            (
+                "audit".to_string(),
+                applied("reg/shop-audit@sha256:run", Some(json!({"cpu": 512}))),
+            ),
+            // Its folder is gone, but the selection does not name it: not removed either.
+            (
+                "gone".to_string(),
+                applied("reg/shop-gone@sha256:run", Some(json!({"cpu": 256}))),
+            ),
+            (
+                "bare".to_string(),
+                applied("reg/shop-bare@sha256:run", None),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let selection = Selection::parse("orders").unwrap().unwrap();
+        let mut i = inputs(None, &applied);
+        i.selection = Some(&selection);
+        let v = variables(&plan, &i);
+        let c = &v.json["consumers"];
+        assert_eq!(c["audit"]["image"], "reg/shop-audit@sha256:run");
+        assert_eq!(c["audit"]["cpu"], 512);
+        assert_eq!(c["gone"]["image"], "reg/shop-gone@sha256:run");
+        assert_ne!(c["orders"]["image"], "reg/shop-orders@sha256:old");
+        assert!(!v.held.contains_key("audit"), "said once, not per consumer");
+        assert!(
+            matches!(&v.held["bare"], Held::LeftOut { reason } if reason.contains("does not give back")),
+            "{:?}",
+            v.held
+        );
+        assert!(!v.held.contains_key("orders"));
     }
 }
