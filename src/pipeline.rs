@@ -12,14 +12,16 @@ use crate::apply::images::{self, Buildable, ImageStage};
 use crate::apply::infra::vars::Held;
 use crate::apply::infra::{self, InfraReport, InfraStage};
 use crate::apply::rollout::{self, EvidenceSettings, VerdictKind, WatchSettings};
-use crate::apply::scans;
+use crate::apply::{rollback, scans};
 use crate::apply::{ImageOutcome, RunReport};
 use crate::clients::builder::{DockerEngine, EngineError, ImageBuilder, RegistryLogin};
 use crate::clients::ecr::{Ecr, RepositoryService};
 use crate::clients::ecs::Ecs;
 use crate::clients::logs::Logs;
 use crate::clients::registry::{HttpRegistry, Registry, RegistryAuth};
-use crate::config::{Action, DeploySettings, PlanSettings, RegistryHost, Settings};
+use crate::config::{
+    Action, DeploySettings, PlanSettings, RegistryHost, RollbackSettings, Settings,
+};
 use crate::consumers::discovery::{self, ConsumerSpec, Discovery};
 use crate::context::fingerprint::{self, FingerprintReport};
 use crate::context::{BuildContext, ContextError};
@@ -659,57 +661,15 @@ pub async fn run_deploy(
         }
     };
     let ecs = Ecs::adaptive(&aws.config, AWS_ATTEMPTS);
-    let watch = async {
-        if !d.wait || watches.is_empty() {
-            return BTreeMap::new();
-        }
-        let _g = runner.group(&format!("rollouts of {} services", watches.len()));
-        rollout::watch(
-            &ecs,
-            &watches,
-            WatchSettings {
-                timeout: d.wait_timeout,
-                ..WatchSettings::default()
-            },
-            &|line: &str| runner.print_untrusted(line),
-        )
-        .await
-    };
+    let watch = watch_rollouts(runner, &ecs, d, &watches);
     (run.rollouts, run.scans) = tokio::join!(watch, read_scans);
-    if run
-        .rollouts
-        .values()
-        .any(|v| v.kind != VerdictKind::Succeeded)
-    {
-        let _g = runner.group("evidence of the rollouts that did not succeed");
-        let logs = Logs::new(&aws.config);
-        rollout::gather_evidence(
-            &ecs,
-            &logs,
-            &watches,
-            &mut run.rollouts,
-            EvidenceSettings {
-                log_lines: d.log_lines,
-                ..EvidenceSettings::default()
-            },
-        )
-        .await;
-        for line in rollout::evidence_lines(&run.rollouts) {
-            runner.print_untrusted(&line);
-        }
-    }
+    explain_rollouts(runner, &aws, &ecs, d, &watches, &mut run.rollouts).await;
     for (name, scan) in &run.scans {
         runner.print_untrusted(&format!("scan: `{name}`: {}", scan.headline()));
     }
     report(settings, runner, &plan, Some(&run), None, "deploy", None)?;
     set_image_outputs(&run, runner)?;
-    let verdicts: BTreeMap<&str, &str> = run
-        .rollouts
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.kind.as_str()))
-        .collect();
-    runner.set_output("rollouts", &json(&verdicts)?)?;
-    runner.set_output("scans", &json(&run.scans)?)?;
+    set_rollout_outputs(&run, runner)?;
     let rollout_failed = run
         .rollouts
         .values()
@@ -723,6 +683,148 @@ pub async fn run_deploy(
             0
         },
     )
+}
+
+/// Watch `watches` to their verdicts, unless `wait` is off.
+async fn watch_rollouts(
+    runner: &Runner,
+    ecs: &Ecs,
+    d: &DeploySettings,
+    watches: &[rollout::Watch],
+) -> BTreeMap<String, rollout::Verdict> {
+    if !d.wait || watches.is_empty() {
+        return BTreeMap::new();
+    }
+    let _g = runner.group(&format!("rollouts of {} services", watches.len()));
+    rollout::watch(
+        ecs,
+        watches,
+        WatchSettings {
+            timeout: d.wait_timeout,
+            ..WatchSettings::default()
+        },
+        &|line: &str| runner.print_untrusted(line),
+    )
+    .await
+}
+
+/// Gather the evidence of every rollout that did not succeed, and log it.
+async fn explain_rollouts(
+    runner: &Runner,
+    aws: &Aws,
+    ecs: &Ecs,
+    d: &DeploySettings,
+    watches: &[rollout::Watch],
+    verdicts: &mut BTreeMap<String, rollout::Verdict>,
+) {
+    if verdicts.values().all(|v| v.kind == VerdictKind::Succeeded) {
+        return;
+    }
+    let _g = runner.group("evidence of the rollouts that did not succeed");
+    let logs = Logs::new(&aws.config);
+    rollout::gather_evidence(
+        ecs,
+        &logs,
+        watches,
+        verdicts,
+        EvidenceSettings {
+            log_lines: d.log_lines,
+            ..EvidenceSettings::default()
+        },
+    )
+    .await;
+    for line in rollout::evidence_lines(verdicts) {
+        runner.print_untrusted(&line);
+    }
+}
+
+fn set_rollout_outputs(run: &RunReport, runner: &Runner) -> Result<(), RunError> {
+    let verdicts: BTreeMap<&str, &str> = run
+        .rollouts
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.kind.as_str()))
+        .collect();
+    runner.set_output("rollouts", &json(&verdicts)?)?;
+    runner.set_output("scans", &json(&run.scans)?)?;
+    Ok(())
+}
+
+/// Put the named consumers back on their earlier image through Terraform, and watch the
+/// rollouts.
+async fn run_rollback(
+    settings: &Settings,
+    runner: &Runner,
+    r: &RollbackSettings,
+) -> Result<u8, RunError> {
+    let selection = settings.selection.as_ref().ok_or_else(|| {
+        RunError::Start("a rollback needs `consumers`: name the consumers to put back".into())
+    })?;
+    let prepared = prepare_terraform(settings, runner, true)
+        .await?
+        .ok_or_else(|| {
+            RunError::Start(
+                "a rollback goes through Terraform; `terraform: false` cannot roll back".into(),
+            )
+        })?;
+    let d = &r.deploy;
+    let aws = connect_aws(settings, runner, d.registry_host.as_ref()).await?;
+    let ecs = Ecs::adaptive(&aws.config, AWS_ATTEMPTS);
+    let resolver = rollback::Resolver {
+        deployer: &ecs,
+        registry: aws.registry.as_ref(),
+        registry_host: &aws.host.host,
+        selection,
+        to: r.to.as_deref(),
+    };
+    let stage = InfraStage {
+        runner,
+        settings: &settings.terraform,
+        project: settings.project.as_str(),
+        environment: &settings.environment,
+        region: &aws.region,
+        registry_host: &aws.host.host,
+        apply: true,
+        selection: None,
+    };
+    let infra = infra::rollback(&stage, &prepared, &resolver).await;
+    for (name, b) in &infra.rollbacks {
+        runner.print_untrusted(&format!(
+            "rollback: `{name}` from `{}` to `{}` (found in {})",
+            b.from, b.to, b.source
+        ));
+    }
+    if let Some(e) = &infra.error {
+        runner.error(&format!("terraform: {e}"));
+    }
+    let watches = infra.changed_services();
+    let mut run = RunReport {
+        infra: Some(infra),
+        ..RunReport::default()
+    };
+    run.rollouts = watch_rollouts(runner, &ecs, d, &watches).await;
+    explain_rollouts(runner, &aws, &ecs, d, &watches, &mut run.rollouts).await;
+
+    let h = header(settings, "rollback");
+    let markdown = report::markdown::rollback(&run, &h);
+    {
+        let _g = runner.group("report");
+        runner.print_untrusted(&markdown);
+    }
+    runner.append_summary(&markdown)?;
+    let images: BTreeMap<&str, &str> = run
+        .infra
+        .iter()
+        .flat_map(|i| &i.rollbacks)
+        .map(|(n, b)| (n.as_str(), b.to.as_str()))
+        .collect();
+    runner.set_output("images", &json(&images)?)?;
+    set_rollout_outputs(&run, runner)?;
+    let failed = run.infra.as_ref().is_some_and(|i| i.error.is_some())
+        || run
+            .rollouts
+            .values()
+            .any(|v| v.kind != VerdictKind::Succeeded);
+    Ok(if failed { EXIT_FAILED } else { 0 })
 }
 
 /// The event leaves nothing to do: say so, and set every output, empty.
@@ -753,6 +855,7 @@ pub async fn execute(settings: &Settings, runner: &Runner) -> Result<u8, RunErro
     match &settings.action {
         Action::Plan(p) => run_plan(settings, runner, p).await,
         Action::Deploy(d) => run_deploy(settings, runner, d).await,
+        Action::Rollback(r) => run_rollback(settings, runner, r).await,
         Action::Nothing { reason } => nothing_to_do(settings, runner, reason),
     }
 }

@@ -332,6 +332,7 @@ async fn a_failed_rollout_carries_its_stopped_tasks_exit_codes_and_log_lines() {
             container: "broken".into(),
             group: group.clone(),
             prefix: Some("ecs".into()),
+            ..SimLog::default()
         }],
     );
     let mut lines: Vec<String> = (1..=29)

@@ -829,3 +829,105 @@ async fn consumers_restricts_a_deploy_and_the_others_keep_what_is_applied() {
         "{all}"
     );
 }
+
+// The simulator serves from the runtime's other thread while the binary runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_puts_a_consumer_back_on_its_earlier_image_through_terraform() {
+    let sim = EcsSimulator::start().await;
+    let ws = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/rollout/main.tf"),
+    )
+    .unwrap();
+    write(ws.path(), "infra/main.tf", &text);
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    consumer(ws.path(), "audit", 256);
+    let backend = Backend::new().await;
+    let env = [
+        ("AWS_ENDPOINT_URL_ECS", sim.url()),
+        ("CDC_TEST_ECS_SIM", sim.url()),
+    ];
+    let go = |mode: &str, extra: &[(&str, &str)]| {
+        let mut inputs = vec![("wait", "true")];
+        inputs.extend_from_slice(extra);
+        run_env(ws.path(), &project, &backend, mode, COMMIT_2, &inputs, &env)
+    };
+    let first = go("deploy", &[]);
+    assert_eq!(first.code, 0, "{}", first.describe());
+    let v1 = backend.applied_images().await;
+    write(
+        ws.path(),
+        "consumer_scripts/orders/app/run.sh",
+        "echo orders v2\n",
+    );
+    let second = go("deploy", &[]);
+    assert_eq!(second.code, 0, "{}", second.describe());
+    let v2 = backend.applied_images().await;
+    assert_ne!(v1["orders"], v2["orders"]);
+
+    // Back to the image it ran before, found in its task definition family, through
+    // Terraform; the other consumer keeps what is applied.
+    let back = go("rollback", &[("consumers", "orders")]);
+    assert_eq!(back.code, 0, "{}", back.describe());
+    let now = backend.applied_images().await;
+    assert_eq!(now["orders"], v1["orders"], "{}", back.describe());
+    assert_eq!(now["audit"], v2["audit"]);
+    let verdicts: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&back.outputs["rollouts"]).unwrap();
+    assert_eq!(
+        verdicts.get("orders").map(String::as_str),
+        Some("succeeded")
+    );
+    assert!(!verdicts.contains_key("audit"), "{verdicts:?}");
+    let images: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&back.outputs["images"]).unwrap();
+    assert_eq!(images["orders"], v1["orders"]);
+    assert!(
+        back.summary
+            .contains("The next deploy of this branch rolls `orders` forward again"),
+        "{}",
+        back.summary
+    );
+    assert!(back.summary.contains(&v2["orders"]), "{}", back.summary);
+
+    // Forward again to a digest given.
+    let digest = v2["orders"].split_once('@').unwrap().1;
+    let to = go(
+        "rollback",
+        &[("consumers", "orders"), ("rollback-to", digest)],
+    );
+    assert_eq!(to.code, 0, "{}", to.describe());
+    assert_eq!(backend.applied_images().await["orders"], v2["orders"]);
+
+    // A digest the repository does not hold changes nothing, and says so.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let r = go(
+        "rollback",
+        &[("consumers", "orders"), ("rollback-to", &missing)],
+    );
+    assert_eq!(r.code, 1, "{}", r.describe());
+    assert!(
+        r.everything().contains("is not in the registry"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(backend.applied_images().await["orders"], v2["orders"]);
+
+    // Names that match no deployed consumer, and no names at all.
+    let r = go("rollback", &[("consumers", "billing-*")]);
+    assert_eq!(r.code, 1, "{}", r.describe());
+    assert!(
+        r.everything()
+            .contains("no deployed consumer matches; the deployed consumers are `audit`, `orders`"),
+        "{}",
+        r.describe()
+    );
+    let r = go("rollback", &[]);
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert!(
+        r.everything().contains("a rollback needs `consumers`"),
+        "{}",
+        r.describe()
+    );
+}

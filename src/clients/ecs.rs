@@ -163,6 +163,25 @@ pub trait Deployer: Send + Sync {
         &self,
         task_definition: &str,
     ) -> Result<BTreeMap<String, LogSource>, EcsError>;
+
+    /// The image `container` ran before the one of `task_definition`: the newest older revision
+    /// of its family whose image differs, with that revision's ARN. `None` when no older
+    /// revision ran another image.
+    async fn previous_image(
+        &self,
+        task_definition: &str,
+        container: &str,
+    ) -> Result<Option<(String, String)>, EcsError>;
+}
+
+/// Older revisions looked at, at most, for the image a container ran before.
+pub const PREVIOUS_REVISIONS: usize = 50;
+
+/// `family` and `revision` of a task definition ARN (`…:task-definition/family:revision`), or of
+/// `family:revision`.
+pub fn family_and_revision(arn: &str) -> Option<(&str, &str)> {
+    let tail = arn.rsplit_once("task-definition/").map_or(arn, |(_, t)| t);
+    tail.rsplit_once(':')
 }
 
 /// The real ECS client.
@@ -400,5 +419,86 @@ impl Deployer for Ecs {
             }
         }
         Ok(sources)
+    }
+
+    async fn previous_image(
+        &self,
+        task_definition: &str,
+        container: &str,
+    ) -> Result<Option<(String, String)>, EcsError> {
+        let Some((family, current_revision)) = family_and_revision(task_definition) else {
+            return Ok(None);
+        };
+        let image_of = |arn: String| async move {
+            let out = self
+                .client
+                .describe_task_definition()
+                .task_definition(&arn)
+                .send()
+                .await
+                .map_err(|e| self.error("DescribeTaskDefinition", &arn, &e))?;
+            let image = out
+                .task_definition()
+                .map(|t| t.container_definitions())
+                .unwrap_or_default()
+                .iter()
+                .find(|c| c.name() == Some(container))
+                .and_then(|c| c.image())
+                .map(str::to_string);
+            Ok::<_, EcsError>(image)
+        };
+        let current = image_of(task_definition.to_string()).await?;
+        // Newest first: the active revisions (kept when the root module deregisters none, as the
+        // bundled one), then the inactive ones older than the current revision.
+        let mut looked = 0;
+        for status in [
+            aws_sdk_ecs::types::TaskDefinitionStatus::Active,
+            aws_sdk_ecs::types::TaskDefinitionStatus::Inactive,
+        ] {
+            let mut pages = self
+                .client
+                .list_task_definitions()
+                .family_prefix(family)
+                .status(status.clone())
+                .sort(aws_sdk_ecs::types::SortOrder::Desc)
+                .into_paginator()
+                .send();
+            let mut older = status == aws_sdk_ecs::types::TaskDefinitionStatus::Inactive;
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.error("ListTaskDefinitions", family, &e))?;
+                for arn in page.task_definition_arns() {
+                    // The prefix also lists other families that start with this one.
+                    let Some((f, revision)) = family_and_revision(arn) else {
+                        continue;
+                    };
+                    if f != family {
+                        continue;
+                    }
+                    if !older {
+                        older = arn == task_definition || revision == current_revision;
+                        continue;
+                    }
+                    if status == aws_sdk_ecs::types::TaskDefinitionStatus::Inactive {
+                        let (Ok(r), Ok(c)) =
+                            (revision.parse::<u64>(), current_revision.parse::<u64>())
+                        else {
+                            continue;
+                        };
+                        if r >= c {
+                            continue;
+                        }
+                    }
+                    looked += 1;
+                    if looked > PREVIOUS_REVISIONS {
+                        return Ok(None);
+                    }
+                    let image = image_of(arn.clone()).await?;
+                    if image.is_some() && image != current {
+                        return Ok(image.map(|i| (i, arn.clone())));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 }

@@ -31,6 +31,7 @@ impl Cli {
             Command::Plan(a) => a.common.verbose,
             Command::Deploy(a) => a.common.verbose,
             Command::Run(a) => a.common.verbose,
+            Command::Rollback(a) => a.common.verbose,
         }
     }
 }
@@ -42,7 +43,11 @@ pub enum Command {
     Plan(PlanArgs),
     /// Build and push the changed consumers' images, then apply the saved Terraform plan.
     Deploy(DeployArgs),
-    /// What the action runs: `plan` or `deploy`, chosen by `--mode` and the triggering event.
+    /// Put the consumers `--consumers` names back on the image each ran before the current one
+    /// (or on the digest `--to` gives), through Terraform, and watch the rollouts.
+    Rollback(RollbackArgs),
+    /// What the action runs: `plan`, `deploy` or `rollback`, chosen by `--mode` and the
+    /// triggering event.
     Run(RunArgs),
 }
 
@@ -169,6 +174,20 @@ pub struct DeployArgs {
     pub terraform: TerraformArgs,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub deploy: DeployOptions,
+    #[command(flatten)]
+    pub terraform: TerraformArgs,
+    /// The image digest (`sha256:…`) to put the one consumer named back on, instead of the
+    /// image it ran before.
+    #[arg(long, value_name = "DIGEST")]
+    pub to: Option<String>,
+}
+
 /// `mode` input: what `run` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -177,6 +196,8 @@ pub enum Mode {
     Auto,
     Plan,
     Deploy,
+    /// Roll the consumers `consumers` names back (see `rollback-to`).
+    Rollback,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -187,9 +208,13 @@ pub struct RunArgs {
     pub deploy: DeployOptions,
     #[command(flatten)]
     pub terraform: TerraformArgs,
-    /// `auto`, `plan` or `deploy`.
+    /// `auto`, `plan`, `deploy` or `rollback`.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
+    /// With `rollback`: the image digest (`sha256:…`) to put the one consumer named back on,
+    /// instead of the image it ran before.
+    #[arg(long, value_name = "DIGEST")]
+    pub rollback_to: Option<String>,
     /// With `plan`: write the report's markdown to this file too.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -199,7 +224,7 @@ pub struct RunArgs {
     pub offline: bool,
 }
 
-const SUBCOMMANDS: &[&str] = &["plan", "deploy", "run", "help"];
+const SUBCOMMANDS: &[&str] = &["plan", "deploy", "rollback", "run", "help"];
 
 /// Turn action inputs into flags of the chosen subcommand: an input becomes `--name=value` unless
 /// the flag is already on the command line. Without a subcommand, `run` is assumed.

@@ -55,6 +55,8 @@ impl fmt::Display for CommitSha {
 pub enum EventMode {
     Plan,
     Deploy,
+    /// Only chosen explicitly (`mode: rollback`), never by an event.
+    Rollback,
 }
 
 /// The triggering event, typed.

@@ -106,6 +106,7 @@ fn read_event(
 pub enum Action {
     Plan(PlanSettings),
     Deploy(DeploySettings),
+    Rollback(RollbackSettings),
     /// The event leaves nothing to do (a push that deleted a branch); the reason says why.
     Nothing {
         reason: String,
@@ -133,6 +134,25 @@ pub struct DeploySettings {
     pub wait_timeout: std::time::Duration,
     /// Last lines of each failed container's log in a rollout's evidence.
     pub log_lines: usize,
+}
+
+/// Validated `rollback` options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollbackSettings {
+    /// Registry, wait and evidence settings, as for `deploy`.
+    pub deploy: DeploySettings,
+    /// The digest to go back to; `None`: the image each ran before.
+    pub to: Option<String>,
+}
+
+fn rollback_to(raw: Option<&str>) -> Result<Option<String>, SettingsError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(d) if crate::apply::rollback::is_digest(d) => Ok(Some(d.to_string())),
+        Some(d) => Err(SettingsError::Invalid(format!(
+            "`to` is `{d}`, which is not an image digest: give `sha256:` and 64 lowercase hex digits, as the `images` output of a deploy shows after `@`"
+        ))),
+    }
 }
 
 /// Validated Terraform options.
@@ -422,6 +442,7 @@ pub fn resolve_mode(mode: Mode, event: Option<&Event>) -> Result<EventMode, Sett
     match mode {
         Mode::Plan => Ok(EventMode::Plan),
         Mode::Deploy => Ok(EventMode::Deploy),
+        Mode::Rollback => Ok(EventMode::Rollback),
         Mode::Auto => match event {
             None => Err(SettingsError::Invalid(
                 "`mode` is `auto` but there is no triggering event (`GITHUB_EVENT_NAME` is unset): set `mode` to `plan` or `deploy`".into(),
@@ -460,9 +481,24 @@ impl Settings {
                 Action::Deploy(deploy_settings(&d.deploy)?),
                 d.terraform,
             ),
+            Command::Rollback(r) => (
+                r.common,
+                Action::Rollback(RollbackSettings {
+                    deploy: deploy_settings(&r.deploy)?,
+                    to: rollback_to(r.to.as_deref())?,
+                }),
+                r.terraform,
+            ),
             Command::Run(r) => {
                 let deploy = deploy_settings(&r.deploy)?;
+                let to = rollback_to(r.rollback_to.as_deref())?;
+                if to.is_some() && r.mode != Mode::Rollback {
+                    return Err(SettingsError::Invalid(
+                        "`rollback-to` is for `mode: rollback`".into(),
+                    ));
+                }
                 let action = match resolve_mode(r.mode, event.as_ref())? {
+                    EventMode::Rollback => Action::Rollback(RollbackSettings { deploy, to }),
                     EventMode::Plan => Action::Plan(PlanSettings {
                         offline: r.offline,
                         output: r.output,
@@ -509,6 +545,18 @@ impl Settings {
             common.consumers.as_deref().unwrap_or_default(),
         )
         .map_err(SettingsError::Invalid)?;
+        if let Action::Rollback(_) = &action {
+            if selection.is_none() {
+                return Err(SettingsError::Invalid(
+                    "a rollback needs `consumers`: name the consumers to put back on their earlier image (`consumers: orders`)".into(),
+                ));
+            }
+            if !tf.terraform {
+                return Err(SettingsError::Invalid(
+                    "a rollback goes through Terraform, so that its state says what runs; `terraform: false` cannot roll back".into(),
+                ));
+            }
+        }
         Ok(Settings {
             selection,
             project,
@@ -768,11 +816,54 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_needs_consumers_terraform_and_a_digest() {
+        let env =
+            RunnerEnv::from_pairs([("INPUT_MODE", "rollback"), ("INPUT_CONSUMERS", "orders")]);
+        let s = parse(&["cdc-deploy"], &env).unwrap();
+        assert!(
+            matches!(&s.action, Action::Rollback(r) if r.to.is_none()),
+            "{:?}",
+            s.action
+        );
+        assert!(s.selection.as_ref().unwrap().matches("orders"));
+        let err = parse(&["cdc-deploy", "rollback"], &RunnerEnv::default()).unwrap_err();
+        assert!(err.contains("a rollback needs `consumers`"), "{err}");
+        let err = parse(
+            &[
+                "cdc-deploy",
+                "rollback",
+                "--consumers=orders",
+                "--terraform=false",
+            ],
+            &RunnerEnv::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("`terraform: false` cannot roll back"), "{err}");
+        let err = parse(
+            &[
+                "cdc-deploy",
+                "rollback",
+                "--consumers=orders",
+                "--to=sha256:abc",
+            ],
+            &RunnerEnv::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("is not an image digest"), "{err}");
+        let env = RunnerEnv::from_pairs([
+            ("INPUT_MODE", "deploy"),
+            ("INPUT_ROLLBACK-TO", &format!("sha256:{}", "a".repeat(64))),
+        ]);
+        let err = parse(&["cdc-deploy"], &env).unwrap_err();
+        assert!(err.contains("`rollback-to`"), "{err}");
+    }
+
+    #[test]
     fn bad_values_list_the_valid_ones() {
         let env = RunnerEnv::from_pairs([("INPUT_MODE", "sometimes")]);
         let err = parse(&["cdc-deploy"], &env).unwrap_err();
         assert!(
-            err.contains("[possible values: auto, plan, deploy]"),
+            err.contains("[possible values: auto, plan, deploy, rollback]"),
             "{err}"
         );
         let env = RunnerEnv::from_pairs([("INPUT_OFFLINE", "yes")]);

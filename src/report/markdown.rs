@@ -377,6 +377,57 @@ fn header(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
     out
 }
 
+/// The report of a rollback: which consumers went back to which image, the note that the next
+/// deploy rolls forward again, Terraform's section and the rollouts. Within the job summary's
+/// limit: the consumers named by a rollback are few, and a long Terraform section gives way to
+/// its short form.
+pub fn rollback(run: &RunReport, h: &ReportHeader) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", comment_marker(h));
+    let _ = writeln!(
+        out,
+        "## cdc-deploy {}: `{}` → `{}`\n",
+        h.verb, h.project, h.environment
+    );
+    let infra = run.infra.as_ref();
+    let rollbacks = infra.map(|i| &i.rollbacks).filter(|r| !r.is_empty());
+    match rollbacks {
+        Some(r) => {
+            out.push_str("| Consumer | Ran | Back on | Found in |\n|---|---|---|---|\n");
+            for (name, b) in r {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    code(name),
+                    code(&b.from),
+                    code(&b.to),
+                    message(&b.source)
+                );
+            }
+            let names: Vec<String> = r.keys().map(|n| code(n)).collect();
+            let _ = writeln!(
+                out,
+                "\n> [!IMPORTANT]\n> The next deploy of this branch rolls {} forward again to the branch's image, unless the commit that broke {} is reverted first (or that deploy leaves {} out with `consumers`).\n",
+                names.join(", "),
+                if names.len() == 1 { "it" } else { "them" },
+                if names.len() == 1 { "it" } else { "them" },
+            );
+        }
+        None => out.push_str("Nothing was rolled back.\n\n"),
+    }
+    if let Some(i) = infra {
+        let full = terraform_section(i, true);
+        if full.len() < SUMMARY_LIMIT / 2 {
+            out.push_str(&full);
+        } else {
+            out.push_str(&terraform_section(i, false));
+        }
+    }
+    out.push_str(&rollouts_section(run, true));
+    out.push_str(&footer(h));
+    out
+}
+
 fn footer(h: &ReportHeader) -> String {
     match &h.run_url {
         Some(url) => format!("[Workflow run]({url})\n"),

@@ -119,10 +119,12 @@ impl SimTask {
     }
 }
 
-/// How a container of a task definition logs: `awslogs` group, stream prefix.
-#[derive(Clone, Debug)]
+/// A container of a task definition: its image, and how it logs (`awslogs` group, stream
+/// prefix; no group: no log configuration).
+#[derive(Clone, Debug, Default)]
 pub struct SimLog {
     pub container: String,
+    pub image: Option<String>,
     pub group: String,
     pub prefix: Option<String>,
 }
@@ -133,6 +135,8 @@ struct State {
     stopped: BTreeMap<(String, String), Vec<SimTask>>,
     /// Task definitions' containers with their log settings, by ARN.
     task_definitions: BTreeMap<String, Vec<SimLog>>,
+    /// Each family's revisions (ARNs), oldest first, as registered.
+    families: BTreeMap<String, Vec<String>>,
     scripts: BTreeMap<(String, String), (Vec<Frame>, usize)>,
     behaviours: BTreeMap<String, Behaviour>,
     /// Events each service lists, newest first: epoch seconds and message.
@@ -141,6 +145,22 @@ struct State {
     calls: Vec<(String, usize)>,
     /// Call numbers (from 1) answered with `ThrottlingException`.
     throttle: BTreeSet<usize>,
+}
+
+impl State {
+    fn add_task_definition(&mut self, arn: &str, containers: Vec<SimLog>) {
+        self.task_definitions.insert(arn.into(), containers);
+        let family = family(arn);
+        let revisions = self.families.entry(family).or_default();
+        revisions.retain(|a| a != arn);
+        revisions.push(arn.into());
+    }
+}
+
+/// `family` of `…:task-definition/family:revision`.
+fn family(arn: &str) -> String {
+    let tail = arn.rsplit_once("task-definition/").map_or(arn, |(_, t)| t);
+    tail.rsplit_once(':').map_or(tail, |(f, _)| f).to_string()
 }
 
 pub struct EcsSimulator {
@@ -221,13 +241,13 @@ impl EcsSimulator {
             .insert((cluster.into(), service.into()), tasks);
     }
 
-    /// The containers of a task definition and where they log.
+    /// The containers of a task definition and where they log; registered as its family's
+    /// newest revision.
     pub fn task_definition(&self, arn: &str, containers: Vec<SimLog>) {
         self.state
             .lock()
             .unwrap()
-            .task_definitions
-            .insert(arn.into(), containers);
+            .add_task_definition(arn, containers);
     }
 
     /// Answer these calls (counted from 1) with `ThrottlingException`.
@@ -246,11 +266,21 @@ impl EcsSimulator {
 fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
     let field = |k: &str| input[k].as_str().unwrap_or_default().to_string();
     let (cluster, service, td) = (field("cluster"), field("service"), field("task_definition"));
+    let image = field("image");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
     let mut st = state.lock().unwrap();
+    st.add_task_definition(
+        &td,
+        vec![SimLog {
+            container: service.clone(),
+            image: (!image.is_empty()).then(|| image.clone()),
+            group: format!("/ecs/sim/{cluster}/{service}"),
+            prefix: Some("ecs".into()),
+        }],
+    );
     let behaviour = st
         .behaviours
         .get(&service)
@@ -300,14 +330,6 @@ fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
             })
             .collect();
         st.stopped.insert((cluster.clone(), service.clone()), tasks);
-        st.task_definitions.insert(
-            td.clone(),
-            vec![SimLog {
-                container: service.clone(),
-                group: format!("/ecs/sim/{cluster}/{service}"),
-                prefix: Some("ecs".into()),
-            }],
-        );
         st.events.insert(
             service.clone(),
             vec![
@@ -412,6 +434,23 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
                 .collect();
             return reply(200, json!({"tasks": tasks, "failures": []}));
         }
+        "ListTaskDefinitions" => {
+            let prefix = input["familyPrefix"].as_str().unwrap_or_default();
+            let mut arns: Vec<String> = if input["status"].as_str().unwrap_or("ACTIVE") == "ACTIVE"
+            {
+                st.families
+                    .iter()
+                    .filter(|(f, _)| f.starts_with(prefix))
+                    .flat_map(|(_, a)| a.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if input["sort"] == "DESC" {
+                arns.reverse();
+            }
+            return reply(200, json!({"taskDefinitionArns": arns}));
+        }
         "DescribeTaskDefinition" => {
             let arn = input["taskDefinition"].as_str().unwrap_or_default();
             let Some(containers) = st.task_definitions.get(arn) else {
@@ -433,9 +472,9 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
                         }
                         json!({
                             "name": c.container,
-                            "image": "example",
+                            "image": c.image.as_deref().unwrap_or("example"),
                             "essential": true,
-                            "logConfiguration": {"logDriver": "awslogs", "options": options},
+                            "logConfiguration": (!c.group.is_empty()).then(|| json!({"logDriver": "awslogs", "options": options})),
                         })
                     }).collect::<Vec<_>>(),
                 }}),

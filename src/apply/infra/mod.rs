@@ -43,6 +43,8 @@ pub enum InfraError {
     Unreadable(String),
     #[error("{} runs now, but its entry cannot be kept ({}), so Terraform would destroy it: nothing was planned. Fix the consumer, or have the root module's `consumers` output give each entry back as `config`, as the bundled module does", .0.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", "), .0.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join("; "))]
     CannotKeep(Vec<(String, String)>),
+    #[error("{0}")]
+    Rollback(String),
     #[error("`{0}` already exists: the action writes this file for each run and removes it afterwards; remove it from the root module (a run that was killed can leave it behind)")]
     VariablesFileExists(String),
 }
@@ -97,6 +99,41 @@ pub struct InfraReport {
     pub terraform_version: Option<String>,
     /// When `apply` started: a rollout it caused has a deployment created at or after it.
     pub apply_started: Option<std::time::SystemTime>,
+    /// A rollback's consumers: the image each ran and the one it is put back on.
+    pub rollbacks: BTreeMap<String, RolledBack>,
+}
+
+/// One consumer put back on an earlier image.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RolledBack {
+    /// The image it ran.
+    pub from: String,
+    /// The image it is put back on.
+    pub to: String,
+    /// Where `to` comes from: the digest given, or the task definition revision that ran it.
+    pub source: String,
+}
+
+/// Where a rollback's images come from, once what is applied is known.
+#[async_trait::async_trait]
+pub trait RollbackTargets: Send + Sync {
+    /// The consumers to roll back, each with its images; an error stops the stage before
+    /// anything is planned.
+    async fn resolve(
+        &self,
+        applied: &BTreeMap<String, AppliedConsumer>,
+    ) -> Result<BTreeMap<String, RolledBack>, String>;
+}
+
+/// How the `consumers` map is made.
+enum Entries<'a> {
+    /// From the consumers' plan and, on deploy, what the image stage did.
+    Plan {
+        plan: &'a Plan,
+        images: Option<&'a crate::apply::RunReport>,
+    },
+    /// Every applied consumer as it is applied, some on an earlier image.
+    Rollback(&'a dyn RollbackTargets),
 }
 
 impl InfraReport {
@@ -328,7 +365,27 @@ pub async fn run(
         terraform_version: Some(prepared.version.clone()),
         ..InfraReport::default()
     };
-    if let Err(e) = run_inner(stage, prepared, plan, images, &mut report).await {
+    let entries = Entries::Plan { plan, images };
+    if let Err(e) = run_inner(stage, prepared, &entries, &mut report).await {
+        report.error = Some(e);
+    }
+    report.duration = started.elapsed();
+    report
+}
+
+/// Run the stage for a rollback: every applied consumer keeps its entry, the ones `targets`
+/// names go back to their earlier image; planned, applied, and read back like a deploy.
+pub async fn rollback(
+    stage: &InfraStage<'_>,
+    prepared: &Prepared,
+    targets: &dyn RollbackTargets,
+) -> InfraReport {
+    let started = Instant::now();
+    let mut report = InfraReport {
+        terraform_version: Some(prepared.version.clone()),
+        ..InfraReport::default()
+    };
+    if let Err(e) = run_inner(stage, prepared, &Entries::Rollback(targets), &mut report).await {
         report.error = Some(e);
     }
     report.duration = started.elapsed();
@@ -338,8 +395,7 @@ pub async fn run(
 async fn run_inner(
     stage: &InfraStage<'_>,
     prepared: &Prepared,
-    plan: &Plan,
-    images: Option<&crate::apply::RunReport>,
+    entries: &Entries<'_>,
     report: &mut InfraReport,
 ) -> Result<(), InfraError> {
     let s = stage.settings;
@@ -365,18 +421,38 @@ async fn run_inner(
     report.before = applied(&tf).await?;
 
     // The variables, for this run only.
-    let variables: Variables = vars::variables(
-        plan,
-        &VariableInputs {
-            project: stage.project,
-            environment: stage.environment,
-            region: stage.region,
-            registry_host: stage.registry_host,
-            run: images,
-            applied: &report.before,
-            selection: stage.selection,
-        },
-    );
+    let variables: Variables = match entries {
+        Entries::Plan { plan, images } => vars::variables(
+            plan,
+            &VariableInputs {
+                project: stage.project,
+                environment: stage.environment,
+                region: stage.region,
+                registry_host: stage.registry_host,
+                run: *images,
+                applied: &report.before,
+                selection: stage.selection,
+            },
+        ),
+        Entries::Rollback(targets) => {
+            report.rollbacks = targets
+                .resolve(&report.before)
+                .await
+                .map_err(InfraError::Rollback)?;
+            let images = report
+                .rollbacks
+                .iter()
+                .map(|(n, r)| (n.clone(), r.to.clone()))
+                .collect();
+            vars::rollback_variables(
+                stage.project,
+                stage.environment,
+                stage.region,
+                &report.before,
+                &images,
+            )
+        }
+    };
     report.held = variables.held.clone();
     report.unbuilt = variables.unbuilt.clone();
     let lost: Vec<(String, String)> = variables
@@ -441,7 +517,9 @@ async fn run_inner(
     let current = variables.consumers();
     let mut known: BTreeSet<String> = current.clone();
     known.extend(report.before.keys().cloned());
-    known.extend(plan.consumers.iter().map(|c| c.name.clone()));
+    if let Entries::Plan { plan, .. } = entries {
+        known.extend(plan.consumers.iter().map(|c| c.name.clone()));
+    }
     let infra_plan = InfraPlan::parse(&shown_plan.stdout, &known)
         .map_err(|e| InfraError::Unreadable(format!("the saved plan could not be read: {e}")))?;
     runner.print_untrusted(&format!("terraform plan: {}", infra_plan.totals()));

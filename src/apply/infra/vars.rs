@@ -250,6 +250,47 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
     }
 }
 
+/// The variables of a rollback: every applied consumer's entry as it was applied, those in
+/// `images` on the image given there.
+pub fn rollback_variables(
+    project: &str,
+    environment: &str,
+    region: &str,
+    applied: &BTreeMap<String, AppliedConsumer>,
+    images: &BTreeMap<String, String>,
+) -> Variables {
+    let mut consumers = Map::new();
+    let mut held = BTreeMap::new();
+    for (name, a) in applied {
+        match kept_entry(a, None) {
+            Some(mut e) => {
+                if let Some(image) = images.get(name) {
+                    e["image"] = Value::String(image.clone());
+                }
+                consumers.insert(name.clone(), e);
+            }
+            None => {
+                held.insert(
+                    name.clone(),
+                    Held::LeftOut {
+                        reason: "the root module's `consumers` output does not give back its applied `config`, which a rollback keeps".into(),
+                    },
+                );
+            }
+        }
+    }
+    Variables {
+        json: json!({
+            "project_name": project,
+            "environment": environment,
+            "aws_region": region,
+            "consumers": consumers,
+        }),
+        held,
+        unbuilt: BTreeMap::new(),
+    }
+}
+
 /// Read the `consumers` output from `terraform output -json` (all outputs): empty when the
 /// state has none yet.
 pub fn applied_from_outputs(json: &str) -> Result<BTreeMap<String, AppliedConsumer>, String> {
