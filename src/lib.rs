@@ -6,9 +6,11 @@
 //! the tar the image builder is sent; [`observe`] reads what AWS already holds; [`plan`] decides,
 //! purely, what to do; [`apply`] does exactly that and returns outcomes (images, then Terraform); [`report`] renders plan
 //! and outcomes for people. [`clients`] holds one small trait per external system with its real
-//! client, [`gha`] the GitHub runner's conventions, and [`pipeline`] runs the stages for a command.
+//! client, [`gha`] the GitHub runner's conventions, [`cancel`] the run's cancellation by SIGTERM
+//! or SIGINT, and [`pipeline`] runs the stages for a command.
 
 pub mod apply;
+pub mod cancel;
 pub mod clients;
 pub mod config;
 pub mod consumers;

@@ -3,12 +3,19 @@
 //!
 //! This module runs commands and reads what they print; it decides nothing about plans. It never
 //! prints: lines go to the caller's sink, which treats them as untrusted text.
+//!
+//! When the run is cancelled, a command is not started, and a running one is sent one SIGINT and
+//! waited for: Terraform then finishes the write in progress, saves the state, releases its lock
+//! and exits. It is never killed, because a killed Terraform can leave the state locked or torn.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::cancel::Cancel;
 
 /// How many lines of a streamed command are kept for the report (the newest).
 const KEPT_LINES: usize = 400;
@@ -70,6 +77,29 @@ pub enum TerraformError {
     },
     #[error("`terraform {command}` printed what could not be read: {reason}")]
     Unreadable { command: String, reason: String },
+    /// The run was cancelled before the command started, so it was not run.
+    #[error("`terraform {command}` was not started: the run was cancelled by {reason}")]
+    Cancelled { command: String, reason: String },
+    /// The run was cancelled while the command ran: it was sent one SIGINT, waited for, and did
+    /// not succeed. `diagnostics` are the error blocks it printed on its way out.
+    #[error("`terraform {command}` was interrupted because the run was cancelled by {reason}: {}", interrupted_how(*.code))]
+    Interrupted {
+        command: String,
+        reason: String,
+        code: Option<i32>,
+        diagnostics: Vec<String>,
+    },
+}
+
+/// How an interrupted command ended: on its own (an exit code), or ended by a signal from
+/// elsewhere before it could.
+fn interrupted_how(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!(
+            "Terraform was asked to stop once and stopped on its own (exit code {c}); its last lines in the log say what it had finished"
+        ),
+        None => "Terraform was asked to stop once but was ended by a signal before it exited on its own; the state may still be locked: see `terraform force-unlock` in the root module".into(),
+    }
 }
 
 fn first_line(diagnostics: &[String]) -> String {
@@ -84,9 +114,18 @@ impl TerraformError {
     /// Terraform's own diagnostics, each a block of text (untrusted).
     pub fn diagnostics(&self) -> &[String] {
         match self {
-            TerraformError::Failed { diagnostics, .. } => diagnostics,
+            TerraformError::Failed { diagnostics, .. }
+            | TerraformError::Interrupted { diagnostics, .. } => diagnostics,
             _ => &[],
         }
+    }
+
+    /// Whether the command did not run to its end because the run was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            TerraformError::Cancelled { .. } | TerraformError::Interrupted { .. }
+        )
     }
 
     /// Turn a failed command into the error it means: a held lock, or Terraform's diagnostics.
@@ -124,6 +163,11 @@ pub struct TerraformCli {
     pub dir: PathBuf,
     /// Variables set for every command (`TF_DATA_DIR`, `TF_PLUGIN_CACHE_DIR`, ...).
     pub env: Vec<(String, String)>,
+    /// The run's cancellation: once set, commands are not started and a running one is
+    /// interrupted (one SIGINT) and waited for. `None` runs every command to its end. A call is
+    /// never to be dropped for cancellation (as `or_cancelled` would): Terraform would run on
+    /// unwatched.
+    pub cancel: Option<Cancel>,
 }
 
 impl TerraformCli {
@@ -137,10 +181,76 @@ impl TerraformCli {
             .env("TF_IN_AUTOMATION", "1")
             .env("TF_INPUT", "0")
             .env("CHECKPOINT_DISABLE", "1");
+        // Its own process group, so that the only interrupt Terraform hears is the one sent in
+        // `until_exit`. In a terminal, Ctrl-C signals the whole foreground group: Terraform
+        // would get that SIGINT directly and then the one forwarded on cancellation, and a
+        // second interrupt makes Terraform stop at once, without saving the state or releasing
+        // its lock. (In the action's container there is no terminal; there the runner signals
+        // `docker`, which signals this process alone, and the child hears nothing without us.)
+        c.process_group(0);
         for (k, v) in &self.env {
             c.env(k, v);
         }
         c
+    }
+
+    /// The error for a command that is not started because the run is already cancelled.
+    fn not_started(&self, args: &[String]) -> Option<TerraformError> {
+        let reason = self.cancel.as_ref()?.reason()?;
+        Some(TerraformError::Cancelled {
+            command: subcommand(args),
+            reason,
+        })
+    }
+
+    /// Wait for `run`, a child's whole run (its output, then its exit). When the run is cancelled
+    /// meanwhile, the child `pid` is sent SIGINT, once, and still waited for: `run` goes on
+    /// reading its output until it exits on its own. Returns what cancelled the run, if the child
+    /// was interrupted.
+    async fn until_exit<T>(
+        &self,
+        args: &[String],
+        pid: Option<u32>,
+        run: impl Future<Output = T>,
+    ) -> (T, Option<String>) {
+        let Some(cancel) = &self.cancel else {
+            return (run.await, None);
+        };
+        tokio::pin!(run);
+        tokio::select! {
+            // When the command's end and the cancellation are both ready, its end stands.
+            biased;
+            done = &mut run => return (done, None),
+            () = cancel.cancelled() => {}
+        }
+        let reason = cancel.reason().unwrap_or_default();
+        let command = subcommand(args);
+        tracing::warn!(
+            "the run was cancelled by {reason}: asking `terraform {command}` to stop and waiting for it to exit on its own"
+        );
+        if let Some(pid) = pid {
+            if let Err(e) = interrupt(pid) {
+                tracing::debug!("could not interrupt `terraform {command}` (pid {pid}): {e}");
+            }
+        }
+        (run.await, Some(reason))
+    }
+
+    /// The error an interrupted command's end means: [`TerraformError::Interrupted`] when it did
+    /// not succeed. Anything else is the caller's to read.
+    fn interrupted(
+        &self,
+        args: &[String],
+        finished: &Finished,
+        reason: Option<String>,
+    ) -> Option<TerraformError> {
+        let reason = reason.filter(|_| !finished.success())?;
+        Some(TerraformError::Interrupted {
+            command: subcommand(args),
+            reason,
+            code: finished.code,
+            diagnostics: parse_diagnostics(&format!("{}\n{}", finished.stdout, finished.stderr)),
+        })
     }
 
     fn spawn_error(&self, e: &std::io::Error) -> TerraformError {
@@ -162,55 +272,107 @@ impl Terraform for TerraformCli {
         args: &[String],
         sink: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     ) -> Result<Finished, TerraformError> {
+        if let Some(e) = self.not_started(args) {
+            return Err(e);
+        }
         let mut child = self
             .command(args)
             .spawn()
             .map_err(|e| self.spawn_error(&e))?;
+        let pid = child.id();
         let mut out = BufReader::new(child.stdout.take().expect("piped")).lines();
         let mut err = BufReader::new(child.stderr.take().expect("piped")).lines();
-        let mut kept_out = std::collections::VecDeque::new();
-        let mut kept_err = std::collections::VecDeque::new();
-        let (mut out_open, mut err_open) = (true, true);
-        let keep = |q: &mut std::collections::VecDeque<String>, l: String| {
-            if q.len() == KEPT_LINES {
-                q.pop_front();
+        let run = async {
+            let mut kept_out = std::collections::VecDeque::new();
+            let mut kept_err = std::collections::VecDeque::new();
+            let (mut out_open, mut err_open) = (true, true);
+            let keep = |q: &mut std::collections::VecDeque<String>, l: String| {
+                if q.len() == KEPT_LINES {
+                    q.pop_front();
+                }
+                q.push_back(l);
+            };
+            while out_open || err_open {
+                tokio::select! {
+                    l = out.next_line(), if out_open => match l {
+                        Ok(Some(l)) => { sink(&l); keep(&mut kept_out, l); }
+                        _ => out_open = false,
+                    },
+                    l = err.next_line(), if err_open => match l {
+                        Ok(Some(l)) => { sink(&l); keep(&mut kept_err, l); }
+                        _ => err_open = false,
+                    },
+                }
             }
-            q.push_back(l);
+            let status = child.wait().await?;
+            Ok::<_, std::io::Error>((status, kept_out, kept_err))
         };
-        while out_open || err_open {
-            tokio::select! {
-                l = out.next_line(), if out_open => match l {
-                    Ok(Some(l)) => { sink(&l); keep(&mut kept_out, l); }
-                    _ => out_open = false,
-                },
-                l = err.next_line(), if err_open => match l {
-                    Ok(Some(l)) => { sink(&l); keep(&mut kept_err, l); }
-                    _ => err_open = false,
-                },
-            }
-        }
-        let status = child.wait().await.map_err(|e| self.spawn_error(&e))?;
+        let (done, interrupted) = self.until_exit(args, pid, run).await;
+        let (status, kept_out, kept_err) = done.map_err(|e| self.spawn_error(&e))?;
         let join =
             |q: std::collections::VecDeque<String>| q.into_iter().collect::<Vec<_>>().join("\n");
-        Ok(Finished {
+        let finished = Finished {
             code: status.code(),
             stdout: join(kept_out),
             stderr: join(kept_err),
-        })
+        };
+        match self.interrupted(args, &finished, interrupted) {
+            Some(e) => Err(e),
+            None => Ok(finished),
+        }
     }
 
     async fn capture(&self, args: &[String]) -> Result<Finished, TerraformError> {
-        let out = self
+        if let Some(e) = self.not_started(args) {
+            return Err(e);
+        }
+        let mut child = self
             .command(args)
-            .output()
-            .await
+            .spawn()
             .map_err(|e| self.spawn_error(&e))?;
-        Ok(Finished {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        let pid = child.id();
+        let mut out = child.stdout.take().expect("piped");
+        let mut err = child.stderr.take().expect("piped");
+        let run = async {
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            tokio::try_join!(out.read_to_end(&mut stdout), err.read_to_end(&mut stderr))?;
+            let status = child.wait().await?;
+            Ok::<_, std::io::Error>((status, stdout, stderr))
+        };
+        let (done, interrupted) = self.until_exit(args, pid, run).await;
+        let (status, stdout, stderr) = done.map_err(|e| self.spawn_error(&e))?;
+        let finished = Finished {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        match self.interrupted(args, &finished, interrupted) {
+            Some(e) => Err(e),
+            None => Ok(finished),
+        }
     }
+}
+
+/// Send SIGINT to the child `pid`, and only to it (not its process group: its providers are
+/// stopped by Terraform itself).
+fn interrupt(pid: u32) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    // SAFETY: kill(2) takes two integers and touches no memory of ours. The pid is a child not
+    // yet waited for, so it cannot have been reused by another process.
+    if unsafe { libc::kill(pid, libc::SIGINT) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The command's name for messages: its first argument that is not an option (`apply`).
+fn subcommand(args: &[String]) -> String {
+    args.iter()
+        .find(|a| !a.starts_with('-'))
+        .or(args.first())
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The "Lock Info" block Terraform prints when someone else holds the state lock.
@@ -371,6 +533,30 @@ mod tests {
             parse_diagnostics(boxed),
             vec!["Error: Invalid value\n\ndetail"]
         );
+    }
+
+    #[test]
+    fn a_cancelled_command_is_named_and_says_how_it_ended() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(subcommand(&args(&["apply", "-auto-approve"])), "apply");
+        assert_eq!(subcommand(&args(&["-chdir=x", "plan"])), "plan");
+        let killed = TerraformError::Interrupted {
+            command: "apply".into(),
+            reason: "SIGTERM".into(),
+            code: None,
+            diagnostics: vec![],
+        };
+        assert!(killed.is_cancelled());
+        assert_eq!(
+            killed.to_string(),
+            "`terraform apply` was interrupted because the run was cancelled by SIGTERM: Terraform was asked to stop once but was ended by a signal before it exited on its own; the state may still be locked: see `terraform force-unlock` in the root module"
+        );
+        let not_started = TerraformError::Cancelled {
+            command: "init".into(),
+            reason: "SIGINT".into(),
+        };
+        assert!(not_started.is_cancelled());
+        assert!(!TerraformError::from_finished("apply", &Finished::default()).is_cancelled());
     }
 
     #[test]

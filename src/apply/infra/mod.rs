@@ -349,6 +349,7 @@ fn cli(s: &TerraformSettings, root_dir: &Path) -> TerraformCli {
                 plugin_cache.display().to_string(),
             ),
         ],
+        cancel: None,
     }
 }
 
