@@ -84,10 +84,24 @@ fn main() {
             let started = Instant::now();
             if together {
                 let ws: Vec<Watch> = names.iter().map(|s| watch(s)).collect();
-                rollout::watch(&ecs, &ws, settings, &|_: &str| {}).await;
+                rollout::watch(
+                    &ecs,
+                    &ws,
+                    settings,
+                    &cdc_deploy::cancel::Cancel::new(),
+                    &|_: &str| {},
+                )
+                .await;
             } else {
                 for s in &names {
-                    rollout::watch(&ecs, &[watch(s)], settings, &|_: &str| {}).await;
+                    rollout::watch(
+                        &ecs,
+                        &[watch(s)],
+                        settings,
+                        &cdc_deploy::cancel::Cancel::new(),
+                        &|_: &str| {},
+                    )
+                    .await;
                 }
             }
             (started.elapsed(), sim.calls().len())

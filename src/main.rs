@@ -11,7 +11,7 @@ use cdc_deploy::config::cli::{with_inputs, Cli};
 use cdc_deploy::config::env_vars::{self as ev, RunnerEnv};
 use cdc_deploy::config::Settings;
 use cdc_deploy::gha::{inert, InertStderr, Runner};
-use cdc_deploy::pipeline;
+use cdc_deploy::{cancel, pipeline};
 
 /// Exit code when the run cannot start (unusable configuration, as clap uses for bad flags).
 const EXIT_USAGE: u8 = 2;
@@ -59,7 +59,20 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match rt.block_on(pipeline::execute(&settings, &runner)) {
+    let run = async {
+        // The binary is PID 1 in the action's container: it handles the runner's signals itself.
+        let cancel = match cancel::listen() {
+            Ok(c) => c,
+            Err(e) => {
+                runner.warning(&format!(
+                    "signals cannot be listened for ({e}): a cancelled workflow stops the run without its report"
+                ));
+                cancel::Cancel::new()
+            }
+        };
+        pipeline::execute(&settings, &runner, &cancel).await
+    };
+    match rt.block_on(run) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             runner.error(&e.to_string());

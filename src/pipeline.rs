@@ -14,6 +14,7 @@ use crate::apply::infra::{self, InfraReport, InfraStage};
 use crate::apply::rollout::{self, EvidenceSettings, VerdictKind, WatchSettings};
 use crate::apply::{rollback, scans};
 use crate::apply::{ImageOutcome, RunReport};
+use crate::cancel::Cancel;
 use crate::clients::builder::{DockerEngine, EngineError, ImageBuilder, RegistryLogin};
 use crate::clients::ecr::{Ecr, RepositoryService};
 use crate::clients::ecs::Ecs;
@@ -168,13 +169,23 @@ async fn scan(settings: &Settings) -> Result<(Discovery, Scans), RunError> {
         .map_err(|e| RunError::Start(format!("the scan of the consumers stopped: {e}")))?
 }
 
-fn header(settings: &Settings, verb: &str) -> ReportHeader {
+fn header(settings: &Settings, verb: &str, cancel: &Cancel) -> ReportHeader {
     ReportHeader {
         project: settings.project.to_string(),
         environment: settings.environment.clone(),
         verb: verb.to_string(),
         run_url: settings.github.run_url(),
+        cancelled: cancel.reason(),
     }
+}
+
+/// The exit code of a cancelled run: 128 and the signal's number, as a shell reports it.
+fn cancelled_exit(cancel: &Cancel) -> Option<u8> {
+    cancel.reason().map(|why| match why.as_str() {
+        "SIGINT" => 130,
+        "SIGTERM" => 143,
+        _ => EXIT_FAILED,
+    })
 }
 
 /// Turn every finding of the plan into an annotation, and, when nothing was applied, every
@@ -449,6 +460,7 @@ async fn terraform(
     prepared: &infra::Prepared,
     plan: Plan,
     images: Option<&RunReport>,
+    cancel: &Cancel,
 ) -> (Plan, InfraReport) {
     let stage = InfraStage {
         runner,
@@ -459,6 +471,7 @@ async fn terraform(
         registry_host: &aws.host.host,
         apply: images.is_some(),
         selection: settings.selection.as_ref(),
+        cancel,
     };
     let report = infra::run(&stage, prepared, &plan, images).await;
     let plan = match &report.plan {
@@ -474,12 +487,11 @@ async fn terraform(
 
 /// Print the table, the annotations and the report; append the summary; set the outputs.
 fn report(
-    settings: &Settings,
     runner: &Runner,
     plan: &Plan,
     run: Option<&RunReport>,
     infra: Option<&InfraReport>,
-    verb: &str,
+    h: &ReportHeader,
     output: Option<&Path>,
 ) -> Result<(), RunError> {
     runner.print_untrusted(&report::table::table(plan, run));
@@ -488,8 +500,7 @@ fn report(
     if let Some(i) = infra {
         annotate_infra(i, runner);
     }
-    let h = header(settings, verb);
-    let comment = report::markdown::comment(plan, run, infra, &h);
+    let comment = report::markdown::comment(plan, run, infra, h);
     match output {
         Some(path) => {
             std::fs::write(path, &comment).map_err(|e| {
@@ -501,7 +512,7 @@ fn report(
             runner.print(&format!("report written to {}", path.display()));
         }
         None => {
-            let _g = runner.group(if verb == "plan" {
+            let _g = runner.group(if h.verb == "plan" {
                 "pull request comment preview"
             } else {
                 "report"
@@ -509,7 +520,7 @@ fn report(
             runner.print_untrusted(&comment);
         }
     }
-    runner.append_summary(&report::markdown::summary(plan, run, infra, &h))?;
+    runner.append_summary(&report::markdown::summary(plan, run, infra, h))?;
     set_plan_outputs(plan, runner)?;
     Ok(())
 }
@@ -519,6 +530,7 @@ pub async fn run_plan(
     settings: &Settings,
     runner: &Runner,
     p: &PlanSettings,
+    cancel: &Cancel,
 ) -> Result<u8, RunError> {
     let (found, scans) = scan(settings).await?;
     let (plan, infra) = if p.offline {
@@ -535,22 +547,25 @@ pub async fn run_plan(
         let plan = observe_and_plan(&found, &scans, &aws, settings).await;
         match &prepared {
             Some(prepared) => {
-                let (plan, infra) = terraform(settings, runner, &aws, prepared, plan, None).await;
+                let (plan, infra) =
+                    terraform(settings, runner, &aws, prepared, plan, None, cancel).await;
                 (plan, Some(infra))
             }
             None => (plan, None),
         }
     };
     report(
-        settings,
         runner,
         &plan,
         None,
         infra.as_ref(),
-        "plan",
+        &header(settings, "plan", cancel),
         p.output.as_deref(),
     )?;
     let infra_failed = infra.as_ref().is_some_and(|i| i.error.is_some());
+    if let Some(code) = cancelled_exit(cancel) {
+        return Ok(code);
+    }
     Ok(
         if plan.count(Status::Invalid) > 0 || plan.count(Status::Unknown) > 0 || infra_failed {
             EXIT_FAILED
@@ -565,6 +580,7 @@ pub async fn run_deploy(
     settings: &Settings,
     runner: &Runner,
     d: &DeploySettings,
+    cancel: &Cancel,
 ) -> Result<u8, RunError> {
     let (found, scans) = scan(settings).await?;
     // Checked before anything is built or pushed: a deploy that cannot apply changes nothing.
@@ -623,16 +639,17 @@ pub async fn run_deploy(
         build_concurrency: d.build_concurrency,
         commit: settings.commit.clone(),
         source_url: settings.github.repository_url(),
+        cancel,
     };
     let mut run = RunReport {
         images: images::apply(&stage, &plan, &buildable).await,
         infra: None,
-        rollouts: BTreeMap::new(),
-        scans: BTreeMap::new(),
+        ..RunReport::default()
     };
     let plan = match &prepared {
         Some(prepared) => {
-            let (plan, infra) = terraform(settings, runner, &aws, prepared, plan, Some(&run)).await;
+            let (plan, infra) =
+                terraform(settings, runner, &aws, prepared, plan, Some(&run), cancel).await;
             run.infra = Some(infra);
             plan
         }
@@ -649,25 +666,36 @@ pub async fn run_deploy(
     let scan_reader = Ecr::new(&aws.config);
     let read_scans = async {
         if pushed.is_empty() {
-            BTreeMap::new()
-        } else {
-            scans::collect(
-                &scan_reader,
-                &pushed,
-                scans::DEFAULT_BUDGET,
-                scans::DEFAULT_INTERVAL,
-            )
-            .await
+            return BTreeMap::new();
         }
+        let collect = scans::collect(
+            &scan_reader,
+            &pushed,
+            scans::DEFAULT_BUDGET,
+            scans::DEFAULT_INTERVAL,
+        );
+        crate::cancel::or_cancelled(cancel, collect)
+            .await
+            .unwrap_or_default()
     };
     let ecs = Ecs::adaptive(&aws.config, AWS_ATTEMPTS);
-    let watch = watch_rollouts(runner, &ecs, d, &watches);
+    let watch = watch_rollouts(runner, &ecs, d, &watches, cancel);
     (run.rollouts, run.scans) = tokio::join!(watch, read_scans);
-    explain_rollouts(runner, &aws, &ecs, d, &watches, &mut run.rollouts).await;
+    if !cancel.is_cancelled() {
+        explain_rollouts(runner, &aws, &ecs, d, &watches, &mut run.rollouts).await;
+    }
+    run.cancelled = cancel.reason();
     for (name, scan) in &run.scans {
         runner.print_untrusted(&format!("scan: `{name}`: {}", scan.headline()));
     }
-    report(settings, runner, &plan, Some(&run), None, "deploy", None)?;
+    report(
+        runner,
+        &plan,
+        Some(&run),
+        None,
+        &header(settings, "deploy", cancel),
+        None,
+    )?;
     set_image_outputs(&run, runner)?;
     set_rollout_outputs(&run, runner)?;
     let rollout_failed = run
@@ -676,6 +704,9 @@ pub async fn run_deploy(
         .any(|v| v.kind != VerdictKind::Succeeded);
     let failed = run.names(ImageOutcome::Failed).len();
     let infra_failed = run.infra.as_ref().is_some_and(|i| i.error.is_some()) || rollout_failed;
+    if let Some(code) = cancelled_exit(cancel) {
+        return Ok(code);
+    }
     Ok(
         if failed > 0 || plan.count(Status::Invalid) > 0 || infra_failed {
             EXIT_FAILED
@@ -691,6 +722,7 @@ async fn watch_rollouts(
     ecs: &Ecs,
     d: &DeploySettings,
     watches: &[rollout::Watch],
+    cancel: &Cancel,
 ) -> BTreeMap<String, rollout::Verdict> {
     if !d.wait || watches.is_empty() {
         return BTreeMap::new();
@@ -703,6 +735,7 @@ async fn watch_rollouts(
             timeout: d.wait_timeout,
             ..WatchSettings::default()
         },
+        cancel,
         &|line: &str| runner.print_untrusted(line),
     )
     .await
@@ -755,6 +788,7 @@ async fn run_rollback(
     settings: &Settings,
     runner: &Runner,
     r: &RollbackSettings,
+    cancel: &Cancel,
 ) -> Result<u8, RunError> {
     let selection = settings.selection.as_ref().ok_or_else(|| {
         RunError::Start("a rollback needs `consumers`: name the consumers to put back".into())
@@ -785,6 +819,7 @@ async fn run_rollback(
         registry_host: &aws.host.host,
         apply: true,
         selection: None,
+        cancel,
     };
     let infra = infra::rollback(&stage, &prepared, &resolver).await;
     for (name, b) in &infra.rollbacks {
@@ -801,10 +836,13 @@ async fn run_rollback(
         infra: Some(infra),
         ..RunReport::default()
     };
-    run.rollouts = watch_rollouts(runner, &ecs, d, &watches).await;
-    explain_rollouts(runner, &aws, &ecs, d, &watches, &mut run.rollouts).await;
+    run.rollouts = watch_rollouts(runner, &ecs, d, &watches, cancel).await;
+    if !cancel.is_cancelled() {
+        explain_rollouts(runner, &aws, &ecs, d, &watches, &mut run.rollouts).await;
+    }
+    run.cancelled = cancel.reason();
 
-    let h = header(settings, "rollback");
+    let h = header(settings, "rollback", cancel);
     let markdown = report::markdown::rollback(&run, &h);
     {
         let _g = runner.group("report");
@@ -824,6 +862,9 @@ async fn run_rollback(
             .rollouts
             .values()
             .any(|v| v.kind != VerdictKind::Succeeded);
+    if let Some(code) = cancelled_exit(cancel) {
+        return Ok(code);
+    }
     Ok(if failed { EXIT_FAILED } else { 0 })
 }
 
@@ -839,7 +880,7 @@ fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> Result<u
     runner.set_output("scans", "{}")?;
     runner.append_summary(&format!(
         "{}\n## cdc-deploy: `{}` → `{}`\n\nNothing to do: {}\n",
-        report::comment_marker(&header(settings, "run")),
+        report::comment_marker(&header(settings, "run", &Cancel::new())),
         settings.project,
         settings.environment,
         report::md::text(reason)
@@ -848,14 +889,21 @@ fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> Result<u
 }
 
 /// Run the command the settings ask for and return the process exit code.
-pub async fn execute(settings: &Settings, runner: &Runner) -> Result<u8, RunError> {
+/// `cancel` is set by a signal: no new work starts, work in progress stops (a running Terraform
+/// is asked to stop once and waited for), the report and outputs are still written, and the exit
+/// code is 130 (`SIGINT`) or 143 (`SIGTERM`).
+pub async fn execute(
+    settings: &Settings,
+    runner: &Runner,
+    cancel: &Cancel,
+) -> Result<u8, RunError> {
     for w in &settings.warnings {
         runner.warning(w);
     }
     match &settings.action {
-        Action::Plan(p) => run_plan(settings, runner, p).await,
-        Action::Deploy(d) => run_deploy(settings, runner, d).await,
-        Action::Rollback(r) => run_rollback(settings, runner, r).await,
+        Action::Plan(p) => run_plan(settings, runner, p, cancel).await,
+        Action::Deploy(d) => run_deploy(settings, runner, d, cancel).await,
+        Action::Rollback(r) => run_rollback(settings, runner, r, cancel).await,
         Action::Nothing { reason } => nothing_to_do(settings, runner, reason),
     }
 }

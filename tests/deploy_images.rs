@@ -672,3 +672,53 @@ async fn a_push_that_deletes_a_branch_deploys_nothing() {
     assert_eq!(aws.requests(), vec![], "no AWS call");
     assert_eq!(registry.requests(), vec![], "no registry request");
 }
+
+#[tokio::test]
+async fn a_cancelled_deploy_stops_its_builds_at_once_and_still_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let project = unique("img");
+    consumer(root, "quick");
+    write(
+        root,
+        "consumer_scripts/slow/Dockerfile",
+        &format!(
+            "FROM {}\nRUN echo building-slowly {project} && sleep 60\nCMD [\"true\"]\n",
+            base_image()
+        ),
+    );
+    let (r, took) = support::run_action_signalled(
+        root,
+        &[
+            ("mode", "deploy"),
+            ("project-name", &project),
+            ("commit", COMMIT_1),
+            // One build at a time: its log is shown live.
+            ("build-concurrency", "1"),
+        ],
+        &[],
+        |out| out.contains("building-slowly"),
+        libc::SIGTERM,
+    );
+    assert_eq!(r.code, 143, "{}", r.describe());
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the build is not waited for: {took:?}"
+    );
+    assert!(
+        r.names("failed").contains(&"slow".to_string()),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.summary
+            .contains("not finished: the run was cancelled by SIGTERM"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains("The run was cancelled by SIGTERM"),
+        "{}",
+        r.summary
+    );
+}

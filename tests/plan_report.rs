@@ -69,6 +69,7 @@ fn header() -> ReportHeader {
         project: "shop".into(),
         environment: "staging".into(),
         verb: "plan".into(),
+        cancelled: None,
         run_url: Some("https://github.com/acme/cdc/actions/runs/42".into()),
     }
 }

@@ -172,6 +172,7 @@ async fn each_scenario_gets_its_verdict_and_reason() {
         &client(&sim, 3).await,
         &watches,
         quick(Duration::from_millis(600)),
+        &cdc_deploy::cancel::Cancel::new(),
         &|l: &str| lines.lock().unwrap().push(l.to_string()),
     )
     .await;
@@ -223,6 +224,7 @@ async fn throttled_polls_are_not_verdicts() {
         &client(&sim, 1).await,
         &[watch("done")],
         quick(Duration::from_secs(5)),
+        &cdc_deploy::cancel::Cancel::new(),
         &|_: &str| {},
     )
     .await;
@@ -247,6 +249,7 @@ async fn twenty_five_services_cost_three_calls_a_round() {
         &client(&sim, 3).await,
         &watches,
         quick(Duration::from_secs(10)),
+        &cdc_deploy::cancel::Cancel::new(),
         &|_: &str| {},
     )
     .await;
@@ -351,6 +354,7 @@ async fn a_failed_rollout_carries_its_stopped_tasks_exit_codes_and_log_lines() {
         &ecs,
         &watches,
         quick(Duration::from_millis(300)),
+        &cdc_deploy::cancel::Cancel::new(),
         &|_: &str| {},
     )
     .await;

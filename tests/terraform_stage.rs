@@ -931,3 +931,137 @@ async fn rollback_puts_a_consumer_back_on_its_earlier_image_through_terraform() 
         r.describe()
     );
 }
+
+/// A `terraform` that runs the real one, except `apply`: that prints `applying`, then waits; on
+/// SIGINT it notes the signal in `signals`, takes a second to finish "writing", says so, and
+/// exits 1, as Terraform does when interrupted.
+fn slow_apply_terraform(dir: &Path, signals: &Path) -> PathBuf {
+    let real = std::process::Command::new("sh")
+        .args(["-c", "command -v terraform"])
+        .output()
+        .unwrap()
+        .stdout;
+    let real = String::from_utf8(real).unwrap();
+    let path = dir.join("terraform-slow-apply");
+    std::fs::write(
+        &path,
+        format!(
+            r#"#!/bin/sh
+if [ "$1" != apply ]; then exec '{real}' "$@"; fi
+trap 'echo INT >> "{signals}"; kill $child 2>/dev/null; sleep 1; echo "Interrupt received: stopped cleanly"; exit 1' INT
+echo applying
+sleep 60 & child=$!
+wait $child
+wait $child
+"#,
+            real = real.trim(),
+            signals = signals.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_cancelled_deploy_interrupts_terraform_once_waits_for_it_and_still_reports() {
+    let ws = workspace();
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    let backend = Backend::new().await;
+    let tools = tempfile::tempdir().unwrap();
+    let signals = tools.path().join("signals");
+    let terraform = slow_apply_terraform(tools.path(), &signals);
+    let config = backend.config();
+    let (r, took) = support::run_action_signalled(
+        ws.path(),
+        &[
+            ("mode", "deploy"),
+            ("project-name", &project),
+            ("commit", COMMIT_1),
+            ("terraform", "true"),
+            ("terraform-dir", "infra"),
+            ("terraform-backend-config", &config),
+        ],
+        &[("TERRAFORM_PATH", terraform.display().to_string())],
+        |out| out.lines().any(|l| l == "applying"),
+        libc::SIGTERM,
+    );
+    assert_eq!(r.code, 143, "128 + SIGTERM: {}", r.describe());
+    // Exactly one interrupt reached Terraform, and the run waited for it to stop.
+    assert_eq!(std::fs::read_to_string(&signals).unwrap(), "INT\n");
+    assert!(took >= std::time::Duration::from_secs(1), "{took:?}");
+    assert!(
+        r.stdout.contains("Interrupt received: stopped cleanly"),
+        "{}",
+        r.stdout
+    );
+    // The report and the outputs are still written, and say what happened.
+    assert!(
+        r.summary.contains("The run was cancelled by SIGTERM"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary
+            .contains("`terraform apply` was interrupted because the run was cancelled by SIGTERM"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.names("built"), ["orders"], "{}", r.describe());
+    assert_eq!(r.outputs["rollouts"], "{}");
+}
+
+// The simulator serves from the runtime's other thread while the binary runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_deploy_stops_watching_at_once_and_says_so() {
+    let sim = EcsSimulator::start().await;
+    sim.behave("orders", Behaviour::Stalls);
+    let ws = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/rollout/main.tf"),
+    )
+    .unwrap();
+    write(ws.path(), "infra/main.tf", &text);
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    let backend = Backend::new().await;
+    let config = backend.config();
+    let (r, took) = support::run_action_signalled(
+        ws.path(),
+        &[
+            ("mode", "deploy"),
+            ("project-name", &project),
+            ("commit", COMMIT_1),
+            ("terraform", "true"),
+            ("terraform-dir", "infra"),
+            ("terraform-backend-config", &config),
+            ("wait", "true"),
+            ("wait-timeout", "15m"),
+        ],
+        &[
+            ("AWS_ENDPOINT_URL_ECS", sim.url()),
+            ("CDC_TEST_ECS_SIM", sim.url()),
+        ],
+        |out| out.contains("rollout: `orders` 0/1 running"),
+        libc::SIGINT,
+    );
+    assert_eq!(r.code, 130, "128 + SIGINT: {}", r.describe());
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    let verdicts: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&r.outputs["rollouts"]).unwrap();
+    assert_eq!(verdicts["orders"], "cancelled", "{}", r.describe());
+    assert!(
+        r.summary.contains("The run was cancelled by SIGINT"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains("ECS goes on with the deployment"),
+        "{}",
+        r.summary
+    );
+    // The apply finished before the signal: the state holds it.
+    assert!(backend.applied_images().await.contains_key("orders"));
+}

@@ -59,6 +59,8 @@ pub struct ImageStage<'a> {
     pub commit: Option<CommitSha>,
     /// `https://github.com/owner/repo`, for the image's source label.
     pub source_url: Option<String>,
+    /// Set when the run is cancelled: no build starts after it, and one in progress stops.
+    pub cancel: &'a crate::cancel::Cancel,
 }
 
 /// Apply the image steps of `plan` for every consumer that can have an image.
@@ -81,7 +83,15 @@ pub async fn apply(
         async move {
             let started = Instant::now();
             let mut log = ConsumerLog::new(stage.runner, c, stage.build_concurrency == 1);
-            let result = one(stage, c, buildable, builds, print, &mut log).await;
+            let result = match crate::cancel::or_cancelled(
+                stage.cancel,
+                one(stage, c, buildable, builds, print, &mut log),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(cancelled) => Err(ImageError::Cancelled(cancelled)),
+            };
             let result = match result {
                 Ok(mut r) => {
                     r.duration = started.elapsed();

@@ -78,6 +78,9 @@ pub enum ImageError {
     },
     #[error(transparent)]
     Engine(EngineError),
+    /// The run was cancelled before the image was built and pushed.
+    #[error("not finished: the run was {0}")]
+    Cancelled(crate::cancel::Cancelled),
 }
 
 impl ImageError {
@@ -90,6 +93,7 @@ impl ImageError {
             ImageError::ContextChanged { .. } => "the build context changed",
             ImageError::Push(_) => "the push failed",
             ImageError::Engine(_) => "the Docker engine could not be reached",
+            ImageError::Cancelled(_) => "cancelled",
             ImageError::Registry(_)
             | ImageError::NotPushed { .. }
             | ImageError::DigestMismatch { .. }
@@ -129,6 +133,8 @@ pub struct RunReport {
     pub rollouts: BTreeMap<String, rollout::Verdict>,
     /// ECR's scan summary of each image this run pushed, by consumer.
     pub scans: BTreeMap<String, scans::ScanSummary>,
+    /// Why the run was cancelled (`SIGTERM`), when it was: what was in progress is marked so.
+    pub cancelled: Option<String>,
 }
 
 impl RunReport {

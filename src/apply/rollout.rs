@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cancel::{or_cancelled, Cancel};
 use crate::clients::ecs::{
     Deployer, Deployment, Described, LogSource, ServiceState, StoppedTask, DESCRIBE_BATCH,
 };
@@ -47,6 +48,8 @@ pub enum VerdictKind {
     NotStarted,
     /// ECS could not be asked (a refused permission, say).
     Unknown,
+    /// The run was cancelled while the rollout was in progress.
+    Cancelled,
 }
 
 impl VerdictKind {
@@ -58,6 +61,7 @@ impl VerdictKind {
             VerdictKind::TimedOut => "timed out",
             VerdictKind::NotStarted => "not started",
             VerdictKind::Unknown => "unknown",
+            VerdictKind::Cancelled => "cancelled",
         }
     }
 }
@@ -280,10 +284,12 @@ const GIVE_UP_AFTER: u32 = 3;
 /// Watch every rollout to a verdict. `progress` gets a line when a rollout's counts change or it
 /// ends (never one per poll per service). When the time is up, one last round looks before what
 /// is still in progress is called timed out.
+/// When `cancel` fires, watching stops at once and what is in progress is called cancelled.
 pub async fn watch(
     deployer: &dyn Deployer,
     watches: &[Watch],
     settings: WatchSettings,
+    cancel: &Cancel,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> BTreeMap<String, Verdict> {
     let started = Instant::now();
@@ -326,11 +332,13 @@ pub async fn watch(
                     .collect::<Vec<_>>()
             })
             .collect();
-        let answers = futures_util::future::join_all(batches.iter().map(|(cluster, ws)| {
+        let round = futures_util::future::join_all(batches.iter().map(|(cluster, ws)| {
             let names: Vec<String> = ws.iter().map(|w| w.service.clone()).collect();
             async move { deployer.describe_services(cluster, &names).await }
-        }))
-        .await;
+        }));
+        let Ok(answers) = or_cancelled(cancel, round).await else {
+            break;
+        };
         for ((_, ws), answer) in batches.iter().zip(answers) {
             match answer {
                 Ok(found) => {
@@ -436,13 +444,42 @@ pub async fn watch(
             break;
         }
         let left = settings.timeout.saturating_sub(started.elapsed());
-        if interval >= left {
+        let pause = if interval >= left {
             // The time is up before the next round: look once more at the end.
-            tokio::time::sleep(left).await;
             last_round = true;
+            left
         } else {
-            tokio::time::sleep(interval).await;
+            let p = interval;
             interval = (interval.mul_f64(1.5)).min(settings.max_interval);
+            p
+        };
+        if or_cancelled(cancel, tokio::time::sleep(pause))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    if let Some(why) = cancel.reason() {
+        for w in watches {
+            if verdicts.contains_key(&w.consumer) {
+                continue;
+            }
+            let (running, desired, _) = last.get(&w.consumer).copied().unwrap_or_default();
+            progress(&format!(
+                "rollout: `{}` no longer watched: the run was cancelled by {why}",
+                w.consumer
+            ));
+            let mut v = verdict(
+                VerdictKind::Cancelled,
+                format!(
+                    "the run was cancelled by {why} while it was in progress ({running}/{desired} running); ECS goes on with the deployment"
+                ),
+                running,
+                desired,
+            );
+            v.deployment_id = seen.get(&w.consumer).and_then(|s| s.deployment.clone());
+            verdicts.insert(w.consumer.clone(), v);
         }
     }
     verdicts

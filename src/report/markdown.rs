@@ -370,6 +370,9 @@ fn header(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
         "## cdc-deploy {}: `{}` → `{}`\n",
         h.verb, h.project, h.environment
     );
+    if let Some(note) = h.cancelled_note() {
+        out.push_str(&note);
+    }
     let _ = writeln!(out, "{}\n", text(&summary_line(plan, run)));
     if let Some(commit) = &plan.commit {
         let _ = writeln!(out, "Commit: `{commit}`\n");
@@ -389,6 +392,9 @@ pub fn rollback(run: &RunReport, h: &ReportHeader) -> String {
         "## cdc-deploy {}: `{}` → `{}`\n",
         h.verb, h.project, h.environment
     );
+    if let Some(note) = h.cancelled_note() {
+        out.push_str(&note);
+    }
     let infra = run.infra.as_ref();
     let rollbacks = infra.map(|i| &i.rollbacks).filter(|r| !r.is_empty());
     match rollbacks {

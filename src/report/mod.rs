@@ -22,6 +22,19 @@ pub struct ReportHeader {
     pub verb: String,
     /// Link to the workflow run, when running under Actions.
     pub run_url: Option<String>,
+    /// The signal that cancelled the run (`SIGTERM`), when one did.
+    pub cancelled: Option<String>,
+}
+
+impl ReportHeader {
+    /// The warning a cancelled run's report opens with.
+    pub fn cancelled_note(&self) -> Option<String> {
+        self.cancelled.as_ref().map(|why| {
+            format!(
+                "> [!WARNING]\n> The run was cancelled by {why}: what was in progress is marked cancelled, and what had not started did not run. A running Terraform was asked to stop once and waited for, so its state is not left locked.\n\n"
+            )
+        })
+    }
 }
 
 /// The hidden first line that lets a later run find and update its own comment.

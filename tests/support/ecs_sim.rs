@@ -70,6 +70,8 @@ pub enum Behaviour {
     CompletesAfter(usize),
     /// In progress for this many polls, then the circuit breaker fails it.
     FailsAfter(usize),
+    /// In progress for ever.
+    Stalls,
 }
 
 /// A container of a stopped task: name, exit code, reason.
@@ -307,6 +309,7 @@ fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
                 Some("ECS deployment circuit breaker: tasks failed to start."),
             ),
         ),
+        Behaviour::Stalls => (0, dep("IN_PROGRESS", 0, None)),
     };
     let mut frames: Vec<Frame> = (0..k)
         .map(|_| Frame::Service {

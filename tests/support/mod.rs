@@ -158,6 +158,71 @@ pub fn run_action_env(
     inputs: &[(&str, &str)],
     env: &[(&str, String)],
 ) -> Run {
+    let (mut cmd, files) = action_command(workspace, inputs, env);
+    let out = cmd.output().expect("the binary runs");
+    finished(
+        &files,
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`run_action_env`], sending `signal` to the binary once `ready` holds for what it has printed
+/// on stdout so far (checked every 50 ms, for at most two minutes), as the runner does when a
+/// workflow is cancelled. Returns the run and how long the binary took to exit after the signal.
+pub fn run_action_signalled(
+    workspace: &std::path::Path,
+    inputs: &[(&str, &str)],
+    env: &[(&str, String)],
+    ready: impl Fn(&str) -> bool,
+    signal: i32,
+) -> (Run, std::time::Duration) {
+    let (mut cmd, files) = action_command(workspace, inputs, env);
+    let stdout_path = files.path().join("stdout");
+    let stderr_path = files.path().join("stderr");
+    cmd.stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    let mut child = cmd.spawn().expect("the binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let printed = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        if ready(&printed) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the binary ended ({status}) before it was ready to be signalled:\n{printed}\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready to be signalled after two minutes:\n{printed}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let signalled = std::time::Instant::now();
+    // SAFETY: kill(2) with the pid of a child this test started and has not reaped.
+    let sent = unsafe { libc::kill(child.id() as i32, signal) };
+    assert_eq!(sent, 0, "the signal was sent");
+    let status = child.wait().unwrap();
+    let took = signalled.elapsed();
+    let run = finished(
+        &files,
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(&stdout_path).unwrap_or_default(),
+        std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+    );
+    (run, took)
+}
+
+/// The command the runner would start for the action, and the folder its files live in.
+fn action_command(
+    workspace: &std::path::Path,
+    inputs: &[(&str, &str)],
+    env: &[(&str, String)],
+) -> (std::process::Command, tempfile::TempDir) {
     let files = tempfile::tempdir().unwrap();
     let out_file = files.path().join("output");
     let summary = files.path().join("summary");
@@ -197,13 +262,16 @@ pub fn run_action_env(
             cmd.env(k, v);
         }
     }
-    let out = cmd.output().expect("the binary runs");
+    (cmd, files)
+}
+
+fn finished(files: &tempfile::TempDir, code: i32, stdout: String, stderr: String) -> Run {
     Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        outputs: parse_outputs(&std::fs::read_to_string(&out_file).unwrap()),
-        summary: std::fs::read_to_string(&summary).unwrap(),
+        code,
+        stdout,
+        stderr,
+        outputs: parse_outputs(&std::fs::read_to_string(files.path().join("output")).unwrap()),
+        summary: std::fs::read_to_string(files.path().join("summary")).unwrap(),
     }
 }
 

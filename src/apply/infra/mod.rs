@@ -191,6 +191,9 @@ pub struct InfraStage<'a> {
     pub apply: bool,
     /// The `consumers` option: applied consumers it does not name keep their entry.
     pub selection: Option<&'a crate::consumers::select::Selection>,
+    /// Set when the run is cancelled: no Terraform command starts after it, and a running one
+    /// is asked to stop once and waited for.
+    pub cancel: &'a crate::cancel::Cancel,
 }
 
 /// The variables file, removed when the stage ends however it ends.
@@ -406,7 +409,8 @@ async fn run_inner(
     }
     let root_dir = &prepared.root_dir;
     let decl = &prepared.decl;
-    let tf = cli(s, root_dir);
+    let mut tf = cli(s, root_dir);
+    tf.cancel = Some(stage.cancel.clone());
 
     let sink = |line: &str| runner.print_untrusted(line);
     let mut init = args(&["init", "-input=false", "-no-color", "-reconfigure"]);
