@@ -95,6 +95,28 @@ fn completes_after(service: &str, k: usize) -> Vec<Frame> {
     frames
 }
 
+/// In progress for one poll, then the circuit breaker fails it with `failed` tasks.
+fn circuit_breaker_fails(service: &str, failed: i32) -> Vec<Frame> {
+    let mut last = dep(service, 2, "PRIMARY", "FAILED", 0);
+    last.reason = Some("ECS deployment circuit breaker: tasks failed to start.");
+    last.failed = failed;
+    vec![
+        active(vec![
+            dep(service, 2, "PRIMARY", "IN_PROGRESS", 0),
+            dep(service, 1, "ACTIVE", "COMPLETED", 2),
+        ]),
+        active(vec![last, dep(service, 1, "ACTIVE", "IN_PROGRESS", 2)]),
+    ]
+}
+
+/// In progress for ever, one of two tasks running.
+fn never_done(service: &str) -> Vec<Frame> {
+    vec![active(vec![
+        dep(service, 2, "PRIMARY", "IN_PROGRESS", 1),
+        dep(service, 1, "ACTIVE", "COMPLETED", 2),
+    ])]
+}
+
 fn quick(timeout: Duration) -> WatchSettings {
     WatchSettings {
         timeout,
@@ -107,20 +129,7 @@ fn quick(timeout: Duration) -> WatchSettings {
 async fn each_scenario_gets_its_verdict_and_reason() {
     let sim = EcsSimulator::start().await;
     sim.script("shop-prod", "done", completes_after("done", 3));
-    let mut failed = dep("broken", 2, "PRIMARY", "FAILED", 0);
-    failed.reason = Some("ECS deployment circuit breaker: tasks failed to start.");
-    failed.failed = 3;
-    sim.script(
-        "shop-prod",
-        "broken",
-        vec![
-            active(vec![
-                dep("broken", 2, "PRIMARY", "IN_PROGRESS", 0),
-                dep("broken", 1, "ACTIVE", "COMPLETED", 2),
-            ]),
-            active(vec![failed, dep("broken", 1, "ACTIVE", "IN_PROGRESS", 2)]),
-        ],
-    );
+    sim.script("shop-prod", "broken", circuit_breaker_fails("broken", 3));
     // Ours appears, then is gone, and the old revision is primary and stable again.
     sim.script(
         "shop-prod",
@@ -147,14 +156,7 @@ async fn each_scenario_gets_its_verdict_and_reason() {
             active(vec![theirs, dep("two", 2, "ACTIVE", "COMPLETED", 2)]),
         ],
     );
-    sim.script(
-        "shop-prod",
-        "slow",
-        vec![active(vec![
-            dep("slow", 2, "PRIMARY", "IN_PROGRESS", 1),
-            dep("slow", 1, "ACTIVE", "COMPLETED", 2),
-        ])],
-    );
+    sim.script("shop-prod", "slow", never_done("slow"));
     sim.script(
         "shop-prod",
         "gone",
@@ -276,28 +278,8 @@ async fn a_failed_rollout_carries_its_stopped_tasks_exit_codes_and_log_lines() {
 
     let sim = EcsSimulator::start().await;
     sim.script("shop-prod", "done", completes_after("done", 1));
-    let mut failed = dep("broken", 2, "PRIMARY", "FAILED", 0);
-    failed.reason = Some("ECS deployment circuit breaker: tasks failed to start.");
-    failed.failed = 2;
-    sim.script(
-        "shop-prod",
-        "broken",
-        vec![
-            active(vec![
-                dep("broken", 2, "PRIMARY", "IN_PROGRESS", 0),
-                dep("broken", 1, "ACTIVE", "COMPLETED", 2),
-            ]),
-            active(vec![failed, dep("broken", 1, "ACTIVE", "IN_PROGRESS", 2)]),
-        ],
-    );
-    sim.script(
-        "shop-prod",
-        "slow",
-        vec![active(vec![
-            dep("slow", 2, "PRIMARY", "IN_PROGRESS", 1),
-            dep("slow", 1, "ACTIVE", "COMPLETED", 2),
-        ])],
-    );
+    sim.script("shop-prod", "broken", circuit_breaker_fails("broken", 2));
+    sim.script("shop-prod", "slow", never_done("slow"));
     let task = |id: &str,
                 revision: u32,
                 at: f64,

@@ -168,27 +168,42 @@ fn run_env(
     support::run_action_env(ws, &inputs, env)
 }
 
-/// A `terraform` that records each command line in `log` and runs the real one.
-fn recording_terraform(dir: &Path, log: &Path) -> PathBuf {
+/// An executable `terraform` in `dir` named `name`: the script `script` makes of the real
+/// Terraform's path.
+fn terraform_wrapper(dir: &Path, name: &str, script: impl Fn(&str) -> String) -> PathBuf {
     let real = std::process::Command::new("sh")
         .args(["-c", "command -v terraform"])
         .output()
         .unwrap()
         .stdout;
     let real = String::from_utf8(real).unwrap();
-    let path = dir.join("terraform-recording");
-    std::fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-            log.display(),
-            real.trim()
-        ),
-    )
-    .unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, script(real.trim())).unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
+}
+
+/// A `terraform` that records each command line in `log` and runs the real one.
+fn recording_terraform(dir: &Path, log: &Path) -> PathBuf {
+    terraform_wrapper(dir, "terraform-recording", |real| {
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{real}' \"$@\"\n",
+            log.display()
+        )
+    })
+}
+
+/// A workspace with the rollout fixture root module as `infra/`: creating a task definition
+/// registers a deployment with the ECS simulator `CDC_TEST_ECS_SIM` names.
+fn rollout_workspace() -> tempfile::TempDir {
+    let ws = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/rollout/main.tf"),
+    )
+    .unwrap();
+    write(ws.path(), "infra/main.tf", &text);
+    ws
 }
 
 /// `orders` and `audit`, deployed once.
@@ -631,12 +646,7 @@ async fn each_changed_service_is_watched_to_its_verdict() {
     let sim = EcsSimulator::start().await;
     sim.behave("orders", Behaviour::CompletesAfter(2));
     sim.behave("audit", Behaviour::FailsAfter(1));
-    let ws = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/rollout/main.tf"),
-    )
-    .unwrap();
-    write(ws.path(), "infra/main.tf", &text);
+    let ws = rollout_workspace();
     let project = unique("tf");
     consumer(ws.path(), "orders", 256);
     consumer(ws.path(), "audit", 256);
@@ -834,12 +844,7 @@ async fn consumers_restricts_a_deploy_and_the_others_keep_what_is_applied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_puts_a_consumer_back_on_its_earlier_image_through_terraform() {
     let sim = EcsSimulator::start().await;
-    let ws = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/rollout/main.tf"),
-    )
-    .unwrap();
-    write(ws.path(), "infra/main.tf", &text);
+    let ws = rollout_workspace();
     let project = unique("tf");
     consumer(ws.path(), "orders", 256);
     consumer(ws.path(), "audit", 256);
@@ -936,15 +941,7 @@ async fn rollback_puts_a_consumer_back_on_its_earlier_image_through_terraform() 
 /// SIGINT it notes the signal in `signals`, takes a second to finish "writing", says so, and
 /// exits 1, as Terraform does when interrupted.
 fn slow_apply_terraform(dir: &Path, signals: &Path) -> PathBuf {
-    let real = std::process::Command::new("sh")
-        .args(["-c", "command -v terraform"])
-        .output()
-        .unwrap()
-        .stdout;
-    let real = String::from_utf8(real).unwrap();
-    let path = dir.join("terraform-slow-apply");
-    std::fs::write(
-        &path,
+    terraform_wrapper(dir, "terraform-slow-apply", |real| {
         format!(
             r#"#!/bin/sh
 if [ "$1" != apply ]; then exec '{real}' "$@"; fi
@@ -954,14 +951,9 @@ sleep 60 & child=$!
 wait $child
 wait $child
 "#,
-            real = real.trim(),
             signals = signals.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
+        )
+    })
 }
 
 #[tokio::test]
@@ -1018,12 +1010,7 @@ async fn a_cancelled_deploy_interrupts_terraform_once_waits_for_it_and_still_rep
 async fn a_cancelled_deploy_stops_watching_at_once_and_says_so() {
     let sim = EcsSimulator::start().await;
     sim.behave("orders", Behaviour::Stalls);
-    let ws = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/rollout/main.tf"),
-    )
-    .unwrap();
-    write(ws.path(), "infra/main.tf", &text);
+    let ws = rollout_workspace();
     let project = unique("tf");
     consumer(ws.path(), "orders", 256);
     let backend = Backend::new().await;

@@ -114,26 +114,9 @@ impl RollbackTargets for Resolver<'_> {
             .iter()
             .filter(|(n, _)| self.selection.matches(n))
             .collect();
-        let unmatched = self.selection.unmatched(applied.keys().map(String::as_str));
-        if !unmatched.is_empty() {
-            return Err(format!(
-                "`consumers` names {} but no deployed consumer matches; the deployed consumers are {}",
-                unmatched
-                    .iter()
-                    .map(|p| format!("`{p}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if applied.is_empty() {
-                    "none".to_string()
-                } else {
-                    applied
-                        .keys()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ));
-        }
+        let deployed: Vec<&str> = applied.keys().map(String::as_str).collect();
+        self.selection
+            .check(&deployed, "deployed consumer", "the deployed consumers are")?;
         if self.to.is_some() && named.len() > 1 {
             return Err(format!(
                 "`to` names one image, but `consumers` names {}: roll back one consumer at a time with `to`",

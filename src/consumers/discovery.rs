@@ -73,28 +73,7 @@ impl Discovery {
             .map(|c| c.name.as_str())
             .chain(self.invalid.iter().map(|c| c.name.as_str()))
             .collect();
-        let unmatched = selection.unmatched(names.iter().copied());
-        if !unmatched.is_empty() {
-            let mut known = names.clone();
-            known.sort_unstable();
-            return Err(format!(
-                "`consumers` names {} but no consumer folder matches; the consumers are {}",
-                unmatched
-                    .iter()
-                    .map(|p| format!("`{p}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ));
-        }
+        selection.check(&names, "consumer folder", "the consumers are")?;
         let mut out: Vec<String> = Vec::new();
         self.consumers.retain(|c| {
             let keep = selection.matches(c.name.as_str());

@@ -92,6 +92,33 @@ impl Selection {
             .collect()
     }
 
+    /// Every pattern must name one of `names`, else an error that lists what there is: `what`
+    /// says what `names` are (`consumer folder`), `known` how the list is introduced (`the
+    /// consumers are`).
+    pub fn check(&self, names: &[&str], what: &str, known: &str) -> Result<(), String> {
+        let unmatched = self.unmatched(names.iter().copied());
+        if unmatched.is_empty() {
+            return Ok(());
+        }
+        let quoted = |items: &mut dyn Iterator<Item = &str>| {
+            items
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut sorted = names.to_vec();
+        sorted.sort_unstable();
+        Err(format!(
+            "`consumers` names {} but no {what} matches; {known} {}",
+            quoted(&mut unmatched.iter().copied()),
+            if sorted.is_empty() {
+                "none".to_string()
+            } else {
+                quoted(&mut sorted.iter().copied())
+            }
+        ))
+    }
+
     /// How the report and log name it: `orders, billing-*`.
     pub fn shown(&self) -> String {
         self.patterns
@@ -127,6 +154,11 @@ mod tests {
             vec!["a?c"],
             "a pattern that names nothing is told"
         );
+        assert_eq!(
+            s.check(&["orders", "billing-eu"], "consumer folder", "the consumers are"),
+            Err("`consumers` names `a?c` but no consumer folder matches; the consumers are `billing-eu`, `orders`".into())
+        );
+        assert_eq!(s.check(&["orders", "billing-eu", "abc"], "x", "y"), Ok(()));
     }
 
     #[test]

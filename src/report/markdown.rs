@@ -362,7 +362,8 @@ impl Budget {
     }
 }
 
-fn header(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
+/// The marker, the title, and a cancelled run's warning.
+fn title(h: &ReportHeader) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", comment_marker(h));
     let _ = writeln!(
@@ -373,6 +374,11 @@ fn header(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
     if let Some(note) = h.cancelled_note() {
         out.push_str(&note);
     }
+    out
+}
+
+fn header(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
+    let mut out = title(h);
     let _ = writeln!(out, "{}\n", text(&summary_line(plan, run)));
     if let Some(commit) = &plan.commit {
         let _ = writeln!(out, "Commit: `{commit}`\n");
@@ -385,16 +391,7 @@ fn header(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
 /// limit: the consumers named by a rollback are few, and a long Terraform section gives way to
 /// its short form.
 pub fn rollback(run: &RunReport, h: &ReportHeader) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", comment_marker(h));
-    let _ = writeln!(
-        out,
-        "## cdc-deploy {}: `{}` → `{}`\n",
-        h.verb, h.project, h.environment
-    );
-    if let Some(note) = h.cancelled_note() {
-        out.push_str(&note);
-    }
+    let mut out = title(h);
     let infra = run.infra.as_ref();
     let rollbacks = infra.map(|i| &i.rollbacks).filter(|r| !r.is_empty());
     match rollbacks {
