@@ -6,6 +6,7 @@ pub mod builder;
 pub mod ecr;
 pub mod ecs;
 pub mod git;
+pub mod github;
 pub mod logs;
 pub mod registry;
 pub mod retry;

@@ -77,6 +77,14 @@ pub struct CommonArgs {
     /// (`orders, billing-*`). The others keep what is applied. Default: every consumer.
     #[arg(long, value_name = "NAMES")]
     pub consumers: Option<String>,
+    /// Token for GitHub's API (the pull request comment); defaults to `GITHUB_TOKEN`. The
+    /// action passes the job's token.
+    #[arg(long, value_name = "TOKEN", hide = true)]
+    pub github_token: Option<String>,
+    /// When to write the pull request comment: `always`, `on-change` (when the plan changes
+    /// something, or to keep an existing comment up to date), `never`.
+    #[arg(long, value_enum, default_value_t = crate::report::publish::CommentMode::Always)]
+    pub comment: crate::report::publish::CommentMode,
     /// Log every step at debug level, the AWS SDK's and HTTP clients' own logs included.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
     pub verbose: bool,

@@ -22,6 +22,11 @@ pub const GITHUB_SHA: &str = "GITHUB_SHA";
 pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
 /// `https://github.com` or a GitHub Enterprise Server URL.
 pub const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
+/// GitHub's REST API: `https://api.github.com`, or a GitHub Enterprise Server's
+/// `https://HOST/api/v3`.
+pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
+/// A token for GitHub's API, when the `github-token` input does not give one.
+pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
 /// The checkout the workflow works in (`/github/workspace` inside a container action).
 pub const GITHUB_WORKSPACE: &str = "GITHUB_WORKSPACE";
 /// Workflow run id, used in links back to the run.

@@ -39,6 +39,12 @@ pub struct GithubContext {
     pub repository: Option<String>,
     pub server_url: Option<String>,
     pub run_id: Option<String>,
+    /// `GITHUB_API_URL`, else `https://api.github.com`.
+    pub api_url: String,
+    /// The `github-token` input, else `GITHUB_TOKEN`.
+    pub token: Option<crate::secret::Secret>,
+    /// When to write the pull request comment.
+    pub comment: crate::report::publish::CommentMode,
 }
 
 impl GithubContext {
@@ -575,6 +581,17 @@ impl Settings {
                 repository: env.get(ev::GITHUB_REPOSITORY).map(str::to_string),
                 server_url: env.get(ev::GITHUB_SERVER_URL).map(str::to_string),
                 run_id: env.get(ev::GITHUB_RUN_ID).map(str::to_string),
+                api_url: env
+                    .get(ev::GITHUB_API_URL)
+                    .unwrap_or("https://api.github.com")
+                    .to_string(),
+                token: common
+                    .github_token
+                    .clone()
+                    .or_else(|| env.get(ev::GITHUB_TOKEN).map(str::to_string))
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|t| crate::secret::Secret::new(t.trim())),
+                comment: common.comment,
             },
             action,
             warnings,

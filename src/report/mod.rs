@@ -8,6 +8,7 @@
 
 pub mod markdown;
 pub mod md;
+pub mod publish;
 pub mod table;
 
 use crate::consumers::config::ConsumerSettings;

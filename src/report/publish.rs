@@ -1,0 +1,136 @@
+//! The sticky pull request comment: one per project and environment, found by the hidden marker
+//! on its first line and updated in place on every run, never a second one.
+//!
+//! A run on a pull request comments there; a run on a push finds the pull request its commit
+//! came from. Two runs that race to create the comment both look again before creating, and the
+//! one that finds two afterwards keeps the older, so one comment stays.
+
+use crate::clients::github::{GitHub, GithubError, IssueComment};
+use crate::config::event::Event;
+
+/// When the comment is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CommentMode {
+    /// On every run with a pull request.
+    #[default]
+    Always,
+    /// When the plan changes something, or a comment exists already (it is kept up to date).
+    OnChange,
+    /// Never.
+    Never,
+}
+
+/// Whether `body`'s first line is the marker of `project` and `environment`.
+pub fn is_ours(body: &str, project: &str, environment: &str) -> bool {
+    let first = body.lines().next().unwrap_or_default().trim();
+    let Some(inner) = first
+        .strip_prefix("<!-- cdc-deploy:report ")
+        .and_then(|r| r.strip_suffix("-->"))
+    else {
+        return false;
+    };
+    let mut p = None;
+    let mut e = None;
+    for pair in inner.split_whitespace() {
+        match pair.split_once('=') {
+            Some(("project", v)) => p = Some(v),
+            Some(("environment", v)) => e = Some(v),
+            _ => {}
+        }
+    }
+    p == Some(project) && e == Some(environment)
+}
+
+/// The pull request a run reports to: the event's, or for a push (and a dispatch or schedule)
+/// the one the commit came from, the newest when there are several.
+pub async fn pull_request(
+    gh: &dyn GitHub,
+    event: Option<&Event>,
+    commit: Option<&str>,
+) -> Result<Option<u64>, GithubError> {
+    if let Some(Event::PullRequest {
+        number: Some(n), ..
+    }) = event
+    {
+        return Ok(Some(*n));
+    }
+    if matches!(
+        event,
+        Some(Event::PullRequest { .. } | Event::MergeGroup { .. })
+    ) {
+        return Ok(None);
+    }
+    let Some(sha) = commit else {
+        return Ok(None);
+    };
+    let pulls = gh.pulls_for_commit(sha).await?;
+    Ok(pulls.iter().map(|p| p.number).max())
+}
+
+fn oldest_ours<'a>(
+    comments: &'a [IssueComment],
+    project: &str,
+    environment: &str,
+) -> Option<&'a IssueComment> {
+    comments
+        .iter()
+        .filter(|c| {
+            c.body
+                .as_deref()
+                .is_some_and(|b| is_ours(b, project, environment))
+        })
+        .min_by_key(|c| c.id)
+}
+
+/// Write `body` as the sticky comment on `issue`: update ours when it exists (not at all when it
+/// already says this), else create it. `create` false: only an existing comment is updated.
+/// Returns the comment, `None` when there was none to update.
+pub async fn upsert(
+    gh: &dyn GitHub,
+    issue: u64,
+    project: &str,
+    environment: &str,
+    body: &str,
+    create: bool,
+) -> Result<Option<IssueComment>, GithubError> {
+    let comments = gh.comments(issue).await?;
+    if let Some(c) = oldest_ours(&comments, project, environment) {
+        if c.body.as_deref() == Some(body) {
+            return Ok(Some(c.clone()));
+        }
+        return gh.update_comment(c.id, body).await.map(Some);
+    }
+    if !create {
+        return Ok(None);
+    }
+    let created = gh.create_comment(issue, body).await?;
+    // Another run may have created one meanwhile: the older stays, with this run's body.
+    let comments = gh.comments(issue).await?;
+    match oldest_ours(&comments, project, environment) {
+        Some(older) if older.id != created.id => {
+            gh.delete_comment(created.id).await?;
+            gh.update_comment(older.id, body).await.map(Some)
+        }
+        _ => Ok(Some(created)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_names_its_project_and_environment_exactly() {
+        let body = "<!-- cdc-deploy:report project=shop environment=prod -->\n## report";
+        assert!(is_ours(body, "shop", "prod"));
+        assert!(!is_ours(body, "shop", "prod2"));
+        assert!(!is_ours(body, "sho", "prod"));
+        assert!(!is_ours(
+            "## report\n<!-- cdc-deploy:report project=shop environment=prod -->",
+            "shop",
+            "prod"
+        ));
+        let with_hash = "<!-- cdc-deploy:report project=shop environment=prod plan=abc -->";
+        assert!(is_ours(with_hash, "shop", "prod"));
+    }
+}
