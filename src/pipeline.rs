@@ -682,7 +682,7 @@ pub async fn run_deploy(
     let watch = watch_rollouts(runner, &ecs, d, &watches, cancel);
     (run.rollouts, run.scans) = tokio::join!(watch, read_scans);
     if !cancel.is_cancelled() {
-        explain_rollouts(runner, &aws, &ecs, d, &watches, &mut run.rollouts).await;
+        explain_rollouts(runner, &aws, &ecs, cancel, d, &watches, &mut run.rollouts).await;
     }
     run.cancelled = cancel.reason();
     for (name, scan) in &run.scans {
@@ -746,6 +746,7 @@ async fn explain_rollouts(
     runner: &Runner,
     aws: &Aws,
     ecs: &Ecs,
+    cancel: &Cancel,
     d: &DeploySettings,
     watches: &[rollout::Watch],
     verdicts: &mut BTreeMap<String, rollout::Verdict>,
@@ -755,7 +756,7 @@ async fn explain_rollouts(
     }
     let _g = runner.group("evidence of the rollouts that did not succeed");
     let logs = Logs::new(&aws.config);
-    rollout::gather_evidence(
+    let gather = rollout::gather_evidence(
         ecs,
         &logs,
         watches,
@@ -764,8 +765,12 @@ async fn explain_rollouts(
             log_lines: d.log_lines,
             ..EvidenceSettings::default()
         },
-    )
-    .await;
+    );
+    // A signal stops the gathering too: the report must be written before the runner gives up.
+    if crate::cancel::or_cancelled(cancel, gather).await.is_err() {
+        runner.print("evidence: not gathered, the run was cancelled");
+        return;
+    }
     for line in rollout::evidence_lines(verdicts) {
         runner.print_untrusted(&line);
     }
@@ -838,7 +843,7 @@ async fn run_rollback(
     };
     run.rollouts = watch_rollouts(runner, &ecs, d, &watches, cancel).await;
     if !cancel.is_cancelled() {
-        explain_rollouts(runner, &aws, &ecs, d, &watches, &mut run.rollouts).await;
+        explain_rollouts(runner, &aws, &ecs, cancel, d, &watches, &mut run.rollouts).await;
     }
     run.cancelled = cancel.reason();
 

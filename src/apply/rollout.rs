@@ -592,11 +592,13 @@ async fn evidence_of(
     let failing = tasks
         .iter()
         .any(|t| t.containers.iter().any(|c| c.failed()));
+    let mut sources_unread = false;
     let sources: BTreeMap<String, LogSource> = if failing && log_lines > 0 {
         match deployer.log_sources(&w.task_definition).await {
             Ok(s) => s,
             Err(e) => {
                 gaps.push(format!("log configuration: {e}"));
+                sources_unread = true;
                 BTreeMap::new()
             }
         }
@@ -609,6 +611,9 @@ async fn evidence_of(
         if log_lines > 0 {
             for c in task.containers.iter().filter(|c| c.failed()) {
                 let tail = match sources.get(&c.name) {
+                    None if sources_unread => LogTail::Unavailable(
+                        "the task definition's log configuration could not be read".into(),
+                    ),
                     None => LogTail::Unavailable(
                         "the container does not log with the awslogs driver".into(),
                     ),

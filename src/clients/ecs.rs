@@ -85,6 +85,8 @@ impl EcsError {
 
 /// The most stopped tasks one rollout's evidence carries (the newest).
 pub const STOPPED_TASKS: usize = 5;
+/// Pages of stopped tasks (100 each) listed and described, at most.
+const STOPPED_TASK_PAGES: usize = 3;
 
 /// A container of a stopped task.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,6 +178,39 @@ pub trait Deployer: Send + Sync {
 
 /// Older revisions looked at, at most, for the image a container ran before.
 pub const PREVIOUS_REVISIONS: usize = 50;
+/// Pages of each revision list read (100 revisions a page).
+const LIST_PAGES: usize = 5;
+
+/// The revisions older than `current`, newest first: by revision number when every revision
+/// has one (as ECS numbers them), active and inactive together; else (names that are not
+/// numbers) the active ones listed after `current`, then the inactive ones, as listed.
+pub fn older_revisions(current: &str, active: &[String], inactive: &[String]) -> Vec<String> {
+    let number = |arn: &str| family_and_revision(arn).and_then(|(_, r)| r.parse::<u64>().ok());
+    if let Some(c) = number(current) {
+        if active.iter().chain(inactive).all(|a| number(a).is_some()) {
+            let mut all: Vec<(u64, &String)> = active
+                .iter()
+                .chain(inactive)
+                .filter_map(|a| Some((number(a)?, a)))
+                .filter(|(n, _)| *n < c)
+                .collect();
+            all.sort_by_key(|a| std::cmp::Reverse(a.0));
+            all.dedup_by(|a, b| a.0 == b.0);
+            return all.into_iter().map(|(_, a)| a.clone()).collect();
+        }
+    }
+    let (_, current_revision) = family_and_revision(current).unwrap_or_default();
+    active
+        .iter()
+        .skip_while(|a| {
+            a.as_str() != current
+                && family_and_revision(a).map(|(_, r)| r) != Some(current_revision)
+        })
+        .skip(1)
+        .chain(inactive)
+        .cloned()
+        .collect()
+}
 
 /// `family` and `revision` of a task definition ARN (`…:task-definition/family:revision`), or of
 /// `family:revision`.
@@ -328,30 +363,39 @@ impl Deployer for Ecs {
     ) -> Result<Vec<StoppedTask>, EcsError> {
         // ECS lists a service's stopped tasks for an hour or so; a hundred is more than a
         // failed rollout leaves.
-        let listed = self
+        // ListTasks gives no order: a crash-looping service can have hundreds of stopped tasks,
+        // so a few pages are read and described, and the newest kept.
+        let mut pages = self
             .client
             .list_tasks()
             .cluster(cluster)
             .service_name(service)
             .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
             .max_results(100)
-            .send()
-            .await
-            .map_err(|e| self.error("ListTasks", cluster, &e))?;
-        let arns = listed.task_arns().to_vec();
-        if arns.is_empty() {
-            return Ok(Vec::new());
+            .into_paginator()
+            .send();
+        let mut described = Vec::new();
+        let mut read = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("ListTasks", cluster, &e))?;
+            let arns = page.task_arns().to_vec();
+            if !arns.is_empty() {
+                let out = self
+                    .client
+                    .describe_tasks()
+                    .cluster(cluster)
+                    .set_tasks(Some(arns))
+                    .send()
+                    .await
+                    .map_err(|e| self.error("DescribeTasks", cluster, &e))?;
+                described.extend(out.tasks().iter().cloned());
+            }
+            read += 1;
+            if read >= STOPPED_TASK_PAGES {
+                break;
+            }
         }
-        let out = self
-            .client
-            .describe_tasks()
-            .cluster(cluster)
-            .set_tasks(Some(arns))
-            .send()
-            .await
-            .map_err(|e| self.error("DescribeTasks", cluster, &e))?;
-        let mut tasks: Vec<StoppedTask> = out
-            .tasks()
+        let mut tasks: Vec<StoppedTask> = described
             .iter()
             .filter(|t| t.task_definition_arn() == Some(task_definition))
             .map(|t| StoppedTask {
@@ -426,7 +470,7 @@ impl Deployer for Ecs {
         task_definition: &str,
         container: &str,
     ) -> Result<Option<(String, String)>, EcsError> {
-        let Some((family, current_revision)) = family_and_revision(task_definition) else {
+        let Some((family, _)) = family_and_revision(task_definition) else {
             return Ok(None);
         };
         let image_of = |arn: String| async move {
@@ -448,57 +492,79 @@ impl Deployer for Ecs {
             Ok::<_, EcsError>(image)
         };
         let current = image_of(task_definition.to_string()).await?;
-        // Newest first: the active revisions (kept when the root module deregisters none, as the
-        // bundled one), then the inactive ones older than the current revision.
-        let mut looked = 0;
+        // Every revision of the family, active (kept when the root module deregisters none, as
+        // the bundled one) and inactive, each list newest first.
+        let mut lists: Vec<Vec<String>> = Vec::new();
         for status in [
             aws_sdk_ecs::types::TaskDefinitionStatus::Active,
             aws_sdk_ecs::types::TaskDefinitionStatus::Inactive,
         ] {
+            let mut arns = Vec::new();
             let mut pages = self
                 .client
                 .list_task_definitions()
                 .family_prefix(family)
-                .status(status.clone())
+                .status(status)
                 .sort(aws_sdk_ecs::types::SortOrder::Desc)
                 .into_paginator()
                 .send();
-            let mut older = status == aws_sdk_ecs::types::TaskDefinitionStatus::Inactive;
+            let mut read = 0;
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| self.error("ListTaskDefinitions", family, &e))?;
-                for arn in page.task_definition_arns() {
-                    // The prefix also lists other families that start with this one.
-                    let Some((f, revision)) = family_and_revision(arn) else {
-                        continue;
-                    };
-                    if f != family {
-                        continue;
-                    }
-                    if !older {
-                        older = arn == task_definition || revision == current_revision;
-                        continue;
-                    }
-                    if status == aws_sdk_ecs::types::TaskDefinitionStatus::Inactive {
-                        let (Ok(r), Ok(c)) =
-                            (revision.parse::<u64>(), current_revision.parse::<u64>())
-                        else {
-                            continue;
-                        };
-                        if r >= c {
-                            continue;
-                        }
-                    }
-                    looked += 1;
-                    if looked > PREVIOUS_REVISIONS {
-                        return Ok(None);
-                    }
-                    let image = image_of(arn.clone()).await?;
-                    if image.is_some() && image != current {
-                        return Ok(image.map(|i| (i, arn.clone())));
-                    }
+                // The prefix also lists other families that start with this one.
+                arns.extend(
+                    page.task_definition_arns()
+                        .iter()
+                        .filter(|a| family_and_revision(a).is_some_and(|(f, _)| f == family))
+                        .cloned(),
+                );
+                read += 1;
+                if read >= LIST_PAGES {
+                    break;
                 }
+            }
+            lists.push(arns);
+        }
+        for arn in older_revisions(task_definition, &lists[0], &lists[1])
+            .into_iter()
+            .take(PREVIOUS_REVISIONS)
+        {
+            let image = image_of(arn.clone()).await?;
+            if image.is_some() && image != current {
+                return Ok(image.map(|i| (i, arn)));
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arns(revisions: &[&str]) -> Vec<String> {
+        revisions
+            .iter()
+            .map(|r| format!("arn:aws:ecs:us-east-1:1:task-definition/shop-orders:{r}"))
+            .collect()
+    }
+
+    #[test]
+    fn older_revisions_are_newest_first_whatever_their_status() {
+        let current = "arn:aws:ecs:us-east-1:1:task-definition/shop-orders:7";
+        // 6 was deregistered, 5 and 3 are still active, 8 is newer than the current one.
+        let older = older_revisions(current, &arns(&["8", "7", "5", "3"]), &arns(&["6", "4"]));
+        assert_eq!(older, arns(&["6", "5", "4", "3"]));
+        // The current revision inactive: the active older ones still count.
+        let older = older_revisions(current, &arns(&["5"]), &arns(&["7", "2"]));
+        assert_eq!(older, arns(&["5", "2"]));
+        assert_eq!(family_and_revision(current), Some(("shop-orders", "7")));
+    }
+
+    #[test]
+    fn revisions_without_numbers_keep_the_listed_order() {
+        let current = "arn:aws:ecs:us-east-1:1:task-definition/shop-orders:bbb";
+        let older = older_revisions(current, &arns(&["ccc", "bbb", "aaa"]), &arns(&["zzz"]));
+        assert_eq!(older, arns(&["aaa", "zzz"]));
     }
 }

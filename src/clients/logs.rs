@@ -1,7 +1,7 @@
 //! CloudWatch Logs, as rollout evidence reads it: the last lines of one container's stream.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use async_trait::async_trait;
 
@@ -82,7 +82,7 @@ impl LogReader for Logs {
             .map(|e| {
                 (
                     e.timestamp().unwrap_or_default(),
-                    e.message().unwrap_or_default().trim_end().to_string(),
+                    shown(e.message().unwrap_or_default()),
                 )
             })
             .collect();
@@ -90,5 +90,70 @@ impl LogReader for Logs {
         events.sort_by_key(|(t, _)| *t);
         let skip = events.len().saturating_sub(lines);
         Ok(events.into_iter().skip(skip).map(|(_, m)| m).collect())
+    }
+}
+
+/// The longest log line shown, in characters: one CloudWatch event may hold 256 KB.
+pub const MAX_LINE: usize = 1_000;
+
+/// A log line as the reports show it: credentials a crashing consumer tends to log (a URL's
+/// password, `password=…`, `token: …`, a bearer token) replaced by `****`, and cut to
+/// [`MAX_LINE`] characters. The job summary is readable by everyone who can read the repository.
+pub fn shown(line: &str) -> String {
+    static PATTERNS: OnceLock<[(regex::Regex, &'static str); 3]> = OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        [
+            (
+                regex::Regex::new(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@")
+                    .expect("static regex"),
+                "${head}****@",
+            ),
+            (
+                regex::Regex::new(
+                    r#"(?i)(?P<head>\b[a-z0-9_.-]*(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)["']?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s"',;&]+)"#,
+                )
+                .expect("static regex"),
+                "${head}****",
+            ),
+            (
+                regex::Regex::new(r"(?i)(?P<head>\b(bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}")
+                    .expect("static regex"),
+                "${head}****",
+            ),
+        ]
+    });
+    let mut out = line.trim_end().to_string();
+    for (re, with) in patterns {
+        out = re.replace_all(&out, *with).into_owned();
+    }
+    match out.char_indices().nth(MAX_LINE) {
+        Some((i, _)) => format!("{}… (cut at {MAX_LINE} characters)", &out[..i]),
+        None => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_log_lines_are_hidden_and_long_lines_cut() {
+        assert_eq!(
+            shown("connecting to postgres://cdc:s3cr3t@db.internal:5432/orders"),
+            "connecting to postgres://cdc:****@db.internal:5432/orders"
+        );
+        assert_eq!(
+            shown("config: password=hunter2 user=cdc KAFKA_SASL_PASSWORD: 'x y' api_key=\"abc\""),
+            "config: password=**** user=cdc KAFKA_SASL_PASSWORD: **** api_key=****"
+        );
+        assert_eq!(
+            shown("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"),
+            "Authorization: Bearer ****"
+        );
+        assert_eq!(shown("offset 42 committed"), "offset 42 committed");
+        let long = "x".repeat(5_000);
+        let cut = shown(&long);
+        assert!(cut.starts_with(&"x".repeat(MAX_LINE)));
+        assert!(cut.ends_with("(cut at 1000 characters)"));
     }
 }

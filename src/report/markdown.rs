@@ -191,9 +191,12 @@ fn scans_section(run: &RunReport) -> String {
     out
 }
 
-/// Every line of `s` indented by `prefix` (a fenced block inside a list item).
+/// Every line of `s` indented by `prefix` (a fenced block inside a list item); a lone `\r`
+/// ends a line too.
 fn indent(s: &str, prefix: &str) -> String {
-    s.lines()
+    s.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .split('\n')
         .map(|l| format!("{prefix}{l}"))
         .collect::<Vec<_>>()
         .join("\n")
@@ -426,7 +429,13 @@ pub fn rollback(run: &RunReport, h: &ReportHeader) -> String {
             out.push_str(&terraform_section(i, false));
         }
     }
-    out.push_str(&rollouts_section(run, true));
+    let rollouts = rollouts_section(run, true);
+    if out.len() + rollouts.len() + 1_024 <= SUMMARY_LIMIT {
+        out.push_str(&rollouts);
+    } else {
+        out.push_str(&rollouts_section(run, false));
+        out.push_str("The rollouts' evidence did not fit: see the log.\n\n");
+    }
     out.push_str(&footer(h));
     out
 }
@@ -887,6 +896,7 @@ mod tests {
             "starting".into(),
             "```".into(),
             "</details> @org/team **boom**".into(),
+            "boom\r## heading <img src=x>".into(),
         ]);
         let full = rollouts_section(&run, true);
         assert!(
@@ -903,6 +913,12 @@ mod tests {
             "{full}"
         );
         assert_eq!(full.matches("</details>").count(), 2, "{full}");
+        // A lone carriage return does not end the block's indentation.
+        assert!(
+            full.contains("    boom\n    ## heading <img src=x>\n"),
+            "{full}"
+        );
+        assert!(!full.contains("\r"), "{full:?}");
         assert!(
             full.contains("- not gathered: log configuration: refused"),
             "{full}"

@@ -104,9 +104,11 @@ pub fn code(s: &str) -> String {
     }
 }
 
-/// A fenced code block that nothing inside can close.
+/// A fenced code block that nothing inside can close. A lone `\r` ends a line in markdown as
+/// `\n` does, so every line break becomes `\n` and no line escapes the block's indentation.
 pub fn fenced(body: &str) -> String {
-    let fence = "`".repeat(longest_backtick_run(body).max(2) + 1);
+    let body = body.replace("\r\n", "\n").replace('\r', "\n");
+    let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
     format!("{fence}text\n{body}\n{fence}")
 }
 

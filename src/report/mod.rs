@@ -32,7 +32,7 @@ impl ReportHeader {
     pub fn cancelled_note(&self) -> Option<String> {
         self.cancelled.as_ref().map(|why| {
             format!(
-                "> [!WARNING]\n> The run was cancelled by {why}: what was in progress is marked cancelled, and what had not started did not run. A running Terraform was asked to stop once and waited for, so its state is not left locked.\n\n"
+                "> [!WARNING]\n> The run was cancelled by {why}: what was in progress is marked cancelled, and what had not started did not run. A Terraform command that was running was asked to stop once and waited for; the Terraform section says how it ended.\n\n"
             )
         })
     }

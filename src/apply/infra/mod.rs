@@ -440,10 +440,13 @@ async fn run_inner(
             },
         ),
         Entries::Rollback(targets) => {
-            report.rollbacks = targets
-                .resolve(&report.before)
-                .await
-                .map_err(InfraError::Rollback)?;
+            report.rollbacks =
+                crate::cancel::or_cancelled(stage.cancel, targets.resolve(&report.before))
+                    .await
+                    .map_err(|c| {
+                        InfraError::Rollback(format!("nothing was rolled back: the run was {c}"))
+                    })?
+                    .map_err(InfraError::Rollback)?;
             let images = report
                 .rollbacks
                 .iter()
