@@ -493,7 +493,7 @@ fn report(
     infra: Option<&InfraReport>,
     h: &ReportHeader,
     output: Option<&Path>,
-) -> Result<(), RunError> {
+) -> Result<String, RunError> {
     runner.print_untrusted(&report::table::table(plan, run));
     annotate(plan, runner, run.is_some());
     let infra = infra.or_else(|| run.and_then(|r| r.infra.as_ref()));
@@ -522,7 +522,108 @@ fn report(
     }
     runner.append_summary(&report::markdown::summary(plan, run, infra, h))?;
     set_plan_outputs(plan, runner)?;
+    Ok(comment)
+}
+
+/// Write `body` as the run's sticky comment on its pull request, as `comment` asks; set the
+/// `comment-url` output. Reporting never changes the run's verdict: what GitHub refuses is a
+/// warning that names the permission the token lacks.
+async fn publish_comment(
+    settings: &Settings,
+    runner: &Runner,
+    body: &str,
+    changes: bool,
+) -> Result<(), RunError> {
+    let url = comment_on_pull_request(settings, runner, body, changes).await;
+    runner.set_output("comment-url", url.as_deref().unwrap_or_default())?;
     Ok(())
+}
+
+async fn comment_on_pull_request(
+    settings: &Settings,
+    runner: &Runner,
+    body: &str,
+    changes: bool,
+) -> Option<String> {
+    use crate::clients::github::GithubApi;
+    use crate::report::publish::{self, CommentMode};
+    let gh_settings = &settings.github;
+    if gh_settings.comment == CommentMode::Never {
+        return None;
+    }
+    let repository = gh_settings.repository.as_deref()?;
+    let Some(token) = &gh_settings.token else {
+        if runner.is_actions() {
+            runner.warning(
+                "no pull request comment: no GitHub token; pass `github-token` (the action's default is the job's token)",
+            );
+        }
+        return None;
+    };
+    let gh = match GithubApi::new(&gh_settings.api_url, repository, token.expose()) {
+        Ok(gh) => gh,
+        Err(e) => {
+            runner.warning(&format!("no pull request comment: {e}"));
+            return None;
+        }
+    };
+    let commit = settings.commit.as_ref().map(|c| c.to_string());
+    let issue =
+        match publish::pull_request(&gh, gh_settings.event.as_ref(), commit.as_deref()).await {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                tracing::debug!("no pull request to comment on");
+                return None;
+            }
+            Err(e) => {
+                runner.warning(&github_refusal(
+                    "the pull request of the commit was not found",
+                    &e,
+                    "contents: read` and `pull-requests: read",
+                ));
+                return None;
+            }
+        };
+    let create = match gh_settings.comment {
+        CommentMode::Always => true,
+        CommentMode::OnChange => changes,
+        CommentMode::Never => false,
+    };
+    match publish::upsert(
+        &gh,
+        issue,
+        settings.project.as_str(),
+        &settings.environment,
+        body,
+        create,
+    )
+    .await
+    {
+        Ok(Some(c)) => {
+            runner.print(&format!("pull request comment: {}", c.html_url));
+            Some(c.html_url)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            runner.warning(&github_refusal(
+                &format!("the comment on #{issue} was not written"),
+                &e,
+                "pull-requests: write",
+            ));
+            None
+        }
+    }
+}
+
+/// A warning for a GitHub call that failed: with the permission to grant when GitHub refused.
+fn github_refusal(what: &str, e: &crate::clients::github::GithubError, permission: &str) -> String {
+    if e.is_refusal() {
+        format!(
+            "{what}: {e}. Give the job `{permission}` in the workflow's `permissions:`; a pull request from a fork gets a read-only token, so its comment cannot be written"
+        )
+    } else {
+        format!("{what}: {e}")
+    }
 }
 
 /// `plan`: scan, observe (unless offline), plan, report. Changes nothing anywhere.
@@ -554,7 +655,7 @@ pub async fn run_plan(
             None => (plan, None),
         }
     };
-    report(
+    let comment = report(
         runner,
         &plan,
         None,
@@ -562,6 +663,7 @@ pub async fn run_plan(
         &header(settings, "plan", cancel),
         p.output.as_deref(),
     )?;
+    publish_comment(settings, runner, &comment, plan.has_changes()).await?;
     let infra_failed = infra.as_ref().is_some_and(|i| i.error.is_some());
     if let Some(code) = cancelled_exit(cancel) {
         return Ok(code);
@@ -688,7 +790,7 @@ pub async fn run_deploy(
     for (name, scan) in &run.scans {
         runner.print_untrusted(&format!("scan: `{name}`: {}", scan.headline()));
     }
-    report(
+    let comment = report(
         runner,
         &plan,
         Some(&run),
@@ -696,6 +798,7 @@ pub async fn run_deploy(
         &header(settings, "deploy", cancel),
         None,
     )?;
+    publish_comment(settings, runner, &comment, plan.has_changes()).await?;
     set_image_outputs(&run, runner)?;
     set_rollout_outputs(&run, runner)?;
     let rollout_failed = run
@@ -883,6 +986,7 @@ fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> Result<u
     set_image_outputs(&RunReport::default(), runner)?;
     runner.set_output("rollouts", "{}")?;
     runner.set_output("scans", "{}")?;
+    runner.set_output("comment-url", "")?;
     runner.append_summary(&format!(
         "{}\n## cdc-deploy: `{}` → `{}`\n\nNothing to do: {}\n",
         report::comment_marker(&header(settings, "run", &Cancel::new())),
@@ -902,6 +1006,9 @@ pub async fn execute(
     runner: &Runner,
     cancel: &Cancel,
 ) -> Result<u8, RunError> {
+    if let Some(token) = &settings.github.token {
+        runner.add_mask(token.expose());
+    }
     for w in &settings.warnings {
         runner.warning(w);
     }

@@ -127,15 +127,19 @@ pub struct GithubApi {
 
 impl GithubApi {
     pub fn new(api_url: &str, repository: &str, token: &str) -> Result<Self, GithubError> {
+        let setup = |message: String| GithubError::Transport {
+            operation: "set up the client".into(),
+            message,
+        };
+        // The token is sent only to the base URL's host: it must be the API's (GHES too).
         let client = octocrab::Octocrab::builder()
+            .base_uri(api_url.trim_end_matches('/'))
+            .map_err(|e| setup(format!("`{api_url}` is not a URL: {e}")))?
             .personal_token(token.to_string())
             .set_connect_timeout(Some(Duration::from_secs(10)))
             .set_read_timeout(Some(Duration::from_secs(30)))
             .build()
-            .map_err(|e| GithubError::Transport {
-                operation: "set up the client".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| setup(e.to_string()))?;
         Ok(GithubApi {
             client,
             base: api_url.trim_end_matches('/').to_string(),

@@ -159,6 +159,11 @@ impl Runner {
     }
 
     /// Ask the runner to mask `secret` in every later log line. Call it the moment a secret arrives.
+    /// Whether the run is under GitHub Actions.
+    pub fn is_actions(&self) -> bool {
+        self.actions
+    }
+
     pub fn add_mask(&self, secret: &str) {
         if self.actions && !secret.is_empty() {
             for line in secret.lines().filter(|l| !l.trim().is_empty()) {

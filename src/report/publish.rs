@@ -133,4 +133,95 @@ mod tests {
         let with_hash = "<!-- cdc-deploy:report project=shop environment=prod plan=abc -->";
         assert!(is_ours(with_hash, "shop", "prod"));
     }
+
+    use crate::clients::github::PullRef;
+    use async_trait::async_trait;
+    use serde_json::Value;
+    use std::sync::Mutex;
+
+    /// Comments in memory; the first create also lets "another run" create its comment first.
+    #[derive(Default)]
+    struct Racing {
+        comments: Mutex<Vec<IssueComment>>,
+        raced: Mutex<bool>,
+        deleted: Mutex<Vec<u64>>,
+    }
+
+    fn comment(id: u64, body: &str) -> IssueComment {
+        IssueComment {
+            id,
+            body: Some(body.into()),
+            html_url: format!("https://github.com/acme/cdc/pull/2#issuecomment-{id}"),
+        }
+    }
+
+    #[async_trait]
+    impl GitHub for Racing {
+        async fn comments(&self, _: u64) -> Result<Vec<IssueComment>, GithubError> {
+            Ok(self.comments.lock().unwrap().clone())
+        }
+        async fn create_comment(&self, _: u64, body: &str) -> Result<IssueComment, GithubError> {
+            let mut c = self.comments.lock().unwrap();
+            let mut raced = self.raced.lock().unwrap();
+            if !*raced {
+                *raced = true;
+                c.push(comment(
+                    10,
+                    "<!-- cdc-deploy:report project=shop environment=prod -->\nthe other run's",
+                ));
+            }
+            let mine = comment(11, body);
+            c.push(mine.clone());
+            Ok(mine)
+        }
+        async fn update_comment(&self, id: u64, body: &str) -> Result<IssueComment, GithubError> {
+            let mut c = self.comments.lock().unwrap();
+            let found = c.iter_mut().find(|c| c.id == id).unwrap();
+            found.body = Some(body.into());
+            Ok(found.clone())
+        }
+        async fn delete_comment(&self, id: u64) -> Result<(), GithubError> {
+            self.comments.lock().unwrap().retain(|c| c.id != id);
+            self.deleted.lock().unwrap().push(id);
+            Ok(())
+        }
+        async fn pulls_for_commit(&self, _: &str) -> Result<Vec<PullRef>, GithubError> {
+            Ok(Vec::new())
+        }
+        async fn create_check_run(&self, _: &Value) -> Result<u64, GithubError> {
+            unreachable!()
+        }
+        async fn update_check_run(&self, _: u64, _: &Value) -> Result<(), GithubError> {
+            unreachable!()
+        }
+        async fn create_deployment(&self, _: &Value) -> Result<u64, GithubError> {
+            unreachable!()
+        }
+        async fn create_deployment_status(&self, _: u64, _: &Value) -> Result<(), GithubError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn two_runs_that_race_to_create_leave_one_comment_the_older() {
+        let gh = Racing::default();
+        let body = "<!-- cdc-deploy:report project=shop environment=prod -->\nthis run's";
+        let kept = upsert(&gh, 2, "shop", "prod", body, true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.id, 10, "the older comment stays");
+        assert_eq!(kept.body.as_deref(), Some(body), "with this run's report");
+        assert_eq!(*gh.deleted.lock().unwrap(), vec![11]);
+        assert_eq!(gh.comments.lock().unwrap().len(), 1);
+        // Without `create`, nothing is made where there is no comment.
+        let empty = Racing::default();
+        assert_eq!(
+            upsert(&empty, 2, "shop", "prod", body, false)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(empty.comments.lock().unwrap().is_empty());
+    }
 }

@@ -1,0 +1,215 @@
+//! The pull request comment, end to end: the binary run as the action against the strict fake
+//! GitHub (every request checked against GitHub's REST description), with real webhook payloads.
+
+mod support;
+
+use std::path::Path;
+
+use support::github::GithubFake;
+use support::{run_action_env, write, Run};
+
+const TOKEN: &str = "ghs_fakeTokenForTheTestsOnly0123456789";
+
+fn consumer(root: &Path, name: &str, cpu: u32) {
+    write(
+        root,
+        &format!("consumer_scripts/{name}/Dockerfile"),
+        "FROM scratch\nCOPY app /app\n",
+    );
+    write(
+        root,
+        &format!("consumer_scripts/{name}/app/run.sh"),
+        "echo\n",
+    );
+    write(
+        root,
+        &format!("consumer_scripts/{name}/consumer.toml"),
+        &format!("cpu = {cpu}\nmemory = 512\n"),
+    );
+}
+
+fn event(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/github/events/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// `plan --offline` on `event_file` as the `event_name` event, reporting to `gh`.
+fn plan(
+    ws: &Path,
+    gh: &GithubFake,
+    event_name: &str,
+    event_file: &str,
+    extra: &[(&str, &str)],
+) -> Run {
+    let mut inputs = vec![
+        ("mode", "plan"),
+        ("offline", "true"),
+        ("project-name", "shop"),
+        ("environment", "staging"),
+        ("github-token", TOKEN),
+    ];
+    inputs.extend_from_slice(extra);
+    run_action_env(
+        ws,
+        &inputs,
+        &[
+            ("GITHUB_API_URL", gh.url()),
+            ("GITHUB_EVENT_NAME", event_name.to_string()),
+            ("GITHUB_EVENT_PATH", event(event_file)),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_comment_per_environment_updated_in_place() {
+    let gh = GithubFake::start().await;
+    gh.require_token(TOKEN);
+    // Someone else's comment, and the sticky comment of another environment: both left alone.
+    gh.seed_comment_by(2, "octocat", "looks good");
+    let other = gh.seed_comment(
+        2,
+        "<!-- cdc-deploy:report project=shop environment=production -->\nproduction's",
+    );
+    let ws = tempfile::tempdir().unwrap();
+    consumer(ws.path(), "orders", 256);
+
+    let first = plan(
+        ws.path(),
+        &gh,
+        "pull_request",
+        "pull_request.opened.0.json",
+        &[],
+    );
+    assert_eq!(first.code, 0, "{}", first.describe());
+    let ours: Vec<_> = gh
+        .comments(2)
+        .into_iter()
+        .filter(|c| c.body.contains("environment=staging"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{:?}", gh.comments(2));
+    assert!(ours[0].body.contains("`orders`"), "{}", ours[0].body);
+    assert!(
+        first.outputs["comment-url"].ends_with(&format!("#issuecomment-{}", ours[0].id)),
+        "{:?}",
+        first.outputs
+    );
+    // The token is masked before anything could print it, and never printed.
+    assert!(first.stdout.contains(&format!("::add-mask::{TOKEN}")));
+    assert_eq!(
+        first.everything().matches(TOKEN).count(),
+        1,
+        "{}",
+        first.describe()
+    );
+
+    // The same plan again: nothing to write. A changed plan: the same comment, updated.
+    let again = plan(
+        ws.path(),
+        &gh,
+        "pull_request",
+        "pull_request.synchronize.22.json",
+        &[],
+    );
+    assert_eq!(again.code, 0, "{}", again.describe());
+    consumer(ws.path(), "billing", 256);
+    let changed = plan(
+        ws.path(),
+        &gh,
+        "pull_request",
+        "pull_request.opened.0.json",
+        &[],
+    );
+    assert_eq!(changed.code, 0, "{}", changed.describe());
+    let ours: Vec<_> = gh
+        .comments(2)
+        .into_iter()
+        .filter(|c| c.body.contains("environment=staging"))
+        .collect();
+    assert_eq!(ours.len(), 1, "still one comment: {:?}", gh.comments(2));
+    assert!(ours[0].body.contains("`billing`"), "{}", ours[0].body);
+    assert_eq!(gh.comments(2).len(), 3);
+    assert!(gh
+        .comments(2)
+        .iter()
+        .any(|c| c.id == other && c.body.ends_with("production's")));
+    let writes = gh.requests_to("PATCH", "/repos/acme/cdc/issues/comments");
+    assert_eq!(writes.len(), 1, "the unchanged run wrote nothing");
+    assert_eq!(gh.requests_to("POST", "/repos/acme/cdc/issues").len(), 1);
+    gh.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_comments_on_the_pull_request_its_commit_came_from() {
+    let gh = GithubFake::start().await;
+    gh.pull_for_commit("6113728f27ae82c7b1a177c8d03f9e96e0adf246", 7);
+    let ws = tempfile::tempdir().unwrap();
+    consumer(ws.path(), "orders", 256);
+    let r = plan(ws.path(), &gh, "push", "push.0.json", &[]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert_eq!(gh.comments(7).len(), 1, "{}", r.describe());
+    assert!(gh.comments(7)[0]
+        .body
+        .starts_with("<!-- cdc-deploy:report project=shop environment=staging"));
+    gh.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_comment_is_a_warning_and_a_server_error_is_retried() {
+    let gh = GithubFake::start().await;
+    let ws = tempfile::tempdir().unwrap();
+    consumer(ws.path(), "orders", 256);
+    gh.fail_next("POST", "/repos/acme/cdc/issues/2/comments", 403, 1);
+    let refused = plan(
+        ws.path(),
+        &gh,
+        "pull_request",
+        "pull_request.opened.0.json",
+        &[],
+    );
+    assert_eq!(
+        refused.code,
+        0,
+        "the verdict is the plan's: {}",
+        refused.describe()
+    );
+    assert!(
+        refused.stdout.contains(
+            "::warning::the comment on #2 was not written: GitHub refused comment on #2 (403)"
+        ) && refused.stdout.contains("`pull-requests: write`"),
+        "{}",
+        refused.describe()
+    );
+    assert_eq!(refused.outputs["comment-url"], "");
+    assert!(gh.comments(2).is_empty());
+
+    gh.fail_next("POST", "/repos/acme/cdc/issues/2/comments", 502, 1);
+    let retried = plan(
+        ws.path(),
+        &gh,
+        "pull_request",
+        "pull_request.opened.0.json",
+        &[],
+    );
+    assert_eq!(retried.code, 0, "{}", retried.describe());
+    assert_eq!(gh.comments(2).len(), 1, "{}", retried.describe());
+    assert_eq!(
+        gh.requests_to("POST", "/repos/acme/cdc/issues/2/comments")
+            .len(),
+        3
+    );
+
+    // `comment: never` asks GitHub nothing.
+    let before = gh.requests().len();
+    let never = plan(
+        ws.path(),
+        &gh,
+        "pull_request",
+        "pull_request.opened.0.json",
+        &[("comment", "never")],
+    );
+    assert_eq!(never.code, 0, "{}", never.describe());
+    assert_eq!(gh.requests().len(), before);
+    gh.assert_no_violations();
+}
