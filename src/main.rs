@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             runner.error(&e.to_string());
+            pipeline::report_failure(&runner, &e.to_string());
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         // Under Actions the message may quote an input's value: it is printed inert.
         Err(e) if actions && e.use_stderr() => {
             eprint!("{}", inert(&e.render().to_string()));
+            pipeline::report_failure(&runner, &e.render().to_string());
             return ExitCode::from(EXIT_USAGE);
         }
         Err(e) => e.exit(),
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             runner.error(&e.to_string());
+            pipeline::report_failure(&runner, &e.to_string());
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             runner.error(&e.to_string());
+            pipeline::report_failure(&runner, &e.to_string());
             ExitCode::from(e.exit_code())
         }
     }

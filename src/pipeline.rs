@@ -225,6 +225,68 @@ fn set_plan_outputs(plan: &Plan, runner: &Runner) -> Result<(), RunError> {
         "has-changes",
         if plan.has_changes() { "true" } else { "false" },
     )?;
+    runner.set_output("plan", &json(&plan.to_json())?)?;
+    Ok(())
+}
+
+/// The run's outcome, for the `result` output: `cancelled`, `failure` (exit code 1), or, for a
+/// run that succeeded, `nothing-to-deploy` when the plan changed nothing, else `success`.
+fn result(code: u8, cancel: &Cancel, changes: bool) -> &'static str {
+    if cancel.is_cancelled() {
+        "cancelled"
+    } else if code != 0 {
+        "failure"
+    } else if !changes {
+        "nothing-to-deploy"
+    } else {
+        "success"
+    }
+}
+
+/// The outputs of what the apply stages did: `deployed` (each rollout that succeeded; without
+/// watching, each service the apply changed) and `failed` (every consumer that failed at any
+/// stage: its image, the apply it was part of, or its rollout).
+fn set_outcome_outputs(plan: &Plan, run: &RunReport, runner: &Runner) -> Result<(), RunError> {
+    let mut deployed: Vec<&str> = run
+        .rollouts
+        .iter()
+        .filter(|(_, v)| v.kind == VerdictKind::Succeeded)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let watched: Vec<&str> = run.rollouts.keys().map(String::as_str).collect();
+    let changed = run
+        .infra
+        .as_ref()
+        .map(InfraReport::changed_services)
+        .unwrap_or_default();
+    for w in &changed {
+        if !watched.contains(&w.consumer.as_str()) {
+            deployed.push(w.consumer.as_str());
+        }
+    }
+    deployed.sort_unstable();
+    let mut failed: std::collections::BTreeSet<&str> =
+        run.names(ImageOutcome::Failed).into_iter().collect();
+    failed.extend(
+        run.rollouts
+            .iter()
+            .filter(|(_, v)| v.kind != VerdictKind::Succeeded)
+            .map(|(n, _)| n.as_str()),
+    );
+    if let Some(infra) = run.infra.as_ref().filter(|i| i.error.is_some()) {
+        // The apply did not happen (or not wholly): every consumer it was to change failed.
+        if !infra.applied {
+            failed.extend(
+                plan.consumers
+                    .iter()
+                    .filter(|c| c.steps.contains(&Step::Apply))
+                    .map(|c| c.name.as_str()),
+            );
+            failed.extend(infra.rollbacks.keys().map(String::as_str));
+        }
+    }
+    runner.set_output("deployed", &json(&deployed)?)?;
+    runner.set_output("failed", &json(&failed)?)?;
     Ok(())
 }
 
@@ -237,7 +299,7 @@ fn set_image_outputs(run: &RunReport, runner: &Runner) -> Result<(), RunError> {
         .filter_map(|(name, r)| Some((name.as_str(), r.image.as_deref()?)))
         .collect();
     runner.set_output("images", &json(&images)?)?;
-    for outcome in ImageOutcome::ALL {
+    for outcome in [ImageOutcome::Built, ImageOutcome::Reused] {
         runner.set_output(outcome.as_str(), &json(&run.names(outcome))?)?;
     }
     Ok(())
@@ -665,16 +727,14 @@ pub async fn run_plan(
     )?;
     publish_comment(settings, runner, &comment, plan.has_changes()).await?;
     let infra_failed = infra.as_ref().is_some_and(|i| i.error.is_some());
-    if let Some(code) = cancelled_exit(cancel) {
-        return Ok(code);
-    }
-    Ok(
-        if plan.count(Status::Invalid) > 0 || plan.count(Status::Unknown) > 0 || infra_failed {
-            EXIT_FAILED
-        } else {
-            0
-        },
-    )
+    let code = if plan.count(Status::Invalid) > 0 || plan.count(Status::Unknown) > 0 || infra_failed
+    {
+        EXIT_FAILED
+    } else {
+        0
+    };
+    runner.set_output("result", result(code, cancel, plan.has_changes()))?;
+    Ok(cancelled_exit(cancel).unwrap_or(code))
 }
 
 /// `deploy`: scan, observe, plan, then the image stage, then report.
@@ -801,22 +861,21 @@ pub async fn run_deploy(
     publish_comment(settings, runner, &comment, plan.has_changes()).await?;
     set_image_outputs(&run, runner)?;
     set_rollout_outputs(&run, runner)?;
+    set_outcome_outputs(&plan, &run, runner)?;
     let rollout_failed = run
         .rollouts
         .values()
         .any(|v| v.kind != VerdictKind::Succeeded);
     let failed = run.names(ImageOutcome::Failed).len();
     let infra_failed = run.infra.as_ref().is_some_and(|i| i.error.is_some()) || rollout_failed;
-    if let Some(code) = cancelled_exit(cancel) {
-        return Ok(code);
-    }
-    Ok(
-        if failed > 0 || plan.count(Status::Invalid) > 0 || infra_failed {
-            EXIT_FAILED
-        } else {
-            0
-        },
-    )
+    let code = if failed > 0 || plan.count(Status::Invalid) > 0 || infra_failed {
+        EXIT_FAILED
+    } else {
+        0
+    };
+    let changes = plan.has_changes() || run.infra.as_ref().is_some_and(|i| i.applied);
+    runner.set_output("result", result(code, cancel, changes))?;
+    Ok(cancelled_exit(cancel).unwrap_or(code))
 }
 
 /// Watch `watches` to their verdicts, unless `wait` is off.
@@ -965,15 +1024,27 @@ async fn run_rollback(
         .collect();
     runner.set_output("images", &json(&images)?)?;
     set_rollout_outputs(&run, runner)?;
+    set_outcome_outputs(&Plan::default(), &run, runner)?;
     let failed = run.infra.as_ref().is_some_and(|i| i.error.is_some())
         || run
             .rollouts
             .values()
             .any(|v| v.kind != VerdictKind::Succeeded);
-    if let Some(code) = cancelled_exit(cancel) {
-        return Ok(code);
-    }
-    Ok(if failed { EXIT_FAILED } else { 0 })
+    let code = if failed { EXIT_FAILED } else { 0 };
+    let changes = run.infra.as_ref().is_some_and(|i| i.applied);
+    runner.set_output("result", result(code, cancel, changes))?;
+    Ok(cancelled_exit(cancel).unwrap_or(code))
+}
+
+/// The run could not start, or failed before its report: say so in the job summary too, and set
+/// `result`, so a workflow that reads them sees the failure and why. Best effort: this is
+/// already an error path.
+pub fn report_failure(runner: &Runner, message: &str) {
+    let _ = runner.set_output("result", "failure");
+    let _ = runner.append_summary(&format!(
+        "## cdc-deploy could not run\n\n{}\n",
+        report::md::message(message)
+    ));
 }
 
 /// The event leaves nothing to do: say so, and set every output, empty.
@@ -987,6 +1058,10 @@ fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> Result<u
     runner.set_output("rollouts", "{}")?;
     runner.set_output("scans", "{}")?;
     runner.set_output("comment-url", "")?;
+    runner.set_output("deployed", "[]")?;
+    runner.set_output("failed", "[]")?;
+    runner.set_output("plan", "{}")?;
+    runner.set_output("result", "nothing-to-deploy")?;
     runner.append_summary(&format!(
         "{}\n## cdc-deploy: `{}` → `{}`\n\nNothing to do: {}\n",
         report::comment_marker(&header(settings, "run", &Cancel::new())),

@@ -131,7 +131,7 @@ impl ConsumerPlan {
 }
 
 /// The whole plan.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Plan {
     /// `true` when nothing was observed: every consumer is new.
     pub offline: bool,
@@ -159,6 +159,39 @@ impl Plan {
             .filter(|c| c.status == status)
             .map(|c| c.name.as_str())
             .collect()
+    }
+
+    /// The plan as the `plan` output gives it: each consumer's status, why, its steps, its
+    /// fingerprint, the image the registry holds for it, and Terraform's changes when it planned.
+    pub fn to_json(&self) -> serde_json::Value {
+        let consumers: Vec<serde_json::Value> = self
+            .consumers
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "name": c.name,
+                    "status": c.status,
+                    "reasons": c.reasons,
+                    "steps": c.steps,
+                    "fingerprint": c.fingerprint.as_ref().map(|f| f.hex().to_string()),
+                    "digest": c.existing_image.as_ref().map(|i| i.digest.clone()),
+                    "terraform": c.infra.as_ref().map(|t| serde_json::json!({
+                        "create": t.create,
+                        "update": t.update,
+                        "replace": t.replace,
+                        "destroy": t.destroy,
+                    })),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "commit": self.commit.as_ref().map(|c| c.to_string()),
+            "offline": self.offline,
+            "has_changes": self.has_changes(),
+            "infrastructure_pending": self.infra_pending,
+            "consumers": consumers,
+            "skipped": self.skipped.iter().map(|s| &s.display_dir).collect::<Vec<_>>(),
+        })
     }
 
     /// Whether anything would be built, created, changed or removed. A consumer whose look-up

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{closed_port, run_action_env, write, Run};
+use support::{closed_port, run_action, run_action_env, write, Run};
 
 const PROJECT: &str = "fail";
 
@@ -199,4 +199,21 @@ async fn each_cause_reads_as_one_line_with_what_to_do() {
     ]}, {
         insta::assert_snapshot!(report);
     });
+}
+
+#[test]
+fn a_run_that_cannot_start_still_says_so_in_its_outputs_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_action(
+        dir.path(),
+        &[("mode", "deploy"), ("project-name", "Not A Name")],
+    );
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert_eq!(r.outputs["result"], "failure", "{}", r.describe());
+    assert!(
+        r.summary.starts_with("## cdc-deploy could not run"),
+        "{}",
+        r.summary
+    );
+    assert!(r.summary.contains("Not A Name"), "{}", r.summary);
 }

@@ -301,8 +301,22 @@ async fn deploy_from_empty_then_nothing_to_apply() {
     );
     let serial = backend.state().await.unwrap()["serial"].clone();
 
+    // The outcome outputs: what was deployed, the plan as JSON, the result.
+    assert_eq!(first.outputs["result"], "success", "{}", first.describe());
+    assert_eq!(first.names("failed"), Vec::<String>::new());
+    let plan: serde_json::Value = serde_json::from_str(&first.outputs["plan"]).unwrap();
+    let planned: Vec<(&str, &str)> = plan["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(planned, [("audit", "new"), ("orders", "new")]);
+    assert_eq!(plan["consumers"][0]["terraform"]["create"], 3, "{plan}");
+
     let second = run(ws.path(), &project, &backend, "deploy", COMMIT_1, &[]);
     assert_eq!(second.code, 0, "{}", second.describe());
+    assert_eq!(second.outputs["result"], "nothing-to-deploy");
     assert!(
         second.stdout.contains("terraform plan: no changes"),
         "{}",
@@ -688,6 +702,10 @@ async fn each_changed_service_is_watched_to_its_verdict() {
         serde_json::from_str(&r.outputs["rollouts"]).unwrap();
     assert_eq!(verdicts["orders"], "succeeded", "{}", r.describe());
     assert_eq!(verdicts["audit"], "failed");
+    // `failed` is every stage's: the image built, the rollout did not.
+    assert_eq!(r.names("deployed"), ["orders"]);
+    assert_eq!(r.names("failed"), ["audit"]);
+    assert_eq!(r.outputs["result"], "failure");
     assert!(r.summary.contains("### Rollouts"), "{}", r.summary);
     assert!(
         r.summary
