@@ -607,28 +607,12 @@ async fn comment_on_pull_request(
     body: &str,
     changes: bool,
 ) -> Option<String> {
-    use crate::clients::github::GithubApi;
     use crate::report::publish::{self, CommentMode};
     let gh_settings = &settings.github;
     if gh_settings.comment == CommentMode::Never {
         return None;
     }
-    let repository = gh_settings.repository.as_deref()?;
-    let Some(token) = &gh_settings.token else {
-        if runner.is_actions() {
-            runner.warning(
-                "no pull request comment: no GitHub token; pass `github-token` (the action's default is the job's token)",
-            );
-        }
-        return None;
-    };
-    let gh = match GithubApi::new(&gh_settings.api_url, repository, token.expose()) {
-        Ok(gh) => gh,
-        Err(e) => {
-            runner.warning(&format!("no pull request comment: {e}"));
-            return None;
-        }
-    };
+    let gh = github_client(settings, runner, "no pull request comment")?;
     let commit = settings.commit.as_ref().map(|c| c.to_string());
     let issue =
         match publish::pull_request(&gh, gh_settings.event.as_ref(), commit.as_deref()).await {
@@ -674,6 +658,98 @@ async fn comment_on_pull_request(
             ));
             None
         }
+    }
+}
+
+/// The GitHub client of the run: `None` without a repository or a token (under Actions a
+/// missing token is a warning: `what` says what is not done).
+fn github_client(
+    settings: &Settings,
+    runner: &Runner,
+    what: &str,
+) -> Option<crate::clients::github::GithubApi> {
+    let gh_settings = &settings.github;
+    let repository = gh_settings.repository.as_deref()?;
+    let Some(token) = &gh_settings.token else {
+        if runner.is_actions() {
+            runner.warning(&format!(
+                "{what}: no GitHub token; pass `github-token` (the action's default is the job's token)"
+            ));
+        }
+        return None;
+    };
+    match crate::clients::github::GithubApi::new(&gh_settings.api_url, repository, token.expose()) {
+        Ok(gh) => Some(gh),
+        Err(e) => {
+            runner.warning(&format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+/// Start the GitHub deployment of a deploy that changes something; `None` when there is none
+/// to record or GitHub refused (a warning says so).
+async fn start_deployment(
+    settings: &Settings,
+    runner: &Runner,
+    d: &DeploySettings,
+    changes: bool,
+) -> Option<(crate::clients::github::GithubApi, u64)> {
+    if !d.deployments || !changes {
+        return None;
+    }
+    let commit = settings.commit.as_ref()?.to_string();
+    let gh = github_client(settings, runner, "no GitHub deployment")?;
+    let log_url = settings.github.run_url();
+    match crate::report::publish::start_deployment(
+        &gh,
+        &commit,
+        settings.project.as_str(),
+        &settings.environment,
+        log_url.as_deref(),
+    )
+    .await
+    {
+        Ok(id) => Some((gh, id)),
+        Err(e) => {
+            runner.warning(&github_refusal(
+                "the GitHub deployment was not recorded",
+                &e,
+                "deployments: write",
+            ));
+            None
+        }
+    }
+}
+
+/// End the GitHub deployment with the run's result.
+async fn finish_deployment(
+    settings: &Settings,
+    runner: &Runner,
+    deployment: Option<(crate::clients::github::GithubApi, u64)>,
+    result: &str,
+) {
+    let Some((gh, id)) = deployment else { return };
+    let why = match result {
+        "success" | "nothing-to-deploy" => "deployed; every rollout succeeded".to_string(),
+        "cancelled" => "the run was cancelled".to_string(),
+        _ => "the deploy failed; see the run".to_string(),
+    };
+    let log_url = settings.github.run_url();
+    if let Err(e) = crate::report::publish::finish_deployment(
+        &gh,
+        id,
+        matches!(result, "success" | "nothing-to-deploy"),
+        &why,
+        log_url.as_deref(),
+    )
+    .await
+    {
+        runner.warning(&github_refusal(
+            "the GitHub deployment's result was not recorded",
+            &e,
+            "deployments: write",
+        ));
     }
 }
 
@@ -749,6 +825,7 @@ pub async fn run_deploy(
     let prepared = prepare_terraform(settings, runner, true).await?;
     let aws = connect_aws(settings, runner, d.registry_host.as_ref()).await?;
     let plan = observe_and_plan(&found, &scans, &aws, settings).await;
+    let deployment = start_deployment(settings, runner, d, plan.has_changes()).await;
     runner.print_untrusted(&format!(
         "plan: {}",
         report::table::summary_line(&plan, None)
@@ -874,7 +951,9 @@ pub async fn run_deploy(
         0
     };
     let changes = plan.has_changes() || run.infra.as_ref().is_some_and(|i| i.applied);
-    runner.set_output("result", result(code, cancel, changes))?;
+    let outcome = result(code, cancel, changes);
+    runner.set_output("result", outcome)?;
+    finish_deployment(settings, runner, deployment, outcome).await;
     Ok(cancelled_exit(cancel).unwrap_or(code))
 }
 

@@ -213,3 +213,85 @@ async fn a_refused_comment_is_a_warning_and_a_server_error_is_retried() {
     assert_eq!(gh.requests().len(), before);
     gh.assert_no_violations();
 }
+
+/// `deploy` of the image stage alone on `event_file`, reporting to `gh`.
+fn deploy(ws: &Path, gh: &GithubFake, project: &str) -> Run {
+    run_action_env(
+        ws,
+        &[
+            ("mode", "deploy"),
+            ("project-name", project),
+            ("environment", "staging"),
+            ("github-token", TOKEN),
+        ],
+        &[
+            ("GITHUB_API_URL", gh.url()),
+            ("GITHUB_EVENT_NAME", "push".to_string()),
+            ("GITHUB_EVENT_PATH", event("push.0.json")),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_is_recorded_as_a_github_deployment_of_its_environment() {
+    let gh = GithubFake::start().await;
+    let ws = tempfile::tempdir().unwrap();
+    let project = support::unique("gh");
+    consumer(ws.path(), "orders", 256);
+    let ok = deploy(ws.path(), &gh, &project);
+    assert_eq!(ok.code, 0, "{}", ok.describe());
+    let deployments = gh.deployments();
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let d = &deployments[0];
+    assert_eq!(d.sha, "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+    assert_eq!(d.environment, "staging");
+    let states: Vec<&str> = d
+        .statuses
+        .iter()
+        .filter(|s| !s.automatic)
+        .map(|s| s.state.as_str())
+        .collect();
+    assert_eq!(states, ["in_progress", "success"], "{:?}", d.statuses);
+    assert!(d
+        .statuses
+        .iter()
+        .all(|s| s.log_url == "https://github.com/acme/cdc/actions/runs/42"));
+
+    // Nothing changed: nothing to record. A failed build: the deployment fails.
+    let again = deploy(ws.path(), &gh, &project);
+    assert_eq!(again.code, 0, "{}", again.describe());
+    assert_eq!(gh.deployments().len(), 1);
+    write(
+        ws.path(),
+        "consumer_scripts/orders/Dockerfile",
+        "FROM scratch\nRUN false\n",
+    );
+    let broken = deploy(ws.path(), &gh, &project);
+    assert_eq!(broken.code, 1, "{}", broken.describe());
+    let last = gh.deployments().pop().unwrap();
+    assert_eq!(
+        last.statuses
+            .iter()
+            .filter(|s| !s.automatic)
+            .map(|s| s.state.as_str())
+            .collect::<Vec<_>>(),
+        ["in_progress", "failure"]
+    );
+
+    // A token without `deployments: write`: a warning, and the deploy's own verdict.
+    gh.fail_next("POST", "/repos/acme/cdc/deployments", 403, 1);
+    write(ws.path(), "consumer_scripts/orders/app/run.sh", "echo v3\n");
+    write(
+        ws.path(),
+        "consumer_scripts/orders/Dockerfile",
+        "FROM scratch\nCOPY app /app\n",
+    );
+    let refused = deploy(ws.path(), &gh, &project);
+    assert_eq!(refused.code, 0, "{}", refused.describe());
+    assert!(
+        refused.stdout.contains("`deployments: write`"),
+        "{}",
+        refused.stdout
+    );
+    gh.assert_no_violations();
+}

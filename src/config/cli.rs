@@ -170,6 +170,10 @@ pub struct DeployOptions {
     /// (0: none).
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=500))]
     pub log_lines: u16,
+    /// Record the deploy as a GitHub deployment of the environment for the commit (in progress,
+    /// then success or failure, with a link to the run).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_name = "BOOL", value_parser = parse_bool)]
+    pub deployments: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -140,6 +140,8 @@ pub struct DeploySettings {
     pub wait_timeout: std::time::Duration,
     /// Last lines of each failed container's log in a rollout's evidence.
     pub log_lines: usize,
+    /// Record the deploy as a GitHub deployment.
+    pub deployments: bool,
 }
 
 /// Validated `rollback` options.
@@ -412,6 +414,7 @@ fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
         wait: d.wait,
         wait_timeout: parse_duration("wait-timeout", &d.wait_timeout)?,
         log_lines: usize::from(d.log_lines),
+        deployments: d.deployments,
     })
 }
 

@@ -115,6 +115,71 @@ pub async fn upsert(
     }
 }
 
+/// GitHub's longest deployment status description, in characters.
+const STATUS_DESCRIPTION: usize = 140;
+
+fn description(s: &str) -> String {
+    match s.char_indices().nth(STATUS_DESCRIPTION - 1) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Record a deploy of `commit` to `environment` as a GitHub deployment, in progress, with a
+/// link to the run. Returns its id, for [`finish_deployment`].
+pub async fn start_deployment(
+    gh: &dyn GitHub,
+    commit: &str,
+    project: &str,
+    environment: &str,
+    log_url: Option<&str>,
+) -> Result<u64, GithubError> {
+    let id = gh
+        .create_deployment(&serde_json::json!({
+            "ref": commit,
+            "task": "deploy",
+            "environment": environment,
+            "description": description(&format!("cdc-deploy: {project} to {environment}")),
+            "auto_merge": false,
+            // The workflow that runs the deploy is the check; others do not gate it.
+            "required_contexts": [],
+            "production_environment": environment == "production",
+            "transient_environment": false,
+            "payload": { "project": project },
+        }))
+        .await?;
+    let mut status = serde_json::json!({
+        "state": "in_progress",
+        "description": "deploying",
+        "environment": environment,
+    });
+    if let Some(url) = log_url {
+        status["log_url"] = url.into();
+    }
+    gh.create_deployment_status(id, &status).await?;
+    Ok(id)
+}
+
+/// End a deployment: `success` or `failure`, with `why` in a few words.
+pub async fn finish_deployment(
+    gh: &dyn GitHub,
+    id: u64,
+    success: bool,
+    why: &str,
+    log_url: Option<&str>,
+) -> Result<(), GithubError> {
+    let mut status = serde_json::json!({
+        "state": if success { "success" } else { "failure" },
+        "description": description(why),
+        // An earlier successful deployment of the environment is no longer what runs.
+        "auto_inactive": success,
+    });
+    if let Some(url) = log_url {
+        status["log_url"] = url.into();
+    }
+    gh.create_deployment_status(id, &status).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
