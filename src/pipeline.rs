@@ -753,6 +753,78 @@ async fn finish_deployment(
     }
 }
 
+/// The check runs a deploy opened, with the client that opened them.
+type OpenChecks = Option<(crate::clients::github::GithubApi, BTreeMap<String, u64>)>;
+
+/// Open the check run of each consumer with work, as a deploy starts.
+async fn open_checks(settings: &Settings, runner: &Runner, plan: &Plan) -> OpenChecks {
+    if !settings.github.check_runs {
+        return None;
+    }
+    let sha = settings.commit.as_ref()?.to_string();
+    let gh = github_client(settings, runner, "no check runs")?;
+    let details = settings.github.run_url();
+    let (ids, errors) =
+        crate::report::checks::open(&gh, plan, &settings.environment, &sha, details.as_deref())
+            .await;
+    if let Some(e) = errors.first() {
+        runner.warning(&github_refusal(
+            &format!("{} check runs were not opened", errors.len()),
+            e,
+            "checks: write",
+        ));
+    }
+    Some((gh, ids))
+}
+
+/// Complete every consumer's check run with its result (after a plan, with what a deploy
+/// would do).
+async fn complete_checks(
+    settings: &Settings,
+    runner: &Runner,
+    plan: &Plan,
+    run: Option<&RunReport>,
+    opened: OpenChecks,
+    cancel: &Cancel,
+) {
+    if !settings.github.check_runs {
+        return;
+    }
+    let Some(sha) = settings.commit.as_ref().map(|c| c.to_string()) else {
+        return;
+    };
+    let (gh, ids) = match opened {
+        Some(o) => o,
+        None => match github_client(settings, runner, "no check runs") {
+            Some(gh) => (gh, BTreeMap::new()),
+            None => return,
+        },
+    };
+    let why = cancel.reason();
+    let contents: Vec<_> = plan
+        .consumers
+        .iter()
+        .map(|c| crate::report::checks::content(c, run, why.as_deref()))
+        .collect();
+    let details = settings.github.run_url();
+    let errors = crate::report::checks::complete(
+        &gh,
+        &contents,
+        &ids,
+        &settings.environment,
+        &sha,
+        details.as_deref(),
+    )
+    .await;
+    if let Some(e) = errors.first() {
+        runner.warning(&github_refusal(
+            &format!("{} check runs were not completed", errors.len()),
+            e,
+            "checks: write",
+        ));
+    }
+}
+
 /// A warning for a GitHub call that failed: with the permission to grant when GitHub refused.
 fn github_refusal(what: &str, e: &crate::clients::github::GithubError, permission: &str) -> String {
     if e.is_refusal() {
@@ -802,6 +874,7 @@ pub async fn run_plan(
         p.output.as_deref(),
     )?;
     publish_comment(settings, runner, &comment, plan.has_changes()).await?;
+    complete_checks(settings, runner, &plan, None, None, cancel).await;
     let infra_failed = infra.as_ref().is_some_and(|i| i.error.is_some());
     let code = if plan.count(Status::Invalid) > 0 || plan.count(Status::Unknown) > 0 || infra_failed
     {
@@ -826,6 +899,7 @@ pub async fn run_deploy(
     let aws = connect_aws(settings, runner, d.registry_host.as_ref()).await?;
     let plan = observe_and_plan(&found, &scans, &aws, settings).await;
     let deployment = start_deployment(settings, runner, d, plan.has_changes()).await;
+    let checks = open_checks(settings, runner, &plan).await;
     runner.print_untrusted(&format!(
         "plan: {}",
         report::table::summary_line(&plan, None)
@@ -953,6 +1027,7 @@ pub async fn run_deploy(
     let changes = plan.has_changes() || run.infra.as_ref().is_some_and(|i| i.applied);
     let outcome = result(code, cancel, changes);
     runner.set_output("result", outcome)?;
+    complete_checks(settings, runner, &plan, Some(&run), checks, cancel).await;
     finish_deployment(settings, runner, deployment, outcome).await;
     Ok(cancelled_exit(cancel).unwrap_or(code))
 }

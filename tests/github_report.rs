@@ -200,14 +200,14 @@ async fn a_refused_comment_is_a_warning_and_a_server_error_is_retried() {
         3
     );
 
-    // `comment: never` asks GitHub nothing.
+    // `comment: never` and `check-runs: false` ask GitHub nothing.
     let before = gh.requests().len();
     let never = plan(
         ws.path(),
         &gh,
         "pull_request",
         "pull_request.opened.0.json",
-        &[("comment", "never")],
+        &[("comment", "never"), ("check-runs", "false")],
     );
     assert_eq!(never.code, 0, "{}", never.describe());
     assert_eq!(gh.requests().len(), before);
@@ -293,5 +293,76 @@ async fn a_deploy_is_recorded_as_a_github_deployment_of_its_environment() {
         "{}",
         refused.stdout
     );
+    gh.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_consumer_is_a_check_run_opened_then_completed_with_its_result() {
+    let gh = GithubFake::start().await;
+    let ws = tempfile::tempdir().unwrap();
+    let project = support::unique("gh");
+    consumer(ws.path(), "orders", 256);
+    consumer(ws.path(), "broken", 256);
+    write(
+        ws.path(),
+        "consumer_scripts/broken/Dockerfile",
+        "FROM scratch\nRUN false\n",
+    );
+    let r = deploy(ws.path(), &gh, &project);
+    assert_eq!(r.code, 1, "{}", r.describe());
+    let runs = gh.check_runs();
+    let by_name = |n: &str| {
+        runs.iter()
+            .find(|c| c.name == format!("cdc-deploy / staging / {n}"))
+            .unwrap_or_else(|| panic!("no check run for {n}: {runs:?}"))
+    };
+    let orders = by_name("orders");
+    assert_eq!(orders.head_sha, "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+    assert_eq!(
+        (orders.status.as_str(), orders.conclusion.as_deref()),
+        ("completed", Some("success"))
+    );
+    assert!(
+        orders.started_at.is_some() && orders.updates >= 1,
+        "opened in progress, then completed: {orders:?}"
+    );
+    assert!(
+        orders
+            .output
+            .summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("(built)"),
+        "{orders:?}"
+    );
+    let broken = by_name("broken");
+    assert_eq!(broken.conclusion.as_deref(), Some("failure"));
+    assert_eq!(
+        broken.output.title.as_deref(),
+        Some("the image build failed")
+    );
+    let a = &broken.output.annotations;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["path"], "consumer_scripts/broken/Dockerfile");
+    assert_eq!(a[0]["start_line"], 2);
+    assert_eq!(a[0]["annotation_level"], "failure");
+
+    // Nothing changed for `orders` on the next run: its check is neutral.
+    write(
+        ws.path(),
+        "consumer_scripts/broken/Dockerfile",
+        "FROM scratch\nCOPY app /app\n",
+    );
+    let again = deploy(ws.path(), &gh, &project);
+    assert_eq!(again.code, 0, "{}", again.describe());
+    let latest = |n: &str| {
+        gh.check_runs()
+            .into_iter()
+            .filter(|c| c.name == format!("cdc-deploy / staging / {n}"))
+            .max_by_key(|c| c.id)
+            .unwrap()
+    };
+    assert_eq!(latest("orders").conclusion.as_deref(), Some("neutral"));
+    assert_eq!(latest("broken").conclusion.as_deref(), Some("success"));
     gh.assert_no_violations();
 }

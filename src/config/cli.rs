@@ -85,6 +85,10 @@ pub struct CommonArgs {
     /// something, or to keep an existing comment up to date), `never`.
     #[arg(long, value_enum, default_value_t = crate::report::publish::CommentMode::Always)]
     pub comment: crate::report::publish::CommentMode,
+    /// Report each consumer as a check run on the commit (`cdc-deploy / <environment> /
+    /// <consumer>`).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_name = "BOOL", value_parser = parse_bool)]
+    pub check_runs: bool,
     /// Log every step at debug level, the AWS SDK's and HTTP clients' own logs included.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
     pub verbose: bool,

@@ -45,6 +45,8 @@ pub struct GithubContext {
     pub token: Option<crate::secret::Secret>,
     /// When to write the pull request comment.
     pub comment: crate::report::publish::CommentMode,
+    /// Report each consumer as a check run.
+    pub check_runs: bool,
 }
 
 impl GithubContext {
@@ -595,6 +597,7 @@ impl Settings {
                     .filter(|t| !t.trim().is_empty())
                     .map(|t| crate::secret::Secret::new(t.trim())),
                 comment: common.comment,
+                check_runs: common.check_runs,
             },
             action,
             warnings,

@@ -6,6 +6,7 @@
 //! Text from outside (build output, server messages, file names) reaches markdown only through
 //! [`md`]'s escaping.
 
+pub mod checks;
 pub mod markdown;
 pub mod md;
 pub mod publish;

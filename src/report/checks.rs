@@ -1,0 +1,431 @@
+//! A check run per consumer, `cdc-deploy / <environment> / <consumer>`: opened `in_progress`
+//! when a deploy starts the consumer's work, completed with `success`, `failure`, `neutral`
+//! (nothing to do) or `cancelled`, with a markdown summary of that consumer's result and its
+//! findings as annotations on the files they are about (at most 50 per request, the rest in
+//! further updates). A plan completes each check at once with what a deploy would do.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::md::{code, fenced, message, text, truncate};
+use crate::apply::rollout::{LogTail, VerdictKind};
+use crate::apply::{ImageError, ImageOutcome, RunReport};
+use crate::clients::github::{GitHub, GithubError};
+use crate::diagnostics::Severity;
+use crate::plan::{ConsumerPlan, Plan, Status, Step};
+
+/// GitHub's longest check run summary, in characters.
+pub const SUMMARY_LIMIT: usize = 65_535;
+/// Annotations GitHub takes per request.
+pub const ANNOTATIONS_PER_REQUEST: usize = 50;
+/// Check runs created or updated at the same time.
+const CONCURRENCY: usize = 4;
+
+/// The check run's name for a consumer.
+pub fn name(environment: &str, consumer: &str) -> String {
+    format!("cdc-deploy / {environment} / {consumer}")
+}
+
+/// What one consumer's check run says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckContent {
+    pub consumer: String,
+    /// `success`, `failure`, `neutral` or `cancelled`.
+    pub conclusion: &'static str,
+    pub title: String,
+    pub summary: String,
+    pub annotations: Vec<Value>,
+}
+
+/// Whether the consumer has work in a deploy (its check opens when the deploy starts).
+pub fn has_work(c: &ConsumerPlan) -> bool {
+    !c.steps.is_empty() || matches!(c.status, Status::Removed)
+}
+
+/// The check of `c` after a plan (`run` is `None`) or a deploy. Pure.
+pub fn content(c: &ConsumerPlan, run: Option<&RunReport>, cancelled: Option<&str>) -> CheckContent {
+    let image = run.and_then(|r| r.images.get(&c.name));
+    let rollout = run.and_then(|r| r.rollouts.get(&c.name));
+    let infra_failed = run
+        .and_then(|r| r.infra.as_ref())
+        .is_some_and(|i| i.error.is_some() && !i.applied)
+        && c.steps.contains(&Step::Apply);
+    let failed_image = image.is_some_and(|i| i.outcome == ImageOutcome::Failed);
+    let failed_rollout = rollout.is_some_and(|v| v.kind != VerdictKind::Succeeded);
+    let invalid = matches!(c.status, Status::Invalid | Status::Unknown);
+    // A cancelled run: the work that was stopped, or never reached, is cancelled.
+    let cancelled_work = match (cancelled, run) {
+        (Some(_), Some(r)) => {
+            image.is_some_and(|i| matches!(i.error, Some(ImageError::Cancelled(_))))
+                || rollout.is_some_and(|v| v.kind == VerdictKind::Cancelled)
+                || (c.steps.contains(&Step::Apply) && !r.infra.as_ref().is_some_and(|i| i.applied))
+        }
+        _ => false,
+    };
+    let (conclusion, title) = if let Some(why) = cancelled.filter(|_| cancelled_work) {
+        ("cancelled", format!("cancelled by {why}"))
+    } else if invalid {
+        (
+            "failure",
+            format!(
+                "{}: {}",
+                c.status.as_str(),
+                c.reasons.first().map_or("", String::as_str)
+            ),
+        )
+    } else if failed_image {
+        let stage = image
+            .and_then(|i| i.error.as_ref())
+            .map_or("failed", ImageError::stage);
+        ("failure", stage.to_string())
+    } else if infra_failed {
+        ("failure", "the Terraform stage failed".to_string())
+    } else if let Some(v) = rollout.filter(|_| failed_rollout) {
+        ("failure", format!("rollout {}", v.kind.as_str()))
+    } else if !has_work(c) {
+        ("neutral", "nothing to do".to_string())
+    } else if run.is_none() {
+        ("success", format!("would {}", steps(c)))
+    } else {
+        let done = match rollout {
+            Some(v) => format!("deployed: rollout {}", v.kind.as_str()),
+            None => format!("done: {}", steps(c)),
+        };
+        ("success", done)
+    };
+    CheckContent {
+        consumer: c.name.clone(),
+        conclusion,
+        title: truncate(&title, 200),
+        summary: summary(c, run),
+        annotations: annotations(c, image.and_then(|i| i.error.as_ref())),
+    }
+}
+
+fn steps(c: &ConsumerPlan) -> String {
+    if c.steps.is_empty() {
+        return c.status.as_str().to_string();
+    }
+    c.steps
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn summary(c: &ConsumerPlan, run: Option<&RunReport>) -> String {
+    let mut out = format!("**{}** · {}\n\n", text(&c.name), c.status.as_str());
+    for r in &c.reasons {
+        out.push_str(&format!("- {}\n", message(r)));
+    }
+    if !c.steps.is_empty() {
+        out.push_str(&format!("- steps: {}\n", text(&steps(c))));
+    }
+    if let Some(fp) = &c.fingerprint {
+        out.push_str(&format!("- fingerprint: {}\n", code(fp.short())));
+    }
+    if let Some(t) = &c.infra {
+        out.push_str(&format!(
+            "- Terraform: {} to create, {} to update, {} to replace, {} to destroy\n",
+            t.create, t.update, t.replace, t.destroy
+        ));
+    }
+    if let Some(run) = run {
+        if let Some(i) = run.images.get(&c.name) {
+            if let Some(image) = &i.image {
+                out.push_str(&format!(
+                    "- image: {} ({})\n",
+                    code(image),
+                    i.outcome.as_str()
+                ));
+            }
+            if let Some(e) = &i.error {
+                out.push_str(&format!("- {}: {}\n", e.stage(), message(&e.to_string())));
+                if !e.tail().is_empty() {
+                    out.push_str(&format!("\n{}\n", fenced(&e.tail().join("\n"))));
+                }
+            }
+        }
+        if let Some(s) = run.scans.get(&c.name) {
+            out.push_str(&format!("- scan: {}\n", message(&s.headline())));
+        }
+        if let Some(v) = run.rollouts.get(&c.name) {
+            out.push_str(&format!(
+                "- rollout: **{}** after {:.0} s, {}/{} running: {}\n",
+                v.kind.as_str(),
+                v.duration.as_secs_f64(),
+                v.running,
+                v.desired,
+                message(&v.reason)
+            ));
+            if !v.events.is_empty() {
+                out.push_str(&format!(
+                    "\nThe service's events since its deployment started:\n\n{}\n",
+                    fenced(&v.events.join("\n"))
+                ));
+            }
+            for t in &v.stopped_tasks {
+                out.push_str(&format!("\n- {}\n", message(&t.summary())));
+                for (container, tail) in &t.logs {
+                    if let LogTail::Lines { stream, lines, .. } = tail {
+                        out.push_str(&format!(
+                            "\nThe last {} lines of {} ({}):\n\n{}\n",
+                            lines.len(),
+                            code(stream),
+                            code(container),
+                            fenced(&lines.join("\n"))
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for d in &c.diagnostics {
+        out.push_str(&format!("- {}\n", message(&d.to_string())));
+    }
+    if out.chars().count() > SUMMARY_LIMIT {
+        // Cut at a line, and close whatever fence was open: the rest is in the job summary.
+        let note = "\n\nThe rest did not fit: see the job summary.\n";
+        let mut cut: String = out.chars().take(SUMMARY_LIMIT - note.len() - 16).collect();
+        if let Some(i) = cut.rfind('\n') {
+            cut.truncate(i);
+        }
+        let fences = cut
+            .lines()
+            .filter(|l| l.trim_start().starts_with("```"))
+            .count();
+        if fences % 2 == 1 {
+            cut.push_str("\n```````");
+        }
+        cut.push_str(note);
+        out = cut;
+    }
+    out
+}
+
+fn annotations(c: &ConsumerPlan, image_error: Option<&ImageError>) -> Vec<Value> {
+    let mut out: Vec<Value> = c
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let line = d.line.unwrap_or(1).max(1);
+            let mut message = d.message.clone();
+            if let Some(h) = &d.help {
+                message.push_str(&format!("\nhelp: {h}"));
+            }
+            json!({
+                "path": d.file,
+                "start_line": line,
+                "end_line": line,
+                "annotation_level": match d.severity {
+                    Severity::Error => "failure",
+                    Severity::Warning => "warning",
+                },
+                "message": truncate(&message, 60_000),
+                "title": truncate(&format!("{}: configuration", c.name), 250),
+            })
+        })
+        .collect();
+    if let Some(ImageError::Build { file, failure }) = image_error {
+        let line = failure.line.unwrap_or(1).max(1);
+        out.push(json!({
+            "path": file,
+            "start_line": line,
+            "end_line": line,
+            "annotation_level": "failure",
+            "message": truncate(&failure.to_string(), 60_000),
+            "title": truncate(&format!("{}: the image build failed", c.name), 250),
+        }));
+    }
+    out
+}
+
+/// Open the check of each consumer with work, `in_progress`, as a deploy starts. Returns their
+/// ids by consumer; what GitHub refused is in the error list (the first is enough to warn).
+pub async fn open(
+    gh: &dyn GitHub,
+    plan: &Plan,
+    environment: &str,
+    head_sha: &str,
+    details_url: Option<&str>,
+) -> (BTreeMap<String, u64>, Vec<GithubError>) {
+    use futures_util::StreamExt as _;
+    let started = now();
+    let results: Vec<(String, Result<u64, GithubError>)> =
+        futures_util::stream::iter(plan.consumers.iter().filter(|c| has_work(c)).map(|c| {
+            let mut body = json!({
+                "name": name(environment, &c.name),
+                "head_sha": head_sha,
+                "status": "in_progress",
+                "started_at": started,
+                "external_id": c.name,
+                "output": {
+                    "title": format!("{}: in progress", steps(c)),
+                    "summary": summary(c, None),
+                },
+            });
+            if let Some(u) = details_url {
+                body["details_url"] = u.into();
+            }
+            async move { (c.name.clone(), gh.create_check_run(&body).await) }
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut ids = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (n, r) in results {
+        match r {
+            Ok(id) => {
+                ids.insert(n, id);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    (ids, errors)
+}
+
+/// Complete every consumer's check: the open ones updated, the others created completed.
+/// Annotations go 50 per request.
+pub async fn complete(
+    gh: &dyn GitHub,
+    contents: &[CheckContent],
+    open: &BTreeMap<String, u64>,
+    environment: &str,
+    head_sha: &str,
+    details_url: Option<&str>,
+) -> Vec<GithubError> {
+    use futures_util::StreamExt as _;
+    let completed = now();
+    let completed = completed.as_str();
+    let results: Vec<Result<(), GithubError>> =
+        futures_util::stream::iter(contents.iter().map(|c| async move {
+            let mut chunks = c.annotations.chunks(ANNOTATIONS_PER_REQUEST);
+            let first = chunks.next().unwrap_or_default();
+            let output = |annotations: &[Value]| {
+                json!({
+                    "title": c.title,
+                    "summary": c.summary,
+                    "annotations": annotations,
+                })
+            };
+            let id = match open.get(&c.consumer) {
+                Some(id) => {
+                    gh.update_check_run(
+                        *id,
+                        &json!({
+                            "status": "completed",
+                            "conclusion": c.conclusion,
+                            "completed_at": completed,
+                            "output": output(first),
+                        }),
+                    )
+                    .await?;
+                    *id
+                }
+                None => {
+                    let mut body = json!({
+                        "name": name(environment, &c.consumer),
+                        "head_sha": head_sha,
+                        "status": "completed",
+                        "conclusion": c.conclusion,
+                        "completed_at": completed,
+                        "external_id": c.consumer,
+                        "output": output(first),
+                    });
+                    if let Some(u) = details_url {
+                        body["details_url"] = u.into();
+                    }
+                    gh.create_check_run(&body).await?
+                }
+            };
+            for more in chunks {
+                gh.update_check_run(id, &json!({ "output": output(more) }))
+                    .await?;
+            }
+            Ok(())
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().filter_map(Result::err).collect()
+}
+
+/// Now, as GitHub writes times: `2026-11-26T02:50:00Z`.
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumers::config::ConsumerSettings;
+
+    fn consumer(name: &str, status: Status, steps: Vec<Step>) -> ConsumerPlan {
+        ConsumerPlan {
+            name: name.into(),
+            resource_name: Some(format!("shop-{name}")),
+            status,
+            reasons: vec!["its build context changed".into()],
+            steps,
+            display_dir: None,
+            fingerprint: None,
+            context_files: 1,
+            context_bytes: 1,
+            settings: Some(ConsumerSettings::default()),
+            diagnostics: Vec::new(),
+            existing_image: None,
+            repository_drift: Vec::new(),
+            lookup_failure: None,
+            infra: None,
+        }
+    }
+
+    #[test]
+    fn conclusions_follow_what_happened() {
+        let changed = consumer(
+            "orders",
+            Status::Changed,
+            vec![Step::Build, Step::Push, Step::Apply],
+        );
+        let unchanged = consumer("audit", Status::Unchanged, vec![]);
+        let planned = content(&changed, None, None);
+        assert_eq!(planned.conclusion, "success");
+        assert_eq!(planned.title, "would build, push, terraform apply");
+        assert_eq!(content(&unchanged, None, None).conclusion, "neutral");
+        let invalid = consumer("bad", Status::Invalid, vec![]);
+        assert_eq!(content(&invalid, None, None).conclusion, "failure");
+        // Cancelled before Terraform applied: its check is cancelled, not failed or passed.
+        let run = RunReport::default();
+        let c = content(&changed, Some(&run), Some("SIGTERM"));
+        assert_eq!(
+            (c.conclusion, c.title.as_str()),
+            ("cancelled", "cancelled by SIGTERM")
+        );
+        assert_eq!(
+            content(&unchanged, Some(&run), Some("SIGTERM")).conclusion,
+            "neutral"
+        );
+    }
+
+    #[test]
+    fn a_long_summary_is_cut_within_the_limit_with_its_fence_closed() {
+        let mut c = consumer("orders", Status::Changed, vec![Step::Build]);
+        c.reasons = (0..4_000)
+            .map(|i| format!("reason {i} ```` </details> @org/team"))
+            .collect();
+        let s = content(&c, None, None).summary;
+        assert!(s.chars().count() <= SUMMARY_LIMIT, "{}", s.chars().count());
+        assert!(
+            s.ends_with("see the job summary.\n"),
+            "{}",
+            &s[s.len() - 80..]
+        );
+        assert!(!s.contains("@org"), "mentions are inert");
+    }
+}
