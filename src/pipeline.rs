@@ -176,6 +176,15 @@ fn header(settings: &Settings, verb: &str, cancel: &Cancel) -> ReportHeader {
         verb: verb.to_string(),
         run_url: settings.github.run_url(),
         cancelled: cancel.reason(),
+        plan_digest: None,
+    }
+}
+
+/// The header of a report that shows `plan`: its digest goes into the comment's marker.
+fn plan_header(settings: &Settings, verb: &str, cancel: &Cancel, plan: &Plan) -> ReportHeader {
+    ReportHeader {
+        plan_digest: Some(plan.digest()),
+        ..header(settings, verb, cancel)
     }
 }
 
@@ -590,13 +599,15 @@ fn report(
 /// Write `body` as the run's sticky comment on its pull request, as `comment` asks; set the
 /// `comment-url` output. Reporting never changes the run's verdict: what GitHub refuses is a
 /// warning that names the permission the token lacks.
+/// `deployed`: the plan digest of a deploy, compared with the plan the comment showed before.
 async fn publish_comment(
     settings: &Settings,
     runner: &Runner,
     body: &str,
     changes: bool,
+    deployed: Option<&str>,
 ) -> Result<(), RunError> {
-    let url = comment_on_pull_request(settings, runner, body, changes).await;
+    let url = comment_on_pull_request(settings, runner, body, changes, deployed).await;
     runner.set_output("comment-url", url.as_deref().unwrap_or_default())?;
     Ok(())
 }
@@ -606,6 +617,7 @@ async fn comment_on_pull_request(
     runner: &Runner,
     body: &str,
     changes: bool,
+    deployed: Option<&str>,
 ) -> Option<String> {
     use crate::report::publish::{self, CommentMode};
     let gh_settings = &settings.github;
@@ -635,12 +647,16 @@ async fn comment_on_pull_request(
         CommentMode::OnChange => changes,
         CommentMode::Never => false,
     };
-    match publish::upsert(
+    let compose = |previous: Option<&str>| match deployed {
+        Some(digest) => with_review_note(body, previous, digest),
+        None => body.to_string(),
+    };
+    match publish::upsert_with(
         &gh,
         issue,
         settings.project.as_str(),
         &settings.environment,
-        body,
+        &compose,
         create,
     )
     .await
@@ -825,6 +841,34 @@ async fn complete_checks(
     }
 }
 
+/// A deploy's comment, with a line under its title saying whether the plan it applied is the
+/// one the pull request's comment showed (by the digest in its marker).
+fn with_review_note(body: &str, previous: Option<&str>, digest: &str) -> String {
+    let Some(previous) = previous else {
+        return body.to_string();
+    };
+    let reviewed = previous.contains("\n## cdc-deploy plan:");
+    let note = match crate::report::publish::marker_digest(previous) {
+        Some(d) if reviewed && d == digest => format!(
+            "> [!NOTE]\n> This deploy applied the plan this pull request showed (plan `{digest}`).\n"
+        ),
+        Some(d) if reviewed => format!(
+            "> [!WARNING]\n> This deploy's plan (`{digest}`) is not the one this pull request showed (`{d}`): something changed between the review and the deploy (another merge, or what runs in AWS).\n"
+        ),
+        _ => return body.to_string(),
+    };
+    match body.find("\n## ") {
+        Some(i) => match body[i + 1..].find('\n') {
+            Some(j) => {
+                let at = i + 1 + j + 1;
+                format!("{}\n{note}{}", &body[..at], &body[at..])
+            }
+            None => format!("{body}\n\n{note}"),
+        },
+        None => format!("{body}\n\n{note}"),
+    }
+}
+
 /// A warning for a GitHub call that failed: with the permission to grant when GitHub refused.
 fn github_refusal(what: &str, e: &crate::clients::github::GithubError, permission: &str) -> String {
     if e.is_refusal() {
@@ -870,10 +914,10 @@ pub async fn run_plan(
         &plan,
         None,
         infra.as_ref(),
-        &header(settings, "plan", cancel),
+        &plan_header(settings, "plan", cancel, &plan),
         p.output.as_deref(),
     )?;
-    publish_comment(settings, runner, &comment, plan.has_changes()).await?;
+    publish_comment(settings, runner, &comment, plan.has_changes(), None).await?;
     complete_checks(settings, runner, &plan, None, None, cancel).await;
     let infra_failed = infra.as_ref().is_some_and(|i| i.error.is_some());
     let code = if plan.count(Status::Invalid) > 0 || plan.count(Status::Unknown) > 0 || infra_failed
@@ -1006,10 +1050,18 @@ pub async fn run_deploy(
         &plan,
         Some(&run),
         None,
-        &header(settings, "deploy", cancel),
+        &plan_header(settings, "deploy", cancel, &plan),
         None,
     )?;
-    publish_comment(settings, runner, &comment, plan.has_changes()).await?;
+    let digest = plan.digest();
+    publish_comment(
+        settings,
+        runner,
+        &comment,
+        plan.has_changes(),
+        Some(&digest),
+    )
+    .await?;
     set_image_outputs(&run, runner)?;
     set_rollout_outputs(&run, runner)?;
     set_outcome_outputs(&plan, &run, runner)?;

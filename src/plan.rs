@@ -194,6 +194,29 @@ impl Plan {
         })
     }
 
+    /// A short digest of what the plan does: each consumer's name, status, steps, fingerprint
+    /// and Terraform changes (not the commit, not the wording). A deploy whose plan has the
+    /// digest the pull request's comment showed applies what was reviewed.
+    pub fn digest(&self) -> String {
+        let shown: Vec<serde_json::Value> = self
+            .consumers
+            .iter()
+            .map(|c| {
+                serde_json::json!([
+                    c.name,
+                    c.status,
+                    c.steps,
+                    c.fingerprint.as_ref().map(|f| f.hex().to_string()),
+                    c.infra
+                        .as_ref()
+                        .map(|t| [t.create, t.update, t.replace, t.destroy]),
+                ])
+            })
+            .collect();
+        let text = serde_json::json!([shown, self.infra_pending]).to_string();
+        blake3::hash(text.as_bytes()).to_hex()[..12].to_string()
+    }
+
     /// Whether anything would be built, created, changed or removed. A consumer whose look-up
     /// failed counts: it may have changed, and a later step gated on this must not skip it
     /// silently.

@@ -366,3 +366,64 @@ async fn each_consumer_is_a_check_run_opened_then_completed_with_its_result() {
     assert_eq!(latest("broken").conclusion.as_deref(), Some("success"));
     gh.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_says_whether_it_applied_the_plan_the_pull_request_showed() {
+    let gh = GithubFake::start().await;
+    gh.pull_for_commit("6113728f27ae82c7b1a177c8d03f9e96e0adf246", 2);
+    let ws = tempfile::tempdir().unwrap();
+    let project = support::unique("gh");
+    consumer(ws.path(), "orders", 256);
+    let planned = plan(
+        ws.path(),
+        &gh,
+        "pull_request",
+        "pull_request.opened.0.json",
+        &[("project-name", &project), ("offline", "false")],
+    );
+    assert_eq!(planned.code, 0, "{}", planned.describe());
+    let digest = |body: &str| {
+        body.lines()
+            .next()
+            .unwrap()
+            .split("plan=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let shown = digest(&gh.comments(2)[0].body);
+    let deployed = deploy(ws.path(), &gh, &project);
+    assert_eq!(deployed.code, 0, "{}", deployed.describe());
+    let comments = gh.comments(2);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(
+        comments[0].body.contains(&format!(
+            "This deploy applied the plan this pull request showed (plan `{shown}`)"
+        )),
+        "{}",
+        comments[0].body
+    );
+
+    // A plan, then a change nobody reviewed, then the deploy: it says so.
+    write(ws.path(), "consumer_scripts/orders/app/run.sh", "echo v2\n");
+    let planned = plan(
+        ws.path(),
+        &gh,
+        "pull_request",
+        "pull_request.opened.0.json",
+        &[("project-name", &project), ("offline", "false")],
+    );
+    assert_eq!(planned.code, 0, "{}", planned.describe());
+    write(ws.path(), "consumer_scripts/orders/app/run.sh", "echo v3\n");
+    let deployed = deploy(ws.path(), &gh, &project);
+    assert_eq!(deployed.code, 0, "{}", deployed.describe());
+    let body = &gh.comments(2)[0].body;
+    assert!(
+        body.contains("is not the one this pull request showed"),
+        "{body}"
+    );
+    gh.assert_no_violations();
+}

@@ -70,6 +70,7 @@ fn header() -> ReportHeader {
         environment: "staging".into(),
         verb: "plan".into(),
         cancelled: None,
+        plan_digest: None,
         run_url: Some("https://github.com/acme/cdc/actions/runs/42".into()),
     }
 }
@@ -441,7 +442,13 @@ fn binary_runs_as_an_action_step() {
     assert_eq!(value("invalid"), r#"["broken"]"#);
     assert_eq!(value("has-changes"), "true");
     let md = fs::read_to_string(&summary).unwrap();
-    assert!(md.starts_with("<!-- cdc-deploy:report project=shop environment=staging -->"));
+    // The marker names the project, the environment and the digest of the plan shown.
+    let marker = md.lines().next().unwrap();
+    assert!(
+        marker.starts_with("<!-- cdc-deploy:report project=shop environment=staging plan=")
+            && marker.ends_with(" -->"),
+        "{marker}"
+    );
 }
 
 #[test]

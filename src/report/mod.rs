@@ -26,6 +26,9 @@ pub struct ReportHeader {
     pub run_url: Option<String>,
     /// The signal that cancelled the run (`SIGTERM`), when one did.
     pub cancelled: Option<String>,
+    /// [`crate::plan::Plan::digest`] of the plan shown, recorded in the marker so that a later
+    /// deploy can tell whether it applied what was reviewed.
+    pub plan_digest: Option<String>,
 }
 
 impl ReportHeader {
@@ -41,10 +44,16 @@ impl ReportHeader {
 
 /// The hidden first line that lets a later run find and update its own comment.
 pub fn comment_marker(h: &ReportHeader) -> String {
-    format!(
-        "<!-- cdc-deploy:report project={} environment={} -->",
-        h.project, h.environment
-    )
+    match &h.plan_digest {
+        Some(d) => format!(
+            "<!-- cdc-deploy:report project={} environment={} plan={d} -->",
+            h.project, h.environment
+        ),
+        None => format!(
+            "<!-- cdc-deploy:report project={} environment={} -->",
+            h.project, h.environment
+        ),
+    }
 }
 
 fn vcpu(cpu: u32) -> String {

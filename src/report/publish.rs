@@ -41,6 +41,17 @@ pub fn is_ours(body: &str, project: &str, environment: &str) -> bool {
     p == Some(project) && e == Some(environment)
 }
 
+/// The plan digest a comment's marker records, when it records one.
+pub fn marker_digest(body: &str) -> Option<&str> {
+    let first = body.lines().next()?.trim();
+    let inner = first
+        .strip_prefix("<!-- cdc-deploy:report ")?
+        .strip_suffix("-->")?;
+    inner
+        .split_whitespace()
+        .find_map(|pair| pair.strip_prefix("plan="))
+}
+
 /// The pull request a run reports to: the event's, or for a push (and a dispatch or schedule)
 /// the one the commit came from, the newest when there are several.
 pub async fn pull_request(
@@ -93,13 +104,36 @@ pub async fn upsert(
     body: &str,
     create: bool,
 ) -> Result<Option<IssueComment>, GithubError> {
+    upsert_with(
+        gh,
+        issue,
+        project,
+        environment,
+        &|_| body.to_string(),
+        create,
+    )
+    .await
+}
+
+/// [`upsert`], with the body made from the comment it replaces (`None` when there is none).
+pub async fn upsert_with(
+    gh: &dyn GitHub,
+    issue: u64,
+    project: &str,
+    environment: &str,
+    compose: &(dyn Fn(Option<&str>) -> String + Send + Sync),
+    create: bool,
+) -> Result<Option<IssueComment>, GithubError> {
     let comments = gh.comments(issue).await?;
     if let Some(c) = oldest_ours(&comments, project, environment) {
-        if c.body.as_deref() == Some(body) {
+        let body = compose(c.body.as_deref());
+        if c.body.as_deref() == Some(body.as_str()) {
             return Ok(Some(c.clone()));
         }
-        return gh.update_comment(c.id, body).await.map(Some);
+        return gh.update_comment(c.id, &body).await.map(Some);
     }
+    let body = compose(None);
+    let body = body.as_str();
     if !create {
         return Ok(None);
     }
@@ -197,6 +231,8 @@ mod tests {
         ));
         let with_hash = "<!-- cdc-deploy:report project=shop environment=prod plan=abc -->";
         assert!(is_ours(with_hash, "shop", "prod"));
+        assert_eq!(marker_digest(with_hash), Some("abc"));
+        assert_eq!(marker_digest(body), None);
     }
 
     use crate::clients::github::PullRef;
