@@ -702,6 +702,15 @@ async fn each_changed_service_is_watched_to_its_verdict() {
         serde_json::from_str(&r.outputs["rollouts"]).unwrap();
     assert_eq!(verdicts["orders"], "succeeded", "{}", r.describe());
     assert_eq!(verdicts["audit"], "failed");
+    // Each rollout links to its log group in the console, and the table shows the verdicts.
+    assert!(
+        r.summary.contains(&format!(
+            "[log group](https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/$252Fecs$252F{project}$252Ftest$252Faudit)"
+        )),
+        "{}",
+        r.summary
+    );
+    assert!(r.summary.contains("| **failed**, "), "{}", r.summary);
     // `failed` is every stage's: the image built, the rollout did not.
     assert_eq!(r.names("deployed"), ["orders"]);
     assert_eq!(r.names("failed"), ["audit"]);

@@ -71,16 +71,23 @@ fn rollouts_section(run: &RunReport, evidence: bool) -> String {
     if run.rollouts.is_empty() {
         return String::new();
     }
-    let mut out =
-        String::from("### Rollouts\n\n| Consumer | Verdict | Duration | Tasks | Reason |\n|---|---|---|---|---|\n");
+    let mut out = String::from(
+        "### Rollouts\n\n| Consumer | Verdict | Duration | Tasks | Reason | Logs |\n|---|---|---|---|---|---|\n",
+    );
     for (name, v) in &run.rollouts {
         let verdict = match v.kind {
             VerdictKind::Succeeded => v.kind.as_str().to_string(),
             k => format!("**{}**", k.as_str()),
         };
+        // The address is made of validated names and the region: nothing from outside.
+        let logs = run
+            .infra
+            .as_ref()
+            .and_then(|i| i.log_group_url(name))
+            .map_or("—".to_string(), |u| format!("[log group]({u})"));
         let _ = writeln!(
             out,
-            "| {} | {verdict} | {:.0} s | {}/{} | {} |",
+            "| {} | {verdict} | {:.0} s | {}/{} | {} | {logs} |",
             code(name),
             v.duration.as_secs_f64(),
             v.running,
@@ -529,12 +536,19 @@ fn full(
         if tf_column {
             out.push_str(" Terraform |");
         }
-        out.push_str(if run.is_some() { " Image |\n" } else { "\n" });
-        out.push_str("|---|---|---|---|---|---|---|");
+        let rollout_column = run.is_some_and(|r| !r.rollouts.is_empty());
+        let scan_column = run.is_some_and(|r| !r.scans.is_empty());
+        out.push_str(if run.is_some() { " Image |" } else { "" });
+        out.push_str(if rollout_column { " Rollout |" } else { "" });
+        out.push_str(if scan_column { " Scan |" } else { "" });
+        out.push_str("\n|---|---|---|---|---|---|---|");
         if tf_column {
             out.push_str("---|");
         }
-        out.push_str(if run.is_some() { "---|\n" } else { "\n" });
+        out.push_str(if run.is_some() { "---|" } else { "" });
+        out.push_str(if rollout_column { "---|" } else { "" });
+        out.push_str(if scan_column { "---|" } else { "" });
+        out.push('\n');
         for c in &plan.consumers {
             let s = c.settings.as_ref();
             let _ = write!(
@@ -559,6 +573,29 @@ fn full(
                     .get(&c.name)
                     .map_or("—".into(), |r| text(&image_cell(r)));
                 let _ = write!(out, " {cell} |");
+                if rollout_column {
+                    let cell = run.rollouts.get(&c.name).map_or("—".into(), |v| {
+                        let verdict = match v.kind {
+                            crate::apply::rollout::VerdictKind::Succeeded => {
+                                v.kind.as_str().to_string()
+                            }
+                            k => format!("**{}**", k.as_str()),
+                        };
+                        format!("{verdict}, {:.0} s", v.duration.as_secs_f64())
+                    });
+                    let _ = write!(out, " {cell} |");
+                }
+                if scan_column {
+                    let cell = run.scans.get(&c.name).map_or("—".into(), |s| {
+                        let h = message(&truncate(&s.headline(), 80));
+                        if s.is_serious() {
+                            format!("**{h}**")
+                        } else {
+                            h
+                        }
+                    });
+                    let _ = write!(out, " {cell} |");
+                }
             }
             out.push('\n');
         }

@@ -101,6 +101,31 @@ pub struct InfraReport {
     pub apply_started: Option<std::time::SystemTime>,
     /// A rollback's consumers: the image each ran and the one it is put back on.
     pub rollbacks: BTreeMap<String, RolledBack>,
+    /// The AWS region the stage ran in, for links to the console.
+    pub region: Option<String>,
+}
+
+impl InfraReport {
+    /// The CloudWatch console's page of `consumer`'s log group, when it is known.
+    pub fn log_group_url(&self, consumer: &str) -> Option<String> {
+        let region = self.region.as_deref()?;
+        let applied = self.after.as_ref().unwrap_or(&self.before).get(consumer)?;
+        if applied.log_group.is_empty() {
+            return None;
+        }
+        // The console's own encoding of a log group name in its page address.
+        let group: String = applied
+            .log_group
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c.to_string(),
+                other => format!("$25{:02X}", other as u32),
+            })
+            .collect();
+        Some(format!(
+            "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{group}"
+        ))
+    }
 }
 
 /// One consumer put back on an earlier image.
@@ -367,6 +392,7 @@ pub async fn run(
     let started = Instant::now();
     let mut report = InfraReport {
         terraform_version: Some(prepared.version.clone()),
+        region: Some(stage.region.to_string()),
         ..InfraReport::default()
     };
     let entries = Entries::Plan { plan, images };
@@ -387,6 +413,7 @@ pub async fn rollback(
     let started = Instant::now();
     let mut report = InfraReport {
         terraform_version: Some(prepared.version.clone()),
+        region: Some(stage.region.to_string()),
         ..InfraReport::default()
     };
     if let Err(e) = run_inner(stage, prepared, &Entries::Rollback(targets), &mut report).await {
