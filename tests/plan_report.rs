@@ -462,3 +462,190 @@ fn binary_rejects_bad_inputs_with_the_valid_values() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("possible values: auto, plan, deploy"), "{err}");
 }
+
+/// Every event of `md` as CommonMark reads it (with GitHub's tables).
+fn parse(md: &str) -> Vec<pulldown_cmark::Event<'_>> {
+    pulldown_cmark::Parser::new_ext(md, pulldown_cmark::Options::ENABLE_TABLES).collect()
+}
+
+/// What a reader of rendered `md` would see as markup: HTML outside code, text outside code.
+fn rendered_markup(md: &str) -> (Vec<String>, Vec<String>) {
+    use pulldown_cmark::{Event, Tag, TagEnd};
+    let mut html = Vec::new();
+    let mut text = Vec::new();
+    let mut in_code = 0;
+    for e in parse(md) {
+        match e {
+            Event::Start(Tag::CodeBlock(_)) => in_code += 1,
+            Event::End(TagEnd::CodeBlock) => in_code -= 1,
+            Event::Html(h) | Event::InlineHtml(h) if in_code == 0 => html.push(h.to_string()),
+            Event::Text(t) if in_code == 0 => text.push(t.to_string()),
+            _ => {}
+        }
+    }
+    (html, text)
+}
+
+#[test]
+fn five_hundred_failed_rollouts_with_hostile_evidence_stay_within_limits_and_inert() {
+    use cdc_deploy::apply::rollout::{LogTail, TaskEvidence, Verdict, VerdictKind};
+    use cdc_deploy::clients::ecs::{StoppedContainer, StoppedTask};
+    let (_dir, p) = offline_plan_of(500);
+    let hostile = "</details><script>alert(1)</script> @org/team ``` **x** | `y` <img src=x>";
+    let mut run = RunReport::default();
+    for c in &p.consumers {
+        let tasks = (0..3)
+            .map(|t| {
+                let mut logs = std::collections::BTreeMap::new();
+                logs.insert(
+                    c.name.clone(),
+                    LogTail::Lines {
+                        group: format!("/ecs/shop/staging/{}", c.name),
+                        stream: format!("ecs/{}/task{t}", c.name),
+                        lines: (0..20)
+                            .map(|i| format!("{i} {hostile} {}", "z".repeat(900)))
+                            .collect(),
+                    },
+                );
+                TaskEvidence {
+                    task: StoppedTask {
+                        id: format!("task{t}"),
+                        task_definition: "td:2".into(),
+                        stopped_reason: Some(format!(
+                            "Essential container in task exited {hostile}"
+                        )),
+                        stop_code: Some("EssentialContainerExited".into()),
+                        stopped_at: None,
+                        containers: vec![StoppedContainer {
+                            name: c.name.clone(),
+                            exit_code: Some(1),
+                            reason: Some(hostile.into()),
+                        }],
+                    },
+                    logs,
+                }
+            })
+            .collect();
+        run.rollouts.insert(
+            c.name.clone(),
+            Verdict {
+                kind: VerdictKind::Failed,
+                reason: format!("circuit breaker {hostile}"),
+                duration: Duration::from_secs(90),
+                running: 0,
+                desired: 2,
+                deployment_id: None,
+                events: vec![hostile.to_string(); 10],
+                stopped_tasks: tasks,
+                evidence_gaps: vec![],
+            },
+        );
+    }
+    let comment = markdown::comment(&p, Some(&run), None, &header());
+    let summary = markdown::summary(&p, Some(&run), None, &header());
+    assert!(
+        comment.chars().count() <= markdown::COMMENT_LIMIT,
+        "{}",
+        comment.chars().count()
+    );
+    assert!(
+        summary.len() <= markdown::SUMMARY_LIMIT,
+        "{}",
+        summary.len()
+    );
+    for md in [&comment, &summary] {
+        let (html, text) = rendered_markup(md);
+        // Only the report's own HTML: balanced details, no script, no image.
+        let opened = html.iter().filter(|h| h.contains("<details>")).count();
+        let closed = html.iter().filter(|h| h.contains("</details>")).count();
+        assert_eq!(opened, closed, "{html:?}");
+        assert!(
+            html.iter()
+                .all(|h| !h.contains("<script") && !h.contains("<img")),
+            "{html:?}"
+        );
+        assert!(
+            text.iter().all(|t| !t.contains("@org/team")),
+            "no one is mentioned"
+        );
+    }
+    // The comment tells each failed rollout, or says where the rest is.
+    let told = comment.matches("circuit breaker").count();
+    assert!(told > 50, "as many as fit: {told}");
+    assert!(
+        told == 500
+            || comment.contains(&format!(
+                "{} more rollouts: see the job summary",
+                500 - told
+            )),
+        "{told} told, and no pointer to the rest"
+    );
+    assert!(
+        summary.contains("circuit breaker"),
+        "the summary has the rollouts"
+    );
+
+    // A check run's summary for one of them: within GitHub's limit, its code blocks closed.
+    let c = &p.consumers[0];
+    let check = cdc_deploy::report::checks::content(c, Some(&run), None);
+    assert!(check.summary.chars().count() <= cdc_deploy::report::checks::SUMMARY_LIMIT);
+    assert_eq!(check.conclusion, "failure");
+    let (html, text) = rendered_markup(&check.summary);
+    assert!(html.iter().all(|h| !h.contains("<script")), "{html:?}");
+    assert!(text.iter().all(|t| !t.contains("@org/team")));
+}
+
+#[test]
+fn hostile_messages_in_rollouts_and_check_runs_render_inert() {
+    use cdc_deploy::apply::rollout::{LogTail, TaskEvidence, Verdict, VerdictKind};
+    use cdc_deploy::clients::ecs::{StoppedContainer, StoppedTask};
+    let (_dir, p) = offline_plan_of(1);
+    let hostile = "`</details>` <script>alert(1)</script> @org/team ```` [x](javascript:y) |";
+    let mut logs = std::collections::BTreeMap::new();
+    logs.insert(
+        "consumer-0000".to_string(),
+        LogTail::Lines {
+            group: "/ecs/shop/staging/consumer-0000".into(),
+            stream: "ecs/consumer-0000/abc".into(),
+            lines: vec![hostile.into(), "::error::not a command".into()],
+        },
+    );
+    let mut run = RunReport::default();
+    run.rollouts.insert(
+        "consumer-0000".into(),
+        Verdict {
+            kind: VerdictKind::Failed,
+            reason: hostile.into(),
+            duration: Duration::from_secs(12),
+            running: 0,
+            desired: 1,
+            deployment_id: None,
+            events: vec![hostile.into()],
+            stopped_tasks: vec![TaskEvidence {
+                task: StoppedTask {
+                    id: "abc".into(),
+                    task_definition: "td:2".into(),
+                    stopped_reason: Some(hostile.into()),
+                    stop_code: Some("EssentialContainerExited".into()),
+                    stopped_at: None,
+                    containers: vec![StoppedContainer {
+                        name: "consumer-0000".into(),
+                        exit_code: Some(1),
+                        reason: Some(hostile.into()),
+                    }],
+                },
+                logs,
+            }],
+            evidence_gaps: vec![hostile.into()],
+        },
+    );
+    let h = ReportHeader {
+        verb: "deploy".into(),
+        ..header()
+    };
+    let summary = markdown::summary(&p, Some(&run), None, &h);
+    let rollouts = &summary[summary.find("### Rollouts").unwrap()..];
+    insta::assert_snapshot!("hostile_rollout_evidence", rollouts);
+    let check = cdc_deploy::report::checks::content(&p.consumers[0], Some(&run), None);
+    insta::assert_snapshot!("hostile_check_run_summary", check.summary);
+}

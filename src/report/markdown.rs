@@ -692,11 +692,11 @@ fn compact(
         "\n_The full report did not fit GitHub's limit of {limit} characters: this one keeps every finding it can and one short row per consumer; {elsewhere} for the rest._\n\n{}",
         footer(h)
     );
-    // Room for the footer and for one "N more" line per list (four at most).
+    // Room for the footer and for one "N more" line per list (five at most).
     let mut b = Budget {
         out: String::new(),
         limit,
-        reserve: foot.len() + 4 * 96,
+        reserve: foot.len() + 5 * 96,
     };
     b.force(&header(plan, run, h));
     if let Some(infra) = infra {
@@ -715,8 +715,26 @@ fn compact(
         }
     }
     if let Some(run) = run {
-        if !b.fits(&rollouts_section(run, true)) {
-            b.fits(&rollouts_section(run, false));
+        if !b.fits(&rollouts_section(run, true))
+            && !b.fits(&rollouts_section(run, false))
+            && !run.rollouts.is_empty()
+            && b.fits("### Rollouts\n\n")
+        {
+            // One line each, the rollouts that did not succeed first.
+            let mut verdicts: Vec<(&String, &crate::apply::rollout::Verdict)> =
+                run.rollouts.iter().collect();
+            verdicts.sort_by_key(|(_, v)| v.kind == crate::apply::rollout::VerdictKind::Succeeded);
+            let items = verdicts.iter().map(|(name, v)| {
+                format!(
+                    "- {}: **{}** after {:.0} s: {}\n",
+                    code(name),
+                    v.kind.as_str(),
+                    v.duration.as_secs_f64(),
+                    message(&truncate(&v.reason, COMPACT_REASON))
+                )
+            });
+            b.list(items.collect::<Vec<_>>().into_iter(), "rollouts", elsewhere);
+            b.fits("\n");
         }
         b.fits(&scans_section(run));
     }
