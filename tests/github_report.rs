@@ -427,3 +427,51 @@ async fn a_deploy_says_whether_it_applied_the_plan_the_pull_request_showed() {
     );
     gh.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_deploy_completes_its_open_check_runs_as_cancelled() {
+    let gh = GithubFake::start().await;
+    let ws = tempfile::tempdir().unwrap();
+    let project = support::unique("gh");
+    write(
+        ws.path(),
+        "consumer_scripts/slow/Dockerfile",
+        &format!(
+            "FROM {}\nRUN echo building-slowly {project} && sleep 60\n",
+            support::base_image()
+        ),
+    );
+    let (r, _) = support::run_action_signalled(
+        ws.path(),
+        &[
+            ("mode", "deploy"),
+            ("project-name", &project),
+            ("environment", "staging"),
+            ("github-token", TOKEN),
+            ("build-concurrency", "1"),
+        ],
+        &[
+            ("GITHUB_API_URL", gh.url()),
+            ("GITHUB_EVENT_NAME", "push".to_string()),
+            ("GITHUB_EVENT_PATH", event("push.0.json")),
+        ],
+        |out| out.contains("building-slowly"),
+        libc::SIGTERM,
+    );
+    assert_eq!(r.code, 143, "{}", r.describe());
+    assert_eq!(r.outputs["result"], "cancelled");
+    let runs = gh.check_runs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, "completed");
+    assert_eq!(runs[0].conclusion.as_deref(), Some("cancelled"), "{runs:?}");
+    let d = gh.deployments().pop().expect("a deployment");
+    assert_eq!(
+        d.statuses
+            .iter()
+            .filter(|s| !s.automatic)
+            .map(|s| s.state.as_str())
+            .collect::<Vec<_>>(),
+        ["in_progress", "failure"]
+    );
+    gh.assert_no_violations();
+}
