@@ -1246,28 +1246,38 @@ async fn run_rollback(
 /// `result`, so a workflow that reads them sees the failure and why. Best effort: this is
 /// already an error path.
 pub fn report_failure(runner: &Runner, message: &str) {
-    let _ = runner.set_output("result", "failure");
+    let _ = set_empty_outputs(runner, "failure");
     let _ = runner.append_summary(&format!(
         "## cdc-deploy could not run\n\n{}\n",
         report::md::message(message)
     ));
 }
 
-/// The event leaves nothing to do: say so, and set every output, empty.
-fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> Result<u8, RunError> {
-    runner.notice(&format!("nothing to do: {reason}"));
+/// Every output, empty, and `result`: for a run that did nothing.
+fn set_empty_outputs(runner: &Runner, result: &str) -> Result<(), RunError> {
     for status in Status::ALL {
         runner.set_output(status.as_str(), "[]")?;
     }
     runner.set_output("has-changes", "false")?;
     set_image_outputs(&RunReport::default(), runner)?;
-    runner.set_output("rollouts", "{}")?;
-    runner.set_output("scans", "{}")?;
-    runner.set_output("comment-url", "")?;
-    runner.set_output("deployed", "[]")?;
-    runner.set_output("failed", "[]")?;
-    runner.set_output("plan", "{}")?;
-    runner.set_output("result", "nothing-to-deploy")?;
+    for (name, empty) in [
+        ("rollouts", "{}"),
+        ("scans", "{}"),
+        ("comment-url", ""),
+        ("deployed", "[]"),
+        ("failed", "[]"),
+        ("plan", "{}"),
+        ("result", result),
+    ] {
+        runner.set_output(name, empty)?;
+    }
+    Ok(())
+}
+
+/// The event leaves nothing to do: say so, and set every output, empty.
+fn nothing_to_do(settings: &Settings, runner: &Runner, reason: &str) -> Result<u8, RunError> {
+    runner.notice(&format!("nothing to do: {reason}"));
+    set_empty_outputs(runner, "nothing-to-deploy")?;
     runner.append_summary(&format!(
         "{}\n## cdc-deploy: `{}` → `{}`\n\nNothing to do: {}\n",
         report::comment_marker(&header(settings, "run", &Cancel::new())),

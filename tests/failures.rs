@@ -210,6 +210,8 @@ fn a_run_that_cannot_start_still_says_so_in_its_outputs_and_summary() {
     );
     assert_eq!(r.code, 2, "{}", r.describe());
     assert_eq!(r.outputs["result"], "failure", "{}", r.describe());
+    assert_eq!(r.outputs["images"], "{}", "every output is set, empty");
+    assert_eq!(r.outputs["failed"], "[]");
     assert!(
         r.summary.starts_with("## cdc-deploy could not run"),
         "{}",

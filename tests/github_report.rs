@@ -475,3 +475,44 @@ async fn a_cancelled_deploy_completes_its_open_check_runs_as_cancelled() {
     );
     gh.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_request_waits_as_github_asks_and_a_refusal_is_not_retried() {
+    use cdc_deploy::clients::github::{GitHub as _, GithubApi};
+    use support::github::Fault;
+    let gh = GithubFake::start().await;
+    gh.inject(
+        "POST",
+        "/repos/acme/cdc/issues/5/comments",
+        Fault::SecondaryRateLimit {
+            status: 403,
+            retry_after: std::time::Duration::from_secs(1),
+        },
+        1,
+    );
+    let api = GithubApi::new(&gh.url(), "acme/cdc", TOKEN).unwrap();
+    let started = std::time::Instant::now();
+    api.create_comment(5, "hello").await.unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(gh.comments(5).len(), 1);
+    assert_eq!(
+        gh.requests_to("POST", "/repos/acme/cdc/issues/5/comments")
+            .len(),
+        2
+    );
+
+    gh.fail_next("POST", "/repos/acme/cdc/issues/5/comments", 403, 1);
+    let e = api.create_comment(5, "again").await.unwrap_err();
+    assert!(e.is_refusal(), "{e}");
+    assert_eq!(
+        gh.requests_to("POST", "/repos/acme/cdc/issues/5/comments")
+            .len(),
+        3,
+        "asked once"
+    );
+    gh.assert_no_violations();
+}
