@@ -802,6 +802,7 @@ async fn complete_checks(
     run: Option<&RunReport>,
     opened: OpenChecks,
     cancel: &Cancel,
+    terraform_failed: bool,
 ) {
     if !settings.github.check_runs {
         return;
@@ -820,7 +821,7 @@ async fn complete_checks(
     let contents: Vec<_> = plan
         .consumers
         .iter()
-        .map(|c| crate::report::checks::content(c, run, why.as_deref()))
+        .map(|c| crate::report::checks::content_with(c, run, why.as_deref(), terraform_failed))
         .collect();
     let details = settings.github.run_url();
     let errors = crate::report::checks::complete(
@@ -857,6 +858,10 @@ fn with_review_note(body: &str, previous: Option<&str>, digest: &str) -> String 
         ),
         _ => return body.to_string(),
     };
+    // The comment was fitted to GitHub's limit already: the note goes only where it fits.
+    if body.chars().count() + note.chars().count() + 1 > report::markdown::COMMENT_LIMIT {
+        return body.to_string();
+    }
     match body.find("\n## ") {
         Some(i) => match body[i + 1..].find('\n') {
             Some(j) => {
@@ -918,8 +923,8 @@ pub async fn run_plan(
         p.output.as_deref(),
     )?;
     publish_comment(settings, runner, &comment, plan.has_changes(), None).await?;
-    complete_checks(settings, runner, &plan, None, None, cancel).await;
     let infra_failed = infra.as_ref().is_some_and(|i| i.error.is_some());
+    complete_checks(settings, runner, &plan, None, None, cancel, infra_failed).await;
     let code = if plan.count(Status::Invalid) > 0 || plan.count(Status::Unknown) > 0 || infra_failed
     {
         EXIT_FAILED
@@ -1053,15 +1058,6 @@ pub async fn run_deploy(
         &plan_header(settings, "deploy", cancel, &plan),
         None,
     )?;
-    let digest = plan.digest();
-    publish_comment(
-        settings,
-        runner,
-        &comment,
-        plan.has_changes(),
-        Some(&digest),
-    )
-    .await?;
     set_image_outputs(&run, runner)?;
     set_rollout_outputs(&run, runner)?;
     set_outcome_outputs(&plan, &run, runner)?;
@@ -1079,8 +1075,18 @@ pub async fn run_deploy(
     let changes = plan.has_changes() || run.infra.as_ref().is_some_and(|i| i.applied);
     let outcome = result(code, cancel, changes);
     runner.set_output("result", outcome)?;
-    complete_checks(settings, runner, &plan, Some(&run), checks, cancel).await;
+    // What is open on GitHub is closed first: after a signal the runner does not wait long.
+    complete_checks(settings, runner, &plan, Some(&run), checks, cancel, false).await;
     finish_deployment(settings, runner, deployment, outcome).await;
+    let digest = plan.digest();
+    publish_comment(
+        settings,
+        runner,
+        &comment,
+        plan.has_changes(),
+        Some(&digest),
+    )
+    .await?;
     Ok(cancelled_exit(cancel).unwrap_or(code))
 }
 

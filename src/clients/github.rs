@@ -60,7 +60,11 @@ impl GithubError {
                 status,
                 retry_after,
                 ..
-            } => *status >= 500 || *status == 429 || retry_after.is_some(),
+            } => match retry_after {
+                // Waiting longer than a run should is not waiting: the limit is reported.
+                Some(wait) => *wait <= MAX_WAIT,
+                None => *status >= 500 || *status == 429,
+            },
             GithubError::Transport { .. } => true,
         }
     }
@@ -80,6 +84,17 @@ pub struct IssueComment {
     #[serde(default)]
     pub body: Option<String>,
     pub html_url: String,
+    #[serde(default)]
+    pub user: Option<Author>,
+}
+
+/// Who wrote a comment.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Author {
+    pub login: String,
+    /// `User`, `Bot` or `Organization`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
 }
 
 /// A pull request that contains a commit.
@@ -108,6 +123,9 @@ pub trait GitHub: Send + Sync {
     async fn create_deployment(&self, body: &Value) -> Result<u64, GithubError>;
     async fn create_deployment_status(&self, id: u64, body: &Value) -> Result<(), GithubError>;
 }
+
+/// The longest wait GitHub may ask for that a request is retried after.
+const MAX_WAIT: Duration = Duration::from_secs(20);
 
 /// Comments asked for per page (GitHub's largest).
 const PER_PAGE: usize = 100;
@@ -245,6 +263,11 @@ impl GithubApi {
                 message = format!("{message}: {}", details.join("; "));
             }
         }
+        // A secondary rate limit may come without a delay: GitHub asks for at least a minute.
+        let retry_after = retry_after.or_else(|| {
+            (status == 403 && message.to_ascii_lowercase().contains("rate limit"))
+                .then_some(Duration::from_secs(60))
+        });
         Err(GithubError::Status {
             operation: operation.to_string(),
             status,

@@ -15,7 +15,7 @@ use crate::clients::github::{GitHub, GithubError};
 use crate::diagnostics::Severity;
 use crate::plan::{ConsumerPlan, Plan, Status, Step};
 
-/// GitHub's longest check run summary, in characters.
+/// GitHub's longest check run summary, in bytes.
 pub const SUMMARY_LIMIT: usize = 65_535;
 /// Annotations GitHub takes per request.
 pub const ANNOTATIONS_PER_REQUEST: usize = 50;
@@ -45,6 +45,17 @@ pub fn has_work(c: &ConsumerPlan) -> bool {
 
 /// The check of `c` after a plan (`run` is `None`) or a deploy. Pure.
 pub fn content(c: &ConsumerPlan, run: Option<&RunReport>, cancelled: Option<&str>) -> CheckContent {
+    content_with(c, run, cancelled, false)
+}
+
+/// [`content`] after a plan whose Terraform stage failed (`terraform_failed`): no consumer with
+/// work can be said to be fine.
+pub fn content_with(
+    c: &ConsumerPlan,
+    run: Option<&RunReport>,
+    cancelled: Option<&str>,
+    terraform_failed: bool,
+) -> CheckContent {
     let image = run.and_then(|r| r.images.get(&c.name));
     let rollout = run.and_then(|r| r.rollouts.get(&c.name));
     let infra_failed = run
@@ -56,6 +67,7 @@ pub fn content(c: &ConsumerPlan, run: Option<&RunReport>, cancelled: Option<&str
     let invalid = matches!(c.status, Status::Invalid | Status::Unknown);
     // A cancelled run: the work that was stopped, or never reached, is cancelled.
     let cancelled_work = match (cancelled, run) {
+        (Some(_), None) => has_work(c),
         (Some(_), Some(r)) => {
             image.is_some_and(|i| matches!(i.error, Some(ImageError::Cancelled(_))))
                 || rollout.is_some_and(|v| v.kind == VerdictKind::Cancelled)
@@ -79,7 +91,7 @@ pub fn content(c: &ConsumerPlan, run: Option<&RunReport>, cancelled: Option<&str
             .and_then(|i| i.error.as_ref())
             .map_or("failed", ImageError::stage);
         ("failure", stage.to_string())
-    } else if infra_failed {
+    } else if infra_failed || (run.is_none() && terraform_failed && has_work(c)) {
         ("failure", "the Terraform stage failed".to_string())
     } else if let Some(v) = rollout.filter(|_| failed_rollout) {
         ("failure", format!("rollout {}", v.kind.as_str()))
@@ -184,19 +196,32 @@ fn summary(c: &ConsumerPlan, run: Option<&RunReport>) -> String {
     for d in &c.diagnostics {
         out.push_str(&format!("- {}\n", message(&d.to_string())));
     }
-    if out.chars().count() > SUMMARY_LIMIT {
-        // Cut at a line, and close whatever fence was open: the rest is in the job summary.
+    if out.len() > SUMMARY_LIMIT {
+        // GitHub counts the summary in bytes. Cut at a line, close whatever fence was open:
+        // the rest is in the job summary.
         let note = "\n\nThe rest did not fit: see the job summary.\n";
-        let mut cut: String = out.chars().take(SUMMARY_LIMIT - note.len() - 16).collect();
+        let mut at = SUMMARY_LIMIT - note.len() - 16;
+        while !out.is_char_boundary(at) {
+            at -= 1;
+        }
+        let mut cut = out[..at].to_string();
         if let Some(i) = cut.rfind('\n') {
             cut.truncate(i);
         }
-        let fences = cut
-            .lines()
-            .filter(|l| l.trim_start().starts_with("```"))
-            .count();
-        if fences % 2 == 1 {
-            cut.push_str("\n```````");
+        // The fence that is open, if any: the one a later line of its length would close.
+        let mut open: Option<usize> = None;
+        for line in cut.lines() {
+            let t = line.trim_start();
+            let ticks = t.chars().take_while(|c| *c == '`').count();
+            match open {
+                None if ticks >= 3 => open = Some(ticks),
+                Some(n) if ticks >= n && t.trim_end().len() == ticks => open = None,
+                _ => {}
+            }
+        }
+        if let Some(n) = open {
+            cut.push('\n');
+            cut.push_str(&"`".repeat(n));
         }
         cut.push_str(note);
         out = cut;
@@ -222,7 +247,7 @@ fn annotations(c: &ConsumerPlan, image_error: Option<&ImageError>) -> Vec<Value>
                     Severity::Error => "failure",
                     Severity::Warning => "warning",
                 },
-                "message": truncate(&message, 60_000),
+                "message": truncate_bytes(&message, 60_000),
                 "title": truncate(&format!("{}: configuration", c.name), 250),
             })
         })
@@ -234,11 +259,23 @@ fn annotations(c: &ConsumerPlan, image_error: Option<&ImageError>) -> Vec<Value>
             "start_line": line,
             "end_line": line,
             "annotation_level": "failure",
-            "message": truncate(&failure.to_string(), 60_000),
+            "message": truncate_bytes(&failure.to_string(), 60_000),
             "title": truncate(&format!("{}: the image build failed", c.name), 250),
         }));
     }
     out
+}
+
+/// `s` within `max` bytes, cut on a character boundary.
+fn truncate_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut at = max - 3;
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    format!("{}…", &s[..at])
 }
 
 /// Open the check of each consumer with work, `in_progress`, as a deploy starts. Returns their
@@ -411,6 +448,15 @@ mod tests {
             content(&unchanged, Some(&run), Some("SIGTERM")).conclusion,
             "neutral"
         );
+        // A plan whose Terraform failed, or that was cancelled, passes nothing with work.
+        assert_eq!(
+            content_with(&changed, None, None, true).conclusion,
+            "failure"
+        );
+        assert_eq!(
+            content(&changed, None, Some("SIGINT")).conclusion,
+            "cancelled"
+        );
     }
 
     #[test]
@@ -419,8 +465,9 @@ mod tests {
         c.reasons = (0..4_000)
             .map(|i| format!("reason {i} ```` </details> @org/team"))
             .collect();
+        c.reasons.push("é".repeat(40_000));
         let s = content(&c, None, None).summary;
-        assert!(s.chars().count() <= SUMMARY_LIMIT, "{}", s.chars().count());
+        assert!(s.len() <= SUMMARY_LIMIT, "{} bytes", s.len());
         assert!(
             s.ends_with("see the job summary.\n"),
             "{}",

@@ -2,8 +2,9 @@
 //! on its first line and updated in place on every run, never a second one.
 //!
 //! A run on a pull request comments there; a run on a push finds the pull request its commit
-//! came from. Two runs that race to create the comment both look again before creating, and the
-//! one that finds two afterwards keeps the older, so one comment stays.
+//! came from. Two runs that race to create the comment both look again after creating, and the
+//! one that finds two keeps the older, so one comment stays. Only a bot's comment is taken for
+//! the sticky one.
 
 use crate::clients::github::{GitHub, GithubError, IssueComment};
 use crate::config::event::Event;
@@ -50,6 +51,7 @@ pub fn marker_digest(body: &str) -> Option<&str> {
     inner
         .split_whitespace()
         .find_map(|pair| pair.strip_prefix("plan="))
+        .filter(|d| d.len() == 12 && d.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// The pull request a run reports to: the event's, or for a push (and a dispatch or schedule)
@@ -74,10 +76,20 @@ pub async fn pull_request(
     let Some(sha) = commit else {
         return Ok(None);
     };
+    // A pushed commit belongs to the pull request that merged it; an open one that also
+    // contains it is a later one, not its review.
     let pulls = gh.pulls_for_commit(sha).await?;
-    Ok(pulls.iter().map(|p| p.number).max())
+    let merged = pulls
+        .iter()
+        .filter(|p| p.merged_at.is_some())
+        .map(|p| p.number)
+        .max();
+    Ok(merged.or_else(|| pulls.iter().map(|p| p.number).max()))
 }
 
+/// The sticky comment: the oldest with the marker that a bot wrote (the job's token writes as
+/// `github-actions[bot]`, an app's as the app). A person's comment carrying the marker is not
+/// taken for it, so no one can make the report update, or quote, their comment.
 fn oldest_ours<'a>(
     comments: &'a [IssueComment],
     project: &str,
@@ -85,6 +97,7 @@ fn oldest_ours<'a>(
 ) -> Option<&'a IssueComment> {
     comments
         .iter()
+        .filter(|c| c.user.as_ref().is_some_and(|u| u.kind == "Bot"))
         .filter(|c| {
             c.body
                 .as_deref()
@@ -229,9 +242,13 @@ mod tests {
             "shop",
             "prod"
         ));
-        let with_hash = "<!-- cdc-deploy:report project=shop environment=prod plan=abc -->";
+        let with_hash =
+            "<!-- cdc-deploy:report project=shop environment=prod plan=0123456789ab -->";
         assert!(is_ours(with_hash, "shop", "prod"));
-        assert_eq!(marker_digest(with_hash), Some("abc"));
+        assert_eq!(marker_digest(with_hash), Some("0123456789ab"));
+        let forged =
+            "<!-- cdc-deploy:report project=shop environment=prod plan=`![x](https://e)` -->";
+        assert_eq!(marker_digest(forged), None, "only a digest is quoted");
         assert_eq!(marker_digest(body), None);
     }
 
@@ -253,6 +270,10 @@ mod tests {
             id,
             body: Some(body.into()),
             html_url: format!("https://github.com/acme/cdc/pull/2#issuecomment-{id}"),
+            user: Some(crate::clients::github::Author {
+                login: "github-actions[bot]".into(),
+                kind: "Bot".into(),
+            }),
         }
     }
 
