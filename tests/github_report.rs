@@ -72,6 +72,12 @@ async fn one_comment_per_environment_updated_in_place() {
         2,
         "<!-- cdc-deploy:report project=shop environment=production -->\nproduction's",
     );
+    // A person's comment carrying the marker is not the report's: neither updated nor quoted.
+    let forged = gh.seed_comment_by(
+        2,
+        "mallory",
+        "<!-- cdc-deploy:report project=shop environment=staging plan=`![x](https://e)` -->\nmine",
+    );
     let ws = tempfile::tempdir().unwrap();
     consumer(ws.path(), "orders", 256);
 
@@ -86,7 +92,9 @@ async fn one_comment_per_environment_updated_in_place() {
     let ours: Vec<_> = gh
         .comments(2)
         .into_iter()
-        .filter(|c| c.body.contains("environment=staging"))
+        .filter(|c| {
+            c.body.contains("environment=staging") && c.author == support::github::BOT_LOGIN
+        })
         .collect();
     assert_eq!(ours.len(), 1, "{:?}", gh.comments(2));
     assert!(ours[0].body.contains("`orders`"), "{}", ours[0].body);
@@ -125,11 +133,17 @@ async fn one_comment_per_environment_updated_in_place() {
     let ours: Vec<_> = gh
         .comments(2)
         .into_iter()
-        .filter(|c| c.body.contains("environment=staging"))
+        .filter(|c| {
+            c.body.contains("environment=staging") && c.author == support::github::BOT_LOGIN
+        })
         .collect();
     assert_eq!(ours.len(), 1, "still one comment: {:?}", gh.comments(2));
     assert!(ours[0].body.contains("`billing`"), "{}", ours[0].body);
-    assert_eq!(gh.comments(2).len(), 3);
+    assert_eq!(gh.comments(2).len(), 4);
+    assert!(gh
+        .comments(2)
+        .iter()
+        .any(|c| c.id == forged && c.body.ends_with("mine")));
     assert!(gh
         .comments(2)
         .iter()
