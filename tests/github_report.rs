@@ -278,7 +278,7 @@ async fn a_deploy_is_recorded_as_a_github_deployment_of_its_environment() {
     write(
         ws.path(),
         "consumer_scripts/orders/Dockerfile",
-        "FROM scratch\nRUN false\n",
+        &format!("FROM {}\nRUN exit 3\n", support::base_image()),
     );
     let broken = deploy(ws.path(), &gh, &project);
     assert_eq!(broken.code, 1, "{}", broken.describe());
@@ -320,7 +320,7 @@ async fn each_consumer_is_a_check_run_opened_then_completed_with_its_result() {
     write(
         ws.path(),
         "consumer_scripts/broken/Dockerfile",
-        "FROM scratch\nRUN false\n",
+        &format!("FROM {}\nRUN exit 3\n", support::base_image()),
     );
     let r = deploy(ws.path(), &gh, &project);
     assert_eq!(r.code, 1, "{}", r.describe());
