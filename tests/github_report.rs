@@ -35,6 +35,16 @@ fn event(name: &str) -> String {
     )
 }
 
+/// The report comments of the `staging` environment on #2 that the bot wrote.
+fn staging_reports(gh: &GithubFake) -> Vec<support::github::Comment> {
+    gh.comments(2)
+        .into_iter()
+        .filter(|c| {
+            c.body.contains("environment=staging") && c.author == support::github::BOT_LOGIN
+        })
+        .collect()
+}
+
 /// `plan --offline` on `event_file` as the `event_name` event, reporting to `gh`.
 fn plan(
     ws: &Path,
@@ -89,13 +99,7 @@ async fn one_comment_per_environment_updated_in_place() {
         &[],
     );
     assert_eq!(first.code, 0, "{}", first.describe());
-    let ours: Vec<_> = gh
-        .comments(2)
-        .into_iter()
-        .filter(|c| {
-            c.body.contains("environment=staging") && c.author == support::github::BOT_LOGIN
-        })
-        .collect();
+    let ours = staging_reports(&gh);
     assert_eq!(ours.len(), 1, "{:?}", gh.comments(2));
     assert!(ours[0].body.contains("`orders`"), "{}", ours[0].body);
     assert!(
@@ -130,13 +134,7 @@ async fn one_comment_per_environment_updated_in_place() {
         &[],
     );
     assert_eq!(changed.code, 0, "{}", changed.describe());
-    let ours: Vec<_> = gh
-        .comments(2)
-        .into_iter()
-        .filter(|c| {
-            c.body.contains("environment=staging") && c.author == support::github::BOT_LOGIN
-        })
-        .collect();
+    let ours = staging_reports(&gh);
     assert_eq!(ours.len(), 1, "still one comment: {:?}", gh.comments(2));
     assert!(ours[0].body.contains("`billing`"), "{}", ours[0].body);
     assert_eq!(gh.comments(2).len(), 4);

@@ -296,6 +296,20 @@ impl GithubApi {
     }
 }
 
+impl GithubApi {
+    /// Send `body` to `path` of the repository with `method`, retried as [`GithubApi::send`].
+    async fn write(
+        &self,
+        operation: &str,
+        method: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, GithubError> {
+        self.send(operation, method, &self.url(path), Some(body))
+            .await
+    }
+}
+
 fn field<T: serde::de::DeserializeOwned>(operation: &str, value: Value) -> Result<T, GithubError> {
     serde_json::from_value(value).map_err(|e| GithubError::Transport {
         operation: operation.to_string(),
@@ -331,31 +345,21 @@ impl GitHub for GithubApi {
     }
 
     async fn create_comment(&self, issue: u64, body: &str) -> Result<IssueComment, GithubError> {
-        let operation = format!("comment on #{issue}");
-        let url = self.url(&format!("/issues/{issue}/comments"));
+        let what = format!("comment on #{issue}");
+        let path = format!("/issues/{issue}/comments");
         let answer = self
-            .send(
-                &operation,
-                "POST",
-                &url,
-                Some(&serde_json::json!({ "body": body })),
-            )
+            .write(&what, "POST", &path, &serde_json::json!({ "body": body }))
             .await?;
-        field(&operation, answer)
+        field(&what, answer)
     }
 
     async fn update_comment(&self, id: u64, body: &str) -> Result<IssueComment, GithubError> {
-        let operation = format!("update comment {id}");
-        let url = self.url(&format!("/issues/comments/{id}"));
+        let what = format!("update comment {id}");
+        let path = format!("/issues/comments/{id}");
         let answer = self
-            .send(
-                &operation,
-                "PATCH",
-                &url,
-                Some(&serde_json::json!({ "body": body })),
-            )
+            .write(&what, "PATCH", &path, &serde_json::json!({ "body": body }))
             .await?;
-        field(&operation, answer)
+        field(&what, answer)
     }
 
     async fn delete_comment(&self, id: u64) -> Result<(), GithubError> {
@@ -373,48 +377,32 @@ impl GitHub for GithubApi {
     }
 
     async fn create_check_run(&self, body: &Value) -> Result<u64, GithubError> {
-        let operation = format!(
+        let what = format!(
             "create the check run `{}`",
             body["name"].as_str().unwrap_or_default()
         );
-        let answer = self
-            .send(&operation, "POST", &self.url("/check-runs"), Some(body))
-            .await?;
-        id_of(&operation, &answer)
+        let answer = self.write(&what, "POST", "/check-runs", body).await?;
+        id_of(&what, &answer)
     }
 
     async fn update_check_run(&self, id: u64, body: &Value) -> Result<(), GithubError> {
-        let operation = format!("update check run {id}");
-        self.send(
-            &operation,
-            "PATCH",
-            &self.url(&format!("/check-runs/{id}")),
-            Some(body),
-        )
-        .await
-        .map(|_| ())
+        let what = format!("update check run {id}");
+        let path = format!("/check-runs/{id}");
+        self.write(&what, "PATCH", &path, body).await.map(|_| ())
     }
 
     async fn create_deployment(&self, body: &Value) -> Result<u64, GithubError> {
-        let operation = format!(
+        let what = format!(
             "create a deployment to `{}`",
             body["environment"].as_str().unwrap_or_default()
         );
-        let answer = self
-            .send(&operation, "POST", &self.url("/deployments"), Some(body))
-            .await?;
-        id_of(&operation, &answer)
+        let answer = self.write(&what, "POST", "/deployments", body).await?;
+        id_of(&what, &answer)
     }
 
     async fn create_deployment_status(&self, id: u64, body: &Value) -> Result<(), GithubError> {
-        let operation = format!("set the status of deployment {id}");
-        self.send(
-            &operation,
-            "POST",
-            &self.url(&format!("/deployments/{id}/statuses")),
-            Some(body),
-        )
-        .await
-        .map(|_| ())
+        let what = format!("set the status of deployment {id}");
+        let path = format!("/deployments/{id}/statuses");
+        self.write(&what, "POST", &path, body).await.map(|_| ())
     }
 }
