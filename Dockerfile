@@ -1,0 +1,77 @@
+# The cdc-deploy action's image: the `cdc-deploy` binary (which embeds the bundled Terraform
+# module), a pinned Terraform checked against HashiCorp's SHA256 sums, git and CA certificates.
+#
+# GitHub builds this file when a workflow uses the action from a branch or commit; release tags
+# point `action.yml` at the prebuilt multi-arch image on GHCR instead (.github/workflows/release.yml).
+#
+#   docker build -t cdc-deploy-action .
+#   docker run --rm cdc-deploy-action --version
+
+ARG DEBIAN_RELEASE=bookworm
+
+# --- build: a release binary without debug information or symbols (profile `dist`) ----------------
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY benches benches
+COPY src src
+COPY terraform terraform
+RUN cargo build --locked --profile dist --bin cdc-deploy \
+    && install -D -m 0755 target/dist/cdc-deploy /out/cdc-deploy
+
+# --- terraform: HashiCorp's release archive, refused unless its SHA256 is the pinned one ---------
+# The sums are those HashiCorp publishes in terraform_<version>_SHA256SUMS (signed with HashiCorp's
+# release key, https://www.hashicorp.com/trust/security): a new version updates all three lines.
+FROM debian:${DEBIAN_RELEASE}-slim AS terraform
+ARG TERRAFORM_VERSION=1.11.4
+ARG TERRAFORM_SHA256_AMD64=1ce994251c00281d6845f0f268637ba50c0005657eb3cf096b92f753b42ef4dc
+ARG TERRAFORM_SHA256_ARM64=a43d1d0da9b9bab214a8305a39db0e40869572594ccf50c416a7756499143633
+# Set by BuildKit for each platform of a multi-arch build; the classic builder leaves it empty.
+ARG TARGETARCH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# The tools only fetch and unpack; the stage is thrown away, so their versions do not matter.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl unzip \
+    && rm -rf /var/lib/apt/lists/*
+RUN arch="${TARGETARCH:-amd64}"; \
+    case "$arch" in \
+      amd64) sum="$TERRAFORM_SHA256_AMD64" ;; \
+      arm64) sum="$TERRAFORM_SHA256_ARM64" ;; \
+      *) echo "no pinned Terraform checksum for architecture $arch" >&2; exit 1 ;; \
+    esac; \
+    zip="terraform_${TERRAFORM_VERSION}_linux_${arch}.zip"; \
+    curl -fsSL --retry 3 -o "/tmp/$zip" "https://releases.hashicorp.com/terraform/${TERRAFORM_VERSION}/$zip" \
+    && echo "$sum  /tmp/$zip" | sha256sum --check --strict - \
+    && unzip -q "/tmp/$zip" terraform -d /usr/local/bin \
+    && rm "/tmp/$zip" \
+    && /usr/local/bin/terraform version
+
+# --- runtime ---------------------------------------------------------------------------------------
+FROM debian:${DEBIAN_RELEASE}-slim
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="cdc-deploy-action" \
+      org.opencontainers.image.description="Deploys a fleet of Change Data Capture consumers to AWS ECS Fargate" \
+      org.opencontainers.image.source="https://github.com/org/cdc-deploy-action" \
+      org.opencontainers.image.documentation="https://github.com/org/cdc-deploy-action#readme" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+# git for the commit of the checkout and Terraform's git module sources; CA certificates for AWS,
+# GitHub and the Terraform registry. Debian's stable security updates are wanted, not a pin.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates git \
+    && rm -rf /var/lib/apt/lists/*
+COPY docker/gitconfig /etc/gitconfig
+COPY --from=terraform /usr/local/bin/terraform /usr/local/bin/terraform
+COPY --from=build /out/cdc-deploy /usr/local/bin/cdc-deploy
+# Terraform runs unattended: no prompts, no version check against checkpoint.hashicorp.com.
+ENV TF_IN_AUTOMATION=1 \
+    TF_INPUT=0 \
+    CHECKPOINT_DISABLE=1
+# The runner mounts the checkout here and passes the inputs as INPUT_* variables; with no
+# arguments the binary runs `cdc-deploy run` from them.
+WORKDIR /github/workspace
+ENTRYPOINT ["/usr/local/bin/cdc-deploy"]
