@@ -8,11 +8,14 @@
 #                                 moto's token)
 #   CDC_TEST_REGISTRY_OTHER_PASSWORD  the same registry program, with another password
 #   CDC_TEST_BASE_IMAGE           a busybox image made locally with `docker import`
+#   CDC_TEST_RUNTIME_BASE         the Dockerfile's runtime base (Debian with its packages), made by
+#                                 debootstrap, for the action image's end-to-end test
 #
 # Sourced by scripts/test.sh and scripts/bench.sh. Run it directly to keep the servers up for
 # development: it prints the environment to try `plan` and `deploy` against them, then waits
 # until interrupted. Each run keeps its servers' files in a folder of its own.
 
+root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 servers_root="${CDC_TEST_STATE:-$HOME/.cache/cdc-deploy/test-env}"
 mkdir -p "$servers_root"
 # Folders a killed run left behind, a day old or more.
@@ -28,8 +31,8 @@ servers_install() {
   servers_need docker-registry || missing+=(docker-registry)
   servers_need htpasswd || missing+=(apache2-utils)
   [ -x /bin/busybox ] || missing+=(busybox-static)
-  # A Terraform test fixture tells the scripted ECS about new deployments with curl.
-  servers_need curl || missing+=(curl)
+  # The action image's end-to-end test makes its Debian base with debootstrap.
+  servers_need debootstrap || missing+=(debootstrap)
   if [ ${#missing[@]} -gt 0 ]; then
     printf '\n== installing %s from Debian'"'"'s packages\n' "${missing[*]}"
     apt-get update -qq
@@ -83,6 +86,30 @@ servers_base_image() {
     [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
   done
   tar -C "$root" -c . | docker import - "$CDC_TEST_BASE_IMAGE" >/dev/null
+}
+
+# The base of the action image's end-to-end test: the Debian release the Dockerfile's runtime stage
+# starts FROM, with the packages that stage installs, made by debootstrap (nothing can be pulled).
+# The tag carries both, so a change to the Dockerfile makes a new base; about a minute, once.
+servers_runtime_image() {
+  local release packages tag root mirror
+  release="$(sed -n 's/^ARG DEBIAN_RELEASE=//p' "$root_dir/Dockerfile")"
+  # The packages of the last `apt-get install` in the Dockerfile, its runtime stage's.
+  packages="$(grep -o 'apt-get install [^&]*' "$root_dir/Dockerfile" | tail -n 1 \
+    | tr ' ' '\n' | grep -v -e '^-' -e '^apt-get$' -e '^install$' -e '^$' -e '^\\$' | sort | paste -sd, -)"
+  [ -n "$release" ] && [ -n "$packages" ] || servers_die "could not read the runtime stage's Debian release and packages from the Dockerfile"
+  tag="cdc-test/debian-runtime:$release-$(printf '%s' "$packages" | sha256sum | cut -c1-12)"
+  export CDC_TEST_RUNTIME_BASE="$tag"
+  if docker image inspect "$tag" >/dev/null 2>&1; then return 0; fi
+  printf '\n== making %s: debootstrap %s with %s\n' "$tag" "$release" "$packages"
+  mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)"
+  root="$servers_state/runtime-root"
+  debootstrap --variant=minbase --include="$packages" "$release" "$root" "${mirror:-http://deb.debian.org/debian}" \
+    >"$servers_state/debootstrap.log" 2>&1 \
+    || { tail -n 20 "$servers_state/debootstrap.log" >&2; servers_die "debootstrap of $release failed"; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | docker import - "$tag" >/dev/null
+  rm -rf "$root"
 }
 
 servers_moto() { # name [VAR=value...]
@@ -139,6 +166,7 @@ servers_start() {
   export CDC_TEST_REGISTRY_OTHER_PASSWORD="$servers_url"
 
   servers_base_image
+  servers_runtime_image
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -151,7 +179,7 @@ The servers are up; Ctrl-C stops them. To run the tests against them:
 
   export CDC_TEST_MOTO_URL=$CDC_TEST_MOTO_URL CDC_TEST_MOTO_AUTH_URL=$CDC_TEST_MOTO_AUTH_URL
   export CDC_TEST_REGISTRY=$CDC_TEST_REGISTRY CDC_TEST_REGISTRY_OTHER_PASSWORD=$CDC_TEST_REGISTRY_OTHER_PASSWORD
-  export CDC_TEST_BASE_IMAGE=$CDC_TEST_BASE_IMAGE
+  export CDC_TEST_BASE_IMAGE=$CDC_TEST_BASE_IMAGE CDC_TEST_RUNTIME_BASE=$CDC_TEST_RUNTIME_BASE
   cargo test
 
 To try cdc-deploy itself against them (moto plays ECR, the registry takes the pushes):
