@@ -46,6 +46,9 @@ say "action.yml and workflows: GitHub's schemas (vendored by check-jsonschema) a
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
 "$venv/bin/actionlint" .github/workflows/*.yml
+# ... and the example workflows of a consumer repository
+"$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows examples/workflows/*.yml
+"$venv/bin/actionlint" examples/workflows/*.yml
 
 say "scripts/pin-action-image.sh: pins a copy of action.yml to an image digest, refuses a tag"
 pin="$(mktemp -d)"
