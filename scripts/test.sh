@@ -36,7 +36,8 @@ cargo fmt --all -- --check
 say "clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
-say "hadolint (consumer Dockerfiles)"
+say "hadolint (the action's Dockerfile and the consumers')"
+"$venv/bin/hadolint" --failure-threshold warning Dockerfile
 for f in consumer_scripts/*/Dockerfile; do
   "$venv/bin/hadolint" --failure-threshold warning "$f"
 done
@@ -45,6 +46,28 @@ say "action.yml and workflows: GitHub's schemas (vendored by check-jsonschema) a
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
 "$venv/bin/actionlint" .github/workflows/*.yml
+# ... and the example workflows of a consumer repository
+"$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows examples/workflows/*.yml
+"$venv/bin/actionlint" examples/workflows/*.yml
+
+say "scripts/pin-action-image.sh: pins a copy of action.yml to an image digest, refuses a tag"
+pin="$(mktemp -d)"
+cp action.yml "$pin/action.yml"
+pinned_ref="ghcr.io/org/cdc-deploy-action@sha256:$(printf '0123456789abcdef%.0s' 1 2 3 4)"
+scripts/pin-action-image.sh "$pinned_ref" "$pin/action.yml"
+grep -qx "  image: docker://$pinned_ref" "$pin/action.yml" || die "action.yml was not pinned to $pinned_ref"
+[ "$(diff action.yml "$pin/action.yml" | grep -c '^[<>]')" = 2 ] || { diff action.yml "$pin/action.yml" >&2; die "pinning changed more than the image line"; }
+"$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions "$pin/action.yml"
+cp "$pin/action.yml" "$pin/pinned.yml"
+scripts/pin-action-image.sh "$pinned_ref" "$pin/action.yml" 2>/dev/null || die "pinning again to the same image failed"
+cmp -s "$pin/action.yml" "$pin/pinned.yml" || die "pinning again to the same image changed action.yml"
+cp action.yml "$pin/fresh.yml"
+if scripts/pin-action-image.sh "ghcr.io/org/cdc-deploy-action:v1" "$pin/fresh.yml" 2> "$pin/err"; then
+  die "pin-action-image.sh accepted a tag instead of a digest"
+fi
+grep -q 'not an image pinned by digest' "$pin/err" || { cat "$pin/err" >&2; die "pin-action-image.sh refused a tag without saying why"; }
+cmp -s action.yml "$pin/fresh.yml" || die "pin-action-image.sh changed action.yml while refusing a tag"
+rm -rf "$pin"
 
 say "terraform: fmt and checkov (bundled module and examples)"
 scripts/lint-terraform.sh
