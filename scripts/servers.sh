@@ -102,9 +102,16 @@ servers_runtime_image() {
   export CDC_TEST_RUNTIME_BASE="$tag"
   if docker image inspect "$tag" >/dev/null 2>&1; then return 0; fi
   printf '\n== making %s: debootstrap %s with %s\n' "$tag" "$release" "$packages"
-  mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)"
+  # This machine's Debian mirror when it is a Debian machine (CDC_TEST_DEBIAN_MIRROR to choose),
+  # else Debian's own; checked against Debian's archive key where a non-Debian system keeps it.
+  mirror="${CDC_TEST_DEBIAN_MIRROR:-}"
+  if [ -z "$mirror" ] && grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+    mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)"
+  fi
+  local keyring=()
+  [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] && keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
   root="$servers_state/runtime-root"
-  debootstrap --variant=minbase --include="$packages" "$release" "$root" "${mirror:-http://deb.debian.org/debian}" \
+  debootstrap "${keyring[@]}" --variant=minbase --include="$packages" "$release" "$root" "${mirror:-http://deb.debian.org/debian}" \
     >"$servers_state/debootstrap.log" 2>&1 \
     || { tail -n 20 "$servers_state/debootstrap.log" >&2; servers_die "debootstrap of $release failed"; }
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
