@@ -155,12 +155,14 @@ pub struct RollbackSettings {
     pub to: Option<String>,
 }
 
-fn rollback_to(raw: Option<&str>) -> Result<Option<String>, SettingsError> {
+/// The digest to roll back to, given as `name` (`to` on the command line, `rollback-to` as an
+/// action input).
+fn rollback_to(name: &str, raw: Option<&str>) -> Result<Option<String>, SettingsError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(d) if crate::apply::rollback::is_digest(d) => Ok(Some(d.to_string())),
         Some(d) => Err(SettingsError::Invalid(format!(
-            "`to` is `{d}`, which is not an image digest: give `sha256:` and 64 lowercase hex digits, as the `images` output of a deploy shows after `@`"
+            "`{name}` is `{d}`, which is not an image digest: give `sha256:` and 64 lowercase hex digits, as the `images` output of a deploy shows after `@`"
         ))),
     }
 }
@@ -496,19 +498,33 @@ impl Settings {
                 r.common,
                 Action::Rollback(RollbackSettings {
                     deploy: deploy_settings(&r.deploy)?,
-                    to: rollback_to(r.to.as_deref())?,
+                    to: rollback_to("to", r.to.as_deref())?,
                 }),
                 r.terraform,
             ),
             Command::Run(r) => {
                 let deploy = deploy_settings(&r.deploy)?;
-                let to = rollback_to(r.rollback_to.as_deref())?;
+                let to = rollback_to("rollback-to", r.rollback_to.as_deref())?;
                 if to.is_some() && r.mode != Mode::Rollback {
                     return Err(SettingsError::Invalid(
                         "`rollback-to` is for `mode: rollback`".into(),
                     ));
                 }
-                let action = match resolve_mode(r.mode, event.as_ref())? {
+                let resolved = resolve_mode(r.mode, event.as_ref())?;
+                // An offline run has no AWS access: a workflow meant to plan (a fork's pull
+                // request, say) must not quietly deploy when another event starts it.
+                if r.offline && resolved != EventMode::Plan {
+                    let why = match (r.mode, event.as_ref()) {
+                        (Mode::Auto, Some(e)) => {
+                            format!("`mode: auto` on a `{}` event does not plan", e.name())
+                        }
+                        _ => "`mode` does not plan".to_string(),
+                    };
+                    return Err(SettingsError::Invalid(format!(
+                        "`offline` is `true`, but {why}: an offline run only plans; set `mode: plan`, or leave `offline` unset to deploy"
+                    )));
+                }
+                let action = match resolved {
                     EventMode::Rollback => Action::Rollback(RollbackSettings { deploy, to }),
                     EventMode::Plan => Action::Plan(PlanSettings {
                         offline: r.offline,
@@ -879,6 +895,47 @@ mod tests {
         ]);
         let err = parse(&["cdc-deploy"], &env).unwrap_err();
         assert!(err.contains("`rollback-to`"), "{err}");
+        // A bad digest is named as it was given: the input, or the flag.
+        let env = RunnerEnv::from_pairs([
+            ("INPUT_MODE", "rollback"),
+            ("INPUT_ROLLBACK-TO", "sha-1234"),
+        ]);
+        let err = parse(&["cdc-deploy"], &env).unwrap_err();
+        assert!(
+            err.starts_with("`rollback-to` is `sha-1234`, which is not an image digest"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn offline_runs_only_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = dir.path().join("event.json");
+        std::fs::write(&event, r#"{"ref": "refs/heads/main", "after": "1111111111111111111111111111111111111111", "deleted": false}"#).unwrap();
+        let event = event.to_str().unwrap();
+        let on = |mode: &str, event_name: &str| {
+            parse(
+                &["cdc-deploy"],
+                &RunnerEnv::from_pairs([
+                    ("INPUT_MODE", mode),
+                    ("INPUT_OFFLINE", "true"),
+                    ("GITHUB_EVENT_NAME", event_name),
+                    ("GITHUB_EVENT_PATH", event),
+                ]),
+            )
+        };
+        let err = on("auto", "push").unwrap_err();
+        assert_eq!(
+            err,
+            "`offline` is `true`, but `mode: auto` on a `push` event does not plan: an offline run only plans; set `mode: plan`, or leave `offline` unset to deploy"
+        );
+        assert!(on("deploy", "push")
+            .unwrap_err()
+            .contains("`mode` does not plan"));
+        assert!(matches!(
+            on("plan", "push").unwrap().action,
+            Action::Plan(PlanSettings { offline: true, .. })
+        ));
     }
 
     #[test]
