@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmarks, with the servers they need: fingerprinting 1 GiB, building and pushing
-# 1 GiB through the Docker engine to a local registry, a no-op deploy of a fleet, and watching
-# 20 rollouts against a scripted ECS. Prints figures; CDC_BENCH_MIB changes
-# the size. Usage: scripts/bench.sh [cargo bench arguments, e.g. --bench build_push]
+# 1 GiB through the Docker engine to a local registry, a no-op deploy of a fleet, watching
+# 20 rollouts against a scripted ECS, and the action image's size and start-up. Prints figures;
+# CDC_BENCH_MIB changes the size. Usage: scripts/bench.sh [cargo bench arguments, e.g.
+# --bench build_push]
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,5 +14,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cdc-deploy/target}"
 . "$root/scripts/servers.sh"
 servers_install
 servers_start
+
+# The action image's benchmark measures the binary the Dockerfile ships: the dist profile's.
+cargo build --locked --profile dist --bin cdc-deploy
+export CDC_IMAGE_BIN="$CARGO_TARGET_DIR/dist/cdc-deploy"
 
 cargo bench --locked "$@"

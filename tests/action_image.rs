@@ -18,6 +18,7 @@ use std::process::Command;
 use cdc_deploy::clients::registry::Registry as _;
 use support::ecs_sim::{Behaviour, EcsSimulator};
 use support::github::{GithubFake, BOT_LOGIN};
+use support::image::{build_image, docker, instructions, runtime_stage, Image};
 use support::{base_image, unique, write, Run};
 
 const TOKEN: &str = "ghs_runnerTokenForTheImageTestOnly0123456";
@@ -29,144 +30,6 @@ const RUNNER_UID: u32 = 1001;
 
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs")
-}
-
-/// The Dockerfile's instructions, continuation lines joined and comments dropped.
-fn instructions(dockerfile: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in dockerfile.lines() {
-        let trimmed = line.trim();
-        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
-            continue;
-        }
-        if let Some(head) = trimmed.strip_suffix('\\') {
-            current.push_str(head.trim_end());
-            current.push(' ');
-        } else {
-            current.push_str(trimmed);
-            out.push(std::mem::take(&mut current));
-        }
-    }
-    out
-}
-
-/// The runtime stage of the Dockerfile, as a Dockerfile over a local context: `FROM` the local
-/// base, its package installation dropped (the base was made with those packages), and each
-/// `COPY --from=STAGE SRC DST` turned into a copy of `from-STAGE/<file name>` from the context.
-/// Everything else (labels, files, environment, working directory, entry point) is kept as the
-/// Dockerfile says.
-fn runtime_stage(dockerfile: &str, base: &str) -> (String, Vec<(String, String)>) {
-    let all = instructions(dockerfile);
-    let last_from = all
-        .iter()
-        .rposition(|i| i.starts_with("FROM "))
-        .expect("a FROM in the Dockerfile");
-    let mut text = format!("FROM {base}\n");
-    let mut from_stages = Vec::new();
-    for i in &all[last_from + 1..] {
-        if i.starts_with("RUN ") && i.contains("apt-get install") {
-            continue;
-        }
-        if let Some(rest) = i.strip_prefix("COPY --from=") {
-            let parts: Vec<&str> = rest.split_whitespace().collect();
-            assert_eq!(parts.len(), 3, "COPY --from=STAGE SRC DST: {i}");
-            let name = Path::new(parts[1]).file_name().unwrap().to_str().unwrap();
-            text.push_str(&format!("COPY from-{}/{name} {}\n", parts[0], parts[2]));
-            from_stages.push((parts[0].to_string(), name.to_string()));
-            continue;
-        }
-        assert!(
-            !i.starts_with("RUN "),
-            "the runtime stage runs something this test does not know how to reproduce: {i}"
-        );
-        text.push_str(i);
-        text.push('\n');
-    }
-    (text, from_stages)
-}
-
-/// The action image, removed when dropped.
-struct Image {
-    tag: String,
-}
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = docker(&["rmi", "-f", &self.tag]);
-    }
-}
-
-fn terraform_on_path() -> PathBuf {
-    let out = Command::new("sh")
-        .args(["-c", "command -v terraform"])
-        .output()
-        .unwrap();
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-/// Build the image: the runtime stage over this build's binary and the Terraform on `PATH`
-/// (the version the Dockerfile pins).
-fn build_image() -> Image {
-    let base = std::env::var("CDC_TEST_RUNTIME_BASE").unwrap_or_else(|_| {
-        panic!("CDC_TEST_RUNTIME_BASE is not set: the Dockerfile's runtime base is needed; run the tests with `scripts/test.sh`, which makes it")
-    });
-    let dockerfile = std::fs::read_to_string(repo_file("Dockerfile")).unwrap();
-    let pinned = dockerfile
-        .lines()
-        .find_map(|l| l.strip_prefix("ARG TERRAFORM_VERSION="))
-        .expect("the Dockerfile pins TERRAFORM_VERSION");
-    let terraform = terraform_on_path();
-    let version = Command::new(&terraform).arg("version").output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&version.stdout).starts_with(&format!("Terraform v{pinned}\n")),
-        "the Terraform on PATH is not the Dockerfile's {pinned}: {}",
-        String::from_utf8_lossy(&version.stdout)
-    );
-    let (text, from_stages) = runtime_stage(&dockerfile, &base);
-    let ctx = tempfile::tempdir().unwrap();
-    for (stage, name) in &from_stages {
-        let source = match (stage.as_str(), name.as_str()) {
-            ("build", "cdc-deploy") => PathBuf::from(support::binary()),
-            ("terraform", "terraform") => terraform.clone(),
-            other => panic!("the runtime stage copies {other:?}, which this test does not make"),
-        };
-        std::fs::create_dir_all(ctx.path().join(format!("from-{stage}"))).unwrap();
-        std::fs::copy(&source, ctx.path().join(format!("from-{stage}/{name}"))).unwrap();
-    }
-    for dir in ["docker"] {
-        let dest = ctx.path().join(dir);
-        std::fs::create_dir_all(&dest).unwrap();
-        for f in std::fs::read_dir(repo_file(dir)).unwrap() {
-            let f = f.unwrap();
-            std::fs::copy(f.path(), dest.join(f.file_name())).unwrap();
-        }
-    }
-    std::fs::write(ctx.path().join("Dockerfile"), &text).unwrap();
-    let tag = format!("cdc-test/action:{}", unique("e2e"));
-    let ctx_path = ctx.path().to_str().unwrap().to_string();
-    let out = docker(&[
-        "build",
-        "--quiet",
-        "--build-arg",
-        "VERSION=test",
-        "-t",
-        &tag,
-        &ctx_path,
-    ]);
-    assert!(
-        out.status.success(),
-        "docker build of\n{text}\nfailed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Image { tag }
 }
 
 /// Where the runner keeps a job's files on the host, mounted into the action's container.
@@ -475,7 +338,7 @@ fn the_runtime_stage_is_read_from_the_dockerfile() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_nothing() {
-    let image = build_image();
+    let image = build_image(Path::new(&support::binary()));
     let gh = GithubFake::start().await;
     gh.require_token(TOKEN);
     gh.pull_for_commit(MERGE_1, 2);
@@ -738,5 +601,5 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
     assert_eq!(comments[0].id, comment_id);
     assert_eq!(updates(&gh, comment_id), 2, "{}", comments[0].body);
     gh.assert_no_violations();
-    support::remove_images(&project);
+    support::remove_images(&format!("{}/{project}-", support::registry()));
 }

@@ -5,6 +5,7 @@
 pub mod ecs_sim;
 pub mod fleet;
 pub mod github;
+pub mod image;
 pub mod proxy;
 
 use aws_sdk_ecr::config::Credentials;
