@@ -878,7 +878,7 @@ fn with_review_note(body: &str, previous: Option<&str>, digest: &str) -> String 
 fn github_refusal(what: &str, e: &crate::clients::github::GithubError, permission: &str) -> String {
     if e.is_refusal() {
         format!(
-            "{what}: {e}. Give the job `{permission}` in the workflow's `permissions:`; a pull request from a fork gets a read-only token, so its comment cannot be written"
+            "{what}: {e}. Give the job `{permission}` in the workflow's `permissions:` (a pull request from a fork gets a read-only token whatever `permissions:` says)"
         )
     } else {
         format!("{what}: {e}")

@@ -188,7 +188,7 @@ async fn a_refused_comment_is_a_warning_and_a_server_error_is_retried() {
     );
     assert!(
         refused.stdout.contains(
-            "::warning::the comment on #2 was not written: GitHub refused comment on #2 (403)"
+            "::warning::the comment on #2 was not written: GitHub refused to comment on #2 (403)"
         ) && refused.stdout.contains("`pull-requests: write`"),
         "{}",
         refused.describe()

@@ -19,7 +19,7 @@ use crate::clients::retry::{parse_retry_after, RetryPolicy};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GithubError {
     /// GitHub answered with an error status.
-    #[error("GitHub refused {operation} ({status}): {message}")]
+    #[error("GitHub refused to {operation} ({status}): {message}")]
     Status {
         operation: String,
         status: u16,

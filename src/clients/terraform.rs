@@ -55,7 +55,7 @@ impl std::fmt::Display for LockInfo {
             .to_lowercase();
         write!(
             f,
-            "the Terraform state `{}` is locked by `{}` since {} (a `{}`, Terraform {}, lock ID `{}`); wait for that run to finish, or when it is known to have died, release the lock with `terraform force-unlock {}` in the root module",
+            "the Terraform state `{}` is locked by `{}` since {} (operation `{}`, Terraform {}, lock ID `{}`); wait for that run to finish, or when it is known to have died, release the lock with `terraform force-unlock {}` in the root module",
             self.path, self.who, self.created, op, self.version, self.id, self.id
         )
     }
@@ -508,7 +508,9 @@ mod tests {
         assert_eq!(lock.operation, "OperationTypeApply");
         let msg = lock.to_string();
         assert!(
-            msg.contains("locked by `alice@laptop` since 2026-11-25 21:00:00 +0000 UTC (a `apply`"),
+            msg.contains(
+                "locked by `alice@laptop` since 2026-11-25 21:00:00 +0000 UTC (operation `apply`"
+            ),
             "{msg}"
         );
         assert!(
