@@ -524,6 +524,11 @@ impl Settings {
                         "`offline` is `true`, but {why}: an offline run only plans; set `mode: plan`, or leave `offline` unset to deploy"
                     )));
                 }
+                if r.output.is_some() && resolved != EventMode::Plan {
+                    warnings.push(
+                        "`output` is written by plans only: this run does not plan, so no file is written (its report is in the job summary)".into(),
+                    );
+                }
                 let action = match resolved {
                     EventMode::Rollback => Action::Rollback(RollbackSettings { deploy, to }),
                     EventMode::Plan => Action::Plan(PlanSettings {
@@ -936,6 +941,16 @@ mod tests {
             on("plan", "push").unwrap().action,
             Action::Plan(PlanSettings { offline: true, .. })
         ));
+        // `output` on a run that deploys is said to be unused, not silently dropped.
+        let deploy = parse(
+            &["cdc-deploy"],
+            &RunnerEnv::from_pairs([("INPUT_MODE", "deploy"), ("INPUT_OUTPUT", "report.md")]),
+        )
+        .unwrap();
+        assert_eq!(
+            deploy.warnings,
+            ["`output` is written by plans only: this run does not plan, so no file is written (its report is in the job summary)"]
+        );
     }
 
     #[test]
