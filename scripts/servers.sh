@@ -9,7 +9,8 @@
 #   CDC_TEST_REGISTRY_OTHER_PASSWORD  the same registry program, with another password
 #   CDC_TEST_BASE_IMAGE           a busybox image made locally with `docker import`
 #   CDC_TEST_RUNTIME_BASE         the Dockerfile's runtime base (Debian with its packages), made by
-#                                 debootstrap, for the action image's end-to-end test
+#                                 debootstrap, for the action image's end-to-end test; not made
+#                                 when CDC_TEST_ACTION_IMAGE names a built action image to test
 #
 # Sourced by scripts/test.sh and scripts/bench.sh. Run it directly to keep the servers up for
 # development: it prints the environment to try `plan` and `deploy` against them, then waits
@@ -31,8 +32,9 @@ servers_install() {
   servers_need docker-registry || missing+=(docker-registry)
   servers_need htpasswd || missing+=(apache2-utils)
   [ -x /bin/busybox ] || missing+=(busybox-static)
-  # The action image's end-to-end test makes its Debian base with debootstrap.
-  servers_need debootstrap || missing+=(debootstrap)
+  # The action image's end-to-end test makes its Debian base with debootstrap, unless it is
+  # given a built image.
+  [ -n "${CDC_TEST_ACTION_IMAGE:-}" ] || servers_need debootstrap || missing+=(debootstrap)
   if [ ${#missing[@]} -gt 0 ]; then
     printf '\n== installing %s from Debian'"'"'s packages\n' "${missing[*]}"
     apt-get update -qq
@@ -93,6 +95,12 @@ servers_base_image() {
 # The tag carries both, so a change to the Dockerfile makes a new base; about a minute, once.
 servers_runtime_image() {
   local release packages tag root mirror
+  # The end-to-end test runs a prebuilt action image instead (CI builds it from the Dockerfile).
+  if [ -n "${CDC_TEST_ACTION_IMAGE:-}" ]; then
+    docker image inspect "$CDC_TEST_ACTION_IMAGE" >/dev/null 2>&1 \
+      || servers_die "CDC_TEST_ACTION_IMAGE names $CDC_TEST_ACTION_IMAGE, which the Docker engine does not have"
+    return 0
+  fi
   release="$(sed -n 's/^ARG DEBIAN_RELEASE=//p' "$root_dir/Dockerfile")"
   # The packages of the last `apt-get install` in the Dockerfile, its runtime stage's.
   packages="$(grep -o 'apt-get install [^&]*' "$root_dir/Dockerfile" | tail -n 1 \
@@ -108,15 +116,20 @@ servers_runtime_image() {
   if [ -z "$mirror" ] && grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
     mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)"
   fi
-  local keyring=()
+  local keyring=() as_root=()
   [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] && keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
+  # debootstrap, and reading and removing the root file system it makes, need root.
+  if [ "$(id -u)" != 0 ]; then
+    sudo -n true 2>/dev/null || servers_die "making $tag needs root (debootstrap): run as root, allow sudo without a password, or set CDC_TEST_ACTION_IMAGE to a built action image"
+    as_root=(sudo -n)
+  fi
   root="$servers_state/runtime-root"
-  debootstrap "${keyring[@]}" --variant=minbase --include="$packages" "$release" "$root" "${mirror:-http://deb.debian.org/debian}" \
+  "${as_root[@]}" debootstrap "${keyring[@]}" --variant=minbase --include="$packages" "$release" "$root" "${mirror:-http://deb.debian.org/debian}" \
     >"$servers_state/debootstrap.log" 2>&1 \
     || { tail -n 20 "$servers_state/debootstrap.log" >&2; servers_die "debootstrap of $release failed"; }
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | docker import - "$tag" >/dev/null
-  rm -rf "$root"
+  "${as_root[@]}" sh -c 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' - "$root"
+  "${as_root[@]}" tar -C "$root" -c . | docker import - "$tag" >/dev/null
+  "${as_root[@]}" rm -rf "$root"
 }
 
 servers_moto() { # name [VAR=value...]

@@ -18,7 +18,7 @@ use std::process::Command;
 use cdc_deploy::clients::registry::Registry as _;
 use support::ecs_sim::{Behaviour, EcsSimulator};
 use support::github::{GithubFake, BOT_LOGIN};
-use support::image::{build_image, docker, instructions, runtime_stage, Image};
+use support::image::{action_image, docker, instructions, runtime_stage, Image};
 use support::{base_image, unique, write, Run};
 
 const TOKEN: &str = "ghs_runnerTokenForTheImageTestOnly0123456";
@@ -36,10 +36,44 @@ fn repo_file(path: &str) -> PathBuf {
 struct Job {
     dirs: tempfile::TempDir,
     workspace: PathBuf,
+    /// An image to hand the files the container's root wrote back to this user with.
+    image: String,
+}
+
+impl Drop for Job {
+    /// Files the container wrote as root cannot be removed by another user: give them back.
+    fn drop(&mut self) {
+        // SAFETY: geteuid(2) and getegid(2) have no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        if uid == 0 {
+            return;
+        }
+        let _ = docker(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "chown",
+            "-v",
+            &format!("{}:/job", self.dirs.path().display()),
+            &self.image,
+            "-R",
+            &format!("{uid}:{gid}"),
+            "/job",
+        ]);
+    }
+}
+
+/// Removes the images a test pushed to the registry, from the engine, when dropped.
+struct PushedImages(String);
+
+impl Drop for PushedImages {
+    fn drop(&mut self) {
+        support::remove_images(&self.0);
+    }
 }
 
 impl Job {
-    fn new() -> Job {
+    fn new(image: &Image) -> Job {
         let dirs = tempfile::tempdir().unwrap();
         for d in [
             "_github_home",
@@ -50,15 +84,24 @@ impl Job {
             std::fs::create_dir_all(dirs.path().join(d)).unwrap();
         }
         let workspace = dirs.path().join("repo");
-        Job { dirs, workspace }
+        Job {
+            dirs,
+            workspace,
+            image: image.tag.clone(),
+        }
     }
 
     fn host(&self, dir: &str) -> String {
         self.dirs.path().join(dir).to_str().unwrap().to_string()
     }
 
-    /// Hand the workspace to the runner's user, as `actions/checkout` leaves it.
+    /// Hand the workspace to the runner's user, as `actions/checkout` leaves it. Run as another
+    /// user than root, the workspace is that user's already: not the container's root either.
     fn chown_workspace(&self) {
+        // SAFETY: geteuid(2) has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
         let out = Command::new("chown")
             .args(["-R", &format!("{RUNNER_UID}:{RUNNER_UID}")])
             .arg(&self.workspace)
@@ -134,6 +177,12 @@ fn run_step(image: &Image, job: &Job, step: &Step) -> Run {
         std::fs::write(commands.join(f), "").unwrap();
     }
     let mut env: Vec<(String, String)> = inputs(step.with);
+    let branch = |side: &str| {
+        step.event["pull_request"][side]["ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     let runner_env = [
         ("HOME", "/github/home".to_string()),
         ("GITHUB_JOB", "cdc".into()),
@@ -147,8 +196,9 @@ fn run_step(image: &Image, job: &Job, step: &Step) -> Run {
         ("GITHUB_ACTOR", "octocat".into()),
         ("GITHUB_TRIGGERING_ACTOR", "octocat".into()),
         ("GITHUB_WORKFLOW", "cdc".into()),
-        ("GITHUB_HEAD_REF", String::new()),
-        ("GITHUB_BASE_REF", String::new()),
+        // Set for pull request events only, from the pull request's branches.
+        ("GITHUB_HEAD_REF", branch("head")),
+        ("GITHUB_BASE_REF", branch("base")),
         ("GITHUB_EVENT_NAME", step.event_name.into()),
         ("GITHUB_SERVER_URL", "https://github.com".into()),
         (
@@ -338,7 +388,7 @@ fn the_runtime_stage_is_read_from_the_dockerfile() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_nothing() {
-    let image = build_image(Path::new(&support::binary()));
+    let image = action_image(Path::new(&support::binary()));
     let gh = GithubFake::start().await;
     gh.require_token(TOKEN);
     gh.pull_for_commit(MERGE_1, 2);
@@ -359,7 +409,8 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
 
     // The team's repository: three consumers and its own root module, checked out by the
     // runner's user.
-    let job = Job::new();
+    let _pushed = PushedImages(format!("{}/{project}-", support::registry()));
+    let job = Job::new(&image);
     let ws = &job.workspace;
     for c in ["orders", "billing", "audit"] {
         consumer(ws, c);
@@ -601,5 +652,4 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
     assert_eq!(comments[0].id, comment_id);
     assert_eq!(updates(&gh, comment_id), 2, "{}", comments[0].body);
     gh.assert_no_violations();
-    support::remove_images(&format!("{}/{project}-", support::registry()));
 }

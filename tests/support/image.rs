@@ -1,8 +1,9 @@
 //! The action's image as the `Dockerfile`'s runtime stage makes it, assembled here where nothing
 //! can be pulled: that stage's instructions read from the file, `FROM` a Debian base made by
 //! debootstrap with the packages the stage installs (`CDC_TEST_RUNTIME_BASE`, from
-//! `scripts/servers.sh`), over a given `cdc-deploy` binary and the Terraform on `PATH`. Shared by
-//! the end-to-end test and the image benchmark.
+//! `scripts/servers.sh`), over a given `cdc-deploy` binary and the Terraform on `PATH`; or the
+//! image `CDC_TEST_ACTION_IMAGE` names, built from the Dockerfile itself. Shared by the
+//! end-to-end test and the image benchmark.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -74,14 +75,52 @@ pub fn runtime_stage(dockerfile: &str, base: &str) -> (String, Vec<(String, Stri
     (text, from_stages)
 }
 
-/// The action image, removed when dropped.
+/// The action image; removed when dropped if this test built it.
 pub struct Image {
     pub tag: String,
+    built: bool,
+}
+
+impl Image {
+    /// An image built elsewhere (`docker build` of the Dockerfile itself), left in place.
+    pub fn existing(tag: &str) -> Image {
+        let image = Image {
+            tag: tag.to_string(),
+            built: false,
+        };
+        image.starts();
+        image
+    }
+
+    /// The image's binary starts: a binary that needs a newer C library than the image's
+    /// (a host build on a newer system) says so here, not as a failed step later.
+    fn starts(&self) {
+        let out = docker(&["run", "--rm", &self.tag, "--version"]);
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("cdc-deploy "),
+            "`docker run {} --version` failed ({}): {}{}",
+            self.tag,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 impl Drop for Image {
     fn drop(&mut self) {
-        let _ = docker(&["rmi", "-f", &self.tag]);
+        if self.built {
+            let _ = docker(&["rmi", "-f", &self.tag]);
+        }
+    }
+}
+
+/// The image the end-to-end test runs: `CDC_TEST_ACTION_IMAGE` when it names one (CI builds it
+/// from the Dockerfile), else the runtime stage assembled over `binary`.
+pub fn action_image(binary: &Path) -> Image {
+    match std::env::var("CDC_TEST_ACTION_IMAGE") {
+        Ok(tag) if !tag.is_empty() => Image::existing(&tag),
+        _ => build_image(binary),
     }
 }
 
@@ -154,5 +193,7 @@ pub fn build_image(binary: &Path) -> Image {
         "docker build of\n{text}\nfailed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Image { tag }
+    let image = Image { tag, built: true };
+    image.starts();
+    image
 }
