@@ -10,7 +10,7 @@
 ARG DEBIAN_RELEASE=bookworm
 
 # --- build: a release binary without debug information or symbols (profile `dist`) ----------------
-FROM rust:1.95-slim-bookworm AS build
+FROM rust:1.95-slim-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY benches benches
@@ -26,7 +26,8 @@ FROM debian:${DEBIAN_RELEASE}-slim AS terraform
 ARG TERRAFORM_VERSION=1.11.4
 ARG TERRAFORM_SHA256_AMD64=1ce994251c00281d6845f0f268637ba50c0005657eb3cf096b92f753b42ef4dc
 ARG TERRAFORM_SHA256_ARM64=a43d1d0da9b9bab214a8305a39db0e40869572594ccf50c416a7756499143633
-# Set by BuildKit for each platform of a multi-arch build; the classic builder leaves it empty.
+# Set by BuildKit for each platform of a multi-arch build; the classic builder leaves it empty,
+# and the build's own Debian architecture is the target then.
 ARG TARGETARCH
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # The tools only fetch and unpack; the stage is thrown away, so their versions do not matter.
@@ -34,7 +35,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl unzip \
     && rm -rf /var/lib/apt/lists/*
-RUN arch="${TARGETARCH:-amd64}"; \
+RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}"; \
     case "$arch" in \
       amd64) sum="$TERRAFORM_SHA256_AMD64" ;; \
       arm64) sum="$TERRAFORM_SHA256_ARM64" ;; \
@@ -51,10 +52,11 @@ RUN arch="${TARGETARCH:-amd64}"; \
 FROM debian:${DEBIAN_RELEASE}-slim
 ARG VERSION=dev
 ARG REVISION=unknown
+ARG SOURCE=https://github.com/org/cdc-deploy-action
 LABEL org.opencontainers.image.title="cdc-deploy-action" \
       org.opencontainers.image.description="Deploys a fleet of Change Data Capture consumers to AWS ECS Fargate" \
-      org.opencontainers.image.source="https://github.com/org/cdc-deploy-action" \
-      org.opencontainers.image.documentation="https://github.com/org/cdc-deploy-action#readme" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.documentation="${SOURCE}#readme" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
