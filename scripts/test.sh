@@ -49,6 +49,18 @@ say "action.yml and workflows: GitHub's schemas (vendored by check-jsonschema) a
 # ... and the example workflows of a consumer repository
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows examples/workflows/*.yml
 "$venv/bin/actionlint" examples/workflows/*.yml
+# ... and the workflow the README shows first.
+snippet="$(mktemp -d)/readme-workflow.yml"
+python3 - "$snippet" <<'PY'
+import sys
+text = open("README.md").read()
+start = text.index("```yaml\n", text.index("\n## Use it in a workflow\n")) + len("```yaml\n")
+with open(sys.argv[1], "w") as f:
+    f.write("name: readme\n" + text[start:text.index("```\n", start)])
+PY
+"$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$snippet"
+"$venv/bin/actionlint" "$snippet"
+rm -rf "$(dirname "$snippet")"
 
 say "scripts/pin-action-image.sh: pins a copy of action.yml to an image digest, refuses a tag"
 pin="$(mktemp -d)"
