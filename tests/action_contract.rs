@@ -1,6 +1,7 @@
-//! `action.yml`, the command line and the README say the same thing: every option of `run` is
-//! an input of the same name with the same default, every input is in the README's table, and
-//! the outputs `action.yml` declares are the ones the README lists and a run sets.
+//! `action.yml`, the command line, the README and the example workflows say the same thing:
+//! every option of `run` is an input of the same name with the same default, every input is in
+//! the README's table, the outputs `action.yml` declares are the ones the README lists and a run
+//! sets, and the workflows the repository shows use only those inputs and outputs.
 
 mod support;
 
@@ -126,4 +127,89 @@ fn a_run_sets_exactly_the_outputs_action_yml_declares() {
     let set: BTreeSet<String> = r.outputs.keys().cloned().collect();
     let outputs: BTreeSet<String> = declared("outputs").into_keys().collect();
     assert_eq!(set, outputs);
+}
+
+/// The workflows the repository shows: every example under `examples/workflows/`, and the one
+/// the README shows first (its first yaml block under `## Use it in a workflow`).
+fn shown_workflows() -> Vec<(String, serde_yaml::Value)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(root.join("examples/workflows"))
+        .expect("examples/workflows")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        out.push((
+            f.display().to_string(),
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display())),
+        ));
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Use it in a workflow\n")
+        .nth(1)
+        .expect("README has `## Use it in a workflow`");
+    let block = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```\n").next())
+        .expect("a yaml block");
+    out.push((
+        "README.md".into(),
+        serde_yaml::from_str(block).expect("the README's workflow is YAML"),
+    ));
+    out
+}
+
+#[test]
+fn the_shown_workflows_give_the_action_only_its_inputs_and_read_only_its_outputs() {
+    let inputs: BTreeSet<String> = declared("inputs").into_keys().collect();
+    let outputs: BTreeSet<String> = declared("outputs").into_keys().collect();
+    let workflows = shown_workflows();
+    assert!(workflows.len() >= 5, "{}", workflows.len());
+    let mut steps_using = 0;
+    for (file, workflow) in &workflows {
+        let text = serde_yaml::to_string(workflow).unwrap();
+        for (job_name, job) in workflow["jobs"].as_mapping().expect("jobs") {
+            let Some(steps) = job["steps"].as_sequence() else {
+                continue;
+            };
+            for step in steps {
+                let uses = step["uses"].as_str().unwrap_or_default();
+                if !uses.starts_with("org/cdc-deploy-action@") {
+                    continue;
+                }
+                steps_using += 1;
+                let with = step["with"].as_mapping().cloned().unwrap_or_default();
+                for (key, _) in &with {
+                    let key = key.as_str().unwrap();
+                    assert!(
+                        inputs.contains(key),
+                        "{file}: job {job_name:?} gives the action `{key}`, which is not an input of action.yml"
+                    );
+                }
+                // Every `steps.<id>.outputs.<name>` read of this step names an output.
+                if let Some(id) = step["id"].as_str() {
+                    let prefix = format!("steps.{id}.outputs.");
+                    for (at, _) in text.match_indices(&prefix) {
+                        let name: String = text[at + prefix.len()..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                            .collect();
+                        assert!(
+                            outputs.contains(&name),
+                            "{file}: `{prefix}{name}` is not an output of action.yml"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        steps_using >= 8,
+        "the action is used in {steps_using} steps"
+    );
 }
