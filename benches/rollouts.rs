@@ -6,6 +6,8 @@
 
 #[path = "../tests/support/ecs_sim.rs"]
 mod ecs_sim;
+#[path = "../tests/support/serve.rs"]
+mod serve;
 
 use std::time::{Duration, Instant, SystemTime};
 

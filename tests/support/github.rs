@@ -20,18 +20,13 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::convert::Infallible;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 
 /// Where the contract lives in the repository.
@@ -257,14 +252,12 @@ pub enum Fault {
 /// The fake GitHub. Dropping it stops the server; it never panics on drop (call
 /// [`GithubFake::assert_no_violations`]), though it prints violations nobody asserted on.
 pub struct GithubFake {
-    addr: SocketAddr,
+    server: super::serve::Server,
     state: Arc<Mutex<State>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for GithubFake {
     fn drop(&mut self) {
-        self.task.abort();
         if let Ok(st) = self.state.lock() {
             if !st.violations.is_empty() && !st.asserted {
                 eprintln!("{}", describe_violations(&st.violations));
@@ -285,34 +278,22 @@ impl GithubFake {
             .split_once('/')
             .expect("the repository is `owner/repo`");
         let _ = contract();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let base = format!("http://{addr}");
-        let state = Arc::new(Mutex::new(State::new(owner, repo, &base)));
+        // The state names the server's own address (in `url` fields), known once it is up;
+        // nothing can reach the server before this returns.
+        let state: Arc<Mutex<State>> = Arc::new(Mutex::new(State::new(owner, repo, "")));
         let shared = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(serve(req, &state).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        GithubFake { addr, state, task }
+        let server = super::serve::serve(move |req: Request<Incoming>| {
+            let state = shared.clone();
+            async move { serve(req, &state).await }
+        })
+        .await;
+        state.lock().unwrap().base = format!("http://{}", server.addr);
+        GithubFake { server, state }
     }
 
     /// The base URL, for `GITHUB_API_URL`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     /// `owner/repo` the fake serves.

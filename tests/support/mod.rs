@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod github;
 pub mod image;
 pub mod proxy;
+pub mod serve;
 
 use aws_sdk_ecr::config::Credentials;
 

@@ -4,16 +4,11 @@
 //! says it did.
 #![allow(dead_code)]
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 /// One request as the proxy saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,22 +42,13 @@ impl Recorded {
 
 /// A proxy in front of `upstream`, serving on a free loopback port until dropped.
 pub struct CountingProxy {
-    pub addr: SocketAddr,
+    server: super::serve::Server,
     log: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl CountingProxy {
     /// Start a proxy for `upstream` (`http://127.0.0.1:PORT`) on the current tokio runtime.
     pub async fn start(upstream: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let upstream = upstream.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
@@ -70,38 +56,24 @@ impl CountingProxy {
             .build()
             .unwrap();
         let shared = log.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let log = shared.clone();
-                let upstream = upstream.clone();
-                let http = http.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let log = log.clone();
-                        let upstream = upstream.clone();
-                        let http = http.clone();
-                        async move { Ok::<_, Infallible>(forward(req, &upstream, &http, &log).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        CountingProxy { addr, log, task }
+        let server = super::serve::serve(move |req: Request<Incoming>| {
+            let log = shared.clone();
+            let upstream = upstream.clone();
+            let http = http.clone();
+            async move { forward(req, &upstream, &http, &log).await }
+        })
+        .await;
+        CountingProxy { server, log }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        self.server.addr.to_string()
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
