@@ -2,8 +2,9 @@
 //! gzip-compressed), and how long the action takes to start: from `exec` of the binary, and from
 //! `docker run` of the image, to the first line it prints, for `plan --offline` over the
 //! repository's own `consumer_scripts/`. The image is the `Dockerfile`'s runtime stage over
-//! `CDC_IMAGE_BIN` (scripts/bench.sh builds it with the `dist` profile, as the Dockerfile does).
-//! Prints figures; asserts nothing about them.
+//! `CDC_IMAGE_BIN` (scripts/bench.sh builds it with the `dist` profile, as the Dockerfile does),
+//! or the image `CDC_TEST_ACTION_IMAGE` names (built from the Dockerfile itself). Prints figures;
+//! asserts nothing about them.
 
 #[path = "../tests/support/image.rs"]
 mod image;
@@ -92,7 +93,8 @@ fn main() {
     let bin = PathBuf::from(bin);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let binary_size = std::fs::metadata(&bin).unwrap().len();
-    let image = image::build_image(&bin);
+    // The image built from the Dockerfile itself when CDC_TEST_ACTION_IMAGE names one.
+    let image = image::action_image(&bin);
 
     let inspect = image::docker(&["image", "inspect", "--format", "{{.Size}}", &image.tag]);
     let stored: u64 = String::from_utf8_lossy(&inspect.stdout)

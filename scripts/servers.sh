@@ -37,8 +37,13 @@ servers_install() {
   [ -n "${CDC_TEST_ACTION_IMAGE:-}" ] || servers_need debootstrap || missing+=(debootstrap)
   if [ ${#missing[@]} -gt 0 ]; then
     printf '\n== installing %s from Debian'"'"'s packages\n' "${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    local as_root=()
+    if [ "$(id -u)" != 0 ]; then
+      sudo -n true 2>/dev/null || servers_die "${missing[*]} must be installed, which needs root: install them, or allow sudo without a password"
+      as_root=(sudo -n)
+    fi
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   if ! servers_need moto_server; then
     printf '\n== installing moto\n'
@@ -53,6 +58,10 @@ servers_free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127
 servers_stop() {
   for p in "${server_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${server_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # A Debian root an interrupted debootstrap left is root's.
+  if [ -d "$servers_state/runtime-root" ] && [ "$(id -u)" != 0 ]; then
+    sudo -n rm -rf "$servers_state/runtime-root" 2>/dev/null || true
+  fi
   rm -rf "$servers_state" || true
   # Images the tests pushed to this run's registry are left in the engine; remove them.
   if [ -n "${CDC_TEST_REGISTRY:-}" ]; then
@@ -126,7 +135,7 @@ servers_runtime_image() {
   root="$servers_state/runtime-root"
   "${as_root[@]}" debootstrap "${keyring[@]}" --variant=minbase --include="$packages" "$release" "$root" "${mirror:-http://deb.debian.org/debian}" \
     >"$servers_state/debootstrap.log" 2>&1 \
-    || { tail -n 20 "$servers_state/debootstrap.log" >&2; servers_die "debootstrap of $release failed"; }
+    || { tail -n 20 "$servers_state/debootstrap.log" >&2; "${as_root[@]}" rm -rf "$root"; servers_die "debootstrap of $release failed"; }
   "${as_root[@]}" sh -c 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' - "$root"
   "${as_root[@]}" tar -C "$root" -c . | docker import - "$tag" >/dev/null
   "${as_root[@]}" rm -rf "$root"
@@ -199,7 +208,8 @@ The servers are up; Ctrl-C stops them. To run the tests against them:
 
   export CDC_TEST_MOTO_URL=$CDC_TEST_MOTO_URL CDC_TEST_MOTO_AUTH_URL=$CDC_TEST_MOTO_AUTH_URL
   export CDC_TEST_REGISTRY=$CDC_TEST_REGISTRY CDC_TEST_REGISTRY_OTHER_PASSWORD=$CDC_TEST_REGISTRY_OTHER_PASSWORD
-  export CDC_TEST_BASE_IMAGE=$CDC_TEST_BASE_IMAGE CDC_TEST_RUNTIME_BASE=$CDC_TEST_RUNTIME_BASE
+  export CDC_TEST_BASE_IMAGE=$CDC_TEST_BASE_IMAGE CDC_TEST_RUNTIME_BASE=${CDC_TEST_RUNTIME_BASE:-}
+  export CDC_TEST_ACTION_IMAGE=${CDC_TEST_ACTION_IMAGE:-}
   cargo test
 
 To try cdc-deploy itself against them (moto plays ECR, the registry takes the pushes):
