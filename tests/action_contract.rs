@@ -172,8 +172,9 @@ fn the_shown_workflows_give_the_action_only_its_inputs_and_read_only_its_outputs
     assert!(workflows.len() >= 5, "{}", workflows.len());
     let mut steps_using = 0;
     for (file, workflow) in &workflows {
-        let text = serde_yaml::to_string(workflow).unwrap();
         for (job_name, job) in workflow["jobs"].as_mapping().expect("jobs") {
+            // Step ids are a job's own: the reads of a step's outputs are in its job.
+            let text = serde_yaml::to_string(job).unwrap();
             let Some(steps) = job["steps"].as_sequence() else {
                 continue;
             };

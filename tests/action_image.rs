@@ -41,13 +41,19 @@ struct Job {
 }
 
 impl Drop for Job {
-    /// Files the container wrote as root cannot be removed by another user: give them back.
+    /// The workspace and the files the container wrote belong to others: give them back, so the
+    /// folder can be removed.
     fn drop(&mut self) {
         // SAFETY: geteuid(2) and getegid(2) have no preconditions.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        if uid == 0 {
+        let owner = if Image::rootless_engine() {
+            // The container's root is this user on the host.
+            "0:0".to_string()
+        } else if uid == 0 {
             return;
-        }
+        } else {
+            format!("{uid}:{gid}")
+        };
         let _ = docker(&[
             "run",
             "--rm",
@@ -57,7 +63,7 @@ impl Drop for Job {
             &format!("{}:/job", self.dirs.path().display()),
             &self.image,
             "-R",
-            &format!("{uid}:{gid}"),
+            &owner,
             "/job",
         ]);
     }
@@ -95,19 +101,29 @@ impl Job {
         self.dirs.path().join(dir).to_str().unwrap().to_string()
     }
 
-    /// Hand the workspace to the runner's user, as `actions/checkout` leaves it. Run as another
-    /// user than root, the workspace is that user's already: not the container's root either.
+    /// Hand the workspace to the runner's user, as `actions/checkout` leaves it: a user that is
+    /// neither the container's root nor (under a rootless engine, whose root is this user) this
+    /// user. Done by the image's own `chown`, as root in a container, which any user of the
+    /// engine may do.
     fn chown_workspace(&self) {
-        // SAFETY: geteuid(2) has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return;
-        }
-        let out = Command::new("chown")
-            .args(["-R", &format!("{RUNNER_UID}:{RUNNER_UID}")])
-            .arg(&self.workspace)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        self.chown("/job/repo", &format!("{RUNNER_UID}:{RUNNER_UID}"));
+    }
+
+    /// `chown -R owner path` in a container with the job's folder at `/job`.
+    fn chown(&self, path: &str, owner: &str) {
+        let out = docker(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "chown",
+            "-v",
+            &format!("{}:/job", self.dirs.path().display()),
+            &self.image,
+            "-R",
+            owner,
+            path,
+        ]);
+        assert!(out.status.success(), "chown {owner} {path}: {out:?}");
     }
 }
 

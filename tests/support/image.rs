@@ -89,7 +89,33 @@ impl Image {
             built: false,
         };
         image.starts();
+        // An image of another commit tests other code: said, not refused (a local image of
+        // uncommitted work has the revision it was built from).
+        let label = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{ index .Config.Labels \"org.opencontainers.image.revision\" }}",
+            tag,
+        ]);
+        let head = Command::new("git")
+            .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let revision = String::from_utf8_lossy(&label.stdout).trim().to_string();
+        if !head.is_empty() && revision != head {
+            eprintln!(
+                "note: {tag} was built from revision `{revision}`, not this checkout's {head}: the test runs that image's code"
+            );
+        }
         image
+    }
+
+    /// Whether the engine runs rootless: the container's root is then this user on the host.
+    pub fn rootless_engine() -> bool {
+        let out = docker(&["info", "--format", "{{ .SecurityOptions }}"]);
+        String::from_utf8_lossy(&out.stdout).contains("rootless")
     }
 
     /// The image's binary starts: a binary that needs a newer C library than the image's
