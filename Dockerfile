@@ -1,5 +1,6 @@
 # The cdc-deploy action's image: the `cdc-deploy` binary (which embeds the bundled Terraform
-# module), a pinned Terraform checked against HashiCorp's SHA256 sums, git and CA certificates.
+# module), a pinned Terraform checked against HashiCorp's signed SHA256 sums, git and CA
+# certificates.
 #
 # GitHub builds this file when a workflow uses the action from a branch or commit; release tags
 # point `action.yml` at the prebuilt multi-arch image on GHCR instead (.github/workflows/release.yml).
@@ -28,9 +29,11 @@ RUN touch src/main.rs src/lib.rs \
     && cargo build --locked --profile dist --bin cdc-deploy \
     && install -D -m 0755 target/dist/cdc-deploy /out/cdc-deploy
 
-# --- terraform: HashiCorp's release archive, refused unless its SHA256 is the pinned one ---------
-# The sums are those HashiCorp publishes in terraform_<version>_SHA256SUMS (signed with HashiCorp's
-# release key, https://www.hashicorp.com/trust/security): a new version updates all three lines.
+# --- terraform: HashiCorp's release, installed only if it checks out --------------------------------
+# docker/install-terraform.sh checks HashiCorp's signing key by its fingerprint, the signature on
+# the release's SHA256SUMS, and that the archive's SHA256 is both the signed one and the one
+# pinned here (scripts/check-install-terraform.sh tests it). A new version updates all three
+# lines, with the sums from terraform_<version>_SHA256SUMS.
 FROM debian:${DEBIAN_RELEASE}-slim AS terraform
 ARG TERRAFORM_VERSION=1.11.4
 ARG TERRAFORM_SHA256_AMD64=1ce994251c00281d6845f0f268637ba50c0005657eb3cf096b92f753b42ef4dc
@@ -39,23 +42,19 @@ ARG TERRAFORM_SHA256_ARM64=a43d1d0da9b9bab214a8305a39db0e40869572594ccf50c416a77
 # and the build's own Debian architecture is the target then.
 ARG TARGETARCH
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# The tools only fetch and unpack; the stage is thrown away, so their versions do not matter.
+# The tools only fetch, check and unpack; the stage is thrown away, so their versions do not matter.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl unzip \
+    && apt-get install -y --no-install-recommends ca-certificates curl gnupg unzip \
     && rm -rf /var/lib/apt/lists/*
+COPY docker/install-terraform.sh /usr/local/sbin/install-terraform
 RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}"; \
     case "$arch" in \
       amd64) sum="$TERRAFORM_SHA256_AMD64" ;; \
       arm64) sum="$TERRAFORM_SHA256_ARM64" ;; \
       *) echo "no pinned Terraform checksum for architecture $arch" >&2; exit 1 ;; \
     esac; \
-    zip="terraform_${TERRAFORM_VERSION}_linux_${arch}.zip"; \
-    curl -fsSL --retry 3 -o "/tmp/$zip" "https://releases.hashicorp.com/terraform/${TERRAFORM_VERSION}/$zip" \
-    && echo "$sum  /tmp/$zip" | sha256sum --check --strict - \
-    && unzip -q "/tmp/$zip" terraform -d /usr/local/bin \
-    && rm "/tmp/$zip" \
-    && /usr/local/bin/terraform version
+    sh /usr/local/sbin/install-terraform "$TERRAFORM_VERSION" "$arch" "$sum" /usr/local/bin
 
 # --- runtime ---------------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim

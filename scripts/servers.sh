@@ -32,6 +32,10 @@ servers_install() {
   servers_need docker-registry || missing+=(docker-registry)
   servers_need htpasswd || missing+=(apache2-utils)
   [ -x /bin/busybox ] || missing+=(busybox-static)
+  # The self-test of the image's Terraform installer signs and serves a release of its own.
+  servers_need gpg || missing+=(gpg)
+  servers_need curl || missing+=(curl)
+  servers_need unzip || missing+=(unzip)
   # The action image's end-to-end test makes its Debian base with debootstrap, unless it is
   # given a built image.
   [ -n "${CDC_TEST_ACTION_IMAGE:-}" ] || servers_need debootstrap || missing+=(debootstrap)
