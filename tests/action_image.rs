@@ -69,15 +69,6 @@ impl Drop for Job {
     }
 }
 
-/// Removes the images a test pushed to the registry, from the engine, when dropped.
-struct PushedImages(String);
-
-impl Drop for PushedImages {
-    fn drop(&mut self) {
-        support::remove_images(&self.0);
-    }
-}
-
 impl Job {
     fn new(image: &Image) -> Job {
         let dirs = tempfile::tempdir().unwrap();
@@ -425,7 +416,7 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
 
     // The team's repository: three consumers and its own root module, checked out by the
     // runner's user.
-    let _pushed = PushedImages(format!("{}/{project}-", support::registry()));
+    let _pushed = support::RemovesImages(format!("{}/{project}-", support::registry()));
     let job = Job::new(&image);
     let ws = &job.workspace;
     for c in ["orders", "billing", "audit"] {

@@ -469,6 +469,16 @@ pub fn remove_images(prefix: &str) {
     }
 }
 
+/// Removes from the engine, when dropped, the images whose reference starts with its prefix
+/// (`host:port/project-`): what a test pushed, also when it fails.
+pub struct RemovesImages(pub String);
+
+impl Drop for RemovesImages {
+    fn drop(&mut self) {
+        remove_images(&self.0);
+    }
+}
+
 /// Append `lines` to `stream` of `group` in moto's CloudWatch Logs (both made if missing), a
 /// millisecond apart, as a container's `awslogs` driver would have written them.
 pub async fn seed_log(group: &str, stream: &str, lines: &[String]) {
