@@ -1480,6 +1480,22 @@ async fn serve(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<By
         .unwrap()
 }
 
+/// Whether comment `id` exists; a request that `verb`s (edits, deletes) one the action did not
+/// write is a violation.
+fn own_comment(st: &mut State, call: &Call, id: u64, verb: &str) -> bool {
+    let Some(author) = st.comments.get(&id).map(|c| c.author.clone()) else {
+        return false;
+    };
+    if author != BOT_LOGIN {
+        violation(
+            st,
+            call,
+            format!("{verb} a comment by `{author}`; the action must only touch its own comments"),
+        );
+    }
+    true
+}
+
 fn violation(st: &mut State, call: &Call, problem: String) {
     st.violations.push(Violation {
         method: call.method.clone(),
@@ -1944,15 +1960,8 @@ fn answer(st: &mut State, op: &Operation, call: &Call, body: Value, doc: &str) -
         },
         "issues/update-comment" => {
             let id = call.number("comment_id");
-            let Some(author) = st.comments.get(&id).map(|c| c.author.clone()) else {
+            if !own_comment(st, call, id, "edits") {
                 return error(404, "Not Found", doc);
-            };
-            if author != BOT_LOGIN {
-                violation(
-                    st,
-                    call,
-                    format!("edits a comment by `{author}`; the action must only touch its own comments"),
-                );
             }
             let c = st.comments.get_mut(&id).unwrap();
             c.body = body["body"].as_str().unwrap_or_default().into();
@@ -1961,15 +1970,8 @@ fn answer(st: &mut State, op: &Operation, call: &Call, body: Value, doc: &str) -
         }
         "issues/delete-comment" => {
             let id = call.number("comment_id");
-            let Some(author) = st.comments.get(&id).map(|c| c.author.clone()) else {
+            if !own_comment(st, call, id, "deletes") {
                 return error(404, "Not Found", doc);
-            };
-            if author != BOT_LOGIN {
-                violation(
-                    st,
-                    call,
-                    format!("deletes a comment by `{author}`; the action must only touch its own comments"),
-                );
             }
             st.comments.remove(&id);
             Reply::empty(204)
