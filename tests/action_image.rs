@@ -19,7 +19,7 @@ use cdc_deploy::clients::registry::Registry as _;
 use support::ecs_sim::{Behaviour, EcsSimulator};
 use support::github::{GithubFake, BOT_LOGIN};
 use support::image::{action_image, docker, instructions, runtime_stage, Image};
-use support::{base_image, unique, write, Run};
+use support::{unique, write, Run};
 
 const TOKEN: &str = "ghs_runnerTokenForTheImageTestOnly0123456";
 const PR_HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
@@ -54,18 +54,7 @@ impl Drop for Job {
         } else {
             format!("{uid}:{gid}")
         };
-        let _ = docker(&[
-            "run",
-            "--rm",
-            "--entrypoint",
-            "chown",
-            "-v",
-            &format!("{}:/job", self.dirs.path().display()),
-            &self.image,
-            "-R",
-            &owner,
-            "/job",
-        ]);
+        let _ = self.tool("chown", &[], &["-R", &owner, "/job"]);
     }
 }
 
@@ -100,21 +89,33 @@ impl Job {
         self.chown("/job/repo", &format!("{RUNNER_UID}:{RUNNER_UID}"));
     }
 
-    /// `chown -R owner path` in a container with the job's folder at `/job`.
+    /// `chown -R owner path` in a container, with the job's folder at `/job`.
     fn chown(&self, path: &str, owner: &str) {
-        let out = docker(&[
+        let out = self.tool("chown", &[], &["-R", owner, path]);
+        assert!(out.status.success(), "chown {owner} {path}: {out:?}");
+    }
+
+    /// The image's `program` with `args`, as root in a container of its own: the job's folder
+    /// at `/job`, the workspace also at `/github/workspace` and the working directory, `options`
+    /// for `docker run`.
+    fn tool(&self, program: &str, options: &[&str], args: &[&str]) -> std::process::Output {
+        let job = format!("{}:/job", self.dirs.path().display());
+        let workspace = format!("{}:/github/workspace", self.workspace.display());
+        let mut all = vec![
             "run",
             "--rm",
             "--entrypoint",
-            "chown",
+            program,
             "-v",
-            &format!("{}:/job", self.dirs.path().display()),
-            &self.image,
-            "-R",
-            owner,
-            path,
-        ]);
-        assert!(out.status.success(), "chown {owner} {path}: {out:?}");
+            &job,
+            "-v",
+            &workspace,
+        ];
+        all.extend(["--workdir", "/github/workspace"]);
+        all.extend_from_slice(options);
+        all.push(&self.image);
+        all.extend_from_slice(args);
+        docker(&all)
     }
 }
 
@@ -264,21 +265,9 @@ fn run_step(image: &Image, job: &Job, step: &Step) -> Run {
     }
 }
 
-/// A consumer that copies its `app/` folder into a busybox image.
+/// A busybox consumer with its deploy settings.
 fn consumer(root: &Path, name: &str) {
-    write(
-        root,
-        &format!("consumer_scripts/{name}/Dockerfile"),
-        &format!(
-            "FROM {}\nCOPY app /app\nUSER 10001\nCMD [\"/bin/sh\", \"/app/run.sh\"]\n",
-            base_image()
-        ),
-    );
-    write(
-        root,
-        &format!("consumer_scripts/{name}/app/run.sh"),
-        &format!("echo {name}\n"),
-    );
+    support::busybox_consumer(root, name);
     write(
         root,
         &format!("consumer_scripts/{name}/consumer.toml"),
@@ -459,19 +448,7 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
     ];
 
     // The image's git reads the checkout that another user owns.
-    let head = docker(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "git",
-        "-v",
-        &format!("{}:/github/workspace", job.host("repo")),
-        "--workdir",
-        "/github/workspace",
-        &image.tag,
-        "rev-parse",
-        "HEAD",
-    ]);
+    let head = job.tool("git", &[], &["rev-parse", "HEAD"]);
     assert!(
         head.status.success(),
         "git in the image refuses the workspace: {}",
@@ -479,21 +456,11 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
     );
     assert_eq!(String::from_utf8_lossy(&head.stdout).trim().len(), 40);
     // ... because the image marks it safe: without the image's configuration git refuses it.
-    let refused = docker(&[
-        "run",
-        "--rm",
-        "--entrypoint",
+    let refused = job.tool(
         "git",
-        "-e",
-        "GIT_CONFIG_NOSYSTEM=1",
-        "-v",
-        &format!("{}:/github/workspace", job.host("repo")),
-        "--workdir",
-        "/github/workspace",
-        &image.tag,
-        "rev-parse",
-        "HEAD",
-    ]);
+        &["-e", "GIT_CONFIG_NOSYSTEM=1"],
+        &["rev-parse", "HEAD"],
+    );
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("dubious ownership"),
         "{refused:?}"
@@ -518,13 +485,7 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
         !pr.outputs.contains_key("deployed"),
         "a plan deploys nothing"
     );
-    assert!(pr.stdout.contains(&format!("::add-mask::{TOKEN}")));
-    assert_eq!(
-        pr.everything().matches(TOKEN).count(),
-        1,
-        "{}",
-        pr.describe()
-    );
+    pr.assert_masked_once(TOKEN);
     let comments = reports(&gh);
     assert_eq!(comments.len(), 1, "{:?}", gh.comments(2));
     let comment_id = comments[0].id;

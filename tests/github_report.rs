@@ -108,13 +108,7 @@ async fn one_comment_per_environment_updated_in_place() {
         first.outputs
     );
     // The token is masked before anything could print it, and never printed.
-    assert!(first.stdout.contains(&format!("::add-mask::{TOKEN}")));
-    assert_eq!(
-        first.everything().matches(TOKEN).count(),
-        1,
-        "{}",
-        first.describe()
-    );
+    first.assert_masked_once(TOKEN);
 
     // The same plan again: nothing to write. A changed plan: the same comment, updated.
     let again = plan(

@@ -13,21 +13,9 @@ use support::{base_image, run_action, unique, write, Run};
 const COMMIT_1: &str = "1111111111111111111111111111111111111111";
 const COMMIT_2: &str = "2222222222222222222222222222222222222222";
 
-/// A consumer that copies its `app/` folder into a busybox image.
+/// A busybox consumer of `cpu` units.
 fn consumer(root: &Path, name: &str, cpu: u32) {
-    write(
-        root,
-        &format!("consumer_scripts/{name}/Dockerfile"),
-        &format!(
-            "FROM {}\nCOPY app /app\nUSER 10001\nCMD [\"/bin/sh\", \"/app/run.sh\"]\n",
-            base_image()
-        ),
-    );
-    write(
-        root,
-        &format!("consumer_scripts/{name}/app/run.sh"),
-        &format!("echo {name}\n"),
-    );
+    support::busybox_consumer(root, name);
     // The deploy settings are not part of the image: a change to them alone builds nothing.
     write(
         root,

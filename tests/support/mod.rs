@@ -121,6 +121,40 @@ impl Run {
             self.code, self.stdout, self.stderr
         )
     }
+
+    /// `secret` was masked for the runner and is shown nowhere else: the mask command is the
+    /// one place it appears.
+    pub fn assert_masked_once(&self, secret: &str) {
+        assert!(
+            self.stdout.contains(&format!("::add-mask::{secret}")),
+            "not masked:\n{}",
+            self.describe()
+        );
+        assert_eq!(
+            self.everything().matches(secret).count(),
+            1,
+            "{}",
+            self.describe()
+        );
+    }
+}
+
+/// A consumer `name` under `root`'s `consumer_scripts/` that copies its `app/` folder into the
+/// local busybox image and runs it as an unprivileged user; its `consumer.toml` is the caller's.
+pub fn busybox_consumer(root: &std::path::Path, name: &str) {
+    write(
+        root,
+        &format!("consumer_scripts/{name}/Dockerfile"),
+        &format!(
+            "FROM {}\nCOPY app /app\nUSER 10001\nCMD [\"/bin/sh\", \"/app/run.sh\"]\n",
+            base_image()
+        ),
+    );
+    write(
+        root,
+        &format!("consumer_scripts/{name}/app/run.sh"),
+        &format!("echo {name}\n"),
+    );
 }
 
 /// Read a `GITHUB_OUTPUT` file written in the `name<<DELIMITER` form.
