@@ -34,6 +34,14 @@ pub enum Cause {
     Rejected,
 }
 
+impl Cause {
+    /// Whether asking again later may succeed: the service asked to slow down, failed on its
+    /// side, or could not be reached. The one rule every retry in the action follows.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Cause::Throttled | Cause::Server | Cause::Network)
+    }
+}
+
 /// One failure, classified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {

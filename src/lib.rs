@@ -21,5 +21,6 @@ pub mod gha;
 pub mod observe;
 pub mod pipeline;
 pub mod plan;
+pub mod reference;
 pub mod report;
 pub mod secret;

@@ -16,12 +16,12 @@ use crate::clients::builder::{BuildError, BuildRequest, EngineError, ImageBuilde
 use crate::clients::ecr::{RepositoryService, RepositorySpec};
 use crate::clients::registry::Registry;
 use crate::config::event::CommitSha;
-use crate::config::RegistryHost;
 use crate::consumers::discovery::ConsumerSpec;
 use crate::context::tar::Expected;
 use crate::context::BuildContext;
 use crate::gha::{Annotation, GroupGuard, Level, Runner};
 use crate::plan::{ConsumerPlan, Plan, Status, Step};
+use crate::reference::RegistryHost;
 
 /// Consumers handled at once (builds are bounded separately by `build-concurrency`).
 const CONSUMER_CONCURRENCY: usize = 8;

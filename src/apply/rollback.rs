@@ -14,28 +14,7 @@ use crate::apply::infra::{RollbackTargets, RolledBack};
 use crate::clients::ecs::Deployer;
 use crate::clients::registry::Registry;
 use crate::consumers::select::Selection;
-
-/// `host/repository` and the digest or tag of an image reference.
-fn split_image(image: &str) -> (&str, Option<&str>) {
-    if let Some((name, digest)) = image.split_once('@') {
-        return (name, Some(digest));
-    }
-    // A tag follows the last `:` after the last `/` (a host may have a port).
-    let slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[slash..].rfind(':') {
-        Some(i) => (&image[..slash + i], Some(&image[slash + i + 1..])),
-        None => (image, None),
-    }
-}
-
-/// Whether `s` is `sha256:` and 64 lowercase hex digits.
-pub fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-    })
-}
+use crate::reference::split_image;
 
 /// Finds each named consumer's earlier image.
 pub struct Resolver<'a> {
@@ -148,29 +127,5 @@ impl RollbackTargets for Resolver<'_> {
         } else {
             Err(format!("nothing was rolled back: {}", errors.join("; ")))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_references_split_at_their_digest_or_tag_not_at_a_port() {
-        assert_eq!(
-            split_image("127.0.0.1:5000/shop-orders@sha256:abc"),
-            ("127.0.0.1:5000/shop-orders", Some("sha256:abc"))
-        );
-        assert_eq!(
-            split_image("127.0.0.1:5000/shop-orders:ctx-1"),
-            ("127.0.0.1:5000/shop-orders", Some("ctx-1"))
-        );
-        assert_eq!(
-            split_image("127.0.0.1:5000/shop-orders"),
-            ("127.0.0.1:5000/shop-orders", None)
-        );
-        assert!(is_digest(&format!("sha256:{}", "a".repeat(64))));
-        assert!(!is_digest("sha256:abc"));
-        assert!(!is_digest(&format!("sha256:{}", "A".repeat(64))));
     }
 }

@@ -11,7 +11,6 @@ use futures_util::StreamExt as _;
 use tokio::time::Instant;
 
 use crate::clients::ecr::{EcrError, ScanReader, ScanState, Severity};
-use crate::failure::Cause;
 
 /// How long scans are waited for, from the first question: ECR's basic scan of a small image
 /// often finishes within it; a run does not wait longer for a report line.
@@ -92,8 +91,7 @@ impl ScanSummary {
 
 /// A failed call that may succeed if asked again.
 fn transient(e: &EcrError) -> bool {
-    e.failure()
-        .is_some_and(|f| matches!(f.cause, Cause::Throttled | Cause::Server | Cause::Network))
+    e.failure().is_some_and(|f| f.cause.is_transient())
 }
 
 /// The scan summary of each image, by consumer. `images` are `(consumer, repository, digest)`.
@@ -181,6 +179,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
+    use crate::failure::Cause;
     use async_trait::async_trait;
 
     use super::*;

@@ -75,11 +75,7 @@ pub struct EcsError {
 impl EcsError {
     /// Whether asking again later may succeed (throttling, a server error, the network).
     pub fn is_transient(&self) -> bool {
-        use crate::failure::Cause;
-        matches!(
-            self.failure.cause,
-            Cause::Throttled | Cause::Server | Cause::Network
-        )
+        self.failure.cause.is_transient()
     }
 }
 

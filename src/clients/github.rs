@@ -53,20 +53,28 @@ impl GithubError {
         )
     }
 
-    /// Asking again later may succeed: a server error, a rate limit, the network.
-    fn is_transient(&self) -> bool {
+    /// Why the call failed, as far as retrying it goes.
+    pub fn cause(&self) -> crate::failure::Cause {
+        use crate::failure::Cause;
         match self {
             GithubError::Status {
-                status,
-                retry_after,
+                retry_after: Some(_),
                 ..
-            } => match retry_after {
-                // Waiting longer than a run should is not waiting: the limit is reported.
-                Some(wait) => *wait <= MAX_WAIT,
-                None => *status >= 500 || *status == 429,
-            },
-            GithubError::Transport { .. } => true,
+            }
+            | GithubError::Status { status: 429, .. } => Cause::Throttled,
+            GithubError::Status { status, .. } if *status >= 500 => Cause::Server,
+            GithubError::Status { status: 401, .. } => Cause::Credentials,
+            GithubError::Status { status: 403, .. } => Cause::Permission,
+            GithubError::Status { status: 404, .. } => Cause::NotFound,
+            GithubError::Status { .. } => Cause::Rejected,
+            GithubError::Transport { .. } => Cause::Network,
         }
+    }
+
+    /// Asking again later may succeed: the cause is transient, and a rate limit's wait is one a
+    /// run can afford (a longer one is reported instead).
+    fn is_transient(&self) -> bool {
+        self.cause().is_transient() && self.retry_after().is_none_or(|wait| wait <= MAX_WAIT)
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -141,6 +149,8 @@ pub struct GithubApi {
     /// `owner/name`.
     repository: String,
     retry: RetryPolicy,
+    /// The run's cancellation: no retry waits past it.
+    cancel: crate::cancel::Cancel,
 }
 
 impl GithubApi {
@@ -163,7 +173,14 @@ impl GithubApi {
             base: api_url.trim_end_matches('/').to_string(),
             repository: repository.to_string(),
             retry: RetryPolicy::STANDARD,
+            cancel: crate::cancel::Cancel::new(),
         })
+    }
+
+    /// Retries stop waiting when `cancel` is set.
+    pub fn with_cancel(mut self, cancel: &crate::cancel::Cancel) -> Self {
+        self.cancel = cancel.clone();
+        self
     }
 
     /// With another retry policy (tests keep it short).
@@ -287,6 +304,7 @@ impl GithubApi {
         self.retry
             .run(
                 operation,
+                &self.cancel,
                 || self.send_once(operation, method, url, body),
                 GithubError::is_transient,
                 GithubError::retry_after,

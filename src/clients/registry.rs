@@ -12,9 +12,9 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 
 use crate::clients::retry::{parse_retry_after, RetryPolicy};
-use crate::config::RegistryHost;
 use crate::failure;
 use crate::failure::Failure;
+use crate::reference::RegistryHost;
 use crate::secret::Secret;
 
 /// Manifest media types the look-ups accept: Docker schema 2 and OCI, single and multi-platform.
@@ -111,6 +111,8 @@ pub struct HttpRegistry {
     auth: RegistryAuth,
     http: reqwest::Client,
     retry: RetryPolicy,
+    /// The run's cancellation: no retry waits past it.
+    cancel: crate::cancel::Cancel,
 }
 
 /// One attempt's failure, before it is known whether it is the last.
@@ -141,7 +143,14 @@ impl HttpRegistry {
             auth,
             http,
             retry: RetryPolicy::STANDARD,
+            cancel: crate::cancel::Cancel::new(),
         })
+    }
+
+    /// Retries stop waiting when `cancel` is set.
+    pub fn with_cancel(mut self, cancel: &crate::cancel::Cancel) -> Self {
+        self.cancel = cancel.clone();
+        self
     }
 
     fn url(&self, repository: &str, reference: &str) -> String {
@@ -175,14 +184,13 @@ impl HttpRegistry {
             .retry
             .run(
                 what,
+                &self.cancel,
                 attempt,
                 |a| match a {
+                    // A 429 is throttling, a 5xx the server's failure.
                     Attempt::Status(_) => true,
-                    // A TLS handshake that failed fails again: no retry.
-                    Attempt::Transport(e) => {
-                        (e.is_connect() || e.is_timeout() || e.is_request())
-                            && failure::from_http(e, "").cause != failure::Cause::Tls
-                    }
+                    // A TLS handshake that failed fails again: its cause is not transient.
+                    Attempt::Transport(e) => failure::from_http(e, "").cause.is_transient(),
                 },
                 |a| match a {
                     Attempt::Status(r) => r

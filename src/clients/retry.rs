@@ -1,12 +1,16 @@
 //! One retry policy for every call that is not an AWS SDK call (those keep the SDK's own standard
-//! retry mode): registry requests, image pushes, and the clients still to come. Exponential
-//! backoff with jitter, a bounded number of attempts, and a server's `Retry-After` honoured up to
-//! a ceiling.
+//! retry mode): registry requests, image pushes, GitHub. Exponential backoff with jitter, a
+//! bounded number of attempts, and a server's `Retry-After` honoured up to a ceiling. Whether a
+//! failure is worth another attempt is its [`Cause`](crate::failure::Cause)'s to say; the run's
+//! cancellation ends the waiting at once, so no retry outlives the runner's grace period after a
+//! cancelled workflow.
 
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable as _};
+use backon::{BackoffBuilder as _, ExponentialBuilder};
+
+use crate::cancel::Cancel;
 
 /// How often and how patiently a failed call is tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,14 +40,16 @@ impl RetryPolicy {
             .with_jitter()
     }
 
-    /// Run `op` until it succeeds, fails with an error `retryable` refuses, or the attempts run
-    /// out; the last error is returned. `retry_after` reads a server's requested delay from an
-    /// error, which replaces the backoff's when longer. `on_retry` hears of each retry before
-    /// its delay.
+    /// Run `op` until it succeeds, fails with an error `retryable` refuses, the attempts run out
+    /// or the run is cancelled; the last error is returned. `retry_after` reads a server's
+    /// requested delay from an error, which replaces the backoff's when longer. `on_retry` hears
+    /// of each retry before its delay.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run<T, E, Fut>(
         &self,
         what: &str,
-        op: impl FnMut() -> Fut,
+        cancel: &Cancel,
+        mut op: impl FnMut() -> Fut,
         retryable: impl Fn(&E) -> bool,
         retry_after: impl Fn(&E) -> Option<Duration>,
         mut on_retry: impl FnMut(&E, Duration),
@@ -52,15 +58,28 @@ impl RetryPolicy {
         Fut: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        let max = self.max_delay;
-        op.retry(self.backoff())
-            .when(|e| retryable(e))
-            .adjust(|e, next| next.map(|d| retry_after(e).map_or(d, |ra| ra.min(max).max(d))))
-            .notify(|e, delay| {
-                tracing::debug!(what, %e, ?delay, "transient failure; retrying");
-                on_retry(e, delay);
-            })
-            .await
+        let mut delays = self.backoff().build();
+        loop {
+            let e = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if !retryable(&e) || cancel.is_cancelled() {
+                return Err(e);
+            }
+            let Some(delay) = delays.next() else {
+                return Err(e);
+            };
+            let delay = retry_after(&e).map_or(delay, |ra| ra.min(self.max_delay).max(delay));
+            tracing::debug!(what, %e, ?delay, "transient failure; retrying");
+            on_retry(&e, delay);
+            if crate::cancel::or_cancelled(cancel, tokio::time::sleep(delay))
+                .await
+                .is_err()
+            {
+                return Err(e);
+            }
+        }
     }
 }
 
@@ -99,6 +118,7 @@ mod tests {
         let r: Result<(), Failure> = policy
             .run(
                 "test",
+                &Cancel::new(),
                 || async {
                     calls.fetch_add(1, Ordering::SeqCst);
                     Err(failure())
@@ -145,6 +165,47 @@ mod tests {
         assert!(
             took < Duration::from_secs(2),
             "capped at max_delay: {took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_stops_retrying_at_once() {
+        let cancel = Cancel::new();
+        let calls = AtomicUsize::new(0);
+        let slow = RetryPolicy {
+            attempts: 10,
+            first_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(60),
+        };
+        let started = Instant::now();
+        let r: Result<(), Failure> = slow
+            .run(
+                "test",
+                &cancel,
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(Failure {
+                        transient: true,
+                        after: None,
+                    })
+                },
+                |e| e.transient,
+                |e| e.after,
+                |_, _| {
+                    cancel.cancel("SIGTERM");
+                },
+            )
+            .await;
+        assert!(r.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "no attempt after the cancel"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
         );
     }
 

@@ -160,7 +160,7 @@ pub struct RollbackSettings {
 fn rollback_to(name: &str, raw: Option<&str>) -> Result<Option<String>, SettingsError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(d) if crate::apply::rollback::is_digest(d) => Ok(Some(d.to_string())),
+        Some(d) if crate::reference::is_digest(d) => Ok(Some(d.to_string())),
         Some(d) => Err(SettingsError::Invalid(format!(
             "`{name}` is `{d}`, which is not an image digest: give `sha256:` and 64 lowercase hex digits, as the `images` output of a deploy shows after `@`"
         ))),
@@ -303,49 +303,7 @@ fn terraform_settings(
     })
 }
 
-/// A registry host override, with the scheme the action's own registry calls use.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegistryHost {
-    /// `host` or `host:port`, as it appears in image references.
-    pub host: String,
-    /// `false` only when the override was written `http://...`.
-    pub https: bool,
-}
-
-impl RegistryHost {
-    pub fn parse(raw: &str) -> Result<Self, SettingsError> {
-        let (https, rest) = if let Some(r) = raw.strip_prefix("http://") {
-            (false, r)
-        } else if let Some(r) = raw.strip_prefix("https://") {
-            (true, r)
-        } else {
-            (true, raw)
-        };
-        let host = rest.trim_end_matches('/');
-        let valid = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-        if !valid {
-            return Err(SettingsError::Invalid(format!(
-                "`registry-host` `{raw}` is not a host name: write `HOST`, `HOST:PORT` or `http://HOST:PORT`"
-            )));
-        }
-        Ok(RegistryHost {
-            host: host.to_string(),
-            https,
-        })
-    }
-
-    /// Base URL of the registry's HTTP API.
-    pub fn base_url(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.https { "https" } else { "http" },
-            self.host
-        )
-    }
-}
+pub use crate::reference::RegistryHost;
 
 /// Everything a run needs, validated.
 #[derive(Clone, Debug)]
@@ -423,7 +381,9 @@ fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
 }
 
 fn registry_host(raw: Option<&str>) -> Result<Option<RegistryHost>, SettingsError> {
-    raw.map(RegistryHost::parse).transpose()
+    raw.map(RegistryHost::parse)
+        .transpose()
+        .map_err(|e| SettingsError::Invalid(e.to_string()))
 }
 
 /// The commit: the `commit` input, the event's, `GITHUB_SHA`, then the checkout's `HEAD`. A
@@ -1002,12 +962,6 @@ mod tests {
 
     #[test]
     fn registry_host_override() {
-        let h = RegistryHost::parse("http://127.0.0.1:5000").unwrap();
-        assert_eq!((h.host.as_str(), h.https), ("127.0.0.1:5000", false));
-        assert_eq!(h.base_url(), "http://127.0.0.1:5000");
-        let h = RegistryHost::parse("123.dkr.ecr-fips.us-east-1.amazonaws.com").unwrap();
-        assert!(h.https);
-        assert!(RegistryHost::parse("a b").is_err());
         let env = RunnerEnv::from_pairs([("INPUT_REGISTRY-HOST", "http://127.0.0.1:5000")]);
         let s = parse(&["cdc-deploy", "deploy"], &env).unwrap();
         let Action::Deploy(d) = s.action else {

@@ -10,13 +10,13 @@ use std::fmt::Write as _;
 use super::md::{code, fenced, html_message, message, text, truncate};
 use super::table::{image_cell, summary_line};
 use super::{bytes, comment_marker, steps, task_size, tasks, ReportHeader};
-use crate::apply::infra::changes::ChangeKind;
 use crate::apply::infra::vars::Held;
 use crate::apply::infra::InfraReport;
 use crate::apply::rollout::LogTail;
 use crate::apply::{ImageError, RunReport};
 use crate::consumers::config::{Autoscaling, HealthCheck};
 use crate::diagnostics::Diagnostic;
+use crate::plan::terraform::ChangeKind;
 use crate::plan::{ConsumerPlan, Plan, Status};
 
 /// The longest body GitHub accepts for an issue comment, in characters.

@@ -7,7 +7,6 @@
 //! module's folder for the run and removed afterwards; everything else lives under the work
 //! folder. Whatever Terraform prints is untrusted text.
 
-pub mod changes;
 pub mod root;
 pub mod vars;
 
@@ -18,8 +17,8 @@ use std::time::{Duration, Instant};
 use crate::clients::terraform::{self, Terraform, TerraformCli, TerraformError};
 use crate::config::TerraformSettings;
 use crate::gha::Runner;
+use crate::plan::terraform::{destroy_guard, GuardedChange, InfraPlan};
 use crate::plan::Plan;
-use changes::{destroy_guard, GuardedChange, InfraPlan};
 use vars::{AppliedConsumer, Held, VariableInputs, Variables};
 
 /// Why the Terraform stage stopped.

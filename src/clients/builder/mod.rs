@@ -153,6 +153,8 @@ pub struct DockerEngine {
     version: String,
     backend: Backend,
     retry: RetryPolicy,
+    /// The run's cancellation: no retry waits past it.
+    cancel: crate::cancel::Cancel,
 }
 
 fn api_version(v: &str) -> Option<(u32, u32)> {
@@ -213,7 +215,14 @@ impl DockerEngine {
             version,
             backend,
             retry: RetryPolicy::STANDARD,
+            cancel: crate::cancel::Cancel::new(),
         })
+    }
+
+    /// Retries stop waiting when `cancel` is set.
+    pub fn with_cancel(mut self, cancel: &crate::cancel::Cancel) -> Self {
+        self.cancel = cancel.clone();
+        self
     }
 
     pub fn backend(&self) -> &Backend {
@@ -411,8 +420,9 @@ impl ImageBuilder for DockerEngine {
         self.retry
             .run(
                 "push",
+                &self.cancel,
                 attempt,
-                |message: &String| push_retryable(message),
+                |message: &String| push_cause(message).is_transient(),
                 |_| None,
                 |message, delay| {
                     say(&format!(
@@ -438,22 +448,30 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
     }
 }
 
-/// Whether a push error may pass on a second attempt. Credentials, a missing repository and an
-/// existing immutable tag will not.
-fn push_retryable(message: &str) -> bool {
+/// Why a push failed, read from the engine's message: credentials, permission, a missing
+/// repository and an existing immutable tag will fail again; anything else is taken for the
+/// network or the registry having a bad moment.
+fn push_cause(message: &str) -> crate::failure::Cause {
+    use crate::failure::Cause;
     let m = message.to_ascii_lowercase();
-    ![
+    let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    if has(&[
         "unauthorized",
-        "denied",
         "authentication required",
         "no basic auth credentials",
-        "already exists",
-        "tag invalid",
-        "name unknown",
-        "does not exist",
-    ]
-    .iter()
-    .any(|s| m.contains(s))
+    ]) {
+        Cause::Credentials
+    } else if has(&["denied"]) {
+        Cause::Permission
+    } else if has(&["name unknown", "does not exist"]) {
+        Cause::NotFound
+    } else if has(&["already exists", "tag invalid"]) {
+        Cause::Rejected
+    } else if has(&["toomanyrequests", "too many requests", "429"]) {
+        Cause::Throttled
+    } else {
+        Cause::Network
+    }
 }
 
 fn stream_error(e: bollard::errors::Error) -> String {
@@ -565,13 +583,18 @@ mod tests {
 
     #[test]
     fn credential_and_immutability_errors_are_not_retried() {
-        assert!(!push_retryable("unauthorized: authentication required"));
-        assert!(!push_retryable(
-            "tag invalid: The image tag 'ctx-1' already exists in the 'shop-orders' repository"
-        ));
-        assert!(push_retryable(
-            "received unexpected HTTP status: 503 Service Unavailable"
-        ));
-        assert!(push_retryable("connection reset by peer"));
+        use crate::failure::Cause;
+        assert_eq!(
+            push_cause("unauthorized: authentication required"),
+            Cause::Credentials
+        );
+        let immutable =
+            "tag invalid: The image tag 'ctx-1' already exists in the 'shop-orders' repository";
+        assert!(!push_cause(immutable).is_transient());
+        assert!(
+            push_cause("received unexpected HTTP status: 503 Service Unavailable").is_transient()
+        );
+        assert!(push_cause("connection reset by peer").is_transient());
+        assert_eq!(push_cause("toomanyrequests: retry later"), Cause::Throttled);
     }
 }

@@ -6,7 +6,8 @@
 //! what `plan`, the pull request comment and the tests look at. The apply stages perform exactly
 //! its steps and report what happened beside it; they never change it.
 
-use crate::apply::infra::changes::{InfraPlan, Totals};
+pub mod terraform;
+
 use crate::clients::ecr::{EcrError, RepositoryDrift, RepositoryState};
 use crate::clients::registry::RegistryError;
 use crate::config::event::CommitSha;
@@ -15,6 +16,7 @@ use crate::consumers::discovery::{ConsumerSpec, Discovery, SkippedFolder};
 use crate::context::fingerprint::{Fingerprint, FingerprintReport};
 use crate::diagnostics::Diagnostic;
 use crate::observe::{ImageLookup, Observation, RegistryImage, RepositoryLookup};
+use terraform::{InfraPlan, Totals};
 
 /// A consumer's verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
