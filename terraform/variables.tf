@@ -72,6 +72,17 @@ variable "consumers" {
         target_lag     = number
       }))
     }))
+    # Written by cdc-deploy, used by no resource: while set, the consumer is held on the image it
+    # runs because the rollout of `image` ended `verdict` (failed, rolled back, rolled back by
+    # hand) at `at`. It comes back in the `consumers` output's `config`, which is how later runs
+    # know to leave the consumer alone until its folder changes.
+    hold = optional(object({
+      image       = string
+      fingerprint = optional(string)
+      settings    = string
+      verdict     = string
+      at          = string
+    }))
   }))
 
   validation {

@@ -481,10 +481,7 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
     );
     assert_eq!(pr.code, 0, "{}", pr.describe());
     assert_eq!(pr.outputs["result"], "success", "{}", pr.describe());
-    assert!(
-        !pr.outputs.contains_key("deployed"),
-        "a plan deploys nothing"
-    );
+    assert_eq!(pr.outputs["deployed"], "[]", "a plan deploys nothing");
     pr.assert_masked_once(TOKEN);
     let comments = reports(&gh);
     assert_eq!(comments.len(), 1, "{:?}", gh.comments(2));

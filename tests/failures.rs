@@ -174,7 +174,7 @@ async fn each_cause_reads_as_one_line_with_what_to_do() {
         if run.code == 1 {
             // A plan whose look-ups failed says so in its report, never a guess such as `new`.
             assert!(
-                run.summary.contains("| `orders` | unknown |")
+                run.summary.contains("| `orders` | **unknown** |")
                     && run.summary.contains("could not look up its image"),
                 "{case}: the report does not show the failed look-up:\n{}",
                 run.summary

@@ -17,6 +17,7 @@ use cdc_deploy::observe::{
     ImageLookup, Observation, ObservedConsumer, RegistryImage, RepositoryLookup,
 };
 use cdc_deploy::pipeline::fingerprint_one;
+use cdc_deploy::pipeline::outcome::{outcome, Facts, RunResult, Verb};
 use cdc_deploy::plan::{plan, Fingerprinted};
 use cdc_deploy::report::{markdown, table, ReportHeader};
 
@@ -72,6 +73,29 @@ fn header() -> ReportHeader {
         cancelled: None,
         plan_digest: None,
         run_url: Some("https://github.com/acme/cdc/actions/runs/42".into()),
+        headline: String::new(),
+        failed: false,
+    }
+}
+
+/// The header of a report of `verb`, with the headline the run's outcome gives.
+fn headed(verb: Verb, p: &cdc_deploy::plan::Plan, run: &RunReport) -> ReportHeader {
+    let o = outcome(&Facts {
+        verb,
+        plan: p,
+        run,
+        cancelled: None,
+        report_errors: &[],
+    });
+    ReportHeader {
+        verb: match verb {
+            Verb::Plan => "plan",
+            _ => "deploy",
+        }
+        .into(),
+        headline: o.headline,
+        failed: o.result == RunResult::Failure,
+        ..header()
     }
 }
 
@@ -117,7 +141,12 @@ fn offline_plan_report() {
     insta::assert_snapshot!("offline_table", table::table(&p, None));
     insta::assert_snapshot!(
         "offline_markdown",
-        markdown::comment(&p, None, None, &header())
+        markdown::comment(
+            &p,
+            None,
+            None,
+            &headed(Verb::Plan, &p, &RunReport::default())
+        )
     );
 }
 
@@ -158,7 +187,12 @@ fn observed_plan_report() {
     insta::assert_snapshot!("observed_table", table::table(&p, None));
     insta::assert_snapshot!(
         "observed_markdown",
-        markdown::comment(&p, None, None, &header())
+        markdown::comment(
+            &p,
+            None,
+            None,
+            &headed(Verb::Plan, &p, &RunReport::default())
+        )
     );
 }
 
@@ -230,10 +264,7 @@ fn deploy_report_with_image_results() {
             }),
         },
     );
-    let h = ReportHeader {
-        verb: "deploy".into(),
-        ..header()
-    };
+    let h = headed(Verb::Deploy, &p, &run);
     insta::assert_snapshot!("deploy_table", table::table(&p, Some(&run)));
     insta::assert_snapshot!(
         "deploy_markdown",
@@ -242,6 +273,180 @@ fn deploy_report_with_image_results() {
 }
 
 /// A fleet of `n` consumers with `[environment]` settings that make the full report long.
+/// The entry `settings` give with `image`, as the root module gives it back, with `hold`.
+fn applied_entry(
+    settings: &cdc_deploy::consumers::config::ConsumerSettings,
+    image: &str,
+    hold: Option<serde_json::Value>,
+) -> cdc_deploy::plan::entries::AppliedConsumer {
+    let mut config = cdc_deploy::plan::entries::entry(settings, image);
+    config["hold"] = hold.unwrap_or(serde_json::Value::Null);
+    cdc_deploy::plan::entries::AppliedConsumer {
+        cluster: "shop-staging".into(),
+        service: "x".into(),
+        task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-x:7".into(),
+        log_group: "/ecs/shop/staging/x".into(),
+        container: "x".into(),
+        image: image.into(),
+        config: Some(config),
+    }
+}
+
+#[test]
+fn a_failed_rollout_and_a_held_consumer_lead_the_report() {
+    use cdc_deploy::apply::infra::InfraReport;
+    use cdc_deploy::apply::rollout::{Verdict, VerdictKind};
+    use cdc_deploy::apply::Restore;
+    use cdc_deploy::plan::entries::{entry, settings_digest};
+    use cdc_deploy::plan::terraform::InfraPlan;
+    use cdc_deploy::plan::{with_applied, with_infra, Applied};
+
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    fs::remove_dir_all(dir.path().join("consumer_scripts/broken")).unwrap();
+    let project = ProjectName::parse("shop").unwrap();
+    let found = discover(dir.path(), Path::new("consumer_scripts"), &project).unwrap();
+    let f = fingerprinted(&found);
+    let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    // `audit`'s image is in the registry; `orders` changed and is built.
+    let observed = Observation {
+        consumers: [
+            (
+                "shop-audit".to_string(),
+                ObservedConsumer {
+                    repository: RepositoryLookup::Found(repo("shop-audit")),
+                    image: ImageLookup::Present(RegistryImage {
+                        digest: digest('c'),
+                        size: Some(20 * 1024 * 1024),
+                    }),
+                },
+            ),
+            (
+                "shop-orders".to_string(),
+                ObservedConsumer {
+                    repository: RepositoryLookup::Found(repo("shop-orders")),
+                    image: ImageLookup::Absent { built_before: true },
+                },
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let p = plan(&found, &f, Some(&observed), Some(&commit()));
+    // `audit` was rolled back on its image `c…` and held on `1…` since; `orders` runs `0…`.
+    let audit = p.get("audit").unwrap();
+    let audit_settings = audit.settings.clone().unwrap();
+    let failed = format!("{host}/shop-audit@{}", digest('c'));
+    let hold = serde_json::json!({
+        "image": failed,
+        "fingerprint": audit.fingerprint.as_ref().unwrap().hex(),
+        "settings": settings_digest(&entry(&audit_settings, &failed)),
+        "verdict": "rolled back",
+        "at": "2026-12-01T10:00:00Z",
+    });
+    let orders_settings = p.get("orders").unwrap().settings.clone().unwrap();
+    let applied = [
+        (
+            "audit".to_string(),
+            applied_entry(
+                &audit_settings,
+                &format!("{host}/shop-audit@{}", digest('1')),
+                Some(hold),
+            ),
+        ),
+        (
+            "orders".to_string(),
+            applied_entry(
+                &orders_settings,
+                &format!("{host}/shop-orders@{}", digest('0')),
+                None,
+            ),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let p = with_applied(
+        p,
+        &Applied {
+            entries: &applied,
+            selection: None,
+            registry_host: host,
+        },
+    );
+    let names = ["audit", "orders"].iter().map(|s| s.to_string()).collect();
+    let shown = serde_json::json!({"resource_changes": [
+        {"address": "aws_ecs_task_definition.this[\"orders\"]", "index": "orders", "mode": "managed", "type": "aws_ecs_task_definition", "change": {"actions": ["create", "delete"]}},
+        {"address": "aws_ecs_service.this[\"orders\"]", "index": "orders", "mode": "managed", "type": "aws_ecs_service", "change": {"actions": ["update"]}},
+    ]});
+    let infra_plan = InfraPlan::parse(&shown.to_string(), &names).unwrap();
+    let p = with_infra(p, &infra_plan, &[]);
+    assert_eq!(p.get("audit").unwrap().status.as_str(), "held");
+    let mut run = RunReport::default();
+    run.images.insert(
+        "orders".into(),
+        ImageResult {
+            outcome: ImageOutcome::Built,
+            image: Some(format!("{host}/shop-orders@{}", digest('b'))),
+            digest: Some(digest('b')),
+            size: Some(12 * 1024 * 1024),
+            duration: Duration::from_millis(8_200),
+            error: None,
+        },
+    );
+    // A held consumer has no image work: the image stage leaves it out.
+    let verdict = |kind: VerdictKind, reason: &str, secs: u64| Verdict {
+        kind,
+        reason: reason.into(),
+        duration: Duration::from_secs(secs),
+        running: 1,
+        desired: 1,
+        deployment_id: None,
+        events: Vec::new(),
+        stopped_tasks: Vec::new(),
+        evidence_gaps: Vec::new(),
+    };
+    run.rollouts.insert(
+        "orders".into(),
+        verdict(
+            VerdictKind::RolledBack,
+            "its deployment is gone and `arn:aws:ecs:us-east-1:123456789012:task-definition/shop-orders:7` is primary again",
+            94,
+        ),
+    );
+    run.restores.insert(
+        "orders".into(),
+        Restore {
+            failed_image: format!("{host}/shop-orders@{}", digest('b')),
+            image: format!("{host}/shop-orders@{}", digest('0')),
+            verdict: Some(verdict(
+                VerdictKind::Succeeded,
+                "1 of 1 tasks running the new revision",
+                41,
+            )),
+            error: None,
+            remembered: true,
+        },
+    );
+    run.infra = Some(InfraReport {
+        plan: Some(infra_plan),
+        applied: true,
+        after: Some(applied),
+        terraform_version: Some("1.11.4".into()),
+        ..InfraReport::default()
+    });
+    let h = headed(Verb::Deploy, &p, &run);
+    assert_eq!(
+        h.headline,
+        "the rollout of `orders` failed (rolled back); `orders` back on its previous image and held there; `audit` held on its previous image"
+    );
+    let comment = markdown::comment(&p, Some(&run), None, &h);
+    // The outcome comes first, before any table.
+    let first = comment.lines().find(|l| l.starts_with('>')).unwrap();
+    assert_eq!(first, "> [!CAUTION]");
+    insta::assert_snapshot!("held_and_restored_markdown", comment);
+}
+
 fn big_fleet(root: &Path, n: usize) {
     for i in 0..n {
         write(

@@ -8,191 +8,11 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use support::ecs_sim::{Behaviour, EcsSimulator};
-use support::{base_image, run_action, unique, write, Run};
-
-const COMMIT_1: &str = "1111111111111111111111111111111111111111";
-const COMMIT_2: &str = "2222222222222222222222222222222222222222";
-
-/// A busybox consumer of `cpu` units.
-fn consumer(root: &Path, name: &str, cpu: u32) {
-    support::busybox_consumer(root, name);
-    // The deploy settings are not part of the image: a change to them alone builds nothing.
-    write(
-        root,
-        &format!("consumer_scripts/{name}/.dockerignore"),
-        "consumer.toml\n",
-    );
-    write(
-        root,
-        &format!("consumer_scripts/{name}/consumer.toml"),
-        &format!("cpu = {cpu}\nmemory = 512\n[environment]\nTOPIC = \"{name}.events\"\n"),
-    );
-}
-
-/// A state bucket in moto, and where the state lives in it.
-struct Backend {
-    bucket: String,
-    key: String,
-}
-
-async fn s3() -> aws_sdk_s3::Client {
-    let config = support::aws().await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-impl Backend {
-    async fn new() -> Backend {
-        let bucket = unique("tfstate-");
-        s3().await
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap();
-        Backend {
-            bucket,
-            key: "cdc-deploy/test.tfstate".into(),
-        }
-    }
-
-    /// The `terraform-backend-config` input, one setting per line.
-    fn config(&self) -> String {
-        format!(
-            "bucket={}\nkey={}\nregion=us-east-1\nuse_path_style=true\nuse_lockfile=true",
-            self.bucket, self.key
-        )
-    }
-
-    /// The state object as JSON, `None` when there is none.
-    async fn state(&self) -> Option<serde_json::Value> {
-        match s3()
-            .await
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .send()
-            .await
-        {
-            Ok(o) => {
-                let bytes = o.body.collect().await.unwrap().into_bytes();
-                Some(serde_json::from_slice(&bytes).unwrap())
-            }
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
-            Err(e) => panic!("state: {e:?}"),
-        }
-    }
-
-    /// The applied `consumers` output: name → image.
-    async fn applied_images(&self) -> std::collections::BTreeMap<String, String> {
-        let state = self.state().await.expect("a state object in S3");
-        state["outputs"]["consumers"]["value"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v["image"].as_str().unwrap().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    async fn applied_cpu(&self, name: &str) -> u64 {
-        let state = self.state().await.unwrap();
-        state["outputs"]["consumers"]["value"][name]["config"]["cpu"]
-            .as_u64()
-            .unwrap()
-    }
-}
-
-fn fixture_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/root")
-}
-
-/// A workspace with the fixture root module copied in as `infra/`.
-fn workspace() -> tempfile::TempDir {
-    let ws = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(fixture_root().join("main.tf")).unwrap();
-    write(ws.path(), "infra/main.tf", &text);
-    ws
-}
-
-fn run(
-    ws: &Path,
-    project: &str,
-    backend: &Backend,
-    mode: &str,
-    commit: &str,
-    extra: &[(&str, &str)],
-) -> Run {
-    run_env(ws, project, backend, mode, commit, extra, &[])
-}
-
-fn run_env(
-    ws: &Path,
-    project: &str,
-    backend: &Backend,
-    mode: &str,
-    commit: &str,
-    extra: &[(&str, &str)],
-    env: &[(&str, String)],
-) -> Run {
-    let config = backend.config();
-    let mut inputs = vec![
-        ("mode", mode),
-        ("project-name", project),
-        ("environment", "test"),
-        ("commit", commit),
-        ("terraform", "true"),
-        ("terraform-dir", "infra"),
-        ("terraform-backend-config", config.as_str()),
-        ("lock-timeout", "2s"),
-        // The fixture's services exist nowhere; the rollout test asks for the wait.
-        ("wait", "false"),
-    ];
-    inputs.extend_from_slice(extra);
-    support::run_action_env(ws, &inputs, env)
-}
-
-/// An executable `terraform` in `dir` named `name`: the script `script` makes of the real
-/// Terraform's path.
-fn terraform_wrapper(dir: &Path, name: &str, script: impl Fn(&str) -> String) -> PathBuf {
-    let real = std::process::Command::new("sh")
-        .args(["-c", "command -v terraform"])
-        .output()
-        .unwrap()
-        .stdout;
-    let real = String::from_utf8(real).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, script(real.trim())).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
-/// A `terraform` that records each command line in `log` and runs the real one.
-fn recording_terraform(dir: &Path, log: &Path) -> PathBuf {
-    terraform_wrapper(dir, "terraform-recording", |real| {
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{real}' \"$@\"\n",
-            log.display()
-        )
-    })
-}
-
-/// A workspace with the rollout fixture root module as `infra/`: creating a task definition
-/// registers a deployment with the ECS simulator `CDC_TEST_ECS_SIM` names.
-fn rollout_workspace() -> tempfile::TempDir {
-    let ws = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/rollout/main.tf"),
-    )
-    .unwrap();
-    write(ws.path(), "infra/main.tf", &text);
-    ws
-}
+use support::terraform::{
+    consumer, fixture_root, recording_terraform, rollout_workspace, run, run_env, s3,
+    terraform_wrapper, workspace, Backend, COMMIT_1, COMMIT_2,
+};
+use support::{base_image, run_action, unique, write};
 
 /// `orders` and `audit`, deployed once.
 async fn deployed_pair() -> (tempfile::TempDir, String, Backend) {
@@ -353,7 +173,7 @@ async fn a_cpu_change_alone_is_an_update_in_place() {
     assert!(
         plan.summary
             .lines()
-            .any(|l| l.starts_with("| `audit` | unchanged |") && l.contains("| no changes |")),
+            .any(|l| l.starts_with("| `audit` | unchanged |") && l.ends_with("| — | — |")),
         "{}",
         plan.summary
     );
@@ -578,17 +398,19 @@ async fn a_plan_shows_unbuilt_images_by_content_tag() {
     );
     assert!(backend.state().await.is_none(), "a plan writes no state");
 
-    // A variables file of the team's own is never overwritten or removed.
+    // A variables file an older cdc-deploy left in the root is said, never overwritten or
+    // removed; the run's own variables win over it.
     write(ws.path(), "infra/cdc-deploy.auto.tfvars.json", "{}");
-    let refused = run(ws.path(), &project, &backend, "plan", COMMIT_1, &[]);
-    assert_eq!(refused.code, 1, "{}", refused.describe());
+    let warned = run(ws.path(), &project, &backend, "plan", COMMIT_1, &[]);
+    assert_eq!(warned.code, 0, "{}", warned.describe());
     assert!(
-        refused
-            .everything()
-            .contains("cdc-deploy.auto.tfvars.json` already exists"),
+        warned
+            .stdout
+            .contains("cdc-deploy.auto.tfvars.json` is in the root module: an older cdc-deploy wrote it there"),
         "{}",
-        refused.describe()
+        warned.describe()
     );
+    assert_eq!(warned.names("new"), ["orders"]);
     assert_eq!(
         std::fs::read_to_string(ws.path().join("infra/cdc-deploy.auto.tfvars.json")).unwrap(),
         "{}"
@@ -850,9 +672,28 @@ async fn consumers_restricts_a_deploy_and_the_others_keep_what_is_applied() {
     assert_eq!(r.code, 2, "{}", r.describe());
     let all = r.everything();
     assert!(
-        all.contains("`consumers` names `nope-*` but no consumer folder matches; the consumers are `billing-eu`, `orders`"),
+        all.contains("`consumers` names `nope-*` but no consumer folder or deployed consumer matches; the consumers and deployed consumers are `audit`, `billing-eu`, `orders`"),
         "{all}"
     );
+    assert_eq!(backend.applied_images().await["audit"], before["audit"]);
+
+    // A deployed consumer whose folder is gone, named: removed (behind the destroy guard).
+    let named = [("consumers", "audit")];
+    let r = run(ws.path(), &project, &backend, "deploy", COMMIT_2, &named);
+    assert_eq!(r.code, 1, "{}", r.describe());
+    assert_eq!(r.names("removed"), ["audit"], "{}", r.describe());
+    assert!(
+        r.everything().contains("`audit` is no longer a consumer"),
+        "{}",
+        r.describe()
+    );
+    let allowed = [("consumers", "audit"), ("allow-destroy", "true")];
+    let r = run(ws.path(), &project, &backend, "deploy", COMMIT_2, &allowed);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert_eq!(r.names("removed"), ["audit"]);
+    let after = backend.applied_images().await;
+    assert!(!after.contains_key("audit"), "{after:?}");
+    assert!(after.contains_key("orders") && after.contains_key("billing-eu"));
 }
 
 // The simulator serves from the runtime's other thread while the binary runs.
@@ -904,12 +745,43 @@ async fn rollback_puts_a_consumer_back_on_its_earlier_image_through_terraform() 
         serde_json::from_str(&back.outputs["images"]).unwrap();
     assert_eq!(images["orders"], v1["orders"]);
     assert!(
-        back.summary
-            .contains("The next deploy of this branch rolls `orders` forward again"),
+        back.summary.contains(
+            "`orders` is held on this image: later deploys leave it there until its folder changes"
+        ),
         "{}",
         back.summary
     );
     assert!(back.summary.contains(&v2["orders"]), "{}", back.summary);
+    assert_eq!(back.names("held"), ["orders"], "{}", back.describe());
+
+    // The next deploy of the same folder leaves it on the image it was rolled back to.
+    let held = go("deploy", &[]);
+    assert_eq!(held.code, 0, "{}", held.describe());
+    assert_eq!(held.names("held"), ["orders"], "{}", held.describe());
+    assert_eq!(held.outputs["rollouts"], "{}", "nothing rolled out");
+    assert_eq!(backend.applied_images().await["orders"], v1["orders"]);
+    let day = &backend.applied().await["orders"]["config"]["hold"]["at"]
+        .as_str()
+        .unwrap()[..10]
+        .to_string();
+    let from = v2["orders"].split_once('@').unwrap().1;
+    let said = format!(
+        "held on its previous image `{}` since the rollback by hand of `{}` on {day}; change its folder, or deploy with `consumers: orders`, to try again",
+        v1["orders"],
+        &from[..19]
+    );
+    assert!(held.stdout.contains(&said), "{}", held.stdout);
+    assert!(
+        held.summary.contains(&format!(
+            "since the rollback by hand of <code>{}</code> on {day}",
+            &from[..19]
+        )) || held.summary.contains(&format!(
+            "since the rollback by hand of `{}` on {day}",
+            &from[..19]
+        )),
+        "{}",
+        held.summary
+    );
 
     // Forward again to a digest given.
     let digest = v2["orders"].split_once('@').unwrap().1;
@@ -926,17 +798,36 @@ async fn rollback_puts_a_consumer_back_on_its_earlier_image_through_terraform() 
         "rollback",
         &[("consumers", "orders"), ("rollback-to", &missing)],
     );
-    assert_eq!(r.code, 1, "{}", r.describe());
+    assert_eq!(r.code, 2, "bad input: {}", r.describe());
     assert!(
-        r.everything().contains("is not in the registry"),
+        r.everything()
+            .contains("is not in the registry (an image the lifecycle policy expired, or a digest of another repository); give a digest the repository"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.everything().contains("holds with `rollback-to`"),
         "{}",
         r.describe()
     );
     assert_eq!(backend.applied_images().await["orders"], v2["orders"]);
 
+    // One digest for two consumers.
+    let r = go(
+        "rollback",
+        &[("consumers", "orders, audit"), ("rollback-to", digest)],
+    );
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert!(
+        r.everything()
+            .contains("`rollback-to` names one image, but `consumers` names `audit`, `orders`"),
+        "{}",
+        r.describe()
+    );
+
     // Names that match no deployed consumer, and no names at all.
     let r = go("rollback", &[("consumers", "billing-*")]);
-    assert_eq!(r.code, 1, "{}", r.describe());
+    assert_eq!(r.code, 2, "{}", r.describe());
     assert!(
         r.everything()
             .contains("no deployed consumer matches; the deployed consumers are `audit`, `orders`"),

@@ -135,6 +135,37 @@ pub struct RunReport {
     pub scans: BTreeMap<String, scans::ScanSummary>,
     /// Why the run was cancelled (`SIGTERM`), when it was: what was in progress is marked so.
     pub cancelled: Option<String>,
+    /// Consumers whose rollout failed, put back on their previous entry by this run.
+    pub restores: BTreeMap<String, Restore>,
+}
+
+/// A consumer whose rollout failed or was rolled back, put back through Terraform on the entry
+/// it was applied with before this run, so that the state says what ECS runs and later runs hold
+/// it there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restore {
+    /// The image whose rollout failed.
+    pub failed_image: String,
+    /// The image it is put back on (its previous entry's).
+    pub image: String,
+    /// The rollout of the restored entry; `None` when it was not watched.
+    pub verdict: Option<rollout::Verdict>,
+    /// Why it could not be put back, when it could not.
+    pub error: Option<String>,
+    /// Whether the applied entry now records the hold (a root module whose `consumers` variable
+    /// lacks `hold`, or whose output gives no `config`, cannot).
+    pub remembered: bool,
+}
+
+impl Restore {
+    /// Whether the previous entry is applied and its rollout did not fail.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+            && self
+                .verdict
+                .as_ref()
+                .is_none_or(|v| v.kind == rollout::VerdictKind::Succeeded)
+    }
 }
 
 impl RunReport {

@@ -7,10 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-
 use crate::apply::infra::vars::AppliedConsumer;
-use crate::apply::infra::{RollbackTargets, RolledBack};
+use crate::apply::infra::RolledBack;
 use crate::clients::ecs::Deployer;
 use crate::clients::registry::Registry;
 use crate::consumers::select::Selection;
@@ -25,15 +23,30 @@ pub struct Resolver<'a> {
     pub selection: &'a Selection,
     /// `--to`: the digest to go back to, for one consumer.
     pub to: Option<&'a str>,
+    /// How `to` was given, for messages: `` `--to` `` or `` `rollback-to` ``.
+    pub to_name: &'a str,
+}
+
+/// Why nothing was rolled back.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RollbackError {
+    /// What was asked cannot be done as asked (names that match nothing deployed, a digest the
+    /// repository does not hold, one digest for several consumers): bad input, exit code 2.
+    #[error("nothing was rolled back: {0}")]
+    Refused(String),
+    /// The earlier image could not be looked up (ECS or the registry failed): exit code 1.
+    #[error("nothing was rolled back: {0}")]
+    Failed(String),
 }
 
 impl Resolver<'_> {
-    async fn one(&self, name: &str, a: &AppliedConsumer) -> Result<RolledBack, String> {
+    async fn one(&self, name: &str, a: &AppliedConsumer) -> Result<RolledBack, RollbackError> {
         let (repository_ref, _) = split_image(&a.image);
+        let to_name = self.to_name;
         let (to, source) = match self.to {
             Some(digest) => (
                 format!("{repository_ref}@{digest}"),
-                "the digest given with `to`".to_string(),
+                format!("the digest given with {to_name}"),
             ),
             None => match self
                 .deployer
@@ -42,22 +55,22 @@ impl Resolver<'_> {
             {
                 Ok(Some((image, revision))) => (image, format!("`{revision}`")),
                 Ok(None) => {
-                    return Err(format!(
-                        "`{name}` has no earlier image: no older revision of `{}` ran another image in its container `{}`; give the digest to go back to with `to`",
+                    return Err(RollbackError::Refused(format!(
+                        "`{name}` has no earlier image: no older revision of `{}` ran another image in its container `{}`; give the digest to go back to with {to_name}",
                         a.task_definition, a.container
-                    ))
+                    )))
                 }
                 Err(e) => {
-                    return Err(format!(
-                        "the image `{name}` ran before could not be found: {e}; give the digest to go back to with `to`"
-                    ))
+                    return Err(RollbackError::Failed(format!(
+                        "the image `{name}` ran before could not be found: {e}; give the digest to go back to with {to_name}"
+                    )))
                 }
             },
         };
         if to == a.image {
-            return Err(format!(
+            return Err(RollbackError::Refused(format!(
                 "`{name}` already runs `{to}`: there is nothing to roll back"
-            ));
+            )));
         }
         // The image must still be there: a lifecycle policy may have expired it.
         let (name_part, reference) = split_image(&to);
@@ -67,11 +80,11 @@ impl Resolver<'_> {
                 match self.registry.manifest(repository, reference).await {
                     Ok(Some(_)) => {}
                     Ok(None) => {
-                        return Err(format!(
-                            "`{to}`, which `{name}` would go back to, is not in the registry (an image the lifecycle policy expired, or a digest of another repository); give a digest the repository `{repository}` holds with `to`"
-                        ))
+                        return Err(RollbackError::Refused(format!(
+                            "`{to}`, which `{name}` would go back to, is not in the registry (an image the lifecycle policy expired, or a digest of another repository); give a digest the repository `{repository}` holds with {to_name}"
+                        )))
                     }
-                    Err(e) => return Err(format!("`{name}`: {e}")),
+                    Err(e) => return Err(RollbackError::Failed(format!("`{name}`: {e}"))),
                 }
             }
         }
@@ -83,28 +96,31 @@ impl Resolver<'_> {
     }
 }
 
-#[async_trait]
-impl RollbackTargets for Resolver<'_> {
-    async fn resolve(
+impl Resolver<'_> {
+    /// The consumers to roll back, each with its images; an error stops the rollback before
+    /// anything is planned.
+    pub async fn resolve(
         &self,
         applied: &BTreeMap<String, AppliedConsumer>,
-    ) -> Result<BTreeMap<String, RolledBack>, String> {
+    ) -> Result<BTreeMap<String, RolledBack>, RollbackError> {
         let named: Vec<(&String, &AppliedConsumer)> = applied
             .iter()
             .filter(|(n, _)| self.selection.matches(n))
             .collect();
         let deployed: Vec<&str> = applied.keys().map(String::as_str).collect();
         self.selection
-            .check(&deployed, "deployed consumer", "the deployed consumers are")?;
+            .check(&deployed, "deployed consumer", "the deployed consumers are")
+            .map_err(RollbackError::Refused)?;
         if self.to.is_some() && named.len() > 1 {
-            return Err(format!(
-                "`to` names one image, but `consumers` names {}: roll back one consumer at a time with `to`",
+            let to_name = self.to_name;
+            return Err(RollbackError::Refused(format!(
+                "{to_name} names one image, but `consumers` names {}: roll back one consumer at a time with {to_name}",
                 named
                     .iter()
                     .map(|(n, _)| format!("`{n}`"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ));
+            )));
         }
         let found = futures_util::future::join_all(
             named
@@ -113,19 +129,28 @@ impl RollbackTargets for Resolver<'_> {
         )
         .await;
         let mut out = BTreeMap::new();
-        let mut errors = Vec::new();
+        let mut refused = Vec::new();
+        let mut failed = Vec::new();
         for (n, r) in found {
             match r {
                 Ok(r) => {
                     out.insert(n, r);
                 }
-                Err(e) => errors.push(e),
+                Err(RollbackError::Refused(e)) => refused.push(e),
+                Err(RollbackError::Failed(e)) => failed.push(e),
             }
         }
-        if errors.is_empty() {
-            Ok(out)
-        } else {
-            Err(format!("nothing was rolled back: {}", errors.join("; ")))
+        // A lookup that failed may pass on a new run; what was refused will not.
+        match (refused.is_empty(), failed.is_empty()) {
+            (true, true) => Ok(out),
+            (true, false) => Err(RollbackError::Failed(failed.join("; "))),
+            _ => Err(RollbackError::Refused(
+                refused
+                    .into_iter()
+                    .chain(failed)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
         }
     }
 }

@@ -153,6 +153,8 @@ pub struct RollbackSettings {
     pub deploy: DeploySettings,
     /// The digest to go back to; `None`: the image each ran before.
     pub to: Option<String>,
+    /// How the digest was given, for messages: `` `--to` `` or `` `rollback-to` ``.
+    pub to_name: &'static str,
 }
 
 /// The digest to roll back to, given as `name` (`to` on the command line, `rollback-to` as an
@@ -458,7 +460,8 @@ impl Settings {
                 r.common,
                 Action::Rollback(RollbackSettings {
                     deploy: deploy_settings(&r.deploy)?,
-                    to: rollback_to("to", r.to.as_deref())?,
+                    to: rollback_to("--to", r.to.as_deref())?,
+                    to_name: "`--to`",
                 }),
                 r.terraform,
             ),
@@ -490,7 +493,11 @@ impl Settings {
                     );
                 }
                 let action = match resolved {
-                    EventMode::Rollback => Action::Rollback(RollbackSettings { deploy, to }),
+                    EventMode::Rollback => Action::Rollback(RollbackSettings {
+                        deploy,
+                        to,
+                        to_name: "`rollback-to`",
+                    }),
                     EventMode::Plan => Action::Plan(PlanSettings {
                         offline: r.offline,
                         output: r.output,

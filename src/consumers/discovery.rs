@@ -61,19 +61,21 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// Keep only the consumers `selection` names; the others are listed in `unselected`. A
-    /// pattern that names no consumer folder is an error.
-    pub fn select(
-        &mut self,
-        selection: &crate::consumers::select::Selection,
-    ) -> Result<(), String> {
+    /// Keep only the consumers `selection` names; the others are listed in `unselected`.
+    /// Returns the patterns that name no consumer folder: they may name a deployed consumer
+    /// whose folder is gone, which only what is applied can tell.
+    pub fn select(&mut self, selection: &crate::consumers::select::Selection) -> Vec<String> {
         let names: Vec<&str> = self
             .consumers
             .iter()
             .map(|c| c.name.as_str())
             .chain(self.invalid.iter().map(|c| c.name.as_str()))
             .collect();
-        selection.check(&names, "consumer folder", "the consumers are")?;
+        let unmatched: Vec<String> = selection
+            .unmatched(names.iter().copied())
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         let mut out: Vec<String> = Vec::new();
         self.consumers.retain(|c| {
             let keep = selection.matches(c.name.as_str());
@@ -92,7 +94,17 @@ impl Discovery {
         out.sort();
         self.unselected = out;
         self.selection = Some(selection.shown());
-        Ok(())
+        unmatched
+    }
+
+    /// Every consumer folder's name, selected or not.
+    pub fn folder_names(&self) -> Vec<&str> {
+        self.consumers
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(self.invalid.iter().map(|c| c.name.as_str()))
+            .chain(self.unselected.iter().map(String::as_str))
+            .collect()
     }
 }
 

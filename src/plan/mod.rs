@@ -6,16 +6,21 @@
 //! what `plan`, the pull request comment and the tests look at. The apply stages perform exactly
 //! its steps and report what happened beside it; they never change it.
 
+pub mod entries;
 pub mod terraform;
+
+use std::collections::BTreeMap;
 
 use crate::clients::ecr::{EcrError, RepositoryDrift, RepositoryState};
 use crate::clients::registry::RegistryError;
 use crate::config::event::CommitSha;
 use crate::consumers::config::ConsumerSettings;
 use crate::consumers::discovery::{ConsumerSpec, Discovery, SkippedFolder};
+use crate::consumers::select::Selection;
 use crate::context::fingerprint::{Fingerprint, FingerprintReport};
 use crate::diagnostics::Diagnostic;
 use crate::observe::{ImageLookup, Observation, RegistryImage, RepositoryLookup};
+use entries::{AppliedConsumer, Hold};
 use terraform::{InfraPlan, Totals};
 
 /// A consumer's verdict.
@@ -25,6 +30,9 @@ pub enum Status {
     New,
     Changed,
     Unchanged,
+    /// Its last rollout failed and it runs its previous image: nothing is done for it until its
+    /// folder changes or a deploy's `consumers` names it.
+    Held,
     /// Its look-up in AWS failed: nothing is known, nothing is done.
     Unknown,
     Invalid,
@@ -33,10 +41,11 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::New,
         Status::Changed,
         Status::Unchanged,
+        Status::Held,
         Status::Unknown,
         Status::Invalid,
         Status::Removed,
@@ -47,6 +56,7 @@ impl Status {
             Status::New => "new",
             Status::Changed => "changed",
             Status::Unchanged => "unchanged",
+            Status::Held => "held",
             Status::Unknown => "unknown",
             Status::Invalid => "invalid",
             Status::Removed => "removed",
@@ -115,9 +125,39 @@ pub struct ConsumerPlan {
     pub lookup_failure: Option<LookupFailure>,
     /// What Terraform's plan changes for this consumer; `None` when Terraform did not plan.
     pub infra: Option<Totals>,
+    /// The image its applied entry runs, when what is applied was read.
+    pub applied_image: Option<String>,
+    /// The settings in which its entry differs from the applied one (`` `cpu` 256 → 512 ``).
+    pub config_changes: Vec<String>,
+    /// Why it is held (status `held`), or was until this run: its applied entry's record.
+    pub hold: Option<Hold>,
 }
 
 impl ConsumerPlan {
+    /// A consumer with `status` and nothing else known yet.
+    pub fn new(name: &str, status: Status) -> Self {
+        ConsumerPlan {
+            name: name.to_string(),
+            resource_name: None,
+            status,
+            reasons: Vec::new(),
+            steps: Vec::new(),
+            display_dir: None,
+            fingerprint: None,
+            context_files: 0,
+            context_bytes: 0,
+            settings: None,
+            diagnostics: Vec::new(),
+            existing_image: None,
+            repository_drift: Vec::new(),
+            lookup_failure: None,
+            infra: None,
+            applied_image: None,
+            config_changes: Vec::new(),
+            hold: None,
+        }
+    }
+
     pub fn has(&self, step: Step) -> bool {
         self.steps.contains(&step)
     }
@@ -126,7 +166,9 @@ impl ConsumerPlan {
     /// with what runs, so an unchanged image is only that: "image unchanged".
     pub fn status_label(&self) -> &'static str {
         match self.status {
-            Status::Unchanged if self.infra.is_none() => "image unchanged",
+            Status::Unchanged if self.infra.is_none() && self.applied_image.is_none() => {
+                "image unchanged"
+            }
             s => s.as_str(),
         }
     }
@@ -148,6 +190,8 @@ pub struct Plan {
     /// leaves out, which keep what is applied.
     pub selection: Option<String>,
     pub unselected: Vec<String>,
+    /// Whether each consumer's entry was compared with what is applied ([`with_applied`]).
+    pub compared: bool,
 }
 
 impl Plan {
@@ -269,21 +313,10 @@ pub fn plan(
         .collect();
     for inv in &discovery.invalid {
         consumers.push(ConsumerPlan {
-            name: inv.name.clone(),
-            resource_name: None,
-            status: Status::Invalid,
             reasons: inv.diagnostics.iter().map(|d| d.message.clone()).collect(),
-            steps: Vec::new(),
             display_dir: Some(inv.display_dir.clone()),
-            fingerprint: None,
-            context_files: 0,
-            context_bytes: 0,
-            settings: None,
             diagnostics: inv.diagnostics.clone(),
-            existing_image: None,
-            repository_drift: Vec::new(),
-            lookup_failure: None,
-            infra: None,
+            ..ConsumerPlan::new(&inv.name, Status::Invalid)
         });
     }
     consumers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -296,6 +329,7 @@ pub fn plan(
         infra_pending: false,
         selection: discovery.selection.clone(),
         unselected: discovery.unselected.clone(),
+        compared: false,
     }
 }
 
@@ -304,21 +338,10 @@ const NEW_STEPS: [Step; 3] = [Step::CreateRepository, Step::Build, Step::Push];
 fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPlan {
     let spec = f.spec;
     let mut p = ConsumerPlan {
-        name: spec.name.to_string(),
         resource_name: Some(spec.resource_name.clone()),
-        status: Status::New,
-        reasons: Vec::new(),
-        steps: Vec::new(),
         display_dir: Some(spec.display_dir.clone()),
-        fingerprint: None,
-        context_files: 0,
-        context_bytes: 0,
         settings: Some(spec.settings.clone()),
-        diagnostics: Vec::new(),
-        existing_image: None,
-        repository_drift: Vec::new(),
-        lookup_failure: None,
-        infra: None,
+        ..ConsumerPlan::new(spec.name.as_str(), Status::New)
     };
     let report = match &f.fingerprint {
         Ok(r) => r,
@@ -334,8 +357,7 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
     p.context_bytes = report.bytes;
 
     let Some(observed) = observed else {
-        p.reasons
-            .push("offline: nothing was looked up, so everything is new".into());
+        p.reasons.push(OFFLINE.into());
         p.steps = NEW_STEPS.to_vec();
         return p;
     };
@@ -349,7 +371,7 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
             return unknown(p, LookupFailure::Repository(e.clone()));
         }
         RepositoryLookup::Missing => {
-            p.reasons.push("its repository does not exist yet".into());
+            p.reasons.push(NO_REPOSITORY.into());
             p.steps = NEW_STEPS.to_vec();
             return p;
         }
@@ -369,16 +391,14 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
         ImageLookup::Present(image) => {
             p.status = Status::Unchanged;
             p.existing_image = Some(image.clone());
-            p.reasons
-                .push("an image with this fingerprint is in the registry".into());
+            p.reasons.push(IN_REGISTRY.into());
             p.reasons.push(NOT_COMPARED.into());
             p
         }
         ImageLookup::Absent { built_before: true } | ImageLookup::NotAsked => {
             p.status = Status::Changed;
             p.steps.extend([Step::Build, Step::Push]);
-            p.reasons
-                .push("no image has this fingerprint: its build context changed".into());
+            p.reasons.push(NO_IMAGE.into());
             p
         }
         // A repository without any image built here was never deployed (a first deploy that
@@ -388,25 +408,179 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
         } => {
             p.status = Status::New;
             p.steps.extend([Step::Build, Step::Push]);
-            p.reasons
-                .push("its repository holds no image built by cdc-deploy yet".into());
+            p.reasons.push(NEVER_BUILT.into());
             p
         }
     }
 }
 
+/// Why a consumer has image work, said before the image stage runs; after it, what the stage
+/// did is what is true.
+const NO_REPOSITORY: &str = "its repository does not exist yet";
+const NO_IMAGE: &str = "no image has this fingerprint: its build context changed";
+const NEVER_BUILT: &str = "its repository holds no image built by cdc-deploy yet";
+const IN_REGISTRY: &str = "an image with this fingerprint is in the registry";
+const OFFLINE: &str = "offline: nothing was looked up, so everything is new";
+
+/// Whether `reason` is about what the registry held when the plan was made, which the image
+/// stage makes untrue (a repository it created, an image it built).
+pub fn is_about_the_registry(reason: &str) -> bool {
+    [NO_REPOSITORY, NO_IMAGE, NEVER_BUILT, IN_REGISTRY, OFFLINE].contains(&reason)
+        || (reason.starts_with("its repository drifted (")
+            && reason.ends_with("it is brought back in line"))
+}
+
 /// Said of an unchanged image until Terraform's plan compares the configuration.
 const NOT_COMPARED: &str = "the configuration is not compared with what runs";
 
-/// The plan with Terraform's saved plan folded in: each consumer's resource changes, a consumer
-/// whose image is unchanged but whose configuration changes becomes `changed`, and consumers
-/// applied before whose folder is gone (`removed`) join it. Pure, like [`plan`].
-pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
+/// What is applied, as [`with_applied`] compares it.
+pub struct Applied<'a> {
+    /// The root module's `consumers` output, read without refreshing.
+    pub entries: &'a BTreeMap<String, AppliedConsumer>,
+    /// The `consumers` option: a held consumer it matches is tried again, and an applied
+    /// consumer it does not match is not removed.
+    pub selection: Option<&'a Selection>,
+    /// The host images are referenced by (`<account>.dkr.ecr.<region>.amazonaws.com`).
+    pub registry_host: &'a str,
+}
+
+/// The plan with each consumer's entry compared with the one applied: a consumer whose settings
+/// differ is `changed` (before anything is built, and without Terraform), one never applied is
+/// `new`, one whose last rollout failed and whose folder has not changed since is `held` (unless
+/// `consumers` names it), and an applied consumer whose folder is gone is `removed`. Pure.
+pub fn with_applied(mut plan: Plan, applied: &Applied<'_>) -> Plan {
     for c in &mut plan.consumers {
-        let totals = infra.of(&c.name).fold(Totals::default(), |mut t, r| {
+        if matches!(c.status, Status::Invalid | Status::Unknown) {
+            continue;
+        }
+        let (Some(settings), Some(repository)) = (&c.settings, &c.resource_name) else {
+            continue;
+        };
+        c.reasons.retain(|r| r != NOT_COMPARED);
+        let Some(a) = applied.entries.get(&c.name) else {
+            if c.status == Status::Unchanged {
+                c.status = Status::New;
+                c.reasons
+                    .push("it is not applied yet: Terraform creates its service".into());
+            }
+            add_step(c, Step::Apply);
+            continue;
+        };
+        c.applied_image = Some(a.image.clone());
+        let image = c
+            .existing_image
+            .as_ref()
+            .map(|i| format!("{}/{repository}@{}", applied.registry_host, i.digest));
+        let wanted = entries::entry(settings, image.as_deref().unwrap_or_default());
+        let digest = entries::settings_digest(&wanted);
+        if let Some(hold) = a.hold() {
+            let since = format!(
+                "it was held on its previous image since the {} of `{}` on {}",
+                hold.verdict_noun(),
+                hold.what(),
+                hold.day()
+            );
+            let named = applied.selection.is_some_and(|s| s.matches(&c.name));
+            if hold.matches(c.fingerprint.as_ref(), image.as_deref(), &digest) && !named {
+                c.status = Status::Held;
+                c.steps.clear();
+                c.reasons = vec![held_reason(&c.name, &hold, &a.image)];
+                c.hold = Some(hold);
+                continue;
+            }
+            c.reasons.push(if named {
+                format!("{since}; `consumers` names it, so this deploy tries it again")
+            } else {
+                format!("{since}; its folder changed, so this deploy tries again")
+            });
+            c.hold = Some(hold);
+        }
+        c.config_changes = a
+            .config
+            .as_ref()
+            .map(|cfg| entries::differences(&wanted, cfg))
+            .unwrap_or_default();
+        let runs_other = image.as_ref().is_some_and(|i| *i != a.image);
+        if c.status == Status::Unchanged {
+            if !c.config_changes.is_empty() {
+                c.status = Status::Changed;
+                c.reasons.push(format!(
+                    "its configuration changed: {}",
+                    c.config_changes.join(", ")
+                ));
+            } else if runs_other {
+                c.status = Status::Changed;
+                c.reasons.push(format!(
+                    "it runs `{}`, not the image of its folder, which this deploy puts back",
+                    a.image
+                ));
+            } else if c.hold.is_none() {
+                c.reasons
+                    .push("its applied entry is the one its folder gives".into());
+            }
+        } else if !c.config_changes.is_empty() {
+            c.reasons.push(format!(
+                "its configuration changes too: {}",
+                c.config_changes.join(", ")
+            ));
+        }
+        if c.status != Status::Unchanged {
+            add_step(c, Step::Apply);
+        }
+    }
+    for (name, a) in applied.entries {
+        let kept_out =
+            plan.unselected.contains(name) || applied.selection.is_some_and(|s| !s.matches(name));
+        if plan.get(name).is_some() || kept_out {
+            continue;
+        }
+        plan.consumers.push(ConsumerPlan {
+            reasons: vec![format!(
+                "it is applied (`{}`) and its folder is gone: Terraform destroys its resources",
+                a.image
+            )],
+            steps: vec![Step::Apply],
+            applied_image: Some(a.image.clone()),
+            ..ConsumerPlan::new(name, Status::Removed)
+        });
+    }
+    plan.consumers.sort_by(|a, b| a.name.cmp(&b.name));
+    plan.compared = true;
+    plan
+}
+
+/// What a held consumer's plan says: since when, on what, and how to try again.
+fn held_reason(name: &str, hold: &Hold, running: &str) -> String {
+    format!(
+        "held on its previous image `{running}` since the {} of `{}` on {}; change its folder, or deploy with `consumers: {name}`, to try again",
+        hold.verdict_noun(),
+        hold.what(),
+        hold.day()
+    )
+}
+
+fn add_step(c: &mut ConsumerPlan, step: Step) {
+    if !c.steps.contains(&step) {
+        c.steps.push(step);
+    }
+}
+
+/// The plan with Terraform's saved plan folded in: each consumer's resource changes, a consumer
+/// whose image is unchanged but whose configuration changes becomes `changed` (and one whose
+/// settings differ but whose resources Terraform leaves as they are, `unchanged`), consumers
+/// applied before whose folder is gone (`removed`) join it, and a change to shared resources
+/// (the cluster, the network, an output) counts as a change. Terraform is the authority on
+/// what its apply does. Pure, like [`plan`].
+pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
+    let totals_of = |name: &str| {
+        infra.of(name).fold(Totals::default(), |mut t, r| {
             t.count(r.kind);
             t
-        });
+        })
+    };
+    for c in &mut plan.consumers {
+        let totals = totals_of(&c.name);
+        c.steps.retain(|s| *s != Step::Apply);
         if !totals.is_empty() {
             c.steps.push(Step::Apply);
             if c.status == Status::Unchanged {
@@ -414,6 +588,17 @@ pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
                 c.reasons
                     .push(format!("its configuration changed: {totals}"));
             }
+        } else if c.status == Status::Changed
+            && !c.has(Step::Build)
+            && c.existing_image.is_some()
+            && !c.config_changes.is_empty()
+        {
+            // Its settings changed in ways its resources do not show (a count the module leaves
+            // to autoscaling, say): nothing is rolled out.
+            c.status = Status::Unchanged;
+            c.reasons
+                .push("Terraform plans no change to its resources".into());
+            continue;
         }
         if matches!(c.status, Status::Invalid | Status::Unknown) {
             // Its entry is kept: Terraform changes nothing of it, unless something is wrong.
@@ -421,40 +606,36 @@ pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
         } else {
             c.infra = Some(totals);
             c.reasons.retain(|r| r != NOT_COMPARED);
-            if totals.is_empty() {
+            if totals.is_empty() && c.status != Status::Held {
                 c.reasons.push("Terraform plans no change".into());
             }
         }
     }
     for name in removed {
-        let totals = infra.of(name).fold(Totals::default(), |mut t, r| {
-            t.count(r.kind);
-            t
-        });
-        plan.consumers.push(ConsumerPlan {
-            name: (*name).to_string(),
-            resource_name: None,
-            status: Status::Removed,
-            reasons: vec![format!(
-                "it was deployed and its folder is gone: Terraform plans {totals}"
-            )],
-            steps: if totals.is_empty() {
-                Vec::new()
-            } else {
-                vec![Step::Apply]
-            },
-            display_dir: None,
-            fingerprint: None,
-            context_files: 0,
-            context_bytes: 0,
-            settings: None,
-            diagnostics: Vec::new(),
-            existing_image: None,
-            repository_drift: Vec::new(),
-            lookup_failure: None,
-            infra: Some(totals),
-        });
+        let totals = totals_of(name);
+        let said = format!("it was deployed and its folder is gone: Terraform plans {totals}");
+        match plan.consumers.iter_mut().find(|c| c.name == *name) {
+            Some(c) => {
+                c.reasons = vec![said];
+                c.steps.retain(|s| *s != Step::Apply);
+                if !totals.is_empty() {
+                    c.steps.push(Step::Apply);
+                }
+                c.infra = Some(totals);
+            }
+            None => plan.consumers.push(ConsumerPlan {
+                reasons: vec![said],
+                steps: if totals.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Step::Apply]
+                },
+                infra: Some(totals),
+                ..ConsumerPlan::new(name, Status::Removed)
+            }),
+        }
     }
+    plan.infra_pending = !infra.is_empty();
     plan.consumers.sort_by(|a, b| a.name.cmp(&b.name));
     plan
 }

@@ -48,6 +48,37 @@ pub fn content(c: &ConsumerPlan, run: Option<&RunReport>, cancelled: Option<&str
     content_with(c, run, cancelled, false)
 }
 
+/// [`content_with`], its summary opening with the run's `headline`; `failed` is why the run's
+/// outcome counts this consumer as failed, when it does (an apply whose outcome could not be
+/// read back, say), which no other part of the check contradicts.
+pub fn content_for(
+    c: &ConsumerPlan,
+    run: Option<&RunReport>,
+    cancelled: Option<&str>,
+    terraform_failed: bool,
+    headline: &str,
+    failed: Option<&str>,
+) -> CheckContent {
+    let mut content = content_with(c, run, cancelled, terraform_failed);
+    if let (Some(why), "success" | "neutral") = (failed, content.conclusion) {
+        content.conclusion = "failure";
+        content.title = truncate(why, 200);
+        content.summary = format!("- {}\n\n{}", message(why), content.summary);
+    }
+    if !headline.is_empty() {
+        let line = format!(
+            "{}
+
+",
+            message(&truncate(headline, 1_000))
+        );
+        if line.len() + content.summary.len() <= SUMMARY_LIMIT {
+            content.summary.insert_str(0, &line);
+        }
+    }
+    content
+}
+
 /// [`content`] after a plan whose Terraform stage failed (`terraform_failed`): no consumer with
 /// work can be said to be fine.
 pub fn content_with(
@@ -94,7 +125,25 @@ pub fn content_with(
     } else if infra_failed || (run.is_none() && terraform_failed && has_work(c)) {
         ("failure", "the Terraform stage failed".to_string())
     } else if let Some(v) = rollout.filter(|_| failed_rollout) {
-        ("failure", format!("rollout {}", v.kind.as_str()))
+        let restored = run
+            .and_then(|r| r.restores.get(&c.name))
+            .is_some_and(|r| r.succeeded());
+        (
+            "failure",
+            if restored {
+                format!(
+                    "rollout {}; back on its previous image and held there",
+                    v.kind.as_str()
+                )
+            } else {
+                format!("rollout {}", v.kind.as_str())
+            },
+        )
+    } else if c.status == Status::Held {
+        (
+            "neutral",
+            c.reasons.first().cloned().unwrap_or_else(|| "held".into()),
+        )
     } else if !has_work(c) {
         ("neutral", "nothing to do".to_string())
     } else if run.is_none() {
@@ -420,6 +469,9 @@ mod tests {
             repository_drift: Vec::new(),
             lookup_failure: None,
             infra: None,
+            applied_image: None,
+            config_changes: Vec::new(),
+            hold: None,
         }
     }
 

@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use super::md::{code, fenced, html_message, message, text, truncate};
 use super::table::{image_cell, summary_line};
-use super::{bytes, comment_marker, steps, task_size, tasks, ReportHeader};
-use crate::apply::infra::vars::Held;
+use super::{bytes, change_cell, comment_marker, restore_line, story, task_size, ReportHeader};
+use crate::apply::infra::vars::Kept;
 use crate::apply::infra::InfraReport;
 use crate::apply::rollout::LogTail;
 use crate::apply::{ImageError, RunReport};
@@ -92,10 +92,16 @@ fn rollouts_section(run: &RunReport, evidence: bool) -> String {
             v.duration.as_secs_f64(),
             v.running,
             v.desired,
-            text(&truncate(&v.reason, COMPACT_REASON))
+            message(&truncate(&v.reason, COMPACT_REASON))
         );
     }
     out.push('\n');
+    for (name, r) in &run.restores {
+        let _ = writeln!(out, "- {}: {}", code(name), message(&restore_line(name, r)));
+    }
+    if !run.restores.is_empty() {
+        out.push('\n');
+    }
     let troubled = run
         .rollouts
         .iter()
@@ -264,9 +270,9 @@ pub fn terraform_section(infra: &InfraReport, changes: bool) -> String {
         }
         out.push('\n');
     }
-    for (name, held) in &infra.held {
-        match held {
-            Held::Kept { reason, image } => {
+    for (name, kept) in &infra.kept {
+        match kept {
+            Kept::Running { reason, image } => {
                 let _ = writeln!(
                     out,
                     "- {} keeps its running entry ({}): {}",
@@ -275,12 +281,12 @@ pub fn terraform_section(infra: &InfraReport, changes: bool) -> String {
                     message(reason)
                 );
             }
-            Held::LeftOut { reason } => {
+            Kept::LeftOut { reason } => {
                 let _ = writeln!(out, "- {} is left out: {}", code(name), message(reason));
             }
         }
     }
-    if !infra.held.is_empty() {
+    if !infra.kept.is_empty() {
         out.push('\n');
     }
     for (name, image) in &infra.unbuilt {
@@ -387,8 +393,28 @@ fn title(h: &ReportHeader) -> String {
     out
 }
 
+/// The outcome as the report opens with it: a failure as a caution, so nobody reads past it.
+fn outcome_line(h: &ReportHeader) -> String {
+    if h.headline.is_empty() {
+        return String::new();
+    }
+    let mut chars = h.headline.chars();
+    let sentence: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    let headline = message(&truncate(&sentence, 2_000));
+    if h.failed {
+        format!("> [!CAUTION]\n> **{headline}**\n\n")
+    } else {
+        format!("**{headline}**\n\n")
+    }
+}
+
+/// The title, the outcome, and the counts.
 fn header(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
     let mut out = title(h);
+    out.push_str(&outcome_line(h));
     let _ = writeln!(out, "{}\n", text(&summary_line(plan, run)));
     if let Some(commit) = &plan.commit {
         let _ = writeln!(out, "Commit: `{commit}`\n");
@@ -402,6 +428,7 @@ fn header(plan: &Plan, run: Option<&RunReport>, h: &ReportHeader) -> String {
 /// its short form.
 pub fn rollback(run: &RunReport, h: &ReportHeader) -> String {
     let mut out = title(h);
+    out.push_str(&outcome_line(h));
     let infra = run.infra.as_ref();
     let rollbacks = infra.map(|i| &i.rollbacks).filter(|r| !r.is_empty());
     match rollbacks {
@@ -418,12 +445,17 @@ pub fn rollback(run: &RunReport, h: &ReportHeader) -> String {
                 );
             }
             let names: Vec<String> = r.keys().map(|n| code(n)).collect();
+            let one = names.len() == 1;
             let _ = writeln!(
                 out,
-                "\n> [!IMPORTANT]\n> The next deploy of this branch rolls {} forward again to the branch's image, unless the commit that broke {} is reverted first (or that deploy leaves {} out with `consumers`).\n",
+                "\n> [!IMPORTANT]\n> {} {} held on {} image: later deploys leave {} there until {} folder changes (a commit that fixes or reverts what broke), or until a deploy names {} with `consumers: {}`.\n",
                 names.join(", "),
-                if names.len() == 1 { "it" } else { "them" },
-                if names.len() == 1 { "it" } else { "them" },
+                if one { "is" } else { "are" },
+                if one { "this" } else { "these" },
+                if one { "it" } else { "them" },
+                if one { "its" } else { "their" },
+                if one { "it" } else { "them" },
+                r.keys().cloned().collect::<Vec<_>>().join(", "),
             );
         }
         None => out.push_str("Nothing was rolled back.\n\n"),
@@ -528,78 +560,10 @@ fn full(
     h: &ReportHeader,
 ) -> String {
     let mut out = header(plan, run, h);
-    let tf_column = plan.consumers.iter().any(|c| c.infra.is_some());
     if plan.consumers.is_empty() {
         out.push_str("No consumers were found.\n\n");
     } else {
-        out.push_str("| Consumer | Status | Fingerprint | Task size | Platform | Tasks | Steps |");
-        if tf_column {
-            out.push_str(" Terraform |");
-        }
-        let rollout_column = run.is_some_and(|r| !r.rollouts.is_empty());
-        let scan_column = run.is_some_and(|r| !r.scans.is_empty());
-        out.push_str(if run.is_some() { " Image |" } else { "" });
-        out.push_str(if rollout_column { " Rollout |" } else { "" });
-        out.push_str(if scan_column { " Scan |" } else { "" });
-        out.push_str("\n|---|---|---|---|---|---|---|");
-        if tf_column {
-            out.push_str("---|");
-        }
-        out.push_str(if run.is_some() { "---|" } else { "" });
-        out.push_str(if rollout_column { "---|" } else { "" });
-        out.push_str(if scan_column { "---|" } else { "" });
-        out.push('\n');
-        for c in &plan.consumers {
-            let s = c.settings.as_ref();
-            let _ = write!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                code(&c.name),
-                c.status_label(),
-                c.fingerprint
-                    .as_ref()
-                    .map_or("—".into(), |f| code(f.short())),
-                s.map_or("—".into(), task_size),
-                s.map_or("—".into(), |s| s.platform.to_string()),
-                s.map_or("—".into(), tasks),
-                steps(c),
-            );
-            if tf_column {
-                let _ = write!(out, " {} |", c.infra.map_or("—".into(), |t| t.to_string()));
-            }
-            if let Some(run) = run {
-                let cell = run
-                    .images
-                    .get(&c.name)
-                    .map_or("—".into(), |r| text(&image_cell(r)));
-                let _ = write!(out, " {cell} |");
-                if rollout_column {
-                    let cell = run.rollouts.get(&c.name).map_or("—".into(), |v| {
-                        let verdict = match v.kind {
-                            crate::apply::rollout::VerdictKind::Succeeded => {
-                                v.kind.as_str().to_string()
-                            }
-                            k => format!("**{}**", k.as_str()),
-                        };
-                        format!("{verdict}, {:.0} s", v.duration.as_secs_f64())
-                    });
-                    let _ = write!(out, " {cell} |");
-                }
-                if scan_column {
-                    let cell = run.scans.get(&c.name).map_or("—".into(), |s| {
-                        let h = message(&truncate(&s.headline(), 80));
-                        if s.is_serious() {
-                            format!("**{h}**")
-                        } else {
-                            h
-                        }
-                    });
-                    let _ = write!(out, " {cell} |");
-                }
-            }
-            out.push('\n');
-        }
-        out.push('\n');
+        out.push_str(&main_table(plan, run));
     }
     if let Some(infra) = infra {
         out.push_str(&terraform_section(infra, true));
@@ -662,6 +626,70 @@ fn full(
     out
 }
 
+/// One row per consumer with what a reviewer decides on, in at most five short columns so that
+/// it fits a pull request's width: before a deploy, what changes; after, what happened to its
+/// image and its rollout. Sizes, platforms and fingerprints are in each consumer's details.
+fn main_table(plan: &Plan, run: Option<&RunReport>) -> String {
+    use crate::apply::rollout::VerdictKind;
+    let tf_column = plan.consumers.iter().any(|c| c.infra.is_some());
+    let rollout_column = run.is_some_and(|r| !r.rollouts.is_empty());
+    let mut head = vec!["Consumer", "Status"];
+    head.push(if run.is_some() { "Image" } else { "Change" });
+    if tf_column {
+        head.push("Terraform");
+    }
+    if rollout_column {
+        head.push("Rollout");
+    }
+    let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
+    for c in &plan.consumers {
+        let status = match c.status {
+            Status::Invalid | Status::Unknown => format!("**{}**", c.status_label()),
+            _ => c.status_label().to_string(),
+        };
+        let third = match run {
+            None => message(&truncate(&change_cell(c), 120)),
+            Some(_) if c.status == Status::Held => message(&truncate(&change_cell(c), 120)),
+            Some(run) => match run.images.get(&c.name) {
+                Some(r) if r.error.is_some() => format!(
+                    "**failed**: {}",
+                    r.error.as_ref().map_or("", ImageError::stage)
+                ),
+                Some(r) => text(&image_cell(r)),
+                None => "—".into(),
+            },
+        };
+        let _ = write!(out, "| {} | {status} | {third} |", code(&c.name));
+        if tf_column {
+            let _ = write!(
+                out,
+                " {} |",
+                c.infra
+                    .filter(|t| !t.is_empty())
+                    .map_or("—".into(), |t| t.to_string())
+            );
+        }
+        if let Some(run) = run.filter(|_| rollout_column) {
+            let cell = run.rollouts.get(&c.name).map_or("—".into(), |v| {
+                let verdict = match v.kind {
+                    VerdictKind::Succeeded => v.kind.as_str().to_string(),
+                    k => format!("**{}**", k.as_str()),
+                };
+                let restored = match run.restores.get(&c.name) {
+                    Some(r) if r.succeeded() => " → restored",
+                    Some(_) => " → **not restored**",
+                    None => "",
+                };
+                format!("{verdict}, {:.0} s{restored}", v.duration.as_secs_f64())
+            });
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
 /// Consumers needing attention first, then the rest, each group by name.
 fn attention_order<'a>(plan: &'a Plan, run: Option<&RunReport>) -> Vec<&'a ConsumerPlan> {
     let rank = |c: &ConsumerPlan| {
@@ -671,7 +699,7 @@ fn attention_order<'a>(plan: &'a Plan, run: Option<&RunReport>) -> Vec<&'a Consu
         match c.status {
             _ if failed => 0,
             Status::Unknown | Status::Invalid => 0,
-            Status::New | Status::Changed | Status::Removed => 1,
+            Status::New | Status::Changed | Status::Removed | Status::Held => 1,
             Status::Unchanged => 2,
         }
     };
@@ -836,7 +864,7 @@ fn details(c: &ConsumerPlan, run: Option<&RunReport>, out: &mut String) {
         out,
         "<details><summary><code>{}</code>: {}</summary>\n",
         html_message(&c.name),
-        html_message(&c.reasons.join("; "))
+        html_message(&truncate(&story(c, run).join("; "), COMPACT_REASON))
     );
     if let Some(dir) = &c.display_dir {
         let _ = writeln!(
@@ -849,6 +877,9 @@ fn details(c: &ConsumerPlan, run: Option<&RunReport>, out: &mut String) {
     }
     if let (Some(r), Some(f)) = (&c.resource_name, &c.fingerprint) {
         let _ = writeln!(out, "- Image: {} tagged {}", code(r), code(&f.tag()));
+    }
+    if let Some(applied) = &c.applied_image {
+        let _ = writeln!(out, "- Applied before this run: {}", code(applied));
     }
     if let Some(pinned) = run
         .and_then(|r| r.images.get(&c.name))

@@ -28,9 +28,11 @@ pub(crate) fn image_cell(r: &ImageResult) -> String {
 pub fn summary_line(plan: &Plan, run: Option<&RunReport>) -> String {
     let parts: Vec<String> = Status::ALL
         .iter()
-        .filter(|s| !matches!(s, Status::Unknown | Status::Removed) || plan.count(**s) > 0)
+        .filter(|s| {
+            !matches!(s, Status::Unknown | Status::Removed | Status::Held) || plan.count(**s) > 0
+        })
         .map(|s| {
-            let checked = plan.consumers.iter().any(|c| c.infra.is_some());
+            let checked = plan.compared || plan.consumers.iter().any(|c| c.infra.is_some());
             let label = if *s == Status::Unchanged && !checked {
                 "image unchanged (configuration not checked)"
             } else {

@@ -65,6 +65,10 @@ pub enum Behaviour {
     CompletesAfter(usize),
     /// In progress for this many polls, then the circuit breaker fails it.
     FailsAfter(usize),
+    /// In progress for this many polls, then the circuit breaker rolls it back: the deployment
+    /// is gone and the family's previous revision is primary again (completed), as ECS shows a
+    /// rollback.
+    RollsBackAfter(usize),
     /// In progress for ever.
     Stalls,
 }
@@ -135,7 +139,10 @@ struct State {
     /// Each family's revisions (ARNs), oldest first, as registered.
     families: BTreeMap<String, Vec<String>>,
     scripts: BTreeMap<(String, String), (Vec<Frame>, usize)>,
-    behaviours: BTreeMap<String, Behaviour>,
+    /// What each service does with its next registrations, in order; the last one stays.
+    behaviours: BTreeMap<String, Vec<Behaviour>>,
+    /// Every registration: service and task definition, in order.
+    registered: Vec<(String, String)>,
     /// Events each service lists, newest first: epoch seconds and message.
     events: BTreeMap<String, Vec<(f64, String)>>,
     /// Every call: operation and how many services it named.
@@ -192,11 +199,23 @@ impl EcsSimulator {
 
     /// How `service` rolls out once a deployment is registered for it.
     pub fn behave(&self, service: &str, b: Behaviour) {
+        self.behave_in_turn(service, vec![b]);
+    }
+
+    /// How `service` rolls out for each of its next registrations, in turn; the last one stays
+    /// for any further registration.
+    pub fn behave_in_turn(&self, service: &str, b: Vec<Behaviour>) {
+        assert!(!b.is_empty());
         self.state
             .lock()
             .unwrap()
             .behaviours
             .insert(service.into(), b);
+    }
+
+    /// Every deployment registered so far: service and task definition, in order.
+    pub fn registered(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().registered.clone()
     }
 
     /// The events `service` lists, newest first (epoch seconds, message).
@@ -248,6 +267,12 @@ fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
         .unwrap()
         .as_secs_f64();
     let mut st = state.lock().unwrap();
+    st.registered.push((service.clone(), td.clone()));
+    // The revision the service ran before this one: what a rollback goes back to.
+    let previous = st
+        .families
+        .get(&family(&td))
+        .and_then(|r| r.iter().rev().find(|a| **a != td).cloned());
     st.add_task_definition(
         &td,
         vec![SimLog {
@@ -257,11 +282,11 @@ fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
             prefix: Some("ecs".into()),
         }],
     );
-    let behaviour = st
-        .behaviours
-        .get(&service)
-        .copied()
-        .unwrap_or(Behaviour::CompletesAfter(1));
+    let behaviour = match st.behaviours.get_mut(&service) {
+        Some(queue) if queue.len() > 1 => queue.remove(0),
+        Some(queue) => queue[0],
+        None => Behaviour::CompletesAfter(1),
+    };
     let dep = |state: &'static str, running: i32, reason: Option<&'static str>| Dep {
         id: "ecs-svc/registered",
         status: "PRIMARY",
@@ -284,6 +309,22 @@ fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
             ),
         ),
         Behaviour::Stalls => (0, dep("IN_PROGRESS", 0, None)),
+        Behaviour::RollsBackAfter(k) => (
+            k,
+            Dep {
+                id: "ecs-svc/rollback",
+                status: "PRIMARY",
+                task_definition: previous
+                    .clone()
+                    .expect("a rollback needs a revision to go back to"),
+                rollout_state: "COMPLETED",
+                reason: None,
+                desired: 1,
+                running: 1,
+                failed: 0,
+                created_at: now,
+            },
+        ),
     };
     let mut frames: Vec<Frame> = (0..k)
         .map(|_| Frame::Service {
@@ -295,7 +336,7 @@ fn register(input: &Value, state: &Mutex<State>) -> Response<Full<Bytes>> {
         status: "ACTIVE",
         deployments: vec![last],
     });
-    if let Behaviour::FailsAfter(_) = behaviour {
+    if let Behaviour::FailsAfter(_) | Behaviour::RollsBackAfter(_) = behaviour {
         let tasks = (1..=2)
             .map(|i| SimTask {
                 id: format!("{service}-task-{i}"),

@@ -8,6 +8,7 @@ pub mod github;
 pub mod image;
 pub mod proxy;
 pub mod serve;
+pub mod terraform;
 
 use aws_sdk_ecr::config::Credentials;
 

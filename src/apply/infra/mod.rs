@@ -1,25 +1,26 @@
 //! The Terraform stage: hand Terraform the consumers with their images pinned by digest, plan,
 //! and on deploy apply exactly the saved plan.
 //!
-//! `init`, `output` (what is applied now), `validate`, `plan -out`, `show -json` of the saved plan,
-//! the destroy guard, then `apply` of that plan file: never a fresh plan. Deploy refuses local
-//! state, which an ephemeral runner would lose. The variables file is written into the root
-//! module's folder for the run and removed afterwards; everything else lives under the work
-//! folder. Whatever Terraform prints is untrusted text.
+//! A [`Session`] runs `init` and reads what is applied (`output`, which does not refresh) before
+//! anything is built; then `validate`, `plan -out`, `show -json` of the saved plan and the
+//! destroy guard; then `apply` of that plan file, never a fresh plan, and `output` again. Deploy
+//! refuses local state, which an ephemeral runner would lose. The variables file and the saved
+//! plan live in a folder of the run's own under the work folder, passed with `-var-file`: nothing
+//! is ever written into a team's root module. Whatever Terraform prints is untrusted text.
 
 pub mod root;
 pub mod vars;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::clients::terraform::{self, Terraform, TerraformCli, TerraformError};
 use crate::config::TerraformSettings;
 use crate::gha::Runner;
 use crate::plan::terraform::{destroy_guard, GuardedChange, InfraPlan};
-use crate::plan::Plan;
-use vars::{AppliedConsumer, Held, VariableInputs, Variables};
+use crate::plan::{Plan, Status};
+use vars::{AppliedConsumer, Kept, Variables};
 
 /// Why the Terraform stage stopped.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -44,8 +45,6 @@ pub enum InfraError {
     CannotKeep(Vec<(String, String)>),
     #[error("{0}")]
     Rollback(String),
-    #[error("`{0}` already exists: the action writes this file for each run and removes it afterwards; remove it from the root module (a run that was killed can leave it behind)")]
-    VariablesFileExists(String),
 }
 
 fn guarded_owner(g: &[GuardedChange]) -> String {
@@ -80,7 +79,7 @@ pub struct InfraReport {
     /// The saved plan, read back; `None` when the stage stopped before it.
     pub plan: Option<InfraPlan>,
     /// Consumers whose entry is not built from this run.
-    pub held: BTreeMap<String, Held>,
+    pub kept: BTreeMap<String, Kept>,
     /// What was applied before this run, from the `consumers` output.
     pub before: BTreeMap<String, AppliedConsumer>,
     /// What is applied after this run: after `apply`, or as before when nothing was applied.
@@ -138,28 +137,6 @@ pub struct RolledBack {
     pub source: String,
 }
 
-/// Where a rollback's images come from, once what is applied is known.
-#[async_trait::async_trait]
-pub trait RollbackTargets: Send + Sync {
-    /// The consumers to roll back, each with its images; an error stops the stage before
-    /// anything is planned.
-    async fn resolve(
-        &self,
-        applied: &BTreeMap<String, AppliedConsumer>,
-    ) -> Result<BTreeMap<String, RolledBack>, String>;
-}
-
-/// How the `consumers` map is made.
-enum Entries<'a> {
-    /// From the consumers' plan and, on deploy, what the image stage did.
-    Plan {
-        plan: &'a Plan,
-        images: Option<&'a crate::apply::RunReport>,
-    },
-    /// Every applied consumer as it is applied, some on an earlier image.
-    Rollback(&'a dyn RollbackTargets),
-}
-
 impl InfraReport {
     /// The services whose task definition this run's apply changed, to watch roll out.
     pub fn changed_services(&self) -> Vec<crate::apply::rollout::Watch> {
@@ -197,7 +174,7 @@ impl InfraReport {
         }
         names
             .into_iter()
-            .filter(|n| plan.get(n).is_none())
+            .filter(|n| plan.get(n).is_none_or(|c| c.status == Status::Removed))
             .filter(|n| selection.is_none_or(|s| s.matches(n)))
             .collect()
     }
@@ -211,21 +188,31 @@ pub struct InfraStage<'a> {
     pub environment: &'a str,
     pub region: &'a str,
     pub registry_host: &'a str,
-    /// Plan and apply (`deploy`), or plan only.
-    pub apply: bool,
     /// The `consumers` option: applied consumers it does not name keep their entry.
     pub selection: Option<&'a crate::consumers::select::Selection>,
-    /// Set when the run is cancelled: no Terraform command starts after it, and a running one
-    /// is asked to stop once and waited for.
-    pub cancel: &'a crate::cancel::Cancel,
+    /// Terraform, running in the root module [`root_dir`] names. Set when the run is cancelled:
+    /// no command starts after it, and a running one is asked to stop once and waited for.
+    pub terraform: &'a dyn Terraform,
 }
 
-/// The variables file, removed when the stage ends however it ends.
-struct VarsFile(PathBuf);
+/// A folder of the run's own under the work folder, removed when the run ends however it ends:
+/// the variables file and the saved plan live there, never in the root module.
+struct RunFiles(PathBuf);
 
-impl Drop for VarsFile {
+impl RunFiles {
+    fn new(work_dir: &Path) -> (PathBuf, std::io::Result<RunFiles>) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = work_dir.join(format!("run-{}-{nanos}", std::process::id()));
+        let made = std::fs::create_dir_all(&dir).map(|()| RunFiles(dir.clone()));
+        (dir, made)
+    }
+}
+
+impl Drop for RunFiles {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -249,6 +236,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The Terraform version the root runs with.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     fn shown(&self) -> String {
         if self.bundled {
             "the bundled module".to_string()
@@ -258,18 +250,20 @@ impl Prepared {
     }
 }
 
-/// Check the root module and the Terraform binary; `apply` when the run will apply.
-pub async fn prepare(s: &TerraformSettings, apply: bool) -> Result<Prepared, InfraError> {
+/// Check the root module and the Terraform binary `tf` runs; `apply` when the run will apply.
+/// Generates the root around the bundled module when the settings name no root of their own.
+pub async fn prepare(
+    s: &TerraformSettings,
+    tf: &dyn Terraform,
+    apply: bool,
+) -> Result<Prepared, InfraError> {
     std::fs::create_dir_all(&s.work_dir).map_err(|e| not_prepared(&s.work_dir, e))?;
-    let (root_dir, bundled) = match &s.dir {
-        Some(d) => (d.clone(), false),
-        None => {
-            let d = s.work_dir.join("root");
-            std::fs::create_dir_all(&d).map_err(|e| not_prepared(&d, e))?;
-            root::generate(&d, !s.backend_config.is_empty()).map_err(InfraError::Root)?;
-            (d, true)
-        }
-    };
+    let root_dir = root_dir(s);
+    let bundled = s.dir.is_none();
+    if bundled {
+        std::fs::create_dir_all(&root_dir).map_err(|e| not_prepared(&root_dir, e))?;
+        root::generate(&root_dir, !s.backend_config.is_empty()).map_err(InfraError::Root)?;
+    }
     let decl = root::declarations(&root_dir).map_err(InfraError::Root)?;
     let mut p = Prepared {
         root_dir,
@@ -319,7 +313,6 @@ pub async fn prepare(s: &TerraformSettings, apply: bool) -> Result<Prepared, Inf
     }
 
     // The Terraform the root asks for.
-    let tf = cli(s, &p.root_dir);
     let version = tf
         .capture(&args(&["version", "-json"]))
         .await
@@ -352,9 +345,16 @@ pub async fn prepare(s: &TerraformSettings, apply: bool) -> Result<Prepared, Inf
     Ok(p)
 }
 
-/// The Terraform runner for a root module: its data directory and plugin cache under the work
-/// folder (or the plugin cache the environment names).
-fn cli(s: &TerraformSettings, root_dir: &Path) -> TerraformCli {
+/// The root module Terraform runs in: the team's own, or the one generated around the bundled
+/// module under the work folder.
+pub fn root_dir(s: &TerraformSettings) -> PathBuf {
+    s.dir.clone().unwrap_or_else(|| s.work_dir.join("root"))
+}
+
+/// The Terraform runner for the root module [`root_dir`] names: its data directory and plugin
+/// cache under the work folder (or the plugin cache the environment names).
+pub fn cli(s: &TerraformSettings, cancel: Option<crate::cancel::Cancel>) -> TerraformCli {
+    let root_dir = root_dir(s);
     let plugin_cache = s
         .plugin_cache
         .clone()
@@ -362,12 +362,11 @@ fn cli(s: &TerraformSettings, root_dir: &Path) -> TerraformCli {
     let _ = std::fs::create_dir_all(&plugin_cache);
     TerraformCli {
         program: s.program.clone(),
-        dir: root_dir.to_path_buf(),
         env: vec![
             (
                 "TF_DATA_DIR".into(),
                 s.work_dir
-                    .join(format!("data-{}", folder_key(root_dir)))
+                    .join(format!("data-{}", folder_key(&root_dir)))
                     .display()
                     .to_string(),
             ),
@@ -376,224 +375,193 @@ fn cli(s: &TerraformSettings, root_dir: &Path) -> TerraformCli {
                 plugin_cache.display().to_string(),
             ),
         ],
-        cancel: None,
+        dir: root_dir,
+        cancel,
     }
 }
 
-/// Run the stage for `plan`, in the root `prepare` checked; `images` is what the image stage did
-/// (deploy).
-pub async fn run(
-    stage: &InfraStage<'_>,
-    prepared: &Prepared,
-    plan: &Plan,
-    images: Option<&crate::apply::RunReport>,
-) -> InfraReport {
-    let started = Instant::now();
-    let mut report = InfraReport {
-        terraform_version: Some(prepared.version.clone()),
-        region: Some(stage.region.to_string()),
-        ..InfraReport::default()
-    };
-    let entries = Entries::Plan { plan, images };
-    if let Err(e) = run_inner(stage, prepared, &entries, &mut report).await {
-        report.error = Some(e);
-    }
-    report.duration = started.elapsed();
-    report
+/// What a Terraform plan of the stage found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Planned {
+    pub plan: InfraPlan,
+    /// The changes the destroy guard stops unless `allow-destroy`.
+    pub guarded: Vec<GuardedChange>,
 }
 
-/// Run the stage for a rollback: every applied consumer keeps its entry, the ones `targets`
-/// names go back to their earlier image; planned, applied, and read back like a deploy.
-pub async fn rollback(
-    stage: &InfraStage<'_>,
-    prepared: &Prepared,
-    targets: &dyn RollbackTargets,
-) -> InfraReport {
-    let started = Instant::now();
-    let mut report = InfraReport {
-        terraform_version: Some(prepared.version.clone()),
-        region: Some(stage.region.to_string()),
-        ..InfraReport::default()
-    };
-    if let Err(e) = run_inner(stage, prepared, &Entries::Rollback(targets), &mut report).await {
-        report.error = Some(e);
-    }
-    report.duration = started.elapsed();
-    report
+/// What an apply of the saved plan did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// When `apply` started: a rollout it caused has a deployment created at or after it.
+    pub started: std::time::SystemTime,
+    /// What is applied now, read back; an error leaves what the apply did unknown.
+    pub after: Result<BTreeMap<String, AppliedConsumer>, InfraError>,
 }
 
-async fn run_inner(
-    stage: &InfraStage<'_>,
-    prepared: &Prepared,
-    entries: &Entries<'_>,
-    report: &mut InfraReport,
-) -> Result<(), InfraError> {
-    let s = stage.settings;
-    let runner = stage.runner;
-    for w in &prepared.warnings {
-        runner.warning(w);
-    }
-    let root_dir = &prepared.root_dir;
-    let decl = &prepared.decl;
-    let mut tf = cli(s, root_dir);
-    tf.cancel = Some(stage.cancel.clone());
+/// The root module, initialised for one run: `init` done, the variables and the saved plan in a
+/// folder of the run's own. Each command is Terraform's; whatever it prints is untrusted text.
+pub struct Session<'a> {
+    stage: InfraStage<'a>,
+    files: RunFiles,
+    validated: bool,
+    /// A plan is saved and not yet applied.
+    saved: bool,
+}
 
-    let sink = |line: &str| runner.print_untrusted(line);
-    let mut init = args(&["init", "-input=false", "-no-color", "-reconfigure"]);
-    for b in &s.backend_config {
-        init.push(format!("-backend-config={b}"));
-    }
-    {
-        let _g = runner.group("terraform init");
-        step(&tf, "init", &init, &sink).await?;
-    }
-
-    // What is applied now.
-    report.before = applied(&tf).await?;
-
-    // The variables, for this run only.
-    let variables: Variables = match entries {
-        Entries::Plan { plan, images } => vars::variables(
-            plan,
-            &VariableInputs {
-                project: stage.project,
-                environment: stage.environment,
-                region: stage.region,
-                registry_host: stage.registry_host,
-                run: *images,
-                applied: &report.before,
-                selection: stage.selection,
-            },
-        ),
-        Entries::Rollback(targets) => {
-            report.rollbacks =
-                crate::cancel::or_cancelled(stage.cancel, targets.resolve(&report.before))
-                    .await
-                    .map_err(|c| {
-                        InfraError::Rollback(format!("nothing was rolled back: the run was {c}"))
-                    })?
-                    .map_err(InfraError::Rollback)?;
-            let images = report
-                .rollbacks
-                .iter()
-                .map(|(n, r)| (n.clone(), r.to.clone()))
-                .collect();
-            vars::rollback_variables(
-                stage.project,
-                stage.environment,
-                stage.region,
-                &report.before,
-                &images,
-            )
+impl<'a> Session<'a> {
+    /// Say the root's warnings once, run `init`, and read what is applied (`terraform output`,
+    /// which does not refresh).
+    pub async fn open(
+        stage: InfraStage<'a>,
+        prepared: &Prepared,
+    ) -> Result<(Session<'a>, BTreeMap<String, AppliedConsumer>), InfraError> {
+        let runner = stage.runner;
+        let tf = stage.terraform;
+        for w in &prepared.warnings {
+            runner.warning(w);
         }
-    };
-    report.held = variables.held.clone();
-    report.unbuilt = variables.unbuilt.clone();
-    let lost: Vec<(String, String)> = variables
-        .held
-        .iter()
-        .filter(|(n, _)| report.before.contains_key(*n))
-        .filter_map(|(n, h)| match h {
-            Held::LeftOut { reason } => Some((n.clone(), reason.clone())),
-            Held::Kept { .. } => None,
-        })
-        .collect();
-    if !lost.is_empty() {
-        return Err(InfraError::CannotKeep(lost));
-    }
-    let mut written = serde_json::Map::new();
-    if let Some(all) = variables.json.as_object() {
-        for (k, v) in all {
-            if decl.variables.iter().any(|d| d == k) {
-                written.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    let vars_path = root_dir.join(vars::TFVARS_FILE);
-    if vars_path.exists() {
-        return Err(InfraError::VariablesFileExists(
-            vars_path.display().to_string(),
-        ));
-    }
-    let text = serde_json::to_string_pretty(&written)
-        .map_err(|e| InfraError::Root(format!("could not write the variables: {e}")))?;
-    std::fs::write(&vars_path, text).map_err(|e| not_prepared(&vars_path, e))?;
-    let _vars_file = VarsFile(vars_path);
-
-    {
-        let _g = runner.group("terraform validate");
-        step(&tf, "validate", &args(&["validate", "-no-color"]), &sink).await?;
-    }
-
-    let plan_file = s.work_dir.join("terraform.tfplan");
-    let _ = std::fs::remove_file(&plan_file);
-    let mut plan_args = args(&["plan", "-input=false", "-no-color"]);
-    plan_args.push(format!("-lock-timeout={}ms", s.lock_timeout.as_millis()));
-    plan_args.push(format!("-out={}", plan_file.display()));
-    if let Some(f) = &s.var_file {
-        plan_args.push(format!("-var-file={}", f.display()));
-    }
-    {
-        let _g = runner.group("terraform plan");
-        step(&tf, "plan", &plan_args, &sink).await?;
-    }
-    let shown_plan = captured(
-        &tf,
-        "show",
-        &args(&[
-            "show",
-            "-json",
-            "-no-color",
-            &plan_file.display().to_string(),
-        ]),
-    )
-    .await?;
-    let current = variables.consumers();
-    let mut known: BTreeSet<String> = current.clone();
-    known.extend(report.before.keys().cloned());
-    if let Entries::Plan { plan, .. } = entries {
-        known.extend(plan.consumers.iter().map(|c| c.name.clone()));
-    }
-    let infra_plan = InfraPlan::parse(&shown_plan.stdout, &known)
-        .map_err(|e| InfraError::Unreadable(format!("the saved plan could not be read: {e}")))?;
-    runner.print_untrusted(&format!("terraform plan: {}", infra_plan.totals()));
-    report.guarded = destroy_guard(&infra_plan, &current);
-    report.destroy_allowed = s.allow_destroy;
-    report.plan = Some(infra_plan.clone());
-    if !stage.apply {
-        if !report.guarded.is_empty() && !s.allow_destroy {
+        let leftover = prepared.root_dir.join(vars::TFVARS_FILE);
+        if leftover.exists() {
             runner.warning(&format!(
-                "a deploy of this plan stops before apply: {}",
-                InfraError::DestroyGuard(report.guarded.clone())
+                "`{}` is in the root module: an older cdc-deploy wrote it there, and Terraform loads it before the variables this run passes (which win); remove it",
+                leftover.display()
             ));
         }
-        return Ok(());
+        let (dir, files) = RunFiles::new(&stage.settings.work_dir);
+        let files = files.map_err(|e| not_prepared(&dir, e))?;
+        let mut init = args(&["init", "-input=false", "-no-color", "-reconfigure"]);
+        for b in &stage.settings.backend_config {
+            init.push(format!("-backend-config={b}"));
+        }
+        {
+            let _g = runner.group("terraform init");
+            step(tf, "init", &init, &|l| runner.print_untrusted(l)).await?;
+        }
+        let applied = applied(tf).await?;
+        let session = Session {
+            stage,
+            files,
+            validated: false,
+            saved: false,
+        };
+        Ok((session, applied))
     }
-    if !report.guarded.is_empty() && !s.allow_destroy {
-        return Err(InfraError::DestroyGuard(report.guarded.clone()));
+
+    fn plan_file(&self) -> PathBuf {
+        self.files.0.join("terraform.tfplan")
     }
-    if infra_plan.is_empty() {
-        runner.print("terraform: the plan has no changes; nothing to apply");
-        report.after = Some(report.before.clone());
-        return Ok(());
+
+    /// Write `variables` (those the root declares) to the run's folder, validate the root once,
+    /// plan into the saved plan and read it back. `known` are the consumer names resources may
+    /// belong to besides those in the map.
+    pub async fn plan(
+        &mut self,
+        prepared: &Prepared,
+        variables: &Variables,
+        known: &BTreeSet<String>,
+    ) -> Result<Planned, InfraError> {
+        let s = self.stage.settings;
+        let runner = self.stage.runner;
+        let tf = self.stage.terraform;
+        let sink = |line: &str| runner.print_untrusted(line);
+        let mut written = serde_json::Map::new();
+        if let Some(all) = variables.json.as_object() {
+            for (k, v) in all {
+                if prepared.decl.variables.iter().any(|d| d == k) {
+                    written.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let vars_path = self.files.0.join(vars::TFVARS_FILE);
+        let text = serde_json::to_string_pretty(&written)
+            .map_err(|e| InfraError::Root(format!("could not write the variables: {e}")))?;
+        std::fs::write(&vars_path, text).map_err(|e| not_prepared(&vars_path, e))?;
+        if !self.validated {
+            let _g = runner.group("terraform validate");
+            step(tf, "validate", &args(&["validate", "-no-color"]), &sink).await?;
+            self.validated = true;
+        }
+        let plan_file = self.plan_file();
+        let _ = std::fs::remove_file(&plan_file);
+        self.saved = false;
+        let mut plan_args = args(&["plan", "-input=false", "-no-color"]);
+        plan_args.push(format!("-lock-timeout={}ms", s.lock_timeout.as_millis()));
+        plan_args.push(format!("-out={}", plan_file.display()));
+        // The action's variables first, the team's file after: a value both set is the team's,
+        // as it was when the action's file was loaded by Terraform itself.
+        plan_args.push(format!("-var-file={}", vars_path.display()));
+        if let Some(f) = &s.var_file {
+            plan_args.push(format!("-var-file={}", f.display()));
+        }
+        {
+            let _g = runner.group("terraform plan");
+            step(tf, "plan", &plan_args, &sink).await?;
+        }
+        let _ = std::fs::remove_file(&vars_path);
+        let shown_plan = captured(
+            tf,
+            "show",
+            &args(&[
+                "show",
+                "-json",
+                "-no-color",
+                &plan_file.display().to_string(),
+            ]),
+        )
+        .await?;
+        let current = variables.consumers();
+        let mut names: BTreeSet<String> = current.clone();
+        names.extend(known.iter().cloned());
+        let plan = InfraPlan::parse(&shown_plan.stdout, &names).map_err(|e| {
+            InfraError::Unreadable(format!("the saved plan could not be read: {e}"))
+        })?;
+        runner.print_untrusted(&format!("terraform plan: {}", plan.totals()));
+        self.saved = true;
+        Ok(Planned {
+            guarded: destroy_guard(&plan, &current),
+            plan,
+        })
     }
-    let mut apply = args(&["apply", "-input=false", "-no-color"]);
-    apply.push(format!("-lock-timeout={}ms", s.lock_timeout.as_millis()));
-    apply.push(plan_file.display().to_string());
-    {
-        let _g = runner.group("terraform apply");
-        report.apply_started = Some(std::time::SystemTime::now());
-        step(&tf, "apply", &apply, &sink).await?;
-        report.applied = true;
+
+    /// Apply the saved plan (exactly that file, never a fresh plan) and read back what is
+    /// applied.
+    pub async fn apply(&mut self) -> Result<Applied, InfraError> {
+        if !self.saved {
+            return Err(InfraError::Unreadable(
+                "there is no saved plan to apply".into(),
+            ));
+        }
+        self.saved = false;
+        let stage = &self.stage;
+        let runner = stage.runner;
+        let mut apply = args(&["apply", "-input=false", "-no-color"]);
+        apply.push(format!(
+            "-lock-timeout={}ms",
+            stage.settings.lock_timeout.as_millis()
+        ));
+        apply.push(self.plan_file().display().to_string());
+        let started = std::time::SystemTime::now();
+        {
+            let _g = runner.group("terraform apply");
+            step(stage.terraform, "apply", &apply, &|l| {
+                runner.print_untrusted(l)
+            })
+            .await?;
+        }
+        Ok(Applied {
+            started,
+            after: applied(stage.terraform).await,
+        })
     }
-    report.after = Some(applied(&tf).await?);
-    Ok(())
 }
 
 /// The root module's `consumers` output, as the state holds it now.
 async fn applied(tf: &dyn Terraform) -> Result<BTreeMap<String, AppliedConsumer>, InfraError> {
     let outputs = captured(tf, "output", &args(&["output", "-json", "-no-color"])).await?;
-    vars::applied_from_outputs(&outputs.stdout).map_err(InfraError::Unreadable)
+    vars::applied_from_outputs(&outputs.stdout).map_err(|e| {
+        InfraError::Unreadable(format!(
+            "the root module's `consumers` output could not be read: {e}"
+        ))
+    })
 }
 
 /// A file or folder of the stage that could not be written.

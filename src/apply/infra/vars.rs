@@ -3,45 +3,32 @@
 //!
 //! Pure. A consumer that is invalid, could not be looked up or whose image failed in this run
 //! keeps the entry it was last applied with, so a broken folder or build changes nothing for its
-//! running service; a new consumer that failed is left out.
+//! running service; a new consumer that failed is left out. A held consumer keeps its applied
+//! entry, hold included.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
 use crate::apply::{ImageOutcome, RunReport};
-use crate::consumers::config::{ConsumerSettings, SecretSource};
+use crate::consumers::config::ConsumerSettings;
 use crate::consumers::select::Selection;
+pub use crate::plan::entries::{entry, AppliedConsumer};
 use crate::plan::{Plan, Status};
 
-/// The file the variables are written to, in the root module's folder (Terraform loads every
-/// `*.auto.tfvars.json` there by itself).
+/// The name of the variables file the action writes for a run, in a folder of the run's own
+/// (never in the root module: it is passed with `-var-file`). A file of this name in a root
+/// module is what an older cdc-deploy left there, which Terraform loads by itself.
 pub const TFVARS_FILE: &str = "cdc-deploy.auto.tfvars.json";
 
 /// The variables every root module used by the action declares.
 pub const DECLARED: [&str; 4] = ["project_name", "environment", "aws_region", "consumers"];
 
-/// What a root module's `consumers` output says about one applied consumer.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub struct AppliedConsumer {
-    pub cluster: String,
-    pub service: String,
-    /// The ARN of the task definition revision the service should run.
-    pub task_definition: String,
-    pub log_group: String,
-    pub container: String,
-    pub image: String,
-    /// The `consumers` entry it was applied with, when the root module gives it back (the
-    /// bundled module does): what a consumer that fails in a later run keeps.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<Value>,
-}
-
 /// Why a consumer's entry is not built from this run's folder.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Held {
+pub enum Kept {
     /// It keeps the entry it was last applied with.
-    Kept { reason: String, image: String },
+    Running { reason: String, image: String },
     /// It is left out of the map: never applied, or its last entry cannot be recovered.
     LeftOut { reason: String },
 }
@@ -50,7 +37,7 @@ pub enum Held {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Variables {
     pub json: Value,
-    pub held: BTreeMap<String, Held>,
+    pub kept: BTreeMap<String, Kept>,
     /// Consumers whose image is not built yet (planning), with the content-tag reference the
     /// plan names it by.
     pub unbuilt: BTreeMap<String, String>,
@@ -64,49 +51,11 @@ impl Variables {
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()
     }
-}
 
-/// A consumer's entry from its settings and its image reference.
-pub fn entry(s: &ConsumerSettings, image: &str) -> Value {
-    let secrets: Map<String, Value> = s
-        .secrets
-        .iter()
-        .map(|(k, v)| {
-            let arn = match v {
-                SecretSource::SsmParameter(a) | SecretSource::SecretsManager(a) => a,
-            };
-            (k.clone(), Value::String(arn.clone()))
-        })
-        .collect();
-    json!({
-        "image": image,
-        "cpu": s.cpu,
-        "memory": s.memory,
-        "desired_count": s.desired_count,
-        "platform": s.platform.as_str(),
-        "stop_timeout": s.stop_timeout,
-        "environment": s.environment,
-        "secrets": secrets,
-        "health_check": s.health_check.as_ref().map(|h| json!({
-            "command": h.command,
-            "interval": h.interval,
-            "timeout": h.timeout,
-            "retries": h.retries,
-            "start_period": h.start_period,
-        })),
-        "autoscaling": s.autoscaling.as_ref().map(|a| json!({
-            "min": a.min,
-            "max": a.max,
-            "cpu_target": a.cpu_target,
-            "memory_target": a.memory_target,
-            "kafka_lag": a.kafka_lag.as_ref().map(|k| json!({
-                "msk_cluster": k.msk_cluster,
-                "consumer_group": k.consumer_group,
-                "topic": k.topic,
-                "target_lag": k.target_lag,
-            })),
-        })),
-    })
+    /// The entry of `name`, when the map has it.
+    pub fn entry(&self, name: &str) -> Option<&Value> {
+        self.json["consumers"].get(name)
+    }
 }
 
 /// Everything [`variables`] reads besides the plan.
@@ -124,8 +73,9 @@ pub struct VariableInputs<'a> {
     pub selection: Option<&'a Selection>,
 }
 
-/// An applied consumer's entry as it was applied: its `config` with its running image.
-fn kept_entry(applied: &AppliedConsumer, settings: Option<&ConsumerSettings>) -> Option<Value> {
+/// An applied consumer's entry as it was applied: its `config` (a hold included) with its
+/// running image.
+pub fn kept_entry(applied: &AppliedConsumer, settings: Option<&ConsumerSettings>) -> Option<Value> {
     let mut e = applied.config.clone().or_else(|| {
         // The root module does not give the entry back: a consumer whose settings are valid is
         // rebuilt from them around its running image.
@@ -138,9 +88,24 @@ fn kept_entry(applied: &AppliedConsumer, settings: Option<&ConsumerSettings>) ->
 /// Build the variables for the consumers of `plan`.
 pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
     let mut consumers = Map::new();
-    let mut held = BTreeMap::new();
+    let mut kept = BTreeMap::new();
     let mut unbuilt = BTreeMap::new();
     for c in &plan.consumers {
+        if c.status == Status::Removed {
+            // Its folder is gone: out of the map, so Terraform destroys what it had.
+            continue;
+        }
+        if c.status == Status::Held {
+            // Its applied entry, hold and running image included: nothing of it changes.
+            if let Some(e) = inputs
+                .applied
+                .get(&c.name)
+                .and_then(|a| kept_entry(a, None))
+            {
+                consumers.insert(c.name.clone(), e);
+                continue;
+            }
+        }
         let this_run = match (c.status, &c.settings, &c.resource_name) {
             (Status::Invalid, _, _) | (_, None, _) | (_, _, None) => {
                 Err("its configuration is invalid".to_string())
@@ -183,18 +148,18 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
                 Some(applied) => match kept_entry(applied, c.settings.as_ref()) {
                     Some(e) => {
                         consumers.insert(c.name.clone(), e);
-                        held.insert(
+                        kept.insert(
                             c.name.clone(),
-                            Held::Kept {
+                            Kept::Running {
                                 reason,
                                 image: applied.image.clone(),
                             },
                         );
                     }
                     None => {
-                        held.insert(
+                        kept.insert(
                                 c.name.clone(),
-                                Held::LeftOut {
+                                Kept::LeftOut {
                                     reason: format!(
                                         "{reason}, and the root module's `consumers` output does not give back its applied `config`"
                                     ),
@@ -203,9 +168,9 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
                     }
                 },
                 None => {
-                    held.insert(
+                    kept.insert(
                         c.name.clone(),
-                        Held::LeftOut {
+                        Kept::LeftOut {
                             reason: format!("{reason}, and it was never applied"),
                         },
                     );
@@ -219,16 +184,16 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
             if selection.matches(name) || plan.get(name).is_some() {
                 continue;
             }
-            // Not listed in `held`: the report says once how many the option leaves out.
+            // Not listed in `kept`: the report says once how many the option leaves out.
             let reason = "`consumers` does not name it".to_string();
             match kept_entry(applied, None) {
                 Some(e) => {
                     consumers.insert(name.clone(), e);
                 }
                 None => {
-                    held.insert(
+                    kept.insert(
                         name.clone(),
-                        Held::LeftOut {
+                        Kept::LeftOut {
                             reason: format!(
                                 "{reason}, and the root module's `consumers` output does not give back its applied `config`"
                             ),
@@ -245,35 +210,36 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
             "aws_region": inputs.region,
             "consumers": consumers,
         }),
-        held,
+        kept,
         unbuilt,
     }
 }
 
-/// The variables of a rollback: every applied consumer's entry as it was applied, those in
-/// `images` on the image given there.
-pub fn rollback_variables(
+/// The variables that keep every applied consumer's entry as it was applied, but those in
+/// `entries`, which are given (a rollback's, a restore's).
+pub fn from_applied(
     project: &str,
     environment: &str,
     region: &str,
     applied: &BTreeMap<String, AppliedConsumer>,
-    images: &BTreeMap<String, String>,
+    entries: &BTreeMap<String, Value>,
 ) -> Variables {
     let mut consumers = Map::new();
-    let mut held = BTreeMap::new();
+    let mut kept = BTreeMap::new();
     for (name, a) in applied {
+        if let Some(e) = entries.get(name) {
+            consumers.insert(name.clone(), e.clone());
+            continue;
+        }
         match kept_entry(a, None) {
-            Some(mut e) => {
-                if let Some(image) = images.get(name) {
-                    e["image"] = Value::String(image.clone());
-                }
+            Some(e) => {
                 consumers.insert(name.clone(), e);
             }
             None => {
-                held.insert(
+                kept.insert(
                     name.clone(),
-                    Held::LeftOut {
-                        reason: "the root module's `consumers` output does not give back its applied `config`, which a rollback keeps".into(),
+                    Kept::LeftOut {
+                        reason: "the root module's `consumers` output does not give back its applied `config`, which this run keeps".into(),
                     },
                 );
             }
@@ -286,7 +252,7 @@ pub fn rollback_variables(
             "aws_region": region,
             "consumers": consumers,
         }),
-        held,
+        kept,
         unbuilt: BTreeMap::new(),
     }
 }
@@ -333,6 +299,9 @@ mod tests {
             repository_drift: Vec::new(),
             lookup_failure: None,
             infra: None,
+            applied_image: None,
+            config_changes: Vec::new(),
+            hold: None,
         }
     }
 
@@ -376,6 +345,7 @@ mod tests {
             infra_pending: false,
             selection: None,
             unselected: Vec::new(),
+            compared: false,
         };
         plan.consumers[3].settings = Some(ConsumerSettings::default());
         let ok = |image: &str| ImageResult {
@@ -438,12 +408,12 @@ mod tests {
             "a new consumer that failed is left out"
         );
         assert!(
-            matches!(&v.held["broken"], Held::Kept { reason, .. } if reason == "its image failed in this run")
+            matches!(&v.kept["broken"], Kept::Running { reason, .. } if reason == "its image failed in this run")
         );
         assert!(
-            matches!(&v.held["fresh"], Held::LeftOut { reason } if reason.contains("never applied"))
+            matches!(&v.kept["fresh"], Kept::LeftOut { reason } if reason.contains("never applied"))
         );
-        assert_eq!(v.held.len(), 4);
+        assert_eq!(v.kept.len(), 4);
         assert_eq!(v.json["project_name"], "shop");
 
         // An invalid consumer whose root gives back no config cannot be kept.
@@ -454,7 +424,7 @@ mod tests {
         .into();
         let v = variables(&plan, &inputs(Some(&run), &bare));
         assert!(
-            matches!(&v.held["invalid"], Held::LeftOut { reason } if reason.contains("does not give back its applied `config`"))
+            matches!(&v.kept["invalid"], Kept::LeftOut { reason } if reason.contains("does not give back its applied `config`"))
         );
     }
 
@@ -474,6 +444,7 @@ mod tests {
             infra_pending: false,
             selection: None,
             unselected: Vec::new(),
+            compared: false,
         };
         let none = BTreeMap::new();
         let v = variables(&plan, &inputs(None, &none));
@@ -484,7 +455,7 @@ mod tests {
         let fresh = v.json["consumers"]["fresh"]["image"].as_str().unwrap();
         assert!(fresh.starts_with("reg/shop-fresh:ctx-"), "{fresh}");
         assert_eq!(v.unbuilt.keys().collect::<Vec<_>>(), ["fresh"]);
-        assert!(v.held.is_empty());
+        assert!(v.kept.is_empty());
     }
 
     #[test]
@@ -515,6 +486,7 @@ mod tests {
                 "desired_count",
                 "environment",
                 "health_check",
+                "hold",
                 "image",
                 "memory",
                 "platform",
@@ -523,6 +495,7 @@ mod tests {
             ]
         );
         assert_eq!(e["health_check"], Value::Null);
+        assert_eq!(e["hold"], Value::Null);
     }
 
     #[test]
@@ -536,6 +509,7 @@ mod tests {
             infra_pending: false,
             selection: Some("orders".into()),
             unselected: vec!["audit".into()],
+            compared: false,
         };
         let applied: BTreeMap<String, AppliedConsumer> = [
             (
@@ -567,12 +541,12 @@ mod tests {
         assert_eq!(c["audit"]["cpu"], 512);
         assert_eq!(c["gone"]["image"], "reg/shop-gone@sha256:run");
         assert_ne!(c["orders"]["image"], "reg/shop-orders@sha256:old");
-        assert!(!v.held.contains_key("audit"), "said once, not per consumer");
+        assert!(!v.kept.contains_key("audit"), "said once, not per consumer");
         assert!(
-            matches!(&v.held["bare"], Held::LeftOut { reason } if reason.contains("does not give back")),
+            matches!(&v.kept["bare"], Kept::LeftOut { reason } if reason.contains("does not give back")),
             "{:?}",
-            v.held
+            v.kept
         );
-        assert!(!v.held.contains_key("orders"));
+        assert!(!v.kept.contains_key("orders"));
     }
 }

@@ -124,6 +124,11 @@ pub struct BuildRequest {
 pub trait ImageBuilder: Send + Sync {
     /// One line for the log: which builder, on which engine.
     fn describe(&self) -> String;
+    /// Whether this builder is a fallback the log should warn about (the classic builder, whose
+    /// cache is coarser and whose output is less readable).
+    fn is_fallback(&self) -> bool {
+        false
+    }
     /// Build `req`, streaming its context. Each line of output goes to `on_line`.
     async fn build(&self, req: BuildRequest, on_line: &mut OnLine<'_>) -> Result<(), BuildError>;
     /// Push `host/repo:tag` with the registry's credentials, retrying transient failures.
@@ -267,6 +272,10 @@ fn line_in_message(message: &str) -> Option<usize> {
 
 #[async_trait]
 impl ImageBuilder for DockerEngine {
+    fn is_fallback(&self) -> bool {
+        matches!(self.backend, Backend::Classic { .. })
+    }
+
     fn describe(&self) -> String {
         match &self.backend {
             Backend::BuildKit => format!(
