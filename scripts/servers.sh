@@ -12,9 +12,10 @@
 #                                 debootstrap, for the action image's end-to-end test; not made
 #                                 when CDC_TEST_ACTION_IMAGE names a built action image to test
 #
-# Sourced by scripts/test.sh and scripts/bench.sh. Run it directly to keep the servers up for
-# development: it prints the environment to try `plan` and `deploy` against them, then waits
-# until interrupted. Each run keeps its servers' files in a folder of its own.
+# Sourced by scripts/test.sh, scripts/bench.sh and scripts/check-recipe.sh. Run it directly to
+# keep the servers up for development: it makes a demo workspace in its folder (servers_demo) and
+# prints the commands to try `plan` and `deploy` against them (servers_recipe), then waits until
+# interrupted. Each run keeps its servers' files in a folder of its own.
 
 root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 servers_root="${CDC_TEST_STATE:-$HOME/.cache/cdc-deploy/test-env}"
@@ -202,10 +203,121 @@ servers_start() {
   servers_runtime_image
 }
 
+# S3 in moto, as the test credentials: the AWS CLI where it is installed, else boto3, which moto
+# depends on.
+servers_s3() { # create-bucket BUCKET | get-object BUCKET KEY (the object to stdout)
+  if servers_need aws; then
+    case "$1" in
+      create-bucket) set -- s3api create-bucket --bucket "$2" ;;
+      get-object) set -- s3 cp "s3://$2/$3" - ;;
+    esac
+    env -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_ACCESS_KEY_ID=test \
+      AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+      aws --endpoint-url "$CDC_TEST_MOTO_URL" "$@"
+  else
+    python3 - "$CDC_TEST_MOTO_URL" "$@" <<'PY'
+import sys
+try:
+    import boto3
+    import botocore.exceptions
+except ImportError:
+    sys.exit("error: neither the AWS CLI nor boto3 is installed: install one (pip install awscli)")
+url, op, *args = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+try:
+    if op == "create-bucket":
+        s3.create_bucket(Bucket=args[0])
+    else:
+        sys.stdout.buffer.write(s3.get_object(Bucket=args[0], Key=args[1])["Body"].read())
+except botocore.exceptions.ClientError as e:
+    sys.exit(f"error: {e}")
+PY
+  fi
+}
+
+# A workspace to try `plan` and `deploy` by hand, and scripts/check-recipe.sh to run the recipe:
+# one consumer FROM the base image made here, since the examples in consumer_scripts/ build FROM
+# Docker Hub images that cannot be pulled without internet; the tests' Terraform root of
+# `terraform_data`, since no provider can be downloaded; a bucket in moto for its state.
+servers_demo() {
+  demo_dir="$servers_state/demo"
+  demo_bucket="demo-tfstate"
+  demo_key="demo/terraform.tfstate"
+  local app="$demo_dir/consumer_scripts/hello"
+  mkdir -p "$app" "$demo_dir/infra"
+  cat >"$app/Dockerfile" <<DOCKERFILE
+FROM $CDC_TEST_BASE_IMAGE
+COPY hello.sh /app/hello.sh
+USER 10001
+CMD ["/bin/sh", "/app/hello.sh"]
+DOCKERFILE
+  cat >"$app/hello.sh" <<'SH'
+#!/bin/sh
+# The demo consumer: greets once a minute until ECS stops it (SIGTERM ends the wait at once).
+trap 'exit 0' TERM
+while :; do
+  echo "${GREETING:-hello}"
+  sleep 60 &
+  wait $!
+done
+SH
+  cat >"$app/consumer.toml" <<'TOML'
+# Every key is optional; see the README's `consumer.toml` section.
+cpu = 256
+memory = 512
+desired_count = 1
+
+[environment]
+GREETING = "hello from the cdc-deploy demo"
+TOML
+  # A settings change is then a new task definition, not a new image.
+  printf 'consumer.toml\n' >"$app/.dockerignore"
+  cp "$root_dir/tests/fixtures/terraform/root/main.tf" "$demo_dir/infra/main.tf"
+  servers_s3 create-bucket "$demo_bucket" >/dev/null \
+    || servers_die "could not create the bucket $demo_bucket in moto at $CDC_TEST_MOTO_URL"
+}
+
+# The commands to try `plan` and `deploy` against the servers and the demo workspace, from the
+# repository's root: a script as printed, which scripts/check-recipe.sh runs to keep it working.
+servers_recipe() {
+  local workspace common backend
+  workspace="$(printf '%q' "$demo_dir")"
+  common="--workspace $workspace \\
+  --registry-host http://$CDC_TEST_REGISTRY --project-name demo"
+  backend="--terraform-dir infra \\
+  --terraform-backend-config bucket=$demo_bucket \\
+  --terraform-backend-config key=$demo_key \\
+  --terraform-backend-config region=us-east-1 \\
+  --terraform-backend-config use_path_style=true \\
+  --terraform-backend-config use_lockfile=true"
+  cat <<TEXT
+# moto plays ECR and S3 (the Terraform state, in the bucket $demo_bucket), the registry takes the
+# pushes. The demo workspace holds one consumer, hello, FROM $CDC_TEST_BASE_IMAGE (the examples in
+# consumer_scripts/ build FROM Docker Hub images, which cannot be pulled without internet), and in
+# infra/ a root module of terraform_data, which needs no provider download.
+export AWS_ENDPOINT_URL=$CDC_TEST_MOTO_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+# The first cargo run builds the dev profile: several minutes on a cold machine.
+cargo run -- plan $common \\
+  $backend
+# --wait=false: no ECS answers here (the demo root makes no ECS service, and moto's deployments
+# never progress), so there is no rollout to watch.
+cargo run -- deploy $common \\
+  $backend \\
+  --wait=false
+# Or without Terraform (--terraform=false): build and push the images only, no state.
+cargo run -- deploy $common \\
+  --terraform=false
+# To see a change planned and deployed, edit $workspace/consumer_scripts/hello/hello.sh.
+TEXT
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   servers_install
   servers_start
+  servers_demo
   cat <<TEXT
 
 The servers are up; Ctrl-C stops them. To run the tests against them:
@@ -216,15 +328,10 @@ The servers are up; Ctrl-C stops them. To run the tests against them:
   export CDC_TEST_ACTION_IMAGE=${CDC_TEST_ACTION_IMAGE:-}
   cargo test
 
-To try cdc-deploy itself against them (moto plays ECR, the registry takes the pushes):
+To try cdc-deploy itself against them, run this from the repository's root (the demo workspace
+is in this run's folder; scripts/check-recipe.sh runs these very lines):
 
-  export AWS_ENDPOINT_URL=$CDC_TEST_MOTO_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-  export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-  cargo run -- plan --registry-host http://$CDC_TEST_REGISTRY --project-name demo
-  cargo run -- deploy --registry-host http://$CDC_TEST_REGISTRY --project-name demo
-
-(from the repository's root; the example consumers build FROM images on Docker Hub, so a
-machine that cannot pull them can deploy a consumer FROM $CDC_TEST_BASE_IMAGE instead)
+$(servers_recipe)
 
 TEXT
   wait

@@ -113,6 +113,9 @@ for dir in consumer_scripts/*/; do
   fi
 done
 
+say "the by-hand recipe scripts/servers.sh prints: run as printed against servers of its own"
+scripts/check-recipe.sh
+
 say "cargo test"
 # A failing run shows the end of each server's log (the folder goes when the servers stop).
 cargo test --locked "$@" || {
