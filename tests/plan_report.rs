@@ -665,7 +665,10 @@ fn binary_rejects_bad_inputs_with_the_valid_values() {
         .unwrap();
     assert_eq!(run.status.code(), Some(2));
     let err = String::from_utf8_lossy(&run.stderr);
-    assert!(err.contains("possible values: auto, plan, deploy"), "{err}");
+    assert!(
+        err.contains("input `mode` is `sometimes`: use `auto`, `plan`, `deploy` or `rollback`"),
+        "{err}"
+    );
 }
 
 /// Every event of `md` as CommonMark reads it (with GitHub's tables).

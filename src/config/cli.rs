@@ -122,6 +122,24 @@ pub struct TerraformArgs {
     pub lock_timeout: String,
 }
 
+/// The numbers flags and inputs take, each once: the parser checks them, and a bad input is
+/// told the range.
+const BUILD_CONCURRENCY: std::ops::RangeInclusive<i64> = 1..=16;
+const KEEP_IMAGES: std::ops::RangeInclusive<i64> = 1..=1000;
+const UNTAGGED_EXPIRY_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
+const LOG_LINES: std::ops::RangeInclusive<i64> = 0..=500;
+
+/// The whole numbers each numeric flag takes.
+fn range_of(flag: &str) -> Option<&'static std::ops::RangeInclusive<i64>> {
+    match flag {
+        "build-concurrency" => Some(&BUILD_CONCURRENCY),
+        "keep-images" => Some(&KEEP_IMAGES),
+        "untagged-expiry-days" => Some(&UNTAGGED_EXPIRY_DAYS),
+        "log-lines" => Some(&LOG_LINES),
+        _ => None,
+    }
+}
+
 /// `true` or `false`, as flags and inputs take them.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -156,13 +174,13 @@ pub struct DeployOptions {
     #[arg(long, value_name = "HOST")]
     pub registry_host: Option<String>,
     /// How many images are built and pushed at the same time.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(BUILD_CONCURRENCY))]
     pub build_concurrency: u16,
     /// Tagged images kept per repository by the ECR lifecycle policy.
-    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(KEEP_IMAGES))]
     pub keep_images: u32,
     /// Days after which untagged images expire.
-    #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(UNTAGGED_EXPIRY_DAYS))]
     pub untagged_expiry_days: u32,
     /// Watch each changed service's own deployment to a verdict after the apply.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_name = "BOOL", value_parser = parse_bool)]
@@ -172,7 +190,7 @@ pub struct DeployOptions {
     pub wait_timeout: String,
     /// Last lines of each failed container's log shown for a rollout that did not succeed
     /// (0: none).
-    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=500))]
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(LOG_LINES))]
     pub log_lines: u16,
     /// Record the deploy as a GitHub deployment of the environment for the commit (in progress,
     /// then success or failure, with a link to the run).
@@ -242,6 +260,55 @@ pub struct RunArgs {
 
 const SUBCOMMANDS: &[&str] = &["plan", "deploy", "rollback", "run", "help"];
 
+/// An input's value, checked by its flag's own parser: a bad one is refused in the input's name,
+/// with the values it takes, before clap would refuse it in the flag's.
+fn check_input(arg: &clap::Arg, input: &str, value: &str) -> Result<(), SettingsError> {
+    let boolean = arg
+        .get_value_names()
+        .is_some_and(|names| names.iter().any(|n| n == "BOOL"));
+    if boolean {
+        return match parse_bool(value) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(SettingsError::NotABoolean {
+                input: input.to_string(),
+                value: value.to_string(),
+            }),
+        };
+    }
+    // The flag alone, parsed by its own parser.
+    let alone = clap::Command::new("input")
+        .no_binary_name(true)
+        .arg(arg.clone().required(false));
+    if alone
+        .try_get_matches_from([format!("--{input}={value}")])
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let possible: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .filter(|v| !v.is_hide_set())
+        .map(|v| format!("`{}`", v.get_name()))
+        .collect();
+    let use_ = if !possible.is_empty() {
+        match possible.split_last() {
+            Some((last, [])) => format!("use {last}"),
+            Some((last, rest)) => format!("use {} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    } else if let Some(r) = range_of(input) {
+        format!("use a whole number from {} to {}", r.start(), r.end())
+    } else {
+        "see the input's description in `action.yml`".to_string()
+    };
+    Err(SettingsError::BadInput {
+        input: input.to_string(),
+        value: value.to_string(),
+        use_,
+    })
+}
+
 /// Turn action inputs into flags of the chosen subcommand: an input becomes `--name=value` unless
 /// the flag is already on the command line. Without a subcommand, `run` is assumed.
 pub fn with_inputs(argv: Vec<OsString>, env: &RunnerEnv) -> Result<Vec<OsString>, SettingsError> {
@@ -276,19 +343,99 @@ pub fn with_inputs(argv: Vec<OsString>, env: &RunnerEnv) -> Result<Vec<OsString>
         let Some(value) = env.get(&ev::input_var(long)) else {
             continue;
         };
-        let boolean = arg
-            .get_value_names()
-            .is_some_and(|names| names.iter().any(|n| n == "BOOL"));
-        if boolean && parse_bool(value).is_err() {
-            return Err(SettingsError::NotABoolean {
-                input: long.to_string(),
-                value: value.to_string(),
-            });
-        }
+        check_input(arg, long, value)?;
         extra.push(OsString::from(format!("--{long}={value}")));
     }
     // Inputs go before any `--` so they are read as options.
     let at = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
     argv.splice(at..at, extra);
     Ok(argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(pairs: &[(&str, &str)]) -> RunnerEnv {
+        RunnerEnv::from_pairs(pairs.iter().map(|(k, v)| (ev::input_var(k), v.to_string())))
+    }
+
+    fn refused(pairs: &[(&str, &str)]) -> String {
+        with_inputs(vec!["cdc-deploy".into()], &inputs(pairs))
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn a_bad_input_is_refused_in_its_own_name_with_what_it_takes() {
+        assert_eq!(
+            refused(&[("comment", "sometimes")]),
+            "input `comment` is `sometimes`: use `always`, `on-change` or `never`"
+        );
+        assert_eq!(
+            refused(&[("mode", "ship-it")]),
+            "input `mode` is `ship-it`: use `auto`, `plan`, `deploy` or `rollback`"
+        );
+        assert_eq!(
+            refused(&[("build-concurrency", "0")]),
+            "input `build-concurrency` is `0`: use a whole number from 1 to 16"
+        );
+        assert_eq!(
+            refused(&[("log-lines", "lots")]),
+            "input `log-lines` is `lots`: use a whole number from 0 to 500"
+        );
+        assert_eq!(
+            refused(&[("keep-images", "1001")]),
+            "input `keep-images` is `1001`: use a whole number from 1 to 1000"
+        );
+        assert_eq!(
+            refused(&[("untagged-expiry-days", "-1")]),
+            "input `untagged-expiry-days` is `-1`: use a whole number from 1 to 3650"
+        );
+        assert_eq!(
+            refused(&[("wait", "yes")]),
+            "input `wait` is `yes`: use `true` or `false`"
+        );
+    }
+
+    #[test]
+    fn every_input_with_fixed_values_is_checked_before_clap_sees_it() {
+        // Each input whose flag has possible values or a range: a value outside them is refused
+        // in the input's name (never in clap's words about a flag the user did not write).
+        let cmd = Cli::command();
+        let run = cmd.find_subcommand("run").unwrap();
+        let mut checked = 0;
+        for arg in run.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let fixed = !arg.get_possible_values().is_empty()
+                || range_of(long).is_some()
+                || arg
+                    .get_value_names()
+                    .is_some_and(|n| n.iter().any(|n| n == "BOOL"));
+            if !fixed || long == "help" {
+                continue;
+            }
+            let message = refused(&[(long, "not-a-valid-value")]);
+            assert!(
+                message.starts_with(&format!("input `{long}` is `not-a-valid-value`: use ")),
+                "{message}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 10, "{checked}");
+        // Good values pass through as flags.
+        let argv = with_inputs(
+            vec!["cdc-deploy".into()],
+            &inputs(&[("comment", "on-change"), ("build-concurrency", "4")]),
+        )
+        .unwrap();
+        assert!(
+            argv.contains(&OsString::from("--comment=on-change")),
+            "{argv:?}"
+        );
+        assert!(
+            argv.contains(&OsString::from("--build-concurrency=4")),
+            "{argv:?}"
+        );
+    }
 }

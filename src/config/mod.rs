@@ -19,6 +19,12 @@ use event::{CommitSha, Event, EventError, EventMode};
 pub enum SettingsError {
     #[error("input `{input}` is `{value}`: use `true` or `false`")]
     NotABoolean { input: String, value: String },
+    #[error("input `{input}` is `{value}`: {use_}")]
+    BadInput {
+        input: String,
+        value: String,
+        use_: String,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("the event `{event}` does not choose a mode: set `mode` to `plan` or `deploy`, or run on `pull_request`, `merge_group`, `push`, `workflow_dispatch` or `schedule`")]
@@ -922,17 +928,37 @@ mod tests {
 
     #[test]
     fn bad_values_list_the_valid_ones() {
+        // As inputs: in the input's name, with what it takes.
         let env = RunnerEnv::from_pairs([("INPUT_MODE", "sometimes")]);
         let err = parse(&["cdc-deploy"], &env).unwrap_err();
-        assert!(
-            err.contains("[possible values: auto, plan, deploy, rollback]"),
-            "{err}"
+        assert_eq!(
+            err,
+            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy` or `rollback`"
         );
         let env = RunnerEnv::from_pairs([("INPUT_OFFLINE", "yes")]);
         let err = parse(&["cdc-deploy", "plan"], &env).unwrap_err();
         assert_eq!(err, "input `offline` is `yes`: use `true` or `false`");
         let env = RunnerEnv::from_pairs([("INPUT_BUILD-CONCURRENCY", "0")]);
         let err = parse(&["cdc-deploy", "deploy"], &env).unwrap_err();
+        assert_eq!(
+            err,
+            "input `build-concurrency` is `0`: use a whole number from 1 to 16"
+        );
+        // As flags: in clap's words, which name the flag.
+        let err = parse(
+            &["cdc-deploy", "run", "--mode", "sometimes"],
+            &RunnerEnv::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("[possible values: auto, plan, deploy, rollback]"),
+            "{err}"
+        );
+        let err = parse(
+            &["cdc-deploy", "deploy", "--build-concurrency", "0"],
+            &RunnerEnv::default(),
+        )
+        .unwrap_err();
         assert!(err.contains("0 is not in 1..=16"), "{err}");
         let err = parse(
             &["cdc-deploy", "plan", "--aws-region", "mars"],

@@ -175,7 +175,14 @@ pub async fn execute(
         Action::Nothing { .. } => (true, None),
     };
     let services = Services::connect(settings, runner, cancel, offline, registry_host).await?;
-    run_with(settings, runner, cancel, &services).await
+    Ok(run_with(settings, runner, cancel, &services).await?.code)
+}
+
+/// How a run ended: its exit code and the stages it ran, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    pub code: u8,
+    pub ran: Vec<Stage>,
 }
 
 /// Run the command the settings ask for with `services` (the real ones, or fakes in tests).
@@ -184,10 +191,13 @@ pub async fn run_with(
     runner: &Runner,
     cancel: &Cancel,
     services: &Services,
-) -> Result<u8, RunError> {
+) -> Result<Finished, RunError> {
     let mut run = stages::Run::new(settings, runner, cancel, services);
     for stage in stages(settings) {
         run.stage(stage).await?;
     }
-    Ok(run.exit_code())
+    Ok(Finished {
+        code: run.exit_code(),
+        ran: run.ran.clone(),
+    })
 }
