@@ -127,6 +127,17 @@ fn a_run_sets_exactly_the_outputs_action_yml_declares() {
     let set: BTreeSet<String> = r.outputs.keys().cloned().collect();
     let outputs: BTreeSet<String> = declared("outputs").into_keys().collect();
     assert_eq!(set, outputs);
+    // Empty as the README says: lists `[]`, maps `{}` (the plan too), so `fromJSON` reads each.
+    for (name, value) in &r.outputs {
+        let want = match name.as_str() {
+            "result" => "nothing-to-deploy",
+            "has-changes" => "false",
+            "comment-url" => "",
+            "plan" | "images" | "rollouts" | "scans" => "{}",
+            _ => "[]",
+        };
+        assert_eq!(value, want, "`{name}`");
+    }
 }
 
 /// The workflows the repository shows: every example under `examples/workflows/`, and the one

@@ -158,6 +158,28 @@ async fn a_rolled_back_consumer_is_restored_and_held_until_its_folder_changes() 
         failing.summary
     );
 
+    // A pull request's plan says so, and that nothing would happen to `beta`.
+    let planned = run_env(
+        ws.path(),
+        &project,
+        &backend,
+        "plan",
+        COMMIT_2,
+        &with_token(&[]),
+        &env,
+    );
+    assert_eq!(planned.code, 0, "{}", planned.describe());
+    assert_eq!(planned.names("held"), ["beta"], "{}", planned.describe());
+    assert_eq!(planned.outputs["has-changes"], "false");
+    assert!(
+        planned.summary.contains(&format!(
+            "held since the rollback of `{}` on {day}",
+            &fingerprint[..12]
+        )),
+        "{}",
+        planned.summary
+    );
+
     // Run 2: `alpha` changes. `beta` is not rolled out again: it stays on what ECS runs.
     write(
         ws.path(),
@@ -538,5 +560,80 @@ async fn nothing_is_written_into_a_teams_own_root_module() {
     assert_eq!(
         state["outputs"]["shared"]["value"]["team"], "payments",
         "the team's file was read: {state}"
+    );
+}
+
+// The simulator serves from the runtime's other thread while the binary runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_that_cannot_remember_a_hold_says_what_that_loses() {
+    let sim = EcsSimulator::start().await;
+    let gh = GithubFake::start().await;
+    // The rollout fixture without `hold` in its `consumers` type: Terraform drops the attribute.
+    let ws = rollout_workspace();
+    let main = std::fs::read_to_string(ws.path().join("infra/main.tf")).unwrap();
+    let start = main.find("    hold = optional(object({").unwrap();
+    let end = start + main[start..].find("    }))\n").unwrap() + "    }))\n".len();
+    write(
+        ws.path(),
+        "infra/main.tf",
+        &format!("{}{}", &main[..start], &main[end..]),
+    );
+    let project = unique("forget");
+    consumer(ws.path(), "beta", 256);
+    let backend = Backend::new().await;
+    let env = env(Some(&sim), &gh);
+    let go = |commit: &str| {
+        run_env(
+            ws.path(),
+            &project,
+            &backend,
+            "deploy",
+            commit,
+            &[("wait", "true")],
+            &env,
+        )
+    };
+    assert_eq!(go(COMMIT_1).code, 0);
+    let v0 = backend.applied().await;
+    write(
+        ws.path(),
+        "consumer_scripts/beta/app/run.sh",
+        "echo beta v1\n",
+    );
+    sim.behave_in_turn(
+        "beta",
+        vec![Behaviour::RollsBackAfter(1), Behaviour::CompletesAfter(1)],
+    );
+    let r = go(COMMIT_2);
+    assert_eq!(r.code, 1, "{}", r.describe());
+    // Put back all the same: the state says what ECS runs.
+    assert_eq!(
+        backend.applied().await["beta"]["image"],
+        v0["beta"]["image"]
+    );
+    assert!(
+        r.stdout.contains(
+            "`beta` is back on its previous image, but the root module cannot remember that it is held there"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("declare `hold` as the bundled module does"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        r.names("held"),
+        Vec::<String>::new(),
+        "not held: nothing remembers it"
+    );
+    assert!(
+        r.summary.contains(
+            "`beta` back on its previous image, but not held: the root module cannot remember it"
+        ),
+        "{}",
+        r.summary
     );
 }

@@ -331,17 +331,30 @@ fn headline(
             )
         });
     }
-    let restored: Vec<&str> = run
-        .restores
-        .iter()
-        .filter(|(_, r)| r.succeeded())
-        .map(|(n, _)| n.as_str())
-        .collect();
-    if !restored.is_empty() {
+    let restored = |remembered: bool| -> Vec<&str> {
+        run.restores
+            .iter()
+            .filter(|(_, r)| r.succeeded() && r.remembered == remembered)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    };
+    let (held_there, forgotten) = (restored(true), restored(false));
+    if !held_there.is_empty() {
         parts.push(format!(
             "{} back on {} previous image and held there",
-            names(restored.iter().copied()),
-            if restored.len() == 1 { "its" } else { "their" }
+            names(held_there.iter().copied()),
+            if held_there.len() == 1 {
+                "its"
+            } else {
+                "their"
+            }
+        ));
+    }
+    if !forgotten.is_empty() {
+        parts.push(format!(
+            "{} back on {} previous image, but not held: the root module cannot remember it",
+            names(forgotten.iter().copied()),
+            if forgotten.len() == 1 { "its" } else { "their" }
         ));
     }
     let not_restored: Vec<&str> = run
