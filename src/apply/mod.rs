@@ -159,6 +159,11 @@ pub struct Restore {
 }
 
 impl Restore {
+    /// Whether the consumer was new: it had no earlier image, and keeps the one that failed.
+    pub fn was_new(&self) -> bool {
+        self.image == self.failed_image
+    }
+
     /// Whether the previous entry is applied and its rollout did not fail.
     pub fn succeeded(&self) -> bool {
         self.error.is_none()

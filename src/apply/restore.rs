@@ -2,7 +2,9 @@
 //! the previous task definition while the Terraform state holds the failed one, and the next
 //! plan would roll the failed image out again. This module decides, purely, which entries go
 //! back (each consumer's entry from before the run, with a [`Hold`] recording what failed) and
-//! whether the applied entries remember the hold afterwards. The Terraform stage applies them.
+//! whether the applied entries remember the hold afterwards. A consumer that was new has nothing
+//! earlier: its failed entry stays, with the hold, so later runs do not roll it out again and say
+//! why. The Terraform stage applies them.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +23,8 @@ pub struct Restoring {
     pub entries: BTreeMap<String, Value>,
     /// Each consumer whose rollout failed, as far as it is known yet.
     pub restores: BTreeMap<String, Restore>,
-    /// Consumers that were new in this run: ECS has nothing earlier to run, nor the state.
+    /// Consumers that were new in this run: ECS has nothing earlier to run, nor the state; they
+    /// keep the entry that failed, held.
     pub new: Vec<String>,
 }
 
@@ -41,9 +44,16 @@ pub fn entries(
             VerdictKind::Failed => entries::FAILED,
             _ => continue,
         };
-        let (Some(previous), Some(failed)) = (before.get(name), after.get(name)) else {
-            out.new.push(name.clone());
+        let Some(failed) = after.get(name) else {
             continue;
+        };
+        // Nothing earlier: the entry that failed stays, and is held.
+        let previous = match before.get(name) {
+            Some(p) => p,
+            None => {
+                out.new.push(name.clone());
+                failed
+            }
         };
         let mut restore = Restore {
             failed_image: failed.image.clone(),
@@ -162,8 +172,12 @@ mod tests {
             ..Plan::default()
         };
         let r = entries(&verdicts, &before, &after, &plan, "2026-12-04T21:30:00Z");
-        assert_eq!(r.entries.keys().collect::<Vec<_>>(), ["beta"]);
+        assert_eq!(r.entries.keys().collect::<Vec<_>>(), ["beta", "fresh"]);
         assert_eq!(r.new, ["fresh"], "nothing earlier to go back to");
+        // A new consumer keeps the entry that failed, held.
+        assert_eq!(r.entries["fresh"]["image"], "r/fresh@sha256:1");
+        assert_eq!(r.entries["fresh"]["hold"]["image"], "r/fresh@sha256:1");
+        assert_eq!(r.entries["fresh"]["hold"]["verdict"], "failed");
         let e = &r.entries["beta"];
         assert_eq!(e["image"], "r/beta@sha256:0");
         assert_eq!(e["cpu"], 256, "its settings from before the run");
@@ -175,7 +189,7 @@ mod tests {
         // A root that gives no `config` back cannot put it back.
         let bare = BTreeMap::from([("beta".to_string(), applied("r/beta@sha256:0", None))]);
         let r = entries(&verdicts, &bare, &after, &plan, "t");
-        assert!(r.entries.is_empty());
+        assert!(!r.entries.contains_key("beta"));
         assert!(r.restores["beta"].error.is_some());
 
         let mut back = after.clone();

@@ -43,6 +43,8 @@ impl Resolver<'_> {
     async fn one(&self, name: &str, a: &AppliedConsumer) -> Result<RolledBack, RollbackError> {
         let (repository_ref, _) = split_image(&a.image);
         let to_name = self.to_name;
+        // A held consumer runs the image before the one that failed: never go back to that.
+        let held: Vec<String> = a.hold().map(|h| vec![h.image]).unwrap_or_default();
         let (to, source) = match self.to {
             Some(digest) => (
                 format!("{repository_ref}@{digest}"),
@@ -50,7 +52,7 @@ impl Resolver<'_> {
             ),
             None => match self
                 .deployer
-                .previous_image(&a.task_definition, &a.container)
+                .previous_image(&a.task_definition, &a.container, &held)
                 .await
             {
                 Ok(Some((image, revision))) => (image, format!("`{revision}`")),

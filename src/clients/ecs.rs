@@ -163,12 +163,13 @@ pub trait Deployer: Send + Sync {
     ) -> Result<BTreeMap<String, LogSource>, EcsError>;
 
     /// The image `container` ran before the one of `task_definition`: the newest older revision
-    /// of its family whose image differs, with that revision's ARN. `None` when no older
-    /// revision ran another image.
+    /// of its family whose image differs and is none of `skip` (an image whose rollout failed),
+    /// with that revision's ARN. `None` when no older revision ran another image.
     async fn previous_image(
         &self,
         task_definition: &str,
         container: &str,
+        skip: &[String],
     ) -> Result<Option<(String, String)>, EcsError>;
 }
 
@@ -465,6 +466,7 @@ impl Deployer for Ecs {
         &self,
         task_definition: &str,
         container: &str,
+        skip: &[String],
     ) -> Result<Option<(String, String)>, EcsError> {
         let Some((family, _)) = family_and_revision(task_definition) else {
             return Ok(None);
@@ -526,7 +528,10 @@ impl Deployer for Ecs {
             .take(PREVIOUS_REVISIONS)
         {
             let image = image_of(arn.clone()).await?;
-            if image.is_some() && image != current {
+            if image.is_some()
+                && image != current
+                && image.as_ref().is_none_or(|i| !skip.contains(i))
+            {
                 return Ok(image.map(|i| (i, arn)));
             }
         }

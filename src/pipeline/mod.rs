@@ -14,11 +14,15 @@
 //! from is kept and is what the image builder is sent. Each consumer's failure is recorded
 //! against that consumer and the others go on.
 
+#[cfg(test)]
+mod fakes;
 pub mod github;
 pub mod outcome;
 pub mod outputs;
 pub mod services;
 mod stages;
+#[cfg(test)]
+mod tests;
 
 use crate::cancel::Cancel;
 use crate::config::{Action, Settings};

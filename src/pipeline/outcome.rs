@@ -334,10 +334,22 @@ fn headline(
     let restored = |remembered: bool| -> Vec<&str> {
         run.restores
             .iter()
-            .filter(|(_, r)| r.succeeded() && r.remembered == remembered)
+            .filter(|(_, r)| r.succeeded() && r.remembered == remembered && !r.was_new())
             .map(|(n, _)| n.as_str())
             .collect()
     };
+    let held_new: Vec<&str> = run
+        .restores
+        .iter()
+        .filter(|(_, r)| r.succeeded() && r.remembered && r.was_new())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !held_new.is_empty() {
+        parts.push(format!(
+            "{} held: new, with no earlier image to go back to",
+            names(held_new.iter().copied())
+        ));
+    }
     let (held_there, forgotten) = (restored(true), restored(false));
     if !held_there.is_empty() {
         parts.push(format!(
@@ -377,21 +389,33 @@ fn headline(
     if parts.is_empty() || result == RunResult::Success || result == RunResult::NothingToDeploy {
         parts.push(success_part(f, deployed));
     }
-    let held_before: Vec<&str> = held
-        .iter()
-        .map(String::as_str)
-        .filter(|n| !run.restores.contains_key(*n))
-        .collect();
-    if !held_before.is_empty() {
-        parts.push(format!(
-            "{} held on {} previous image",
-            names(held_before.iter().copied()),
-            if held_before.len() == 1 {
-                "its"
-            } else {
-                "their"
-            }
-        ));
+    // Held before this run: on its previous image, or (a consumer whose first rollout failed)
+    // on the image that failed.
+    let held_before = |on_failed: bool| -> Vec<&str> {
+        held.iter()
+            .map(String::as_str)
+            .filter(|n| !run.restores.contains_key(*n))
+            .filter(|n| {
+                plan.get(n)
+                    .and_then(|c| Some(c.hold.as_ref()?.image == *c.applied_image.as_ref()?))
+                    .unwrap_or(false)
+                    == on_failed
+            })
+            .collect()
+    };
+    for (on_failed, on) in [(false, "previous image"), (true, "image that failed")] {
+        let names_held = held_before(on_failed);
+        if !names_held.is_empty() {
+            let whose = match (on_failed, names_held.len()) {
+                (true, _) => "the",
+                (false, 1) => "its",
+                (false, _) => "their",
+            };
+            parts.push(format!(
+                "{} held on {whose} {on}",
+                names(names_held.iter().copied())
+            ));
+        }
     }
     let mut line = parts.join("; ");
     if !f.report_errors.is_empty() {

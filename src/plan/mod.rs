@@ -192,6 +192,8 @@ pub struct Plan {
     pub unselected: Vec<String>,
     /// Whether each consumer's entry was compared with what is applied ([`with_applied`]).
     pub compared: bool,
+    /// Whether the consumers were discovered at all (a run cancelled first never looks).
+    pub discovered: bool,
 }
 
 impl Plan {
@@ -330,6 +332,7 @@ pub fn plan(
         selection: discovery.selection.clone(),
         unselected: discovery.unselected.clone(),
         compared: false,
+        discovered: true,
     }
 }
 
@@ -551,8 +554,14 @@ pub fn with_applied(mut plan: Plan, applied: &Applied<'_>) -> Plan {
 
 /// What a held consumer's plan says: since when, on what, and how to try again.
 fn held_reason(name: &str, hold: &Hold, running: &str) -> String {
+    let on = if running == hold.image {
+        // It was new: nothing earlier ran, and what failed is what its service has.
+        "on the image that failed (it has no earlier one)".to_string()
+    } else {
+        format!("on its previous image `{running}`")
+    };
     format!(
-        "held on its previous image `{running}` since the {} of `{}` on {}; change its folder, or deploy with `consumers: {name}`, to try again",
+        "held {on} since the {} of `{}` on {}; change its folder, or deploy with `consumers: {name}`, to try again",
         hold.verdict_noun(),
         hold.what(),
         hold.day()

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::md::{code, fenced, html_message, message, text, truncate};
+use super::md::{code, fenced, html_message, message, text, truncate_message};
 use super::table::{image_cell, summary_line};
 use super::{bytes, change_cell, comment_marker, restore_line, story, task_size, ReportHeader};
 use crate::apply::infra::vars::Kept;
@@ -92,7 +92,7 @@ fn rollouts_section(run: &RunReport, evidence: bool) -> String {
             v.duration.as_secs_f64(),
             v.running,
             v.desired,
-            message(&truncate(&v.reason, COMPACT_REASON))
+            message(&truncate_message(&v.reason, COMPACT_REASON))
         );
     }
     out.push('\n');
@@ -113,7 +113,7 @@ fn rollouts_section(run: &RunReport, evidence: bool) -> String {
                     out,
                     "- {}: {}",
                     code(name),
-                    message(&truncate(&t.summary(), COMPACT_REASON))
+                    message(&truncate_message(&t.summary(), COMPACT_REASON))
                 );
             }
             continue;
@@ -192,7 +192,7 @@ fn scans_section(run: &RunReport) -> String {
     }
     let mut out = String::from("### Scan findings\n\n| Consumer | Findings |\n|---|---|\n");
     for (name, scan) in &run.scans {
-        let headline = message(&truncate(&scan.headline(), COMPACT_REASON));
+        let headline = message(&truncate_message(&scan.headline(), COMPACT_REASON));
         let cell = if scan.is_serious() {
             format!("**{headline}**")
         } else {
@@ -403,7 +403,7 @@ fn outcome_line(h: &ReportHeader) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default();
-    let headline = message(&truncate(&sentence, 2_000));
+    let headline = message(&truncate_message(&sentence, 2_000));
     if h.failed {
         format!("> [!CAUTION]\n> **{headline}**\n\n")
     } else {
@@ -502,10 +502,10 @@ fn finding(name: Option<&str>, d: &Diagnostic, max: usize) -> String {
         line,
         "{} {}",
         location(d),
-        message(&truncate(&d.message, max))
+        message(&truncate_message(&d.message, max))
     );
     if let Some(help) = &d.help {
-        let _ = write!(line, " — {}", message(&truncate(help, max)));
+        let _ = write!(line, " — {}", message(&truncate_message(help, max)));
     }
     line.push('\n');
     line
@@ -561,7 +561,11 @@ fn full(
 ) -> String {
     let mut out = header(plan, run, h);
     if plan.consumers.is_empty() {
-        out.push_str("No consumers were found.\n\n");
+        out.push_str(if plan.discovered {
+            "No consumers were found.\n\n"
+        } else {
+            "Nothing was looked at: the run stopped before its consumers were discovered.\n\n"
+        });
     } else {
         out.push_str(&main_table(plan, run));
     }
@@ -648,8 +652,8 @@ fn main_table(plan: &Plan, run: Option<&RunReport>) -> String {
             _ => c.status_label().to_string(),
         };
         let third = match run {
-            None => message(&truncate(&change_cell(c), 120)),
-            Some(_) if c.status == Status::Held => message(&truncate(&change_cell(c), 120)),
+            None => message(&truncate_message(&change_cell(c), 120)),
+            Some(_) if c.status == Status::Held => message(&truncate_message(&change_cell(c), 120)),
             Some(run) => match run.images.get(&c.name) {
                 Some(r) if r.error.is_some() => format!(
                     "**failed**: {}",
@@ -732,7 +736,7 @@ fn compact(
         if !b.fits(&section) {
             b.fits(&format!(
                 "### Terraform\n\n{}\n\n",
-                message(&truncate(
+                message(&truncate_message(
                     &infra
                         .error
                         .as_ref()
@@ -758,7 +762,7 @@ fn compact(
                     code(name),
                     v.kind.as_str(),
                     v.duration.as_secs_f64(),
-                    message(&truncate(&v.reason, COMPACT_REASON))
+                    message(&truncate_message(&v.reason, COMPACT_REASON))
                 )
             });
             b.list(items.collect::<Vec<_>>().into_iter(), "rollouts", elsewhere);
@@ -772,7 +776,7 @@ fn compact(
             format!(
                 "- {}: {}\n",
                 code(name),
-                message(&truncate(&f.reason(), COMPACT_REASON))
+                message(&truncate_message(&f.reason(), COMPACT_REASON))
             )
         });
         b.list(items.collect::<Vec<_>>().into_iter(), "failures", elsewhere);
@@ -806,11 +810,12 @@ fn compact(
         .warnings
         .iter()
         .map(|d| finding(None, d, COMPACT_REASON))
-        .chain(
-            plan.skipped
-                .iter()
-                .map(|s| format!("- {}\n", message(&truncate(&s.reason, COMPACT_REASON)))),
-        )
+        .chain(plan.skipped.iter().map(|s| {
+            format!(
+                "- {}\n",
+                message(&truncate_message(&s.reason, COMPACT_REASON))
+            )
+        }))
         .collect();
     if !warnings.is_empty() && b.fits("### Warnings and skipped folders\n\n") {
         b.list(warnings.into_iter(), "warnings", elsewhere);
@@ -864,7 +869,7 @@ fn details(c: &ConsumerPlan, run: Option<&RunReport>, out: &mut String) {
         out,
         "<details><summary><code>{}</code>: {}</summary>\n",
         html_message(&c.name),
-        html_message(&truncate(&story(c, run).join("; "), COMPACT_REASON))
+        html_message(&truncate_message(&story(c, run).join("; "), COMPACT_REASON))
     );
     if let Some(dir) = &c.display_dir {
         let _ = writeln!(

@@ -120,6 +120,22 @@ pub fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// A message cut to at most `max` characters, with an ellipsis when cut, its last code span
+/// closed when the cut fell inside it (else the lone backtick would show).
+pub fn truncate_message(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => {
+            let kept = &s[..i];
+            if kept.matches('`').count() % 2 == 1 {
+                format!("{kept}`…")
+            } else {
+                format!("{kept}…")
+            }
+        }
+        None => s.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +171,14 @@ mod tests {
         assert!(f.starts_with("````text\n") && f.ends_with("\n````"), "{f}");
         assert_eq!(truncate("abcdef", 3), "abc…");
         assert_eq!(truncate("abc", 3), "abc");
+    }
+
+    #[test]
+    fn a_message_cut_inside_a_code_span_keeps_it_closed() {
+        let cut = truncate_message("held on `registry/orders@sha256:0123` since", 20);
+        assert_eq!(cut, "held on `registry/or`…");
+        assert_eq!(html_message(&cut), "held on <code>registry/or</code>…");
+        assert_eq!(truncate_message("a `b` c", 100), "a `b` c");
+        assert_eq!(truncate_message("a `b` cdef", 6), "a `b` …");
     }
 }

@@ -209,6 +209,9 @@ pub fn restore_line(name: &str, r: &crate::apply::Restore) -> String {
             v.kind.as_str(),
             v.reason
         ),
+        (None, _) if r.was_new() && r.remembered => format!(
+            "it was new, so there is no earlier image to go back to: it is held on the one that failed until its folder changes, or a deploy names it with `consumers: {name}`"
+        ),
         (None, _) if !r.remembered => format!(
             "it is back on its previous image `{}` (restored), but the root module cannot remember the hold: the next deploy rolls out the failed image again",
             short_image(&r.image)

@@ -346,6 +346,7 @@ mod tests {
             selection: None,
             unselected: Vec::new(),
             compared: false,
+            discovered: true,
         };
         plan.consumers[3].settings = Some(ConsumerSettings::default());
         let ok = |image: &str| ImageResult {
@@ -445,6 +446,7 @@ mod tests {
             selection: None,
             unselected: Vec::new(),
             compared: false,
+            discovered: true,
         };
         let none = BTreeMap::new();
         let v = variables(&plan, &inputs(None, &none));
@@ -510,6 +512,7 @@ mod tests {
             selection: Some("orders".into()),
             unselected: vec!["audit".into()],
             compared: false,
+            discovered: true,
         };
         let applied: BTreeMap<String, AppliedConsumer> = [
             (

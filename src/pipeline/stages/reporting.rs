@@ -75,9 +75,6 @@ impl Run<'_> {
         if let Some(i) = &self.report.infra {
             annotate_infra(i, runner);
         }
-        if let Some(why) = &self.rollback_refused {
-            runner.annotate(&Annotation::new(Level::Error, why.clone()).title("rollback"));
-        }
         for (name, r) in &self.report.restores {
             if let Some(e) = &r.error {
                 runner.error(&format!(
@@ -157,7 +154,8 @@ impl Run<'_> {
         self.opened
             .finish_deployment(settings, runner, gh, success, &decided.headline)
             .await;
-        if self.verb == Verb::Rollback {
+        // A run that never looked at its consumers leaves the comment as the last run wrote it.
+        if self.verb == Verb::Rollback || !self.plan.discovered {
             return None;
         }
         let digest = self.plan.digest();
@@ -278,6 +276,10 @@ fn annotate_infra(infra: &InfraReport, runner: &Runner) {
     }
     if let Some(e) = &infra.error {
         // Terraform's own diagnostics were streamed in its log group; the report repeats them.
-        runner.annotate(&Annotation::new(Level::Error, e.to_string()).title("terraform"));
+        let title = match e {
+            crate::apply::infra::InfraError::Rollback(_) => "rollback",
+            _ => "terraform",
+        };
+        runner.annotate(&Annotation::new(Level::Error, e.to_string()).title(title));
     }
 }

@@ -346,7 +346,7 @@ impl<'a> Run<'a> {
         );
         for name in &restoring.new {
             self.runner.warning(&format!(
-                "`{name}` was new: there is no previous entry to put it back on, and ECS has no earlier task definition to run"
+                "`{name}` was new: there is no previous entry to put it back on, and ECS has no earlier task definition to run; it is held on the image that failed, so later deploys do not roll it out again until its folder changes"
             ));
         }
         self.report.restores = restoring.restores;
