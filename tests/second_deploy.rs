@@ -637,3 +637,30 @@ async fn a_root_that_cannot_remember_a_hold_says_what_that_loses() {
         r.summary
     );
 }
+
+#[tokio::test]
+async fn a_deploy_whose_terraform_cannot_start_builds_nothing() {
+    let ws = workspace();
+    let project = unique("noinit");
+    consumer(ws.path(), "orders", 256);
+    // A state bucket that does not exist: `terraform init` fails before anything is built.
+    let backend = Backend {
+        bucket: unique("no-such-bucket-"),
+        key: "cdc-deploy/test.tfstate".into(),
+    };
+    let r = run_env(ws.path(), &project, &backend, "deploy", COMMIT_1, &[], &[]);
+    assert_eq!(r.code, 1, "{}", r.describe());
+    assert_eq!(r.names("built"), Vec::<String>::new(), "{}", r.describe());
+    assert_eq!(r.names("failed"), ["orders"]);
+    assert!(
+        r.stdout
+            .contains("images: not built, because the Terraform stage stopped"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.summary.contains("`terraform init` failed"),
+        "{}",
+        r.summary
+    );
+}

@@ -81,11 +81,16 @@ pub fn outcome(f: &Facts<'_>) -> Outcome {
     let mut why = |name: &str, reason: String| {
         failed.entry(name.to_string()).or_insert(reason);
     };
-    // Consumers the Terraform apply was to change: by the plan, or a rollback's.
+    // Consumers the Terraform apply was to change: by the plan (before Terraform planned, every
+    // consumer with a change), or a rollback's.
+    let planned = run.infra.as_ref().is_some_and(|i| i.plan.is_some());
     let to_apply: Vec<&str> = plan
         .consumers
         .iter()
-        .filter(|c| c.has(Step::Apply))
+        .filter(|c| {
+            c.has(Step::Apply)
+                || (!planned && matches!(c.status, Status::New | Status::Changed | Status::Removed))
+        })
         .map(|c| c.name.as_str())
         .chain(
             run.infra

@@ -353,6 +353,13 @@ impl<'a> Run<'a> {
         let (Some(aws), Some(d)) = (&self.services.aws, self.deploy_settings()) else {
             return;
         };
+        // Terraform could not even read what is applied: nothing this run builds can be applied.
+        if self.infra_stopped() {
+            self.runner.print(
+                "images: not built, because the Terraform stage stopped before anything could be applied",
+            );
+            return;
+        }
         self.runner.print_untrusted(&format!(
             "plan: {}",
             report::table::summary_line(&self.plan, None)
