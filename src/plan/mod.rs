@@ -476,14 +476,8 @@ pub fn with_applied(mut plan: Plan, applied: &Applied<'_>) -> Plan {
             .map(|i| format!("{}/{repository}@{}", applied.registry_host, i.digest));
         let wanted = entries::entry(settings, image.as_deref().unwrap_or_default());
         let digest = entries::settings_digest(&wanted);
+        let named = applied.selection.is_some_and(|s| s.matches(&c.name));
         if let Some(hold) = a.hold() {
-            let since = format!(
-                "it was held on its previous image since the {} of `{}` on {}",
-                hold.verdict_noun(),
-                hold.what(),
-                hold.day()
-            );
-            let named = applied.selection.is_some_and(|s| s.matches(&c.name));
             if hold.matches(c.fingerprint.as_ref(), image.as_deref(), &digest) && !named {
                 c.status = Status::Held;
                 c.steps.clear();
@@ -491,11 +485,6 @@ pub fn with_applied(mut plan: Plan, applied: &Applied<'_>) -> Plan {
                 c.hold = Some(hold);
                 continue;
             }
-            c.reasons.push(if named {
-                format!("{since}; `consumers` names it, so this deploy tries it again")
-            } else {
-                format!("{since}; its folder changed, so this deploy tries again")
-            });
             c.hold = Some(hold);
         }
         c.config_changes = a
@@ -529,6 +518,20 @@ pub fn with_applied(mut plan: Plan, applied: &Applied<'_>) -> Plan {
         }
         if c.status != Status::Unchanged {
             add_step(c, Step::Apply);
+            // Held until now: say why it is tried again.
+            if let Some(hold) = &c.hold {
+                c.reasons.push(format!(
+                    "it was held since the {} of `{}` on {}; {}, so this deploy tries again",
+                    hold.verdict_noun(),
+                    hold.what(),
+                    hold.day(),
+                    if named {
+                        "`consumers` names it"
+                    } else {
+                        "its folder changed"
+                    }
+                ));
+            }
         }
     }
     for (name, a) in applied.entries {
@@ -950,5 +953,129 @@ mod tests {
         let p = plan(&d, &f, None, None);
         assert_eq!(p.get("good").unwrap().status, Status::New);
         assert_eq!(p.get("bad").unwrap().status, Status::Invalid);
+    }
+
+    /// What was applied for `name`: its entry from `settings` around `image`, with `hold`.
+    fn applied(settings: &ConsumerSettings, image: &str, hold: Option<&Hold>) -> AppliedConsumer {
+        let mut config = entries::entry(settings, image);
+        config["hold"] = serde_json::to_value(hold).unwrap();
+        AppliedConsumer {
+            image: image.into(),
+            config: Some(config),
+            ..AppliedConsumer::default()
+        }
+    }
+
+    #[test]
+    fn entries_compared_with_what_is_applied_decide_changes_removals_and_holds() {
+        let names = ["same", "cfg", "fresh", "other", "held", "retried"];
+        let (d, specs) = setup(&names);
+        let repos: Vec<String> = names.iter().map(|n| format!("shop-{n}")).collect();
+        let o = observed(
+            repos
+                .iter()
+                .map(|r| (r.as_str(), found(r, ImageLookup::Present(image()))))
+                .collect(),
+        );
+        let p = plan(&d, &fingerprinted(&specs), Some(&o), None);
+        let host = "reg";
+        let running = |n: &str| format!("{host}/shop-{n}@{}", image().digest);
+        let s = ConsumerSettings::default();
+        let mut bigger = s.clone();
+        bigger.cpu = 512;
+        bigger.memory = 1024;
+        let failed_hold = |n: &str| Hold {
+            image: running(n),
+            fingerprint: Some(report(n).fingerprint.hex().to_string()),
+            settings: entries::settings_digest(&entries::entry(&s, &running(n))),
+            verdict: entries::ROLLED_BACK.into(),
+            at: "2026-12-01T10:00:00Z".into(),
+        };
+        let held = failed_hold("held");
+        let retried = failed_hold("retried");
+        let entries = [
+            ("same", applied(&s, &running("same"), None)),
+            ("cfg", applied(&bigger, &running("cfg"), None)),
+            (
+                "other",
+                applied(
+                    &s,
+                    &format!("{host}/shop-other@sha256:{}", "0".repeat(64)),
+                    None,
+                ),
+            ),
+            (
+                "held",
+                applied(
+                    &s,
+                    &format!("{host}/shop-held@sha256:{}", "1".repeat(64)),
+                    Some(&held),
+                ),
+            ),
+            (
+                "retried",
+                applied(
+                    &s,
+                    &format!("{host}/shop-retried@sha256:{}", "1".repeat(64)),
+                    Some(&retried),
+                ),
+            ),
+            ("gone", applied(&s, "reg/shop-gone@sha256:x", None)),
+        ]
+        .into_iter()
+        .map(|(n, a)| (n.to_string(), a))
+        .collect();
+        let selection = Selection::parse("retried, same, cfg, fresh, other, held, gone")
+            .unwrap()
+            .unwrap();
+        let only_retried = Selection::parse("retried").unwrap().unwrap();
+        let compared = |selection: Option<&Selection>| {
+            with_applied(
+                p.clone(),
+                &Applied {
+                    entries: &entries,
+                    selection,
+                    registry_host: host,
+                },
+            )
+        };
+        let c = compared(None);
+        let status = |p: &Plan, n: &str| p.get(n).unwrap().status;
+        assert_eq!(status(&c, "same"), Status::Unchanged);
+        assert_eq!(c.get("same").unwrap().status_label(), "unchanged");
+        assert_eq!(status(&c, "cfg"), Status::Changed);
+        assert_eq!(
+            c.get("cfg").unwrap().config_changes,
+            ["`cpu` 512 → 256", "`memory` 1024 → 512"]
+        );
+        assert_eq!(c.get("cfg").unwrap().steps, [Step::Apply]);
+        assert_eq!(status(&c, "fresh"), Status::New, "never applied");
+        assert_eq!(status(&c, "other"), Status::Changed, "runs another image");
+        assert_eq!(status(&c, "held"), Status::Held);
+        assert!(c.get("held").unwrap().steps.is_empty());
+        assert!(
+            c.get("held").unwrap().reasons[0].starts_with(&format!(
+                "held on its previous image `{host}/shop-held@sha256:1111"
+            )),
+            "{:?}",
+            c.get("held").unwrap().reasons
+        );
+        assert_eq!(status(&c, "retried"), Status::Held);
+        assert_eq!(status(&c, "gone"), Status::Removed);
+        assert!(c.has_changes());
+        assert!(c.compared);
+        // Named by `consumers`: tried again, and said why.
+        let named = compared(Some(&only_retried));
+        assert_eq!(status(&named, "retried"), Status::Changed);
+        assert!(named
+            .get("retried")
+            .unwrap()
+            .reasons
+            .iter()
+            .any(|r| r.ends_with("`consumers` names it, so this deploy tries again")));
+        // A folder the selection leaves out keeps what is applied: not removed.
+        assert!(named.get("gone").is_none(), "not named: not removed");
+        let all = compared(Some(&selection));
+        assert_eq!(status(&all, "gone"), Status::Removed, "named: removed");
     }
 }
