@@ -20,20 +20,73 @@ const TOKEN: &str = "ghs_fakeTokenForTheTestsOnly0123456789";
 const COMMIT_3: &str = "3333333333333333333333333333333333333333";
 const COMMIT_4: &str = "4444444444444444444444444444444444444444";
 
-/// The environment that points a run at the scripted ECS and the fake GitHub.
-fn env(sim: Option<&EcsSimulator>, gh: &GithubFake) -> Vec<(&'static str, String)> {
-    let mut env = vec![("GITHUB_API_URL", gh.url())];
-    if let Some(sim) = sim {
-        env.push(("AWS_ENDPOINT_URL_ECS", sim.url()));
-        env.push(("CDC_TEST_ECS_SIM", sim.url()));
-    }
-    env
+/// Busybox consumers in a workspace with a fixture root module, their state in a bucket of their
+/// own, reported to the fake GitHub with the job's token, and (with a simulator) rolled out on
+/// the scripted ECS.
+struct Fleet {
+    ws: tempfile::TempDir,
+    project: String,
+    backend: Backend,
+    gh: GithubFake,
+    env: Vec<(&'static str, String)>,
 }
 
-fn with_token<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut inputs = vec![("github-token", TOKEN)];
-    inputs.extend_from_slice(extra);
-    inputs
+impl Fleet {
+    async fn new(prefix: &str, names: &[&str], sim: Option<&EcsSimulator>) -> Fleet {
+        let ws = if sim.is_some() {
+            rollout_workspace()
+        } else {
+            workspace()
+        };
+        for name in names {
+            consumer(ws.path(), name, 256);
+        }
+        let gh = GithubFake::start().await;
+        gh.require_token(TOKEN);
+        let mut env = vec![("GITHUB_API_URL", gh.url())];
+        if let Some(sim) = sim {
+            env.push(("AWS_ENDPOINT_URL_ECS", sim.url()));
+            env.push(("CDC_TEST_ECS_SIM", sim.url()));
+        }
+        Fleet {
+            ws,
+            project: unique(prefix),
+            backend: Backend::new().await,
+            gh,
+            env,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.ws.path()
+    }
+
+    /// The binary run as the action in `mode` for `commit`, with `extra` inputs and `env`.
+    fn run_with(
+        &self,
+        mode: &str,
+        commit: &str,
+        extra: &[(&str, &str)],
+        env: &[(&str, String)],
+    ) -> Run {
+        let mut inputs = vec![("github-token", TOKEN)];
+        inputs.extend_from_slice(extra);
+        let mut all = self.env.clone();
+        all.extend(env.iter().cloned());
+        run_env(
+            self.path(),
+            &self.project,
+            &self.backend,
+            mode,
+            commit,
+            &inputs,
+            &all,
+        )
+    }
+
+    fn run(&self, mode: &str, commit: &str, extra: &[(&str, &str)]) -> Run {
+        self.run_with(mode, commit, extra, &[])
+    }
 }
 
 /// The check run of `consumer` for `commit` (environment `test`).
@@ -56,26 +109,9 @@ fn json_map(r: &Run, output: &str) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_consumer_is_restored_and_held_until_its_folder_changes() {
     let sim = EcsSimulator::start().await;
-    let gh = GithubFake::start().await;
-    gh.require_token(TOKEN);
-    let ws = rollout_workspace();
-    let project = unique("hold");
-    for name in ["alpha", "beta", "gamma"] {
-        consumer(ws.path(), name, 256);
-    }
-    let backend = Backend::new().await;
-    let env = env(Some(&sim), &gh);
-    let go = |commit: &str| {
-        run_env(
-            ws.path(),
-            &project,
-            &backend,
-            "deploy",
-            commit,
-            &with_token(&[("wait", "true")]),
-            &env,
-        )
-    };
+    let fleet = Fleet::new("hold", &["alpha", "beta", "gamma"], Some(&sim)).await;
+    let (ws, backend, gh) = (&fleet.ws, &fleet.backend, &fleet.gh);
+    let go = |commit: &str| fleet.run("deploy", commit, &[("wait", "true")]);
     let first = go(COMMIT_1);
     assert_eq!(first.code, 0, "{}", first.describe());
     let v0 = backend.applied().await;
@@ -159,15 +195,7 @@ async fn a_rolled_back_consumer_is_restored_and_held_until_its_folder_changes() 
     );
 
     // A pull request's plan says so, and that nothing would happen to `beta`.
-    let planned = run_env(
-        ws.path(),
-        &project,
-        &backend,
-        "plan",
-        COMMIT_2,
-        &with_token(&[]),
-        &env,
-    );
+    let planned = fleet.run("plan", COMMIT_2, &[]);
     assert_eq!(planned.code, 0, "{}", planned.describe());
     assert_eq!(planned.names("held"), ["beta"], "{}", planned.describe());
     assert_eq!(planned.outputs["has-changes"], "false");
@@ -258,23 +286,9 @@ async fn a_rolled_back_consumer_is_restored_and_held_until_its_folder_changes() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_only_change_opens_the_deployment_and_its_check_before_anything_is_built() {
-    let gh = GithubFake::start().await;
-    gh.require_token(TOKEN);
-    let ws = workspace();
-    let project = unique("cfg");
-    consumer(ws.path(), "orders", 256);
-    consumer(ws.path(), "audit", 256);
-    let backend = Backend::new().await;
-    let env = env(None, &gh);
-    let first = run_env(
-        ws.path(),
-        &project,
-        &backend,
-        "deploy",
-        COMMIT_1,
-        &with_token(&[]),
-        &env,
-    );
+    let fleet = Fleet::new("cfg", &["orders", "audit"], None).await;
+    let (ws, backend, gh) = (&fleet.ws, &fleet.backend, &fleet.gh);
+    let first = fleet.run("deploy", COMMIT_1, &[]);
     assert_eq!(first.code, 0, "{}", first.describe());
     let deployments_before = gh.deployments().len();
 
@@ -284,15 +298,7 @@ async fn a_configuration_only_change_opens_the_deployment_and_its_check_before_a
         "consumer_scripts/orders/consumer.toml",
         "cpu = 512\nmemory = 1024\n[environment]\nTOPIC = \"orders.events\"\n",
     );
-    let r = run_env(
-        ws.path(),
-        &project,
-        &backend,
-        "deploy",
-        COMMIT_2,
-        &with_token(&[]),
-        &env,
-    );
+    let r = fleet.run("deploy", COMMIT_2, &[]);
     assert_eq!(r.code, 0, "{}", r.describe());
     assert_eq!(r.names("changed"), ["orders"]);
     assert_eq!(r.names("built"), Vec::<String>::new());
@@ -404,24 +410,15 @@ async fn a_change_to_shared_resources_alone_is_a_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_summary_that_cannot_be_written_keeps_the_outputs_and_completes_the_checks() {
-    let gh = GithubFake::start().await;
-    gh.require_token(TOKEN);
-    let ws = workspace();
-    let project = unique("late");
-    consumer(ws.path(), "orders", 256);
-    let backend = Backend::new().await;
+    let fleet = Fleet::new("late", &["orders"], None).await;
+    let gh = &fleet.gh;
     // The summary file's folder does not exist: appending to it fails after the deploy.
-    let gone = ws.path().join("no-such-folder/summary");
-    let mut env = env(None, &gh);
-    env.push(("GITHUB_STEP_SUMMARY", gone.display().to_string()));
-    let r = run_env(
-        ws.path(),
-        &project,
-        &backend,
+    let gone = fleet.path().join("no-such-folder/summary");
+    let r = fleet.run_with(
         "deploy",
         COMMIT_1,
-        &with_token(&[]),
-        &env,
+        &[],
+        &[("GITHUB_STEP_SUMMARY", gone.display().to_string())],
     );
     assert_eq!(r.code, 1, "the step fails: {}", r.describe());
     assert!(r.stdout.contains("::error::"), "{}", r.stdout);
@@ -443,23 +440,9 @@ async fn a_summary_that_cannot_be_written_keeps_the_outputs_and_completes_the_ch
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_whose_outcome_cannot_be_read_fails_the_consumers_it_applied() {
-    let gh = GithubFake::start().await;
-    gh.require_token(TOKEN);
-    let ws = workspace();
-    let project = unique("unread");
-    consumer(ws.path(), "orders", 256);
-    consumer(ws.path(), "audit", 256);
-    let backend = Backend::new().await;
-    let env0 = env(None, &gh);
-    let first = run_env(
-        ws.path(),
-        &project,
-        &backend,
-        "deploy",
-        COMMIT_1,
-        &with_token(&[]),
-        &env0,
-    );
+    let fleet = Fleet::new("unread", &["orders", "audit"], None).await;
+    let (ws, gh) = (&fleet.ws, &fleet.gh);
+    let first = fleet.run("deploy", COMMIT_1, &[]);
     assert_eq!(first.code, 0, "{}", first.describe());
 
     // `output` answers garbage once `apply` has run.
@@ -476,16 +459,11 @@ async fn an_apply_whose_outcome_cannot_be_read_fails_the_consumers_it_applied() 
         "consumer_scripts/orders/app/run.sh",
         "echo orders v2\n",
     );
-    let mut env = env0.clone();
-    env.push(("TERRAFORM_PATH", terraform.display().to_string()));
-    let r = run_env(
-        ws.path(),
-        &project,
-        &backend,
+    let r = fleet.run_with(
         "deploy",
         COMMIT_2,
-        &with_token(&[]),
-        &env,
+        &[],
+        &[("TERRAFORM_PATH", terraform.display().to_string())],
     );
     assert_eq!(r.code, 1, "{}", r.describe());
     assert_eq!(r.names("failed"), ["orders"], "{}", r.describe());
@@ -567,9 +545,9 @@ async fn nothing_is_written_into_a_teams_own_root_module() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_that_cannot_remember_a_hold_says_what_that_loses() {
     let sim = EcsSimulator::start().await;
-    let gh = GithubFake::start().await;
+    let fleet = Fleet::new("forget", &["beta"], Some(&sim)).await;
+    let (ws, backend) = (&fleet.ws, &fleet.backend);
     // The rollout fixture without `hold` in its `consumers` type: Terraform drops the attribute.
-    let ws = rollout_workspace();
     let main = std::fs::read_to_string(ws.path().join("infra/main.tf")).unwrap();
     let start = main.find("    hold = optional(object({").unwrap();
     let end = start + main[start..].find("    }))\n").unwrap() + "    }))\n".len();
@@ -578,21 +556,7 @@ async fn a_root_that_cannot_remember_a_hold_says_what_that_loses() {
         "infra/main.tf",
         &format!("{}{}", &main[..start], &main[end..]),
     );
-    let project = unique("forget");
-    consumer(ws.path(), "beta", 256);
-    let backend = Backend::new().await;
-    let env = env(Some(&sim), &gh);
-    let go = |commit: &str| {
-        run_env(
-            ws.path(),
-            &project,
-            &backend,
-            "deploy",
-            commit,
-            &[("wait", "true")],
-            &env,
-        )
-    };
+    let go = |commit: &str| fleet.run("deploy", commit, &[("wait", "true")]);
     assert_eq!(go(COMMIT_1).code, 0);
     let v0 = backend.applied().await;
     write(
