@@ -33,6 +33,12 @@ struct Fleet {
 
 impl Fleet {
     async fn new(prefix: &str, names: &[&str], sim: Option<&EcsSimulator>) -> Fleet {
+        // The binary runs on this thread while the fakes answer it from another one.
+        assert_eq!(
+            tokio::runtime::Handle::current().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::MultiThread,
+            "a fleet test needs `#[tokio::test(flavor = \"multi_thread\")]`"
+        );
         let ws = if sim.is_some() {
             rollout_workspace()
         } else {
@@ -339,31 +345,22 @@ async fn a_configuration_only_change_opens_the_deployment_and_its_check_before_a
     gh.assert_no_violations();
 }
 
-#[tokio::test]
+// The fake GitHub serves from the runtime's other thread while the binary runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_to_shared_resources_alone_is_a_change() {
-    let ws = workspace();
-    let project = unique("shared");
-    consumer(ws.path(), "orders", 256);
-    let backend = Backend::new().await;
-    let first = run_env(ws.path(), &project, &backend, "deploy", COMMIT_1, &[], &[]);
+    let fleet = Fleet::new("shared", &["orders"], None).await;
+    let first = fleet.run("deploy", COMMIT_1, &[]);
     assert_eq!(first.code, 0, "{}", first.describe());
+    let deployments = fleet.gh.deployments().len();
 
     // A module input that only shared resources read.
     write(
-        ws.path(),
+        fleet.path(),
         "shared.tfvars.json",
         r#"{"cluster_settings": {"containerInsights": "enhanced"}}"#,
     );
     let var_file = [("terraform-var-file", "shared.tfvars.json")];
-    let plan = run_env(
-        ws.path(),
-        &project,
-        &backend,
-        "plan",
-        COMMIT_2,
-        &var_file,
-        &[],
-    );
+    let plan = fleet.run("plan", COMMIT_2, &var_file);
     assert_eq!(plan.code, 0, "{}", plan.describe());
     assert_eq!(plan.outputs["has-changes"], "true", "{}", plan.describe());
     assert_eq!(plan.outputs["result"], "success");
@@ -374,15 +371,7 @@ async fn a_change_to_shared_resources_alone_is_a_change() {
         "{}",
         plan.summary
     );
-    let deploy = run_env(
-        ws.path(),
-        &project,
-        &backend,
-        "deploy",
-        COMMIT_2,
-        &var_file,
-        &[],
-    );
+    let deploy = fleet.run("deploy", COMMIT_2, &var_file);
     assert_eq!(deploy.code, 0, "{}", deploy.describe());
     assert_eq!(deploy.outputs["result"], "success", "{}", deploy.describe());
     assert!(
@@ -390,15 +379,18 @@ async fn a_change_to_shared_resources_alone_is_a_change() {
         "{}",
         deploy.stdout
     );
-    let again = run_env(
-        ws.path(),
-        &project,
-        &backend,
-        "deploy",
-        COMMIT_2,
-        &var_file,
-        &[],
-    );
+    // Opened once Terraform's plan showed the change: nothing before it knew of one.
+    let recorded = fleet.gh.deployments();
+    assert_eq!(recorded.len(), deployments + 1, "{recorded:#?}");
+    let states: Vec<&str> = recorded
+        .last()
+        .unwrap()
+        .statuses
+        .iter()
+        .map(|s| s.state.as_str())
+        .collect();
+    assert_eq!(states, ["in_progress", "success"]);
+    let again = fleet.run("deploy", COMMIT_2, &var_file);
     assert_eq!(
         again.outputs["result"],
         "nothing-to-deploy",
@@ -406,6 +398,12 @@ async fn a_change_to_shared_resources_alone_is_a_change() {
         again.describe()
     );
     assert_eq!(again.outputs["has-changes"], "false");
+    assert_eq!(
+        fleet.gh.deployments().len(),
+        deployments + 1,
+        "no deployment for nothing"
+    );
+    fleet.gh.assert_no_violations();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
