@@ -469,9 +469,6 @@ fn success_part(f: &Facts<'_>, deployed: &[String]) -> String {
             if builds > 0 {
                 let _ = write!(line, " ({} to build)", plural(builds, "image", "images"));
             }
-            if plan.infra_pending && what.is_empty() {
-                return line;
-            }
             line
         }
         Verb::Deploy | Verb::Rollback => {
