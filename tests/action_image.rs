@@ -19,6 +19,7 @@ use cdc_deploy::clients::registry::Registry as _;
 use support::ecs_sim::{Behaviour, EcsSimulator};
 use support::github::{GithubFake, BOT_LOGIN};
 use support::image::{action_image, docker, instructions, runtime_stage, Image};
+use support::terraform::Backend;
 use support::{unique, write, Run};
 
 const TOKEN: &str = "ghs_runnerTokenForTheImageTestOnly0123456";
@@ -309,37 +310,6 @@ fn push_event(before: &str, after: &str) -> serde_json::Value {
     })
 }
 
-async fn s3() -> aws_sdk_s3::Client {
-    let config = support::aws().await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-/// The applied `consumers` output in the state object: name → image.
-async fn applied_images(bucket: &str, key: &str) -> BTreeMap<String, String> {
-    let object = s3()
-        .await
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .expect("a state object in S3");
-    let state: serde_json::Value =
-        serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
-    state["outputs"]["consumers"]["value"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v["image"].as_str().unwrap().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The report comments on #2 the bot wrote.
 fn reports(gh: &GithubFake) -> Vec<support::github::Comment> {
     gh.comments(2)
@@ -394,14 +364,7 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
     for c in ["orders", "billing", "audit"] {
         sim.behave(c, Behaviour::CompletesAfter(1));
     }
-    let bucket = unique("tfstate-");
-    s3().await
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let state_key = "cdc/production.tfstate";
+    let backend = Backend::new().await;
 
     // The team's repository: three consumers and its own root module, checked out by the
     // runner's user.
@@ -426,12 +389,7 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
         ("aws-region", "us-east-1".to_string()),
         ("registry-host", format!("http://{}", support::registry())),
         ("terraform-dir", "infra".to_string()),
-        (
-            "terraform-backend-config",
-            format!(
-                "bucket={bucket}\nkey={state_key}\nregion=us-east-1\nuse_path_style=true\nuse_lockfile=true"
-            ),
-        ),
+        ("terraform-backend-config", backend.config()),
         ("wait-timeout", "2m".to_string()),
     ];
     // What aws-actions/configure-aws-credentials exports, and where AWS is here.
@@ -549,7 +507,7 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
         "{}",
         deploy.describe()
     );
-    let applied = applied_images(&bucket, state_key).await;
+    let applied = backend.applied_images().await;
     assert_eq!(applied.len(), 3, "{applied:?}");
     let registry = support::registry_client();
     for (name, image_ref) in &applied {
@@ -611,7 +569,7 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
     assert_eq!(noop.names("deployed"), Vec::<String>::new());
     assert_eq!(noop.outputs["rollouts"], "{}", "{}", noop.describe());
     assert_eq!(sim.calls().len(), calls_before, "nothing to watch");
-    assert_eq!(applied_images(&bucket, state_key).await, applied);
+    assert_eq!(backend.applied_images().await, applied);
     let comments = reports(&gh);
     assert_eq!(comments.len(), 1, "{:?}", gh.comments(2));
     assert_eq!(comments[0].id, comment_id);
