@@ -139,6 +139,26 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
+/// Every output `action.yml` declares, sorted: the contract the outputs are checked against.
+#[cfg(test)]
+pub(crate) fn declared_outputs() -> Vec<&'static str> {
+    static DECLARED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let names = DECLARED.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml");
+        let text = std::fs::read_to_string(path).expect("action.yml");
+        let manifest: serde_yaml::Value = serde_yaml::from_str(&text).expect("action.yml is YAML");
+        let mut names: Vec<String> = manifest["outputs"]
+            .as_mapping()
+            .expect("action.yml declares outputs")
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    });
+    names.iter().map(String::as_str).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,31 +167,10 @@ mod tests {
     fn a_run_that_planned_nothing_sets_every_output_as_json() {
         let o = Outputs::empty(RunResult::NothingToDeploy);
         let pairs: BTreeMap<&str, String> = o.pairs().into_iter().collect();
-        let declared = [
-            "new",
-            "changed",
-            "unchanged",
-            "held",
-            "unknown",
-            "invalid",
-            "removed",
-            "has-changes",
-            "plan",
-            "images",
-            "built",
-            "reused",
-            "rollouts",
-            "scans",
-            "deployed",
-            "failed",
-            "comment-url",
-            "result",
-        ];
+        let declared = declared_outputs();
         let mut names: Vec<&str> = pairs.keys().copied().collect();
         names.sort_unstable();
-        let mut want = declared.to_vec();
-        want.sort_unstable();
-        assert_eq!(names, want);
+        assert_eq!(names, declared);
         for list in ["new", "held", "built", "deployed", "failed"] {
             assert_eq!(pairs[list], "[]", "{list}");
         }

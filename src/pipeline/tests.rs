@@ -17,28 +17,6 @@ use crate::config::cli::Cli;
 use crate::config::env_vars::RunnerEnv;
 use crate::config::Settings;
 
-/// Every output `action.yml` declares.
-const OUTPUTS: [&str; 18] = [
-    "new",
-    "changed",
-    "unchanged",
-    "held",
-    "unknown",
-    "invalid",
-    "removed",
-    "has-changes",
-    "plan",
-    "images",
-    "built",
-    "reused",
-    "rollouts",
-    "scans",
-    "deployed",
-    "failed",
-    "comment-url",
-    "result",
-];
-
 /// A root module that declares what the action relies on, with state that survives the runner.
 /// The fake Terraform never runs it; `prepare` reads its declarations.
 const ROOT_MODULE: &str = r#"terraform {
@@ -407,7 +385,7 @@ async fn a_first_deploy_builds_pushes_applies_and_reports_two_new_consumers() {
     // Every output, as the workflow reads them.
     let mut names: Vec<&str> = ran.outputs.keys().map(String::as_str).collect();
     names.sort_unstable();
-    let mut want = OUTPUTS.to_vec();
+    let mut want = super::outputs::declared_outputs();
     want.sort_unstable();
     assert_eq!(names, want);
     assert_eq!(ran.output("result"), "success");
@@ -713,7 +691,11 @@ async fn a_cancelled_run_only_reports_and_exits_143() {
     assert_eq!(ran.finished.ran, [Stage::Report]);
     assert_eq!(ran.finished.code, 143);
     assert_eq!(ran.output("result"), "cancelled");
-    assert_eq!(ran.outputs.len(), OUTPUTS.len(), "every output is written");
+    assert_eq!(
+        ran.outputs.len(),
+        super::outputs::declared_outputs().len(),
+        "every output is written"
+    );
     // Nothing was started: no repository, no build, no Terraform, no deployment.
     assert!(w.fakes.aws_and_terraform_untouched());
     assert!(!w

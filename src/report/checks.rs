@@ -454,24 +454,13 @@ mod tests {
 
     fn consumer(name: &str, status: Status, steps: Vec<Step>) -> ConsumerPlan {
         ConsumerPlan {
-            name: name.into(),
             resource_name: Some(format!("shop-{name}")),
-            status,
             reasons: vec!["its build context changed".into()],
             steps,
-            display_dir: None,
-            fingerprint: None,
             context_files: 1,
             context_bytes: 1,
             settings: Some(ConsumerSettings::default()),
-            diagnostics: Vec::new(),
-            existing_image: None,
-            repository_drift: Vec::new(),
-            lookup_failure: None,
-            infra: None,
-            applied_image: None,
-            config_changes: Vec::new(),
-            hold: None,
+            ..ConsumerPlan::new(name, status)
         }
     }
 

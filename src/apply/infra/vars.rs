@@ -284,24 +284,12 @@ mod tests {
 
     fn consumer(name: &str, status: Status) -> ConsumerPlan {
         ConsumerPlan {
-            name: name.into(),
             resource_name: Some(format!("shop-{name}")),
-            status,
-            reasons: Vec::new(),
-            steps: Vec::new(),
-            display_dir: None,
             fingerprint: Some(Fingerprint::from_hash(blake3::hash(name.as_bytes()))),
             context_files: 1,
             context_bytes: 1,
             settings: (status != Status::Invalid).then(ConsumerSettings::default),
-            diagnostics: Vec::new(),
-            existing_image: None,
-            repository_drift: Vec::new(),
-            lookup_failure: None,
-            infra: None,
-            applied_image: None,
-            config_changes: Vec::new(),
-            hold: None,
+            ..ConsumerPlan::new(name, status)
         }
     }
 
