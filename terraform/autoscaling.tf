@@ -63,8 +63,15 @@ resource "aws_appautoscaling_policy" "memory" {
 }
 
 # Kafka consumer lag per running task: MSK's SumOffsetLag of the consumer group on the topic,
-# divided by the service's running tasks (Container Insights), kept at target_lag. With no task
-# running the whole lag counts, so a service scaled to 0 scales out again.
+# divided by the service's running tasks (Container Insights), kept at target_lag.
+#
+# Missing data means no scaling, never scaling in: MSK publishes no lag while the group is not
+# STABLE or EMPTY (during a rebalance, which every rollout causes), and nothing for a group name
+# with ":" or characters outside printable ASCII (refused in variables.tf); RunningTaskCount has
+# no datapoint at 0 tasks, so the minimum is at least 1 with lag scaling (also refused there).
+# Target tracking leaves its alarms in INSUFFICIENT_DATA then, which starts no scaling activity.
+# https://docs.aws.amazon.com/msk/latest/developerguide/consumer-lag.html
+# https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking.html
 resource "aws_appautoscaling_policy" "kafka_lag" {
   for_each = { for name, c in local.consumers : name => c.kafka_lag if c.kafka_lag != null }
 
@@ -138,7 +145,7 @@ resource "aws_appautoscaling_policy" "kafka_lag" {
       metrics {
         id          = "lag_per_task"
         label       = "Kafka lag per running task of ${each.key}"
-        expression  = "IF(tasks > 0, lag / tasks, lag)"
+        expression  = "lag / tasks"
         return_data = true
       }
     }

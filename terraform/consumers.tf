@@ -10,6 +10,12 @@ resource "aws_cloudwatch_log_group" "this" {
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
 
+  # A removed consumer's logs outlive it (until their retention ends): Terraform forgets the
+  # group instead of deleting it, and a consumer added again under the same name adopts it (the
+  # root cdc-deploy generates imports it; see README.md for a root module of your own).
+  # https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/cloudwatch_log_group#skip_destroy
+  skip_destroy = true
+
   tags = merge(local.tags, { consumer = each.key })
 }
 
@@ -54,22 +60,38 @@ resource "aws_ecs_service" "this" {
     weight            = 1
     base              = 0
   }
-  # Lets a change of capacity provider update the service in place (a new deployment) instead
-  # of replacing it; every other update of the service starts a deployment anyway.
-  force_new_deployment = true
+  # No forced deployment unless asked: with force_new_deployment every update of a service (tags,
+  # rollout percentages, AZ rebalancing) starts a new deployment, so a module upgrade would
+  # restart every consumer of the fleet, each stop a Kafka rebalance. ECS starts one by itself
+  # only for what needs new tasks: a new task definition revision, the network configuration, the
+  # platform version. The provider refuses a change of capacity_provider without it ("force_new_deployment
+  # should be true when capacity_provider_strategy is being updated"): set the input for that
+  # apply; cdc-deploy's plan then says which consumers restart, and it watches them.
+  # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html
+  # https://github.com/hashicorp/terraform-provider-aws/pull/43533 (capacityProviderStrategyCustomizeDiff)
+  force_new_deployment = var.force_new_deployment
+
+  # ECS turns AZ rebalancing on for new services and then stops healthy tasks to even out the
+  # AZs; each stop is a consumer-group rebalance (or a gap for a single writer). Off unless asked.
+  # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-rebalancing.html
+  availability_zone_rebalancing = var.availability_zone_rebalancing ? "ENABLED" : "DISABLED"
 
   deployment_controller {
     type = "ECS"
   }
 
-  # A rollout whose tasks keep failing stops and goes back to the last revision that ran.
+  # A rollout whose tasks keep failing stops and goes back to the last revision that ran. It
+  # trips after max(3, min(200, half the desired count)) tasks failed to start: a one-task
+  # consumer gets three tries.
+  # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html
   deployment_circuit_breaker {
     enable   = true
     rollback = true
   }
 
-  deployment_minimum_healthy_percent = var.deployment_minimum_healthy_percent
-  deployment_maximum_percent         = var.deployment_maximum_percent
+  # Per consumer: a single writer (0 and 100) stops its old task before the new one starts.
+  deployment_minimum_healthy_percent = local.consumers[each.key].deployment_minimum_healthy_percent
+  deployment_maximum_percent         = local.consumers[each.key].deployment_maximum_percent
 
   network_configuration {
     subnets          = local.task_subnet_ids

@@ -1,12 +1,12 @@
 # Two roles per consumer, each with one inline policy of least privilege:
 #
 # - the execution role, which ECS uses to start the task: pull the consumer's image from its own
-#   ECR repository, write to its own log group, read its own secrets (and decrypt with
-#   var.kms_key_arn when set);
-# - the task role, which the consumer's code runs as: MSK IAM authentication to read its topic as
-#   its consumer group (when autoscaling.kafka_lag names them), and the ssmmessages channels of
-#   ECS Exec (when var.enable_execute_command). Teams attach further policies to it by name
-#   (output `consumers[*].task_role_name`).
+#   ECR repository, write to its own log group, read its own secrets (and decrypt them with
+#   var.secrets_kms_key_arns when set);
+# - the task role, which the consumer's code runs as: MSK IAM authentication to its cluster, to
+#   read and write the topics its `msk` entry names and commit offsets as its consumer group, and
+#   the ssmmessages channels of ECS Exec (when var.enable_execute_command). Teams attach further
+#   policies to it by name (output `consumers[*].task_role_name`).
 
 data "aws_caller_identity" "current" {}
 
@@ -20,7 +20,7 @@ locals {
 
   # Consumers whose task role gets an inline policy (an empty policy document is not valid).
   task_policies = {
-    for name, c in local.consumers : name => c if c.kafka_lag != null || var.enable_execute_command
+    for name, c in local.consumers : name => c if c.msk != null || var.enable_execute_command
   }
 }
 
@@ -97,13 +97,16 @@ data "aws_iam_policy_document" "execution" {
     }
   }
 
+  # The keys behind its secrets (customer managed keys of SSM SecureString parameters and Secrets
+  # Manager secrets), never the log group key: CloudWatch Logs uses that one, not the task.
+  # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-app-prereq.html
   dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    for_each = length(var.secrets_kms_key_arns) > 0 && length(each.value.secrets) > 0 ? [sort(distinct(var.secrets_kms_key_arns))] : []
 
     content {
-      sid       = "DecryptWithLogsKey"
+      sid       = "DecryptOwnSecrets"
       actions   = ["kms:Decrypt"]
-      resources = [statement.value]
+      resources = statement.value
     }
   }
 }
@@ -156,35 +159,51 @@ resource "aws_iam_role" "task" {
 data "aws_iam_policy_document" "task" {
   for_each = local.task_policies
 
-  # MSK IAM authentication, as a consumer of one topic in one consumer group.
+  # MSK IAM authentication: connect to its cluster, read and write the topics its `msk` entry
+  # names, commit offsets as its consumer group. An idempotent producer (the default of Kafka
+  # clients since 3.0) also needs WriteDataIdempotently on the cluster.
+  # https://docs.aws.amazon.com/msk/latest/developerguide/iam-access-control.html#kafka-actions
   dynamic "statement" {
-    for_each = each.value.kafka_lag == null ? [] : [each.value.kafka_lag]
+    for_each = each.value.msk == null ? [] : [each.value.msk]
 
     content {
       sid = "MskConnect"
-      actions = [
-        "kafka-cluster:Connect",
-        "kafka-cluster:DescribeCluster",
-      ]
-      resources = ["arn:${local.partition}:kafka:${var.aws_region}:${local.account_id}:cluster/${statement.value.msk_cluster}/*"]
+      actions = concat(
+        ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
+        length(statement.value.write_topics) > 0 ? ["kafka-cluster:WriteDataIdempotently"] : [],
+      )
+      resources = ["arn:${local.partition}:kafka:${var.aws_region}:${local.account_id}:cluster/${statement.value.cluster}/*"]
     }
   }
 
   dynamic "statement" {
-    for_each = each.value.kafka_lag == null ? [] : [each.value.kafka_lag]
+    for_each = try(length(each.value.msk.read_topics) > 0, false) ? [each.value.msk] : []
 
     content {
-      sid = "MskReadTopic"
+      sid = "MskReadTopics"
       actions = [
         "kafka-cluster:DescribeTopic",
         "kafka-cluster:ReadData",
       ]
-      resources = ["arn:${local.partition}:kafka:${var.aws_region}:${local.account_id}:topic/${statement.value.msk_cluster}/*/${statement.value.topic}"]
+      resources = [for t in statement.value.read_topics : "arn:${local.partition}:kafka:${var.aws_region}:${local.account_id}:topic/${statement.value.cluster}/*/${t}"]
     }
   }
 
   dynamic "statement" {
-    for_each = each.value.kafka_lag == null ? [] : [each.value.kafka_lag]
+    for_each = try(length(each.value.msk.write_topics) > 0, false) ? [each.value.msk] : []
+
+    content {
+      sid = "MskWriteTopics"
+      actions = [
+        "kafka-cluster:DescribeTopic",
+        "kafka-cluster:WriteData",
+      ]
+      resources = [for t in statement.value.write_topics : "arn:${local.partition}:kafka:${var.aws_region}:${local.account_id}:topic/${statement.value.cluster}/*/${t}"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = try(each.value.msk.consumer_group != null, false) ? [each.value.msk] : []
 
     content {
       sid = "MskConsumerGroup"
@@ -192,7 +211,7 @@ data "aws_iam_policy_document" "task" {
         "kafka-cluster:AlterGroup",
         "kafka-cluster:DescribeGroup",
       ]
-      resources = ["arn:${local.partition}:kafka:${var.aws_region}:${local.account_id}:group/${statement.value.msk_cluster}/*/${statement.value.consumer_group}"]
+      resources = ["arn:${local.partition}:kafka:${var.aws_region}:${local.account_id}:group/${statement.value.cluster}/*/${statement.value.consumer_group}"]
     }
   }
 

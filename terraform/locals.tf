@@ -21,6 +21,17 @@ locals {
   # and in the role's tags).
   flow_logs_role_name = length("${local.name}-vpc-flow-logs") <= 64 ? "${local.name}-vpc-flow-logs" : "${substr(local.name, 0, 41)}-${substr(sha1(local.name), 0, 8)}-vpc-flow-logs"
 
+  # Entries written before `msk` existed, whose autoscaling.kafka_lag named the cluster and group:
+  # the one topic its lag is measured on, read as that group.
+  msk_before_msk = {
+    for name, c in var.consumers : name => {
+      cluster        = c.autoscaling.kafka_lag.msk_cluster
+      consumer_group = c.autoscaling.kafka_lag.consumer_group
+      read_topics    = compact([c.autoscaling.kafka_lag.topic])
+      write_topics   = tolist([])
+    } if try(c.autoscaling.kafka_lag.msk_cluster, null) != null
+  }
+
   consumers = {
     for name, c in var.consumers : name => {
       # The ECR repository cdc-deploy pushes the consumer's images to (it is not managed here).
@@ -42,7 +53,27 @@ locals {
       initial_count = c.autoscaling == null ? c.desired_count : max(c.autoscaling.min, min(c.autoscaling.max, c.desired_count))
       cpu_target    = try(c.autoscaling.cpu_target, null)
       memory_target = try(c.autoscaling.memory_target, null)
-      kafka_lag     = try(c.autoscaling.kafka_lag, null)
+
+      # Rollout limits: the consumer's own (a single writer's 0 and 100), else the module's.
+      deployment_minimum_healthy_percent = c.deployment_minimum_healthy_percent != null ? c.deployment_minimum_healthy_percent : var.deployment_minimum_healthy_percent
+      deployment_maximum_percent         = c.deployment_maximum_percent != null ? c.deployment_maximum_percent : var.deployment_maximum_percent
+
+      # MSK IAM access of the task role: `msk`, or for an entry written before `msk` existed, what
+      # its autoscaling.kafka_lag names.
+      msk = c.msk == null ? lookup(local.msk_before_msk, name, null) : {
+        cluster        = c.msk.cluster
+        consumer_group = c.msk.consumer_group
+        read_topics    = sort(distinct(c.msk.read_topics))
+        write_topics   = sort(distinct(c.msk.write_topics))
+      }
+
+      # Lag scaling: the group's SumOffsetLag on one topic, each part from kafka_lag or msk.
+      kafka_lag = try(c.autoscaling.kafka_lag, null) == null ? null : {
+        target_lag     = c.autoscaling.kafka_lag.target_lag
+        msk_cluster    = coalesce(c.autoscaling.kafka_lag.msk_cluster, try(c.msk.cluster, null))
+        consumer_group = coalesce(c.autoscaling.kafka_lag.consumer_group, try(c.msk.consumer_group, null))
+        topic          = coalesce(c.autoscaling.kafka_lag.topic, try(c.msk.read_topics[0], null))
+      }
 
       # What the execution role may read to inject the secrets.
       ssm_parameter_arns = sort(distinct([for arn in values(c.secrets) : arn if can(regex("^arn:[^:]+:ssm:", arn))]))
@@ -66,12 +97,17 @@ locals {
             for key, value in merge({ CONSUMER_NAME = name }, c.environment) : { name = key, value = value }
           ]
           secrets = [for key in sort(keys(c.secrets)) : { name = key, valueFrom = c.secrets[key] }]
+          # startPeriod only when positive: 0 means "no start period" and ECS omits it from the
+          # registered definition, so sending it would show as a change on every plan.
+          # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html
           healthCheck = c.health_check == null ? null : {
-            command     = c.health_check.command
-            interval    = c.health_check.interval
-            timeout     = c.health_check.timeout
-            retries     = c.health_check.retries
-            startPeriod = c.health_check.start_period
+            for k, v in {
+              command     = c.health_check.command
+              interval    = c.health_check.interval
+              timeout     = c.health_check.timeout
+              retries     = c.health_check.retries
+              startPeriod = c.health_check.start_period > 0 ? c.health_check.start_period : null
+            } : k => v if v != null
           }
           # An init process as PID 1 forwards SIGTERM to the consumer and reaps zombies (and
           # is what ECS Exec wants).

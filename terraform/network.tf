@@ -11,21 +11,45 @@
 # In every mode the tasks get a security group that allows egress only: a consumer connects
 # out (to Kafka, its databases, AWS APIs) and nothing connects to it.
 
+# The two AZs the VPC spans, chosen by zone ID: AZ names map to different zones in each account,
+# and Fargate does not run in every zone (exclude_zone_ids lists those it does not).
+# https://docs.aws.amazon.com/ram/latest/userguide/working-with-az-ids.html
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/AWS_Fargate-Regions.html
 data "aws_availability_zones" "available" {
-  #checkov:skip=CKV_AWS_394:The VPC takes the first two AZ names in sorted order; AZs AWS adds later sort after them, and AZ names differ per account, so no fixed list of names fits every account.
+  #checkov:skip=CKV_AWS_394:AZs are chosen by zone ID (availability_zone_ids, or every regular AZ but exclude_zone_ids); without an explicit list the first two by name are used, as before, so an existing VPC keeps its subnets.
   count = local.create_vpc ? 1 : 0
   state = "available"
+
+  # Zones where Fargate does not run; ignored when availability_zone_ids names the zones.
+  exclude_zone_ids = length(var.availability_zone_ids) > 0 ? [] : var.exclude_zone_ids
 
   # Regular AZs only, no Local or Wavelength Zones.
   filter {
     name   = "opt-in-status"
     values = ["opt-in-not-required"]
   }
+
+  dynamic "filter" {
+    for_each = length(var.availability_zone_ids) > 0 ? [var.availability_zone_ids] : []
+
+    content {
+      name   = "zone-id"
+      values = filter.value
+    }
+  }
 }
 
 locals {
-  # AZ name => index, for the two AZs the VPC spans.
-  azs = local.create_vpc ? { for i, az in slice(sort(data.aws_availability_zones.available[0].names), 0, 2) : az => i } : {}
+  # AZ name => index, for the two AZs the VPC spans: the first two by name among those allowed.
+  # Subnets are keyed by AZ name and cut by index, so a VPC created before zone IDs were chosen
+  # keeps its subnets wherever its AZs are allowed; a change of AZ replaces subnets, which
+  # cdc-deploy's destroy guard stops.
+  az_names = local.create_vpc ? sort(data.aws_availability_zones.available[0].names) : []
+  azs      = { for i, az in slice(local.az_names, 0, min(2, length(local.az_names))) : az => i }
+  # AZ name => AZ ID, of the zones the VPC spans.
+  az_ids = local.create_vpc ? {
+    for i, name in data.aws_availability_zones.available[0].names : name => data.aws_availability_zones.available[0].zone_ids[i] if contains(keys(local.azs), name)
+  } : {}
 
   task_subnet_ids = (
     var.network_mode == "existing" ? var.subnet_ids : (
@@ -45,6 +69,13 @@ resource "aws_vpc" "this" {
   enable_dns_hostnames = true
 
   tags = merge(local.tags, { Name = local.name })
+
+  lifecycle {
+    precondition {
+      condition     = length(local.azs) == 2
+      error_message = "The VPC spans two AZs, but ${length(local.azs)} ${length(var.availability_zone_ids) > 0 ? "of availability_zone_ids ${jsonencode(var.availability_zone_ids)} exist" : "regular AZs outside exclude_zone_ids ${jsonencode(var.exclude_zone_ids)} are available"} in ${var.aws_region}: name two AZ IDs where Fargate runs in availability_zone_ids."
+    }
+  }
 }
 
 # The VPC's default security group, stripped of its rules: nothing should use it.

@@ -36,6 +36,11 @@ output "vpc_id" {
   value       = local.vpc_id
 }
 
+output "availability_zones" {
+  description = "With network_mode \"public\" or \"private\": AZ name => AZ ID of the zones the VPC spans."
+  value       = local.az_ids
+}
+
 output "subnet_ids" {
   description = "The subnets the tasks run in."
   value       = local.task_subnet_ids

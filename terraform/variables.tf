@@ -60,16 +60,31 @@ variable "consumers" {
       retries      = optional(number, 3)
       start_period = optional(number, 0)
     }))
+    # Rollouts of this consumer's service, over the module-wide deployment_* inputs: a consumer
+    # that owns its source (a replication slot, a single-writer lock) needs 0 and 100, so that
+    # its old task stops before the new one starts. cdc-deploy writes them for `single_writer`.
+    deployment_minimum_healthy_percent = optional(number)
+    deployment_maximum_percent         = optional(number)
+    # MSK IAM access of the task role: the cluster (its name), the consumer group it commits
+    # offsets as, the topics it reads and those it writes. Independent of autoscaling.
+    msk = optional(object({
+      cluster        = string
+      consumer_group = optional(string)
+      read_topics    = optional(list(string), [])
+      write_topics   = optional(list(string), [])
+    }))
     autoscaling = optional(object({
       min           = number
       max           = number
       cpu_target    = optional(number)
       memory_target = optional(number)
+      # Lag of the consumer group on one topic, from `msk` where these are null: msk_cluster is
+      # msk.cluster, consumer_group msk.consumer_group, topic the only one of msk.read_topics.
       kafka_lag = optional(object({
-        msk_cluster    = string
-        consumer_group = string
-        topic          = string
         target_lag     = number
+        topic          = optional(string)
+        msk_cluster    = optional(string)
+        consumer_group = optional(string)
       }))
     }))
     # Written by cdc-deploy, used by no resource: while set, the consumer is held on the image it
@@ -185,15 +200,60 @@ variable "consumers" {
 
   validation {
     condition = length([
-      for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) == null ? false : !(
-        can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", c.autoscaling.kafka_lag.msk_cluster))
-        && length(trimspace(c.autoscaling.kafka_lag.consumer_group)) > 0
-        && length(trimspace(c.autoscaling.kafka_lag.topic)) > 0
-        && c.autoscaling.kafka_lag.target_lag >= 1
+      for name, c in var.consumers : name if c.msk == null ? false : !(
+        can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", c.msk.cluster))
+        && alltrue([for t in concat(c.msk.read_topics, c.msk.write_topics) : can(regex("^[A-Za-z0-9._*-]{1,249}$", t))])
+        && length(c.msk.read_topics) + length(c.msk.write_topics) > 0
+        && (length(c.msk.read_topics) == 0 || c.msk.consumer_group != null)
       )
     ]) == 0
-    error_message = "autoscaling.kafka_lag needs msk_cluster (the MSK cluster's name: letters, digits and hyphens), a consumer_group and a topic that are not empty, and target_lag (messages of lag per running task) of at least 1; not valid: ${join(", ", [for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) == null ? false : !(can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", c.autoscaling.kafka_lag.msk_cluster)) && length(trimspace(c.autoscaling.kafka_lag.consumer_group)) > 0 && length(trimspace(c.autoscaling.kafka_lag.topic)) > 0 && c.autoscaling.kafka_lag.target_lag >= 1)])}."
+    error_message = "msk needs cluster (the MSK cluster's name: letters, digits and hyphens), at least one of read_topics and write_topics (topic names: letters, digits, \".\", \"_\", \"-\", \"*\" as a wildcard), and a consumer_group when it reads; not valid: ${join(", ", [for name, c in var.consumers : name if c.msk == null ? false : !(can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", c.msk.cluster)) && alltrue([for t in concat(c.msk.read_topics, c.msk.write_topics) : can(regex("^[A-Za-z0-9._*-]{1,249}$", t))]) && length(c.msk.read_topics) + length(c.msk.write_topics) > 0 && (length(c.msk.read_topics) == 0 || c.msk.consumer_group != null))])}."
   }
+
+  # MSK publishes no consumer-lag metrics (SumOffsetLag, MaxOffsetLag, EstimatedMaxTimeLag) for a
+  # consumer group whose name has a colon or characters outside printable ASCII, so lag scaling
+  # on such a group could never fire; IAM group ARNs take the same names.
+  # https://docs.aws.amazon.com/msk/latest/developerguide/consumer-lag.html
+  validation {
+    condition = length([
+      for name, c in var.consumers : name if !alltrue([
+        for g in compact([try(c.msk.consumer_group, null), try(c.autoscaling.kafka_lag.consumer_group, null)]) : can(regex("^[ -9;-~]{1,255}$", g)) && trimspace(g) == g
+      ])
+    ]) == 0
+    error_message = "A consumer_group must be 1 to 255 printable ASCII characters without \":\" and without leading or trailing spaces: MSK publishes no lag metrics for other group names; not valid: ${join(", ", [for name, c in var.consumers : name if !alltrue([for g in compact([try(c.msk.consumer_group, null), try(c.autoscaling.kafka_lag.consumer_group, null)]) : can(regex("^[ -9;-~]{1,255}$", g)) && trimspace(g) == g])])}."
+  }
+
+  validation {
+    condition = length([
+      for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) == null ? false : !(
+        c.autoscaling.kafka_lag.target_lag >= 1
+        && can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", coalesce(c.autoscaling.kafka_lag.msk_cluster, try(c.msk.cluster, null), "-")))
+        && coalesce(c.autoscaling.kafka_lag.consumer_group, try(c.msk.consumer_group, null), "") != ""
+        && can(regex("^[A-Za-z0-9._-]{1,249}$", coalesce(c.autoscaling.kafka_lag.topic, try((length(c.msk.read_topics) == 1 ? c.msk.read_topics[0] : null), null), "-")))
+      )
+    ]) == 0
+    error_message = "autoscaling.kafka_lag needs target_lag (messages of lag per running task) of at least 1, and an MSK cluster, a consumer_group and one topic (no wildcard), each given in kafka_lag or taken from msk (the topic when msk reads exactly one); not valid: ${join(", ", [for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) == null ? false : !(c.autoscaling.kafka_lag.target_lag >= 1 && can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", coalesce(c.autoscaling.kafka_lag.msk_cluster, try(c.msk.cluster, null), "-"))) && coalesce(c.autoscaling.kafka_lag.consumer_group, try(c.msk.consumer_group, null), "") != "" && can(regex("^[A-Za-z0-9._-]{1,249}$", coalesce(c.autoscaling.kafka_lag.topic, try((length(c.msk.read_topics) == 1 ? c.msk.read_topics[0] : null), null), "-"))))])}."
+  }
+
+  # Lag per running task divides by Container Insights' RunningTaskCount, which has no datapoint
+  # while no task runs: a service at 0 tasks would never scale out again on lag.
+  # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/Container-Insights-metrics-ECS.html
+  validation {
+    condition     = length([for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) != null && try(c.autoscaling.min, 1) < 1]) == 0
+    error_message = "autoscaling.min must be at least 1 with kafka_lag: lag per running task has no value at 0 tasks, so a consumer scaled to 0 would never scale out again; not valid: ${join(", ", [for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) != null && try(c.autoscaling.min, 1) < 1])}."
+  }
+
+  validation {
+    condition = length([
+      for name, c in var.consumers : name if !(
+        (c.deployment_minimum_healthy_percent == null || try(c.deployment_minimum_healthy_percent >= 0 && c.deployment_minimum_healthy_percent <= 100, false))
+        && (c.deployment_maximum_percent == null || try(c.deployment_maximum_percent >= 100 && c.deployment_maximum_percent <= 200, false))
+        && (c.deployment_minimum_healthy_percent == null || c.deployment_maximum_percent == null || try(c.deployment_maximum_percent > c.deployment_minimum_healthy_percent, false))
+      )
+    ]) == 0
+    error_message = "A consumer's deployment_minimum_healthy_percent must be 0 to 100 and its deployment_maximum_percent 100 to 200 and above the minimum; not valid: ${join(", ", [for name, c in var.consumers : name if !((c.deployment_minimum_healthy_percent == null || try(c.deployment_minimum_healthy_percent >= 0 && c.deployment_minimum_healthy_percent <= 100, false)) && (c.deployment_maximum_percent == null || try(c.deployment_maximum_percent >= 100 && c.deployment_maximum_percent <= 200, false)) && (c.deployment_minimum_healthy_percent == null || c.deployment_maximum_percent == null || try(c.deployment_maximum_percent > c.deployment_minimum_healthy_percent, false)))])}."
+  }
+
 }
 
 # ---- network ----------------------------------------------------------------------------------
@@ -261,6 +321,38 @@ variable "security_group_ids" {
     condition     = alltrue([for s in var.security_group_ids : can(regex("^sg-[0-9a-f]+$", s))])
     error_message = "security_group_ids must be security group ids such as \"sg-0123456789abcdef0\"."
   }
+
+  # A task in awsvpc mode takes at most 5 security groups, and the module adds its own: a fifth
+  # one here would fail at apply with InvalidParameterException.
+  # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AwsVpcConfiguration.html
+  validation {
+    condition     = length(var.security_group_ids) <= 4
+    error_message = "security_group_ids takes at most 4 groups (${length(var.security_group_ids)} given): a Fargate task takes at most 5 security groups and the module adds its own egress-only group. Merge the rules of some groups into one."
+  }
+}
+
+variable "availability_zone_ids" {
+  description = "With network_mode \"public\" or \"private\": the two AZ IDs (such as \"use1-az1\") the new VPC spans. Empty: the first two AZs by name whose ID is not in exclude_zone_ids."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.availability_zone_ids) == 0 || (length(var.availability_zone_ids) == 2 && length(distinct(var.availability_zone_ids)) == 2 && alltrue([for z in var.availability_zone_ids : can(regex("^[a-z]{2,}[0-9]+(-[a-z]+[0-9]+)?-az[0-9]+$", z))]))
+    error_message = "availability_zone_ids must be empty or two different AZ IDs such as [\"use1-az1\", \"use1-az2\"] (IDs, not names: a name like us-east-1a maps to a different zone in each account)."
+  }
+}
+
+variable "exclude_zone_ids" {
+  description = "AZ IDs the new VPC never spans when availability_zone_ids is empty. The default lists the AZ IDs where Fargate does not run."
+  type        = list(string)
+  # Fargate runs in every AZ of its regions except these.
+  # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/AWS_Fargate-Regions.html
+  default = ["use1-az3", "usw1-az2", "apne1-az3"]
+
+  validation {
+    condition     = alltrue([for z in var.exclude_zone_ids : can(regex("^[a-z]{2,}[0-9]+(-[a-z]+[0-9]+)?-az[0-9]+$", z))])
+    error_message = "exclude_zone_ids must be AZ IDs such as \"use1-az3\", not AZ names."
+  }
 }
 
 # ---- logs and encryption ----------------------------------------------------------------------
@@ -276,8 +368,19 @@ variable "log_retention_days" {
   }
 }
 
+variable "secrets_kms_key_arns" {
+  description = "ARNs of the customer managed KMS keys the consumers' secrets (SSM SecureString parameters, Secrets Manager secrets) are encrypted with: the execution roles may decrypt with them to inject the secrets. Not needed for AWS managed keys."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.secrets_kms_key_arns : can(regex("^arn:aws(-[a-z]+)*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", k))])
+    error_message = "secrets_kms_key_arns must be KMS key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID), not aliases: IAM policies match keys by key ARN."
+  }
+}
+
 variable "kms_key_arn" {
-  description = "ARN of a KMS key to encrypt the log groups with (its key policy must allow CloudWatch Logs); the execution roles may decrypt with it. Null: CloudWatch Logs' own encryption."
+  description = "ARN of a KMS key to encrypt the log groups with (its key policy must allow CloudWatch Logs, which encrypts and decrypts with it; the tasks never do). Null: CloudWatch Logs' own encryption."
   type        = string
   default     = null
 
@@ -312,8 +415,20 @@ variable "capacity_provider" {
   }
 }
 
+variable "force_new_deployment" {
+  description = "Start a new deployment of every service on any change to it. Off: only a new revision or a change of network starts one. Set it for the apply that changes capacity_provider (the provider requires it), then unset it."
+  type        = bool
+  default     = false
+}
+
+variable "availability_zone_rebalancing" {
+  description = "Let ECS stop running tasks to rebalance a service across AZs. Off by default: every task stopped is a Kafka consumer-group rebalance (or, for a single writer, a gap)."
+  type        = bool
+  default     = false
+}
+
 variable "deployment_minimum_healthy_percent" {
-  description = "Lower limit, in percent of the desired count, of the running tasks during a rollout."
+  description = "Lower limit, in percent of the desired count, of the running tasks during a rollout (a consumer's own deployment_minimum_healthy_percent wins)."
   type        = number
   default     = 100
 
@@ -324,7 +439,7 @@ variable "deployment_minimum_healthy_percent" {
 }
 
 variable "deployment_maximum_percent" {
-  description = "Upper limit, in percent of the desired count, of the running tasks during a rollout."
+  description = "Upper limit, in percent of the desired count, of the running tasks during a rollout (a consumer's own deployment_maximum_percent wins)."
   type        = number
   default     = 200
 

@@ -10,10 +10,6 @@ data "aws_caller_identity" "current" {}
 
 data "aws_partition" "current" {}
 
-data "aws_service_principal" "logs" {
-  service_name = "logs"
-}
-
 locals {
   name = "${var.project_name}-${var.environment}"
 
@@ -53,9 +49,11 @@ data "aws_iam_policy_document" "logs_key" {
     ]
     resources = ["*"]
 
+    # The regional principal the CloudWatch Logs encryption guide gives.
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
     principals {
       type        = "Service"
-      identifiers = [data.aws_service_principal.logs.name]
+      identifiers = ["logs.${var.aws_region}.amazonaws.com"]
     }
 
     condition {

@@ -88,7 +88,19 @@ pub struct HealthCheck {
     pub start_period: u32,
 }
 
-/// Scaling on MSK consumer lag (CloudWatch `SumOffsetLag`).
+/// MSK IAM access of the consumer's task role: connect to `cluster`, read and write these topics,
+/// commit offsets as `consumer_group`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MskAccess {
+    /// The MSK cluster's name (an ARN in `consumer.toml` is reduced to it).
+    pub cluster: String,
+    pub consumer_group: Option<String>,
+    pub read_topics: Vec<String>,
+    pub write_topics: Vec<String>,
+}
+
+/// Scaling on MSK consumer lag (CloudWatch `SumOffsetLag`), every part resolved (from
+/// `[autoscaling.kafka_lag]` or `[msk]`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct KafkaLagScaling {
     /// The MSK cluster's name, as CloudWatch's `Cluster Name` dimension wants it.
@@ -121,6 +133,18 @@ pub struct ConsumerSettings {
     pub build: BuildSettings,
     pub health_check: Option<HealthCheck>,
     pub autoscaling: Option<Autoscaling>,
+    /// The consumer owns its source (a replication slot): at most one task at a time, so a
+    /// rollout stops the old task before it starts the new one.
+    pub single_writer: bool,
+    pub msk: Option<MskAccess>,
+}
+
+impl ConsumerSettings {
+    /// The rollout limits this consumer's service takes over the module's: `(minimum healthy,
+    /// maximum)` percent, `0/100` for a single writer.
+    pub fn deployment_percentages(&self) -> Option<(u32, u32)> {
+        self.single_writer.then_some((0, 100))
+    }
 }
 
 impl Default for ConsumerSettings {
@@ -140,6 +164,8 @@ impl Default for ConsumerSettings {
             },
             health_check: None,
             autoscaling: None,
+            single_writer: false,
+            msk: None,
         }
     }
 }
@@ -164,6 +190,8 @@ struct RawConsumer {
     build: Option<RawBuild>,
     health_check: Option<Spanned<RawHealthCheck>>,
     autoscaling: Option<Spanned<RawAutoscaling>>,
+    single_writer: Option<Spanned<bool>>,
+    msk: Option<Spanned<RawMsk>>,
     /// Keys present but refused by their shape: not to be taken for absent.
     rejected: std::collections::BTreeSet<String>,
 }
@@ -196,10 +224,20 @@ struct RawAutoscaling {
 }
 
 struct RawKafkaLag {
-    msk_cluster: Spanned<String>,
-    consumer_group: Spanned<String>,
-    topic: Spanned<String>,
+    /// Before `[msk]` existed these named the cluster and group; `[msk]` does now.
+    msk_cluster: Option<Spanned<String>>,
+    consumer_group: Option<Spanned<String>>,
+    topic: Option<Spanned<String>>,
     target_lag: Spanned<u64>,
+}
+
+type Strings = Spanned<Vec<Spanned<String>>>;
+
+struct RawMsk {
+    cluster: Spanned<String>,
+    consumer_group: Option<Spanned<String>>,
+    read_topics: Option<Strings>,
+    write_topics: Option<Strings>,
 }
 
 /// The keys each table takes.
@@ -214,11 +252,14 @@ const TOP_KEYS: &[&str] = &[
     "build",
     "health_check",
     "autoscaling",
+    "single_writer",
+    "msk",
 ];
 const BUILD_KEYS: &[&str] = &["dockerfile", "target", "args"];
 const HEALTH_KEYS: &[&str] = &["command", "interval", "timeout", "retries", "start_period"];
 const AUTOSCALING_KEYS: &[&str] = &["min", "max", "cpu_target", "memory_target", "kafka_lag"];
-const KAFKA_LAG_KEYS: &[&str] = &["msk_cluster", "consumer_group", "topic", "target_lag"];
+const KAFKA_LAG_KEYS: &[&str] = &["target_lag", "topic", "msk_cluster", "consumer_group"];
+const MSK_KEYS: &[&str] = &["cluster", "consumer_group", "read_topics", "write_topics"];
 
 /// Read the document into its raw settings, finding every problem of shape on the way. Syntax
 /// errors leave nothing to read; other problems leave out just the value concerned.
@@ -241,8 +282,32 @@ fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
         build: None,
         health_check: None,
         autoscaling: None,
+        single_writer: d.boolean(t, "", "single_writer"),
+        msk: None,
         rejected: Default::default(),
     };
+    if let Some((m, span)) = d.table(t, "", "msk") {
+        d.unknown_keys(m, "msk", MSK_KEYS);
+        let cluster = d.string(m, "msk", "cluster", "cdc-msk");
+        d.require(m, span.clone(), "msk", "cluster", "\"cdc-msk\"");
+        let consumer_group = d.string(m, "msk", "consumer_group", "orders-cdc");
+        let read_topics = d.strings(m, "msk", "read_topics", "dbserver1.public.orders");
+        let write_topics = d.strings(m, "msk", "write_topics", "orders.outbox");
+        match cluster {
+            Some(cluster) => {
+                raw.msk = Some(Spanned::new(
+                    span,
+                    RawMsk {
+                        cluster,
+                        consumer_group,
+                        read_topics,
+                        write_topics,
+                    },
+                ))
+            }
+            None => d.reject("", "msk"),
+        }
+    }
     if let Some((env, _)) = d.table(t, "", "environment") {
         raw.environment = Document::scalars(env);
     }
@@ -315,36 +380,27 @@ fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
             .and_then(|(k, kspan)| {
                 d.unknown_keys(k, "autoscaling.kafka_lag", KAFKA_LAG_KEYS);
                 let name = "autoscaling.kafka_lag";
-                let fields = (
+                let target_lag = d.number(k, name, "target_lag", 1000);
+                d.require(k, kspan.clone(), name, "target_lag", "1000");
+                let (topic, msk_cluster, consumer_group) = (
+                    d.string(k, name, "topic", "dbserver1.public.orders"),
                     d.string(k, name, "msk_cluster", "cdc-msk"),
                     d.string(k, name, "consumer_group", "orders-cdc"),
-                    d.string(k, name, "topic", "dbserver1.public.orders"),
-                    d.number(k, name, "target_lag", 1000),
                 );
-                for (key, example) in [
-                    ("msk_cluster", "\"cdc-msk\""),
-                    ("consumer_group", "\"orders-cdc\""),
-                    ("topic", "\"dbserver1.public.orders\""),
-                    ("target_lag", "1000"),
-                ] {
-                    d.require(k, kspan.clone(), name, key, example);
-                }
-                if !matches!(fields, (Some(_), Some(_), Some(_), Some(_))) {
-                    d.reject("autoscaling", "kafka_lag");
-                }
-                match fields {
-                    (Some(msk_cluster), Some(consumer_group), Some(topic), Some(target_lag)) => {
-                        Some(Spanned::new(
-                            kspan,
-                            RawKafkaLag {
-                                msk_cluster,
-                                consumer_group,
-                                topic,
-                                target_lag,
-                            },
-                        ))
+                match target_lag {
+                    Some(target_lag) => Some(Spanned::new(
+                        kspan,
+                        RawKafkaLag {
+                            msk_cluster,
+                            consumer_group,
+                            topic,
+                            target_lag,
+                        },
+                    )),
+                    None => {
+                        d.reject("autoscaling", "kafka_lag");
+                        None
                     }
-                    _ => None,
                 }
             });
         if let (Some(min), Some(max)) = (min, max) {
@@ -603,19 +659,175 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
     if let Some(hc) = &raw.health_check {
         s.health_check = Some(check_health(c, hc));
     }
+    if let Some(m) = &raw.msk {
+        s.msk = Some(check_msk(c, m.get_ref()));
+    }
     if let Some(a) = &raw.autoscaling {
         let policy_refused = ["cpu_target", "memory_target", "kafka_lag"]
             .iter()
             .any(|k| raw.rejected.contains(&format!("autoscaling.{k}")));
-        s.autoscaling = Some(check_autoscaling(
+        let (autoscaling, legacy_msk) = check_autoscaling(
             c,
             a,
             &raw.desired_count,
             s.desired_count,
             policy_refused,
-        ));
+            s.msk.as_ref(),
+            raw.rejected.contains("msk"),
+        );
+        s.autoscaling = Some(autoscaling);
+        if s.msk.is_none() {
+            s.msk = legacy_msk;
+        }
+    }
+    if let Some(sw) = raw.single_writer.as_ref().filter(|v| *v.get_ref()) {
+        s.single_writer = true;
+        check_single_writer(c, &raw, sw, &s);
     }
     s
+}
+
+/// A single writer owns its source: one task at a time, stopped cleanly before the next starts.
+fn check_single_writer(
+    c: &mut Checker<'_>,
+    raw: &RawConsumer,
+    sw: &Spanned<bool>,
+    s: &ConsumerSettings,
+) {
+    if s.desired_count > 1 {
+        let span = raw.desired_count.as_ref().map_or(sw.span(), Spanned::span);
+        c.error(
+            span,
+            format!(
+                "`desired_count` is {} but `single_writer = true` allows one task: a second task on the same replication slot or lock fails (\"replication slot ... is active for PID ...\")",
+                s.desired_count
+            ),
+            Some("set `desired_count = 1` (or 0 to stop it), or remove `single_writer` if the consumer shares its work through a Kafka consumer group".into()),
+        );
+    }
+    if let Some(a) = &raw.autoscaling {
+        c.error(
+            a.span(),
+            "`[autoscaling]` cannot scale a `single_writer` consumer: it runs one task at most, and a scale-out would start a second writer on its source".into(),
+            Some("remove `[autoscaling]`; size the one task with `cpu` and `memory`".into()),
+        );
+    }
+    if s.stop_timeout < 30 {
+        let span = raw.stop_timeout.as_ref().map_or(sw.span(), Spanned::span);
+        c.warn(
+            span,
+            format!(
+                "`stop_timeout` is {} seconds for a `single_writer` consumer: it must release its replication slot cleanly before ECS kills it, or the next task waits for the server to time the old connection out",
+                s.stop_timeout
+            ),
+            "give it 30 seconds or more (Fargate allows up to 120)".into(),
+        );
+    }
+}
+
+/// A topic name MSK takes (a `*` is an IAM wildcard, in the topics a role may use).
+fn valid_topic(t: &str, wildcard: bool) -> bool {
+    !t.is_empty()
+        && t.len() <= 249
+        && t.chars().all(|ch| {
+            ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-') || (wildcard && ch == '*')
+        })
+}
+
+/// Why a consumer group name cannot have lag metrics, if it cannot: MSK publishes none for a
+/// name with `:` or characters outside printable ASCII.
+fn group_problem(g: &str) -> Option<String> {
+    if g.trim().is_empty() {
+        return Some("is empty".into());
+    }
+    if g.len() > 255 {
+        return Some("is longer than 255 characters".into());
+    }
+    if g.trim() != g {
+        return Some("starts or ends with a space".into());
+    }
+    if g.contains(':') {
+        return Some("contains `:`, and MSK publishes no lag metrics for such a group".into());
+    }
+    if !g.chars().all(|ch| (' '..='~').contains(&ch)) {
+        return Some("has characters outside printable ASCII, and MSK publishes no lag metrics for such a group".into());
+    }
+    None
+}
+
+fn check_group(c: &mut Checker<'_>, key: &str, g: &Spanned<String>) {
+    if let Some(problem) = group_problem(g.get_ref()) {
+        let help = if g.get_ref().trim().is_empty() {
+            "name the consumer group: the `group.id` the consumer commits offsets as"
+        } else {
+            "use printable ASCII letters, digits, `.`, `_` or `-`, such as \"orders-cdc\""
+        };
+        c.error(g.span(), format!("`{key}` {problem}"), Some(help.into()));
+    }
+}
+
+/// An MSK cluster's name, from its name or ARN.
+fn msk_cluster_name(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> String {
+    let cluster = v.get_ref();
+    if let Some(caps) = MSK_CLUSTER_ARN.captures(cluster) {
+        return caps[2].to_string();
+    }
+    if !MSK_CLUSTER_NAME.is_match(cluster) {
+        c.error(
+            v.span(),
+            format!("`{key}` `{cluster}` is neither an MSK cluster name nor its ARN"),
+            Some(
+                "write the cluster's name or `arn:aws:kafka:REGION:ACCOUNT:cluster/NAME/UUID`"
+                    .into(),
+            ),
+        );
+    }
+    cluster.clone()
+}
+
+fn check_msk(c: &mut Checker<'_>, m: &RawMsk) -> MskAccess {
+    let cluster = msk_cluster_name(c, "msk.cluster", &m.cluster);
+    if let Some(g) = &m.consumer_group {
+        check_group(c, "msk.consumer_group", g);
+    }
+    let mut topics = |key: &str, list: &Option<Strings>| -> Vec<String> {
+        let Some(list) = list else { return Vec::new() };
+        for t in list.get_ref() {
+            if !valid_topic(t.get_ref(), true) {
+                c.error(
+                    t.span(),
+                    format!("`msk.{key}` has `{}`, which is not a Kafka topic name", t.get_ref()),
+                    Some("use letters, digits, `.`, `_` and `-` (at most 249), with `*` as a wildcard".into()),
+                );
+            }
+        }
+        let mut v: Vec<String> = list.get_ref().iter().map(|t| t.get_ref().clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let read_topics = topics("read_topics", &m.read_topics);
+    let write_topics = topics("write_topics", &m.write_topics);
+    let span = m.cluster.span();
+    if m.read_topics.is_none() && m.write_topics.is_none() {
+        c.error(
+            span.clone(),
+            "`[msk]` names no topic: the task role would connect and do nothing".into(),
+            Some("add `read_topics = [\"...\"]` (what it consumes) and/or `write_topics = [\"...\"]` (what it produces)".into()),
+        );
+    } else if !read_topics.is_empty() && m.consumer_group.is_none() {
+        c.error(
+            m.read_topics.as_ref().map_or(span, Spanned::span),
+            "`[msk]` reads topics but names no `consumer_group`: the task role may commit offsets only as a group it names".into(),
+            Some("add `consumer_group = \"...\"`, the group.id the consumer uses".into()),
+        );
+    }
+    MskAccess {
+        cluster,
+        consumer_group: m.consumer_group.as_ref().map(|g| g.get_ref().clone()),
+        read_topics,
+        write_topics,
+    }
 }
 
 fn missing_dockerfile(c: &mut Checker<'_>) {
@@ -724,13 +936,16 @@ fn check_health(c: &mut Checker<'_>, hc: &Spanned<RawHealthCheck>) -> HealthChec
     }
 }
 
+/// `[autoscaling]`, and the MSK access a `kafka_lag` written before `[msk]` existed implies.
 fn check_autoscaling(
     c: &mut Checker<'_>,
     a: &Spanned<RawAutoscaling>,
     desired_raw: &Option<Spanned<u32>>,
     desired: u32,
     policy_refused: bool,
-) -> Autoscaling {
+    msk: Option<&MskAccess>,
+    msk_refused: bool,
+) -> (Autoscaling, Option<MskAccess>) {
     let raw = a.get_ref();
     let (min, max) = (*raw.min.get_ref(), *raw.max.get_ref());
     if max == 0 {
@@ -764,52 +979,51 @@ fn check_autoscaling(
         .memory_target
         .as_ref()
         .map(|v| c.range("autoscaling.memory_target", v, 1, 100, "%"));
-    let kafka_lag = raw
-        .kafka_lag
-        .as_ref()
-        .map(|k| check_kafka_lag(c, k.get_ref()));
-    if cpu_target.is_none() && memory_target.is_none() && kafka_lag.is_none() && !policy_refused {
+    let mut legacy = None;
+    let kafka_lag = raw.kafka_lag.as_ref().and_then(|k| {
+        if min == 0 {
+            c.error(
+                raw.min.span(),
+                "`autoscaling.min` is 0 with `[autoscaling.kafka_lag]`: lag per running task has no value while no task runs, so the consumer would never scale out again".into(),
+                Some("set `min = 1` or more; a CDC consumer at 0 tasks only lets its lag grow".into()),
+            );
+        }
+        let (lag, implied) = check_kafka_lag(c, k, msk, msk_refused)?;
+        legacy = implied;
+        Some(lag)
+    });
+    if cpu_target.is_none() && memory_target.is_none() && raw.kafka_lag.is_none() && !policy_refused
+    {
         c.error(
             a.span(),
             "`[autoscaling]` has no scaling policy".into(),
             Some("set `cpu_target`, `memory_target` or `[autoscaling.kafka_lag]`".into()),
         );
     }
-    Autoscaling {
-        min,
-        max,
-        cpu_target,
-        memory_target,
-        kafka_lag,
-    }
+    (
+        Autoscaling {
+            min,
+            max,
+            cpu_target,
+            memory_target,
+            kafka_lag,
+        },
+        legacy,
+    )
 }
 
-fn check_kafka_lag(c: &mut Checker<'_>, k: &RawKafkaLag) -> KafkaLagScaling {
-    let cluster = k.msk_cluster.get_ref();
-    let name = if let Some(caps) = MSK_CLUSTER_ARN.captures(cluster) {
-        caps[2].to_string()
-    } else {
-        if !MSK_CLUSTER_NAME.is_match(cluster) {
-            c.error(
-                k.msk_cluster.span(),
-                format!("`msk_cluster` `{cluster}` is neither an MSK cluster name nor its ARN"),
-                Some(
-                    "write the cluster's name or `arn:aws:kafka:REGION:ACCOUNT:cluster/NAME/UUID`"
-                        .into(),
-                ),
-            );
-        }
-        cluster.clone()
-    };
-    for (key, v) in [("consumer_group", &k.consumer_group), ("topic", &k.topic)] {
-        if v.get_ref().trim().is_empty() {
-            c.error(
-                v.span(),
-                format!("`kafka_lag.{key}` is empty"),
-                Some(format!("name the {}", key.replace('_', " "))),
-            );
-        }
-    }
+/// `[autoscaling.kafka_lag]` with every part resolved: the cluster and group from `[msk]` (or,
+/// written before `[msk]` existed, from its own `msk_cluster` and `consumer_group`, which then
+/// also give the task role its MSK access), the topic from its `topic` or `[msk]`'s only read
+/// topic. `None` when a part is missing (said in a finding).
+fn check_kafka_lag(
+    c: &mut Checker<'_>,
+    k: &Spanned<RawKafkaLag>,
+    msk: Option<&MskAccess>,
+    msk_refused: bool,
+) -> Option<(KafkaLagScaling, Option<MskAccess>)> {
+    let span = k.span();
+    let k = k.get_ref();
     if *k.target_lag.get_ref() == 0 {
         c.error(
             k.target_lag.span(),
@@ -819,12 +1033,152 @@ fn check_kafka_lag(c: &mut Checker<'_>, k: &RawKafkaLag) -> KafkaLagScaling {
             ),
         );
     }
-    KafkaLagScaling {
-        msk_cluster: name,
-        consumer_group: k.consumer_group.get_ref().clone(),
-        topic: k.topic.get_ref().clone(),
-        target_lag: *k.target_lag.get_ref(),
+    if let Some(t) = &k.topic {
+        if !valid_topic(t.get_ref(), false) {
+            c.error(
+                t.span(),
+                format!(
+                    "`kafka_lag.topic` `{}` is not a Kafka topic name",
+                    t.get_ref()
+                ),
+                Some("name one topic: letters, digits, `.`, `_` and `-`, no wildcard".into()),
+            );
+        }
     }
+    if let Some(g) = &k.consumer_group {
+        check_group(c, "kafka_lag.consumer_group", g);
+    }
+    let legacy_cluster = k
+        .msk_cluster
+        .as_ref()
+        .map(|v| (v, msk_cluster_name(c, "kafka_lag.msk_cluster", v)));
+    if msk_refused {
+        return None;
+    }
+    match msk {
+        Some(m) => {
+            // `[msk]` is the one place: the old keys may repeat it, not contradict it.
+            if let Some((v, name)) = &legacy_cluster {
+                if *name != m.cluster {
+                    c.error(
+                        v.span(),
+                        format!("`kafka_lag.msk_cluster` `{name}` is not `[msk]`'s cluster `{}`", m.cluster),
+                        Some("remove `msk_cluster` from `[autoscaling.kafka_lag]`: lag scaling uses `[msk]`".into()),
+                    );
+                }
+            }
+            if let Some(g) = &k.consumer_group {
+                if Some(g.get_ref()) != m.consumer_group.as_ref() {
+                    c.error(
+                        g.span(),
+                        "`kafka_lag.consumer_group` is not `[msk]`'s `consumer_group`".into(),
+                        Some("remove `consumer_group` from `[autoscaling.kafka_lag]`: lag scaling uses `[msk]`".into()),
+                    );
+                }
+            }
+            let Some(group) = m.consumer_group.clone() else {
+                c.error(
+                    span,
+                    "`[autoscaling.kafka_lag]` scales on a consumer group's lag, but `[msk]` names no `consumer_group`".into(),
+                    Some("add `consumer_group = \"...\"` to `[msk]`".into()),
+                );
+                return None;
+            };
+            let topic = match &k.topic {
+                Some(t) => {
+                    let known = m.read_topics.iter().any(|r| wildcard_match(r, t.get_ref()));
+                    if !known {
+                        c.error(
+                            t.span(),
+                            format!(
+                                "`kafka_lag.topic` `{}` is not among `[msk]` `read_topics`",
+                                t.get_ref()
+                            ),
+                            Some("scale on the lag of a topic the consumer reads".into()),
+                        );
+                    }
+                    t.get_ref().clone()
+                }
+                None => match m.read_topics.as_slice() {
+                    [one] if valid_topic(one, false) => one.clone(),
+                    _ => {
+                        c.error(
+                            span,
+                            "`[autoscaling.kafka_lag]` needs `topic`: MSK reports lag per topic, and `[msk]` does not read exactly one topic without a wildcard".into(),
+                            Some("add `topic = \"...\"`, the topic whose lag to scale on".into()),
+                        );
+                        return None;
+                    }
+                },
+            };
+            Some((
+                KafkaLagScaling {
+                    msk_cluster: m.cluster.clone(),
+                    consumer_group: group,
+                    topic,
+                    target_lag: *k.target_lag.get_ref(),
+                },
+                None,
+            ))
+        }
+        None => {
+            // Written before `[msk]`: its own cluster, group and topic, or nothing to go on.
+            let (Some((_, cluster)), Some(group), Some(topic)) =
+                (legacy_cluster, &k.consumer_group, &k.topic)
+            else {
+                c.error(
+                    span,
+                    "`[autoscaling.kafka_lag]` needs the MSK cluster, consumer group and topic whose lag it scales on".into(),
+                    Some("add an `[msk]` table with `cluster`, `consumer_group` and `read_topics`".into()),
+                );
+                return None;
+            };
+            c.warn(
+                span,
+                "`msk_cluster` and `consumer_group` in `[autoscaling.kafka_lag]` are read as `[msk]` (the task role's MSK access no longer depends on autoscaling)".into(),
+                format!(
+                    "move them to an `[msk]` table: `cluster = \"{cluster}\"`, `consumer_group = \"{}\"`, `read_topics = [\"{}\"]`",
+                    group.get_ref(),
+                    topic.get_ref()
+                ),
+            );
+            Some((
+                KafkaLagScaling {
+                    msk_cluster: cluster.clone(),
+                    consumer_group: group.get_ref().clone(),
+                    topic: topic.get_ref().clone(),
+                    target_lag: *k.target_lag.get_ref(),
+                },
+                Some(MskAccess {
+                    cluster,
+                    consumer_group: Some(group.get_ref().clone()),
+                    read_topics: vec![topic.get_ref().clone()],
+                    write_topics: Vec::new(),
+                }),
+            ))
+        }
+    }
+}
+
+/// Whether `topic` is one an IAM topic pattern with `*` wildcards allows.
+fn wildcard_match(pattern: &str, topic: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == topic;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !topic.starts_with(first) || topic.len() < first.len() + last.len() || !topic.ends_with(last)
+    {
+        return false;
+    }
+    let mut rest = &topic[first.len()..topic.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -971,6 +1325,17 @@ target_lag = 1000
             ("autoscaling min above max", "desired_count = 9\n[autoscaling]\nmin = 5\nmax = 2\ncpu_target = 60\n"),
             ("autoscaling without a policy", "[autoscaling]\nmin = 1\nmax = 2\n"),
             ("kafka lag target of zero", "[autoscaling]\nmin = 1\nmax = 2\n[autoscaling.kafka_lag]\nmsk_cluster = \"bad name!\"\nconsumer_group = \"\"\ntopic = \"t\"\ntarget_lag = 0\n"),
+            ("single writer with two tasks", "single_writer = true\ndesired_count = 2\n"),
+            ("single writer with autoscaling", "single_writer = true\n[autoscaling]\nmin = 1\nmax = 2\ncpu_target = 60\n"),
+            ("single writer that is not a boolean", "single_writer = \"true\"\n"),
+            ("consumer group with a colon", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"orders:cdc\"\nread_topics = [\"orders\"]\n"),
+            ("consumer group outside ASCII", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"commandes-été\"\nread_topics = [\"orders\"]\n"),
+            ("lag scaling from zero tasks", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\"]\n[autoscaling]\nmin = 0\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\n"),
+            ("msk without topics", "[msk]\ncluster = \"cdc-msk\"\n"),
+            ("msk reading without a group", "[msk]\ncluster = \"cdc-msk\"\nread_topics = [\"orders\", \"bad topic\"]\n"),
+            ("lag on a topic not read", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\", \"payments\"]\n[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\ntopic = \"refunds\"\n"),
+            ("lag without a topic among several", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\", \"payments\"]\n[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\n"),
+            ("lag without msk", "[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\n"),
         ];
         let mut out = String::new();
         for (name, text) in cases {
@@ -1034,6 +1399,70 @@ target_lag = 1000
         let dir = tempfile::tempdir().unwrap();
         let errors = validate("[build]\ndockerfile = 5\n", FILE, dir.path()).unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    #[test]
+    fn a_single_writer_rolls_out_with_0_and_100_and_a_short_stop_timeout_is_a_warning() {
+        let v = check("single_writer = true\ndesired_count = 1\nstop_timeout = 10\n").unwrap();
+        assert!(v.settings.single_writer);
+        assert_eq!(v.settings.deployment_percentages(), Some((0, 100)));
+        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+        assert_eq!(v.warnings[0].line, Some(3));
+        assert!(v.warnings[0]
+            .message
+            .contains("release its replication slot"));
+        let quiet = check("single_writer = true\ndesired_count = 0\nstop_timeout = 60\n").unwrap();
+        assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+        let group = check("desired_count = 3\nsingle_writer = false\n").unwrap();
+        assert_eq!(group.settings.deployment_percentages(), None);
+    }
+
+    #[test]
+    fn msk_access_stands_alone_and_lag_scaling_takes_its_parts_from_it() {
+        let fixed = check("[msk]\ncluster = \"arn:aws:kafka:us-east-1:123456789012:cluster/cdc-msk/6f1c0c2e-1111-2222-3333-444455556666-2\"\nwrite_topics = [\"outbox.orders\", \"outbox.orders\"]\n")
+            .unwrap()
+            .settings;
+        let msk = fixed.msk.unwrap();
+        assert_eq!(msk.cluster, "cdc-msk");
+        assert_eq!(msk.write_topics, ["outbox.orders"]);
+        assert_eq!(
+            (msk.consumer_group, fixed.autoscaling),
+            (None, None),
+            "no autoscaling needed"
+        );
+        let scaled = check("[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"orders-cdc\"\nread_topics = [\"dbserver1.public.orders\"]\n[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 500\n")
+            .unwrap();
+        assert!(scaled.warnings.is_empty());
+        let lag = scaled.settings.autoscaling.unwrap().kafka_lag.unwrap();
+        assert_eq!(
+            (
+                lag.msk_cluster.as_str(),
+                lag.consumer_group.as_str(),
+                lag.topic.as_str(),
+                lag.target_lag
+            ),
+            ("cdc-msk", "orders-cdc", "dbserver1.public.orders", 500)
+        );
+        // A topic among wildcard read topics is known.
+        assert!(check("[msk]\ncluster = \"c\"\nconsumer_group = \"g\"\nread_topics = [\"db.public.*\"]\n[autoscaling]\nmin = 1\nmax = 2\n[autoscaling.kafka_lag]\ntarget_lag = 5\ntopic = \"db.public.orders\"\n").is_ok());
+        assert!(wildcard_match("a*c*e", "abcde") && !wildcard_match("a*c*e", "abde"));
+    }
+
+    #[test]
+    fn lag_scaling_written_before_msk_still_gives_the_task_role_its_access_with_a_warning() {
+        let v = check("[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\nmsk_cluster = \"cdc-msk\"\nconsumer_group = \"orders-cdc\"\ntopic = \"orders\"\ntarget_lag = 100\n")
+            .unwrap();
+        assert_eq!(v.warnings.len(), 1);
+        assert!(v.warnings[0].help.as_deref().unwrap().contains("`[msk]`"));
+        let msk = v.settings.msk.unwrap();
+        assert_eq!(
+            (
+                msk.cluster.as_str(),
+                msk.consumer_group.as_deref(),
+                msk.read_topics.as_slice()
+            ),
+            ("cdc-msk", Some("orders-cdc"), &["orders".to_string()][..])
+        );
     }
 
     #[test]

@@ -250,6 +250,75 @@ impl Document {
         }
     }
 
+    /// `true` or `false`.
+    pub fn boolean(&mut self, table: &DeTable<'_>, name: &str, key: &str) -> Option<Spanned<bool>> {
+        let v = Self::value(table, key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(Spanned::new(v.span(), *b)),
+            other => {
+                self.reject(name, key);
+                let hint = match other {
+                    DeValue::String(s) if matches!(s.trim(), "true" | "false") => {
+                        format!("write `{key} = {}`, without quotes", s.trim())
+                    }
+                    _ => format!("write `{key} = true` or `{key} = false`"),
+                };
+                self.error(
+                    v.span(),
+                    format!(
+                        "`{}` must be true or false, not {}",
+                        path(name, key),
+                        kind(other)
+                    ),
+                    Some(hint),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings, each with its span; `example` shows one in the finding.
+    pub fn strings(
+        &mut self,
+        table: &DeTable<'_>,
+        name: &str,
+        key: &str,
+        example: &str,
+    ) -> Option<Spanned<Vec<Spanned<String>>>> {
+        let v = Self::value(table, key)?;
+        let whole = path(name, key);
+        let help = Some(format!("write `{key} = [\"{example}\"]`"));
+        match v.get_ref() {
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                for item in items.iter() {
+                    match item.get_ref() {
+                        DeValue::String(s) => out.push(Spanned::new(item.span(), s.to_string())),
+                        other => {
+                            self.reject(name, key);
+                            self.error(
+                                item.span(),
+                                format!("`{whole}` must list strings, not {}", kind(other)),
+                                help,
+                            );
+                            return None;
+                        }
+                    }
+                }
+                Some(Spanned::new(v.span(), out))
+            }
+            other => {
+                self.reject(name, key);
+                self.error(
+                    v.span(),
+                    format!("`{whole}` must be a list of strings, not {}", kind(other)),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
     /// A table, with its span; `None` when it is absent or not a table (said in a finding).
     pub fn table<'t, 'i>(
         &mut self,

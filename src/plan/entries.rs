@@ -139,6 +139,15 @@ pub fn entry(s: &ConsumerSettings, image: &str) -> Value {
             "retries": h.retries,
             "start_period": h.start_period,
         })),
+        // Only a single writer carries its own rollout limits; the others take the module's.
+        "deployment_minimum_healthy_percent": s.deployment_percentages().map(|p| p.0),
+        "deployment_maximum_percent": s.deployment_percentages().map(|p| p.1),
+        "msk": s.msk.as_ref().map(|m| json!({
+            "cluster": m.cluster,
+            "consumer_group": m.consumer_group,
+            "read_topics": m.read_topics,
+            "write_topics": m.write_topics,
+        })),
         "autoscaling": s.autoscaling.as_ref().map(|a| json!({
             "min": a.min,
             "max": a.max,

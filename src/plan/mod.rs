@@ -590,8 +590,18 @@ pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
             t
         })
     };
+    let restarts = infra.restarts();
     for c in &mut plan.consumers {
         let totals = totals_of(&c.name);
+        if let Some(causes) = restarts.get(c.name.as_str()) {
+            // Said before it happens: every task stops (a group rebalance, or a gap for a single
+            // writer) although the consumer's revision stays.
+            let causes: Vec<String> = causes.iter().map(|a| format!("`{a}`")).collect();
+            c.reasons.push(format!(
+                "its service restarts without a new revision: ECS starts a deployment of every task ({} changes)",
+                causes.join(", ")
+            ));
+        }
         c.steps.retain(|s| *s != Step::Apply);
         if !totals.is_empty() {
             c.steps.push(Step::Apply);

@@ -58,6 +58,54 @@ pub struct ResourceChange {
     pub consumer: Option<String>,
     /// Terraform's reason, when it gives one (`replace_because_cannot_update`, ...).
     pub reason: Option<String>,
+    /// For an ECS service updated in place: what makes ECS start a new deployment of it (every
+    /// task replaced), such as `network_configuration` or `force_new_deployment`; empty when the
+    /// update starts none (tags, rollout limits, AZ rebalancing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub starts_deployment: Vec<String>,
+    /// A destroy that only removes the resource from the state and leaves it in AWS (a log group
+    /// with `skip_destroy`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forget_only: bool,
+}
+
+/// Arguments of `aws_ecs_service` whose change makes ECS start a new deployment on its own
+/// (UpdateService: "This parameter triggers a new service deployment"); the others (rollout
+/// limits, desired count, tags, AZ rebalancing, ECS Exec) change the service and leave its tasks
+/// running.
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html
+pub const DEPLOYMENT_STARTING: [&str; 9] = [
+    "task_definition",
+    "network_configuration",
+    "platform_version",
+    "capacity_provider_strategy",
+    "load_balancer",
+    "service_registries",
+    "service_connect_configuration",
+    "volume_configuration",
+    "vpc_lattice_configurations",
+];
+
+/// What in a service's update starts a new deployment: each argument of
+/// [`DEPLOYMENT_STARTING`] that changes (or is not known until apply), and `force_new_deployment`
+/// when it is on, which the provider sends with every update.
+fn deployment_causes(change: &serde_json::Value) -> Vec<String> {
+    let (before, after) = (&change["before"], &change["after"]);
+    let unknown = &change["after_unknown"];
+    let mut causes: Vec<String> = DEPLOYMENT_STARTING
+        .iter()
+        .filter(|k| {
+            before.get(**k) != after.get(**k)
+                || unknown
+                    .get(**k)
+                    .is_some_and(|u| u != &serde_json::Value::Bool(false))
+        })
+        .map(|k| k.to_string())
+        .collect();
+    if after.get("force_new_deployment") == Some(&serde_json::Value::Bool(true)) {
+        causes.push("force_new_deployment".into());
+    }
+    causes
 }
 
 /// How many resources change, by kind.
@@ -143,6 +191,12 @@ impl InfraPlan {
         #[derive(serde::Deserialize)]
         struct Change {
             actions: Vec<String>,
+            #[serde(default)]
+            before: serde_json::Value,
+            #[serde(default)]
+            after: serde_json::Value,
+            #[serde(default)]
+            after_unknown: serde_json::Value,
         }
         #[derive(serde::Deserialize)]
         struct Oc {
@@ -172,12 +226,26 @@ impl InfraPlan {
                 let kind = ChangeKind::from_actions(&r.change.actions)?;
                 let by_key =
                     string_key(r).filter(|_| per_consumer.contains(resource_of(&r.address)));
+                let starts_deployment =
+                    if kind == ChangeKind::Update && r.resource_type == "aws_ecs_service" {
+                        let c = &r.change;
+                        deployment_causes(&serde_json::json!({
+                            "before": c.before, "after": c.after, "after_unknown": c.after_unknown,
+                        }))
+                    } else {
+                        Vec::new()
+                    };
+                // The provider keeps a log group with `skip_destroy` and only forgets it.
+                let forget_only = kind == ChangeKind::Destroy
+                    && r.change.before.get("skip_destroy") == Some(&serde_json::Value::Bool(true));
                 Some(ResourceChange {
                     consumer: by_key.or_else(|| consumer_of(&r.address, consumers)),
                     address: r.address.clone(),
                     resource_type: r.resource_type.clone(),
                     kind,
                     reason: r.action_reason.clone(),
+                    starts_deployment,
+                    forget_only,
                 })
             })
             .collect();
@@ -211,6 +279,25 @@ impl InfraPlan {
         self.changes
             .iter()
             .filter(move |c| c.consumer.as_deref() == Some(consumer))
+    }
+
+    /// Consumers whose service an apply of this plan restarts without a new task definition
+    /// revision (every task replaced by a deployment ECS starts), with what starts it.
+    pub fn restarts(&self) -> BTreeMap<&str, Vec<&str>> {
+        self.changes
+            .iter()
+            .filter(|c| {
+                !c.starts_deployment.is_empty()
+                    && !c.starts_deployment.iter().any(|a| a == "task_definition")
+            })
+            .filter_map(|c| {
+                let name = c.consumer.as_deref()?;
+                Some((
+                    name,
+                    c.starts_deployment.iter().map(String::as_str).collect(),
+                ))
+            })
+            .collect()
     }
 
     /// Totals by consumer; resources no consumer owns (the cluster, the network) under `None`.
@@ -248,12 +335,19 @@ pub fn consumer_of(address: &str, consumers: &BTreeSet<String>) -> Option<String
     found
 }
 
-/// Resource types that hold a consumer's running service or its data: destroying or replacing
-/// one takes something away that a new apply does not give back.
-pub const PROTECTED_TYPES: [&str; 3] = [
+/// Resource types that hold a consumer's running service or its data, or the network and
+/// cluster every consumer runs in: destroying or replacing one takes something away that a new
+/// apply does not give back (a subnet's replacement moves every task, a NAT gateway's changes the
+/// address partners allow).
+pub const PROTECTED_TYPES: [&str; 8] = [
     "aws_ecs_service",
     "aws_cloudwatch_log_group",
     "aws_ecr_repository",
+    "aws_ecs_cluster",
+    "aws_vpc",
+    "aws_subnet",
+    "aws_nat_gateway",
+    "aws_eip",
 ];
 
 /// A change the destroy guard stops.
@@ -272,7 +366,7 @@ pub struct GuardedChange {
 pub fn destroy_guard(plan: &InfraPlan, current: &BTreeSet<String>) -> Vec<GuardedChange> {
     plan.changes
         .iter()
-        .filter(|c| matches!(c.kind, ChangeKind::Destroy | ChangeKind::Replace))
+        .filter(|c| matches!(c.kind, ChangeKind::Destroy | ChangeKind::Replace) && !c.forget_only)
         .filter_map(|c| {
             let gone = c.consumer.as_ref().is_some_and(|n| !current.contains(n));
             let why = if gone && c.kind == ChangeKind::Destroy {
@@ -284,12 +378,22 @@ pub fn destroy_guard(plan: &InfraPlan, current: &BTreeSet<String>) -> Vec<Guarde
                 match c.resource_type.as_str() {
                     "aws_ecs_service" => "the service that runs the consumer would be",
                     "aws_cloudwatch_log_group" => "the consumer's logs would be",
-                    _ => "the consumer's images would be",
+                    "aws_ecr_repository" => "the consumer's images would be",
+                    "aws_ecs_cluster" => "the cluster every consumer runs in would be",
+                    "aws_vpc" => "the VPC every consumer runs in would be",
+                    "aws_subnet" => "a subnet the consumers run in (or reach out through) would be",
+                    _ => "the public address the consumers reach out from would be",
                 }
                 .to_string()
                     + match c.kind {
                         ChangeKind::Replace => " replaced",
                         _ => " destroyed",
+                    }
+                    + match c.resource_type.as_str() {
+                        // The AZs chosen changed (or the VPC's range): a subnet cannot move.
+                        "aws_subnet" => " (its AZ or range changes): every task of the consumers in it is stopped and started again elsewhere",
+                        "aws_eip" | "aws_nat_gateway" => " (allow-lists that name the NAT address break)",
+                        _ => "",
                     }
             } else {
                 return None;
@@ -452,6 +556,74 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_log_group_is_forgotten_not_destroyed_and_the_network_is_guarded() {
+        let json = serde_json::json!({"resource_changes": [
+            {"address": "aws_cloudwatch_log_group.this[\"gone\"]", "index": "gone", "mode": "managed", "type": "aws_cloudwatch_log_group",
+             "change": {"actions": ["delete"], "before": {"name": "/ecs/p/e/gone", "skip_destroy": true}, "after": null}},
+            {"address": "aws_cloudwatch_log_group.this[\"old\"]", "index": "old", "mode": "managed", "type": "aws_cloudwatch_log_group",
+             "change": {"actions": ["delete"], "before": {"name": "/ecs/p/e/old", "skip_destroy": false}, "after": null}},
+            {"address": "aws_subnet.public[\"us-west-1b\"]", "index": "us-west-1b", "mode": "managed", "type": "aws_subnet",
+             "change": {"actions": ["delete", "create"], "before": {}, "after": {}}},
+            {"address": "aws_eip.nat[\"us-west-1b\"]", "index": "us-west-1b", "mode": "managed", "type": "aws_eip",
+             "change": {"actions": ["delete"], "before": {}, "after": null}},
+            {"address": "aws_security_group.tasks", "mode": "managed", "type": "aws_security_group",
+             "change": {"actions": ["create", "delete"], "before": {}, "after": {}}},
+        ]});
+        let plan = InfraPlan::parse(&json.to_string(), &names(&["gone", "old"])).unwrap();
+        assert!(plan.changes[0].forget_only);
+        assert!(!plan.changes[1].forget_only);
+        let guarded = destroy_guard(&plan, &names(&[]));
+        let addrs: Vec<&str> = guarded.iter().map(|g| g.address.as_str()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "aws_cloudwatch_log_group.this[\"old\"]",
+                "aws_subnet.public[\"us-west-1b\"]",
+                "aws_eip.nat[\"us-west-1b\"]"
+            ],
+            "a kept log group is left out; a security group made before the old one goes passes"
+        );
+        assert!(guarded[1].why.contains("AZ or range"), "{}", guarded[1].why);
+        assert!(guarded[2].why.contains("allow-lists"), "{}", guarded[2].why);
+    }
+
+    #[test]
+    fn a_service_update_that_starts_a_deployment_is_told_from_one_that_does_not() {
+        let svc = |name: &str, before: serde_json::Value, after: serde_json::Value| {
+            serde_json::json!({"address": format!("aws_ecs_service.this[\"{name}\"]"), "index": name, "mode": "managed",
+                "type": "aws_ecs_service", "change": {"actions": ["update"], "before": before, "after": after, "after_unknown": {}}})
+        };
+        let net = |sgs: &[&str]| serde_json::json!([{"subnets": ["subnet-1"], "security_groups": sgs, "assign_public_ip": false}]);
+        let json = serde_json::json!({"resource_changes": [
+            // A module upgrade that only sets AZ rebalancing and tags: nothing restarts.
+            svc("calm", serde_json::json!({"task_definition": "td:1", "network_configuration": net(&["sg-1"]), "availability_zone_rebalancing": "ENABLED", "force_new_deployment": false, "tags": {}}),
+                        serde_json::json!({"task_definition": "td:1", "network_configuration": net(&["sg-1"]), "availability_zone_rebalancing": "DISABLED", "force_new_deployment": false, "tags": {"a": "b"}})),
+            // A further security group: ECS starts a deployment of every task.
+            svc("moved", serde_json::json!({"task_definition": "td:1", "network_configuration": net(&["sg-1"])}),
+                         serde_json::json!({"task_definition": "td:1", "network_configuration": net(&["sg-1", "sg-2"])})),
+            // Forced deployments on: any update restarts.
+            svc("forced", serde_json::json!({"task_definition": "td:1", "tags": {}, "force_new_deployment": true}),
+                          serde_json::json!({"task_definition": "td:1", "tags": {"a": "b"}, "force_new_deployment": true})),
+            // A new revision: a rollout, watched as such, not a restart.
+            svc("rolled", serde_json::json!({"task_definition": "td:1"}), serde_json::json!({"task_definition": "td:2"})),
+        ]});
+        let plan = InfraPlan::parse(
+            &json.to_string(),
+            &names(&["calm", "moved", "forced", "rolled"]),
+        )
+        .unwrap();
+        let restarts = plan.restarts();
+        assert_eq!(
+            restarts.keys().copied().collect::<Vec<_>>(),
+            ["forced", "moved"]
+        );
+        assert_eq!(restarts["moved"], ["network_configuration"]);
+        assert_eq!(restarts["forced"], ["force_new_deployment"]);
+        assert!(plan.changes[0].starts_deployment.is_empty());
+        assert_eq!(plan.changes[3].starts_deployment, ["task_definition"]);
+    }
+
+    #[test]
     fn a_consumer_missing_from_every_list_is_found_by_its_resources_key() {
         // The `consumers` output was never there: `gone` is known to nobody, but its resources
         // sit beside `kept`'s under the same resource.
@@ -467,8 +639,9 @@ mod tests {
             "a subnet's key is not a consumer"
         );
         let guarded = destroy_guard(&plan, &names(&["kept"]));
-        assert_eq!(guarded.len(), 1);
+        assert_eq!(guarded.len(), 2);
         assert!(guarded[0].why.contains("`gone` is no longer a consumer"));
+        assert_eq!(guarded[1].consumer, None, "the subnet is everyone's");
         assert_eq!(
             resource_of("module.m[\"a\"].x.y[\"b\"]"),
             "module.m[\"a\"].x.y"

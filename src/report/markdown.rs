@@ -225,6 +225,16 @@ pub fn terraform_section(infra: &InfraReport, changes: bool) -> String {
     }
     if let Some(p) = &infra.plan {
         facts.push(format!("plan: {}", p.totals()));
+        let restarts = p.restarts();
+        if !restarts.is_empty() {
+            facts.push(format!(
+                "restarts {} without a new revision",
+                match restarts.len() {
+                    1 => "1 consumer".to_string(),
+                    n => format!("{n} consumers"),
+                }
+            ));
+        }
         facts.push(
             if infra.applied {
                 "applied"

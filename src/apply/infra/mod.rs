@@ -144,12 +144,27 @@ impl InfraReport {
         else {
             return Vec::new();
         };
+        // A new revision rolls out; a service the apply changed in a way that makes ECS start a
+        // deployment of the same revision (its network, a forced deployment) restarts: both are
+        // watched, each by its own deployment.
+        let restarts = self
+            .plan
+            .as_ref()
+            .map(|p| {
+                p.restarts()
+                    .into_keys()
+                    .map(str::to_string)
+                    .collect::<BTreeSet<_>>()
+            })
+            .unwrap_or_default();
         after
             .iter()
             .filter(|(name, a)| {
-                self.before
-                    .get(*name)
-                    .is_none_or(|b| b.task_definition != a.task_definition)
+                restarts.contains(*name)
+                    || self
+                        .before
+                        .get(*name)
+                        .is_none_or(|b| b.task_definition != a.task_definition)
             })
             .map(|(name, a)| crate::apply::rollout::Watch {
                 consumer: name.clone(),
@@ -515,6 +530,16 @@ impl<'a> Session<'a> {
             InfraError::Unreadable(format!("the saved plan could not be read: {e}"))
         })?;
         runner.print_untrusted(&format!("terraform plan: {}", plan.totals()));
+        let restarts = plan.restarts();
+        if !restarts.is_empty() {
+            let names: Vec<&str> = restarts.keys().copied().collect();
+            runner.print_untrusted(&format!(
+                "terraform plan: restarts {} {} without a new revision (ECS starts a deployment of every task): {}",
+                restarts.len(),
+                if restarts.len() == 1 { "consumer" } else { "consumers" },
+                names.join(", ")
+            ));
+        }
         self.saved = true;
         Ok(Planned {
             guarded: destroy_guard(&plan, &current),
@@ -604,5 +629,62 @@ async fn step(
         Err(InfraError::Terraform(TerraformError::from_finished(
             name, &f,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(td: &str) -> AppliedConsumer {
+        AppliedConsumer {
+            cluster: "c".into(),
+            service: "s".into(),
+            task_definition: td.into(),
+            ..AppliedConsumer::default()
+        }
+    }
+
+    #[test]
+    fn a_service_the_apply_restarts_is_watched_beside_the_new_revisions() {
+        let svc = |name: &str, after_sgs: &[&str]| {
+            serde_json::json!({"address": format!("aws_ecs_service.this[\"{name}\"]"), "index": name,
+                "mode": "managed", "type": "aws_ecs_service", "change": {"actions": ["update"],
+                "before": {"task_definition": "td:1", "network_configuration": [{"security_groups": ["sg-1"]}]},
+                "after": {"task_definition": "td:1", "network_configuration": [{"security_groups": after_sgs}]}}})
+        };
+        let json = serde_json::json!({"resource_changes": [svc("restarted", &["sg-1", "sg-2"]), svc("calm", &["sg-1"])]});
+        let names: BTreeSet<String> = ["restarted", "calm", "rolled"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let report = InfraReport {
+            plan: Some(InfraPlan::parse(&json.to_string(), &names).unwrap()),
+            before: [("restarted", "td:1"), ("calm", "td:1"), ("rolled", "td:1")]
+                .into_iter()
+                .map(|(n, td)| (n.to_string(), applied(td)))
+                .collect(),
+            after: Some(
+                [("restarted", "td:1"), ("calm", "td:1"), ("rolled", "td:2")]
+                    .into_iter()
+                    .map(|(n, td)| (n.to_string(), applied(td)))
+                    .collect(),
+            ),
+            applied: true,
+            apply_started: Some(std::time::SystemTime::now()),
+            ..InfraReport::default()
+        };
+        let watched: Vec<(String, String)> = report
+            .changed_services()
+            .into_iter()
+            .map(|w| (w.consumer, w.task_definition))
+            .collect();
+        assert_eq!(
+            watched,
+            [
+                ("restarted".to_string(), "td:1".to_string()),
+                ("rolled".to_string(), "td:2".to_string())
+            ]
+        );
     }
 }

@@ -473,19 +473,44 @@ mod tests {
             [
                 "autoscaling",
                 "cpu",
+                "deployment_maximum_percent",
+                "deployment_minimum_healthy_percent",
                 "desired_count",
                 "environment",
                 "health_check",
                 "hold",
                 "image",
                 "memory",
+                "msk",
                 "platform",
                 "secrets",
                 "stop_timeout"
-            ]
+            ],
+            "tests/module_contract.rs checks these against the module's `consumers` type"
         );
         assert_eq!(e["health_check"], Value::Null);
         assert_eq!(e["hold"], Value::Null);
+        // Keys a consumer does not use are null, as in an entry applied before they existed:
+        // the settings digest of a consumer that does not use them stays the same.
+        for key in [
+            "deployment_maximum_percent",
+            "deployment_minimum_healthy_percent",
+            "msk",
+        ] {
+            assert_eq!(e[key], Value::Null, "{key}");
+        }
+        let mut before = e.clone();
+        for key in [
+            "deployment_maximum_percent",
+            "deployment_minimum_healthy_percent",
+            "msk",
+        ] {
+            before.as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(
+            crate::plan::entries::settings_digest(&before),
+            crate::plan::entries::settings_digest(&e)
+        );
     }
 
     #[test]

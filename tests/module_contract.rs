@@ -1,0 +1,504 @@
+//! The bundled Terraform module's contract, checked offline:
+//!
+//! - its variable validations and per-consumer locals, evaluated by the real `terraform` binary on
+//!   a provider-free copy of `variables.tf` and `locals.tf` (neither refers to a resource or a
+//!   data source, so `terraform apply` of that copy needs no provider and no network);
+//! - the rest by reading the HCL: what the services, log groups, roles and network must say for
+//!   the behaviour on real AWS that no offline check sees (forced deployments, AZ rebalancing,
+//!   AZs by zone ID, log groups that outlive their consumer, the keys the execution role may use).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cdc_deploy::consumers::config::validate;
+use cdc_deploy::plan::entries::entry;
+use serde_json::{json, Value};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+// ---- the real terraform binary on the provider-free part of the module ---------------------------
+
+/// What `terraform apply` of the module's variables and locals made of `vars`: the per-consumer
+/// locals as an output, or Terraform's error text.
+fn evaluate(vars: &Value) -> Result<Value, String> {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["variables.tf", "locals.tf"] {
+        std::fs::copy(repo(&format!("terraform/{f}")), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("outputs.tf"),
+        "output \"consumers\" {\n  value = local.consumers\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("case.tfvars.json"), vars.to_string()).unwrap();
+    let terraform = |args: &[&str]| {
+        Command::new(std::env::var("TERRAFORM_PATH").unwrap_or_else(|_| "terraform".into()))
+            .args(args)
+            .current_dir(dir.path())
+            // No CLI configuration, no plugin cache, no checkpoint call: nothing to reach.
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("terraform could not be run ({e}): it must be on PATH (scripts/test.sh)")
+            })
+    };
+    let init = terraform(&["init", "-input=false", "-no-color"]);
+    assert!(init.status.success(), "init: {init:?}");
+    let apply = terraform(&[
+        "apply",
+        "-input=false",
+        "-no-color",
+        "-auto-approve",
+        "-var-file=case.tfvars.json",
+    ]);
+    if !apply.status.success() {
+        // Terraform wraps its messages at the terminal width: one line of words to search.
+        let text = String::from_utf8_lossy(&apply.stderr)
+            .replace(['│', '╷', '╵'], " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(text);
+    }
+    let out = terraform(&["output", "-json", "consumers"]);
+    assert!(out.status.success(), "output: {out:?}");
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+const IMAGE: &str =
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/cdc-x@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The variables of a module call with `consumers` and the module inputs in `extra`.
+fn vars(consumers: Value, extra: Value) -> Value {
+    let mut v = json!({
+        "project_name": "cdc",
+        "environment": "dev",
+        "aws_region": "us-east-1",
+        "consumers": consumers,
+    });
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+/// An entry as the action writes it, from a `consumer.toml`.
+fn written(toml: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let v = validate(toml, "consumer_scripts/x/consumer.toml", dir.path())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    entry(&v.settings, IMAGE)
+}
+
+fn base() -> Value {
+    json!({"image": IMAGE, "cpu": 256, "memory": 512, "desired_count": 1})
+}
+
+fn with(mut e: Value, key: &str, value: Value) -> Value {
+    e[key] = value;
+    e
+}
+
+/// Every validation the module adds for real AWS refuses what AWS would refuse (or what could
+/// never work) at plan time, with a message that says why; what is valid passes.
+#[test]
+fn module_validations_refuse_what_aws_would_and_say_why() {
+    let msk =
+        json!({"cluster": "cdc-msk", "consumer_group": "orders-cdc", "read_topics": ["orders"]});
+    let lag = |min: u32| json!({"min": min, "max": 4, "kafka_lag": {"target_lag": 100}});
+    let sg = |n: usize| (0..n).map(|i| format!("sg-0{i}")).collect::<Vec<_>>();
+    let cases: Vec<(&str, Value, Option<&str>)> = vec![
+        (
+            "four further security groups",
+            vars(json!({"a": base()}), json!({"security_group_ids": sg(4)})),
+            None,
+        ),
+        (
+            "five further security groups",
+            vars(json!({"a": base()}), json!({"security_group_ids": sg(5)})),
+            Some("security_group_ids takes at most 4 groups (5 given): a Fargate task takes at most 5 security groups and the module adds its own"),
+        ),
+        (
+            "a consumer group with a colon",
+            vars(json!({"a": with(base(), "msk", json!({"cluster": "cdc-msk", "consumer_group": "orders:cdc", "read_topics": ["orders"]}))}), json!({})),
+            Some("A consumer_group must be 1 to 255 printable ASCII characters without \":\""),
+        ),
+        (
+            "a consumer group outside ASCII",
+            vars(json!({"a": with(base(), "msk", json!({"cluster": "cdc-msk", "consumer_group": "commandes-été", "read_topics": ["orders"]}))}), json!({})),
+            Some("MSK publishes no lag metrics for other group names; not valid: a."),
+        ),
+        (
+            "lag scaling from a minimum of 0",
+            vars(json!({"a": with(with(base(), "msk", msk.clone()), "autoscaling", lag(0))}), json!({})),
+            Some("autoscaling.min must be at least 1 with kafka_lag: lag per running task has no value at 0 tasks"),
+        ),
+        (
+            "lag scaling from a minimum of 1, its parts from msk",
+            vars(json!({"a": with(with(base(), "msk", msk.clone()), "autoscaling", lag(1))}), json!({})),
+            None,
+        ),
+        (
+            "lag scaling with no MSK cluster anywhere",
+            vars(json!({"a": with(base(), "autoscaling", lag(1))}), json!({})),
+            Some("autoscaling.kafka_lag needs target_lag"),
+        ),
+        (
+            "msk naming no topic",
+            vars(json!({"a": with(base(), "msk", json!({"cluster": "cdc-msk"}))}), json!({})),
+            Some("msk needs cluster"),
+        ),
+        (
+            "a rollout maximum under 100",
+            vars(json!({"a": with(with(base(), "deployment_minimum_healthy_percent", json!(0)), "deployment_maximum_percent", json!(50))}), json!({})),
+            Some("deployment_maximum_percent 100 to 200 and above the minimum; not valid: a."),
+        ),
+        (
+            "AZ names given as zone IDs",
+            vars(json!({"a": base()}), json!({"availability_zone_ids": ["us-east-1a", "us-east-1b"]})),
+            Some("availability_zone_ids must be empty or two different AZ IDs"),
+        ),
+        (
+            "two zone IDs",
+            vars(json!({"a": base()}), json!({"availability_zone_ids": ["use1-az1", "use1-az4"]})),
+            None,
+        ),
+        (
+            "an AZ name to exclude",
+            vars(json!({"a": base()}), json!({"exclude_zone_ids": ["us-west-1b"]})),
+            Some("exclude_zone_ids must be AZ IDs"),
+        ),
+        (
+            "a key alias for the secrets",
+            vars(json!({"a": base()}), json!({"secrets_kms_key_arns": ["alias/cdc-secrets"]})),
+            Some("secrets_kms_key_arns must be KMS key ARNs"),
+        ),
+    ];
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|(_, v, _)| s.spawn(move || evaluate(v)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((name, _, refused), got) in cases.iter().zip(results) {
+        match (refused, got) {
+            (None, Ok(_)) => {}
+            (None, Err(e)) => panic!("{name}: refused: {e}"),
+            (Some(want), Err(e)) => assert!(e.contains(want), "{name}: {e}"),
+            (Some(_), Ok(_)) => panic!("{name}: accepted"),
+        }
+    }
+}
+
+/// The entries the action writes, evaluated by the module's own locals: a single writer's
+/// rollout limits are its own and the others' the module's, MSK access does not need autoscaling,
+/// lag scaling takes its parts from `msk`, an entry written before `msk` keeps its access, and a
+/// health check's start period is sent only when positive.
+#[test]
+fn the_module_reads_the_entries_the_action_writes() {
+    let consumers = json!({
+        "slot": written("single_writer = true\nstop_timeout = 60\n[msk]\ncluster = \"cdc-msk\"\nwrite_topics = [\"outbox.orders\"]\n[health_check]\ncommand = \"true\"\nstart_period = 120\n"),
+        "group": written("desired_count = 2\n[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"orders-cdc\"\nread_topics = [\"dbserver1.public.orders\"]\n[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 500\n[health_check]\ncommand = \"true\"\n"),
+        // As an entry written before `msk` existed comes back from the state.
+        "legacy": with(base(), "autoscaling", json!({"min": 1, "max": 2, "kafka_lag": {"msk_cluster": "old-msk", "consumer_group": "legacy-cdc", "topic": "legacy.topic", "target_lag": 10}})),
+    });
+    assert_eq!(consumers["slot"]["deployment_minimum_healthy_percent"], 0);
+    assert_eq!(consumers["slot"]["deployment_maximum_percent"], 100);
+    assert_eq!(
+        consumers["group"]["deployment_minimum_healthy_percent"],
+        Value::Null
+    );
+    let out = evaluate(&vars(
+        consumers,
+        json!({"deployment_minimum_healthy_percent": 50, "deployment_maximum_percent": 150}),
+    ))
+    .unwrap();
+    let percent = |n: &str| {
+        (
+            out[n]["deployment_minimum_healthy_percent"]
+                .as_u64()
+                .unwrap(),
+            out[n]["deployment_maximum_percent"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(percent("slot"), (0, 100), "the single writer's own");
+    assert_eq!(percent("group"), (50, 150), "the module's");
+
+    assert_eq!(
+        out["slot"]["msk"],
+        json!({"cluster": "cdc-msk", "consumer_group": null, "read_topics": [], "write_topics": ["outbox.orders"]}),
+        "MSK access without autoscaling"
+    );
+    assert_eq!(out["slot"]["kafka_lag"], Value::Null);
+    assert_eq!(
+        out["group"]["kafka_lag"],
+        json!({"msk_cluster": "cdc-msk", "consumer_group": "orders-cdc", "topic": "dbserver1.public.orders", "target_lag": 500})
+    );
+    assert_eq!(
+        out["legacy"]["msk"],
+        json!({"cluster": "old-msk", "consumer_group": "legacy-cdc", "read_topics": ["legacy.topic"], "write_topics": []}),
+        "an entry written before `msk` keeps its task role's access"
+    );
+
+    let health = |n: &str| -> Value {
+        let defs: Value =
+            serde_json::from_str(out[n]["container_definitions"].as_str().unwrap()).unwrap();
+        defs[0]["healthCheck"].clone()
+    };
+    assert_eq!(health("slot")["startPeriod"], 120);
+    assert!(
+        health("group").get("startPeriod").is_none(),
+        "no startPeriod at 0: {}",
+        health("group")
+    );
+    assert_eq!(health("group")["command"], json!(["CMD-SHELL", "true"]));
+}
+
+// ---- the HCL ------------------------------------------------------------------------------------
+
+/// The blocks of every `.tf` file of `dir`.
+fn blocks(dir: &str) -> Vec<hcl::Block> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tf"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            let body: hcl::Body = hcl::from_str(&std::fs::read_to_string(f).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            body.into_blocks().collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The block `kind "labels[0]" "labels[1]"` of `dir`.
+fn block(dir: &str, kind: &str, labels: &[&str]) -> hcl::Block {
+    blocks(dir)
+        .into_iter()
+        .find(|b| {
+            b.identifier() == kind
+                && b.labels()
+                    .iter()
+                    .map(|l| l.as_str())
+                    .eq(labels.iter().copied())
+        })
+        .unwrap_or_else(|| panic!("no {kind} {labels:?} in {dir}"))
+}
+
+/// An attribute's expression, as HCL text.
+fn attr(b: &hcl::Body, key: &str) -> Option<String> {
+    b.attributes()
+        .find(|a| a.key() == key)
+        .map(|a| hcl::format::to_string(a.expr()).unwrap())
+}
+
+fn nested<'a>(b: &'a hcl::Body, kind: &str) -> Vec<&'a hcl::Block> {
+    b.blocks().filter(|x| x.identifier() == kind).collect()
+}
+
+/// The attribute names of the object type of `variable "consumers"` in `dir`.
+fn consumers_type_keys(dir: &str) -> Vec<String> {
+    let v = block(dir, "variable", &["consumers"]);
+    let ty = v
+        .body()
+        .attributes()
+        .find(|a| a.key() == "type")
+        .unwrap()
+        .expr()
+        .clone();
+    let hcl::Expression::FuncCall(map) = ty else {
+        panic!("consumers is not map(object(...))")
+    };
+    let Some(hcl::Expression::FuncCall(object)) = map.args.first() else {
+        panic!("consumers is not map(object(...))")
+    };
+    let Some(hcl::Expression::Object(o)) = object.args.first() else {
+        panic!("consumers is not map(object({{...}}))")
+    };
+    let mut keys: Vec<String> = o
+        .keys()
+        .map(|k| match k {
+            hcl::ObjectKey::Identifier(i) => i.to_string(),
+            other => panic!("consumers declares a key that is not a name: {other:?}"),
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// A typed variable drops the attributes it does not declare: the bundled module and the test
+/// roots declare every key the action writes, so a single writer's percentages and a hold reach
+/// the state.
+#[test]
+fn every_key_the_action_writes_is_declared_by_the_module_and_the_test_roots() {
+    let e = written("single_writer = true\n[msk]\ncluster = \"c\"\nwrite_topics = [\"t\"]\n");
+    let mut keys: Vec<String> = e.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    for dir in [
+        "terraform",
+        "tests/fixtures/terraform/root",
+        "tests/fixtures/terraform/rollout",
+    ] {
+        assert_eq!(consumers_type_keys(dir), keys, "{dir}");
+    }
+}
+
+#[test]
+fn services_start_no_deployment_of_their_own_and_never_rebalance_unasked() {
+    let service = block("terraform", "resource", &["aws_ecs_service", "this"]);
+    let b = service.body();
+    assert_eq!(
+        attr(b, "force_new_deployment").as_deref(),
+        Some("var.force_new_deployment"),
+        "a module upgrade must not restart every consumer: forced deployments only when asked"
+    );
+    let input = block("terraform", "variable", &["force_new_deployment"]);
+    assert_eq!(attr(input.body(), "default").as_deref(), Some("false"));
+    assert_eq!(
+        attr(b, "availability_zone_rebalancing").as_deref(),
+        Some("var.availability_zone_rebalancing ? \"ENABLED\" : \"DISABLED\""),
+        "set explicitly: ECS turns it on for new services"
+    );
+    let input = block("terraform", "variable", &["availability_zone_rebalancing"]);
+    assert_eq!(attr(input.body(), "default").as_deref(), Some("false"));
+    for key in [
+        "deployment_minimum_healthy_percent",
+        "deployment_maximum_percent",
+    ] {
+        assert_eq!(
+            attr(b, key),
+            Some(format!("local.consumers[each.key].{key}")),
+            "per consumer"
+        );
+    }
+    let breaker = nested(b, "deployment_circuit_breaker");
+    assert_eq!(attr(breaker[0].body(), "rollback").as_deref(), Some("true"));
+    let network = nested(b, "network_configuration");
+    assert_eq!(
+        attr(network[0].body(), "security_groups").as_deref(),
+        Some("concat([aws_security_group.tasks.id], var.security_group_ids)"),
+        "the module's group plus at most 4 (validated)"
+    );
+}
+
+#[test]
+fn a_removed_consumers_log_group_outlives_it() {
+    let group = block(
+        "terraform",
+        "resource",
+        &["aws_cloudwatch_log_group", "this"],
+    );
+    assert_eq!(attr(group.body(), "skip_destroy").as_deref(), Some("true"));
+}
+
+#[test]
+fn azs_are_chosen_by_zone_id_and_subnets_stay_keyed_by_az_name() {
+    let azs = block(
+        "terraform",
+        "data",
+        &["aws_availability_zones", "available"],
+    );
+    let b = azs.body();
+    assert_eq!(
+        attr(b, "exclude_zone_ids").as_deref(),
+        Some("length(var.availability_zone_ids) > 0 ? [] : var.exclude_zone_ids")
+    );
+    let dynamic: Vec<_> = nested(b, "dynamic");
+    assert_eq!(dynamic.len(), 1, "a zone-id filter for an explicit list");
+    let default = block("terraform", "variable", &["exclude_zone_ids"]);
+    let text = attr(default.body(), "default").unwrap();
+    for zone in ["usw1-az2", "apne1-az3"] {
+        assert!(
+            text.contains(zone),
+            "{zone} (no Fargate) is excluded: {text}"
+        );
+    }
+    // Keyed by AZ name, as before: an existing VPC keeps its subnets where its AZs are allowed.
+    for subnet in ["public", "private"] {
+        let s = block("terraform", "resource", &["aws_subnet", subnet]);
+        let for_each = attr(s.body(), "for_each").unwrap();
+        assert!(for_each.contains("local.azs"), "{subnet}: {for_each}");
+        assert_eq!(
+            attr(s.body(), "availability_zone").as_deref(),
+            Some("each.key")
+        );
+    }
+}
+
+#[test]
+fn the_execution_role_decrypts_with_the_secrets_keys_and_the_task_role_has_msk_on_its_own() {
+    let iam = read("terraform/iam.tf");
+    let execution = &iam[iam
+        .find("data \"aws_iam_policy_document\" \"execution\"")
+        .unwrap()
+        ..iam
+            .find("resource \"aws_iam_role_policy\" \"execution\"")
+            .unwrap()];
+    assert!(!execution.contains("var.kms_key_arn"), "not the log key");
+    assert!(execution.contains("var.secrets_kms_key_arns"));
+    let policies = block("terraform", "locals", &[]);
+    let task_policies = attr(policies.body(), "task_policies").unwrap();
+    assert!(
+        task_policies.contains("c.msk != null") && !task_policies.contains("kafka_lag"),
+        "MSK access does not depend on autoscaling: {task_policies}"
+    );
+    let task = &iam[iam
+        .find("data \"aws_iam_policy_document\" \"task\"")
+        .unwrap()..];
+    for action in [
+        "kafka-cluster:ReadData",
+        "kafka-cluster:WriteData",
+        "kafka-cluster:WriteDataIdempotently",
+        "kafka-cluster:AlterGroup",
+    ] {
+        assert!(task.contains(action), "{action}");
+    }
+}
+
+#[test]
+fn the_prod_examples_key_lets_the_regional_logs_principal_use_it() {
+    let prod = read("examples/prod/main.tf");
+    assert!(
+        prod.contains("\"logs.${var.aws_region}.amazonaws.com\""),
+        "the principal the CloudWatch Logs encryption guide shows"
+    );
+}
+
+#[test]
+fn every_fix_for_real_aws_cites_its_source() {
+    let module: String = [
+        "consumers.tf",
+        "network.tf",
+        "variables.tf",
+        "autoscaling.tf",
+        "iam.tf",
+        "locals.tf",
+    ]
+    .iter()
+    .map(|f| read(&format!("terraform/{f}")))
+    .collect();
+    for source in [
+        "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-rebalancing.html",
+        "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html",
+        "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/AWS_Fargate-Regions.html",
+        "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AwsVpcConfiguration.html",
+        "https://docs.aws.amazon.com/msk/latest/developerguide/consumer-lag.html",
+        "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html",
+        "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html",
+    ] {
+        assert!(module.contains(source), "{source}");
+    }
+}
