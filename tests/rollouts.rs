@@ -183,7 +183,8 @@ async fn each_scenario_gets_its_verdict_and_reason() {
     assert_eq!(kind("broken"), VerdictKind::Failed);
     assert_eq!(
         verdicts["broken"].reason,
-        "ECS deployment circuit breaker: tasks failed to start."
+        "ECS deployment circuit breaker: tasks failed to start. (3 of 3 failed launches)",
+        "how far the breaker counted, from the deployment's failedTasks"
     );
     assert_eq!(kind("back"), VerdictKind::RolledBack);
     assert!(

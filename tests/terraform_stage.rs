@@ -149,6 +149,72 @@ async fn deploy_from_empty_then_nothing_to_apply() {
     assert_eq!(second.names("unchanged"), ["audit", "orders"]);
 }
 
+/// A consumer that owns its source (a replication slot) rolls out with 0 / 100 of its own: the
+/// entry in the state carries them, the other consumer's does not (it takes the module's), and
+/// a single writer with two tasks or with autoscaling is refused with the file and line.
+#[tokio::test]
+async fn a_single_writers_entry_carries_its_own_rollout_limits_and_two_writers_are_refused() {
+    let ws = workspace();
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    consumer(ws.path(), "slot", 256);
+    let slot_toml = "single_writer = true\nstop_timeout = 60\ncpu = 256\nmemory = 512\n[msk]\ncluster = \"cdc-msk\"\nwrite_topics = [\"outbox.orders\"]\n";
+    write(ws.path(), "consumer_scripts/slot/consumer.toml", slot_toml);
+    let backend = Backend::new().await;
+    let first = run(ws.path(), &project, &backend, "deploy", COMMIT_1, &[]);
+    assert_eq!(first.code, 0, "{}", first.describe());
+    let applied = backend.applied().await;
+    let config = |n: &str| applied[n]["config"].clone();
+    assert_eq!(config("slot")["deployment_minimum_healthy_percent"], 0);
+    assert_eq!(config("slot")["deployment_maximum_percent"], 100);
+    assert_eq!(
+        config("slot")["msk"]["write_topics"],
+        serde_json::json!(["outbox.orders"])
+    );
+    assert_eq!(
+        config("orders")["deployment_minimum_healthy_percent"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        config("orders")["deployment_maximum_percent"],
+        serde_json::Value::Null
+    );
+    assert_eq!(config("orders")["msk"], serde_json::Value::Null);
+
+    // Two tasks, then autoscaling: each refused where it is written, and the running entry kept.
+    for (text, line, says) in [
+        (
+            format!("desired_count = 2\n{slot_toml}"),
+            1,
+            "`desired_count` is 2 but `single_writer = true` allows one task",
+        ),
+        (
+            format!("{slot_toml}[autoscaling]\nmin = 1\nmax = 3\ncpu_target = 60\n"),
+            8,
+            "`[autoscaling]` cannot scale a `single_writer` consumer",
+        ),
+    ] {
+        write(ws.path(), "consumer_scripts/slot/consumer.toml", &text);
+        let refused = run(ws.path(), &project, &backend, "deploy", COMMIT_2, &[]);
+        assert_eq!(refused.code, 1, "{}", refused.describe());
+        assert_eq!(refused.names("invalid"), ["slot"], "{}", refused.describe());
+        let annotation = format!("::error file=consumer_scripts/slot/consumer.toml,line={line}");
+        assert!(
+            refused
+                .stdout
+                .lines()
+                .any(|l| l.starts_with(&annotation) && l.contains(says)),
+            "{annotation} … {says}\n{}",
+            refused.stdout
+        );
+        assert_eq!(
+            backend.applied().await["slot"]["config"]["deployment_maximum_percent"],
+            100,
+            "the running entry is kept"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_cpu_change_alone_is_an_update_in_place() {
     let (ws, project, backend) = deployed_pair().await;

@@ -166,6 +166,21 @@ pub enum Progress {
 pub struct Seen {
     /// The deployment of the new revision, once seen.
     pub deployment: Option<String>,
+    /// Its failed task launches and desired count at the last look.
+    pub failed: i32,
+    pub desired: i32,
+}
+
+/// Failed task launches after which ECS's circuit breaker stops a deployment: half its desired
+/// count (rounded up), at least 3 and at most 200. A one-task consumer gets three tries.
+/// https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html
+pub fn breaker_threshold(desired: i32) -> i32 {
+    ((desired.max(0) + 1) / 2).clamp(3, 200)
+}
+
+/// `3 of 3 failed launches`: how far the circuit breaker had counted.
+fn launches(failed: i32, desired: i32) -> String {
+    format!("{failed} of {} failed launches", breaker_threshold(desired))
 }
 
 fn ours<'a>(w: &Watch, s: &'a ServiceState) -> Option<&'a Deployment> {
@@ -198,13 +213,18 @@ pub fn judge(w: &Watch, described: &Described, seen: &mut Seen) -> Progress {
     match ours(w, s) {
         Some(d) => {
             seen.deployment = Some(d.id.clone());
+            seen.failed = seen.failed.max(d.failed_tasks);
+            seen.desired = d.desired;
             match d.rollout_state.as_deref() {
                 Some("FAILED") => Progress::Done {
                     kind: VerdictKind::Failed,
-                    reason: d
-                        .rollout_state_reason
-                        .clone()
-                        .unwrap_or_else(|| "the deployment failed".into()),
+                    reason: format!(
+                        "{} ({})",
+                        d.rollout_state_reason
+                            .clone()
+                            .unwrap_or_else(|| "the deployment failed".into()),
+                        launches(seen.failed, d.desired)
+                    ),
                 },
                 Some("COMPLETED") if d.running >= d.desired => Progress::Done {
                     kind: VerdictKind::Succeeded,
@@ -243,9 +263,14 @@ pub fn judge(w: &Watch, described: &Described, seen: &mut Seen) -> Progress {
                 .and_then(|p| p.created_at)
                 .is_some_and(|c| c + CLOCK_SKEW >= w.since);
             if seen.deployment.is_some() || rolled_back_since {
+                let counted = if seen.deployment.is_some() && seen.failed > 0 {
+                    format!(" after {}", launches(seen.failed, seen.desired))
+                } else {
+                    String::new()
+                };
                 Progress::Done {
                     kind: VerdictKind::RolledBack,
-                    reason: format!("its deployment is gone and {older} is primary again"),
+                    reason: format!("its deployment is gone{counted} and {older} is primary again"),
                 }
             } else {
                 Progress::Done {
@@ -764,6 +789,37 @@ mod tests {
     }
 
     #[test]
+    fn the_circuit_breaker_counts_half_the_desired_count_from_3_to_200() {
+        let t: Vec<i32> = [0, 1, 2, 6, 7, 8, 100, 399, 400, 1000]
+            .into_iter()
+            .map(breaker_threshold)
+            .collect();
+        assert_eq!(t, [3, 3, 3, 3, 4, 4, 50, 200, 200, 200]);
+        // A rollback after failed launches says how many the breaker counted.
+        let w = watch();
+        let mut seen = Seen::default();
+        let mut failing = dep("new", "td:2", "PRIMARY", Some("IN_PROGRESS"), 0, 1_001);
+        failing.failed_tasks = 2;
+        judge(&w, &service(vec![failing]), &mut seen);
+        let p = judge(
+            &w,
+            &service(vec![dep(
+                "old",
+                "td:1",
+                "PRIMARY",
+                Some("COMPLETED"),
+                2,
+                10,
+            )]),
+            &mut seen,
+        );
+        assert!(
+            matches!(&p, Progress::Done { kind: VerdictKind::RolledBack, reason } if reason.contains("after 2 of 3 failed launches")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn an_older_deployment_of_the_same_revision_is_not_ours() {
         let w = watch();
         let mut seen = Seen::default();
@@ -797,12 +853,14 @@ mod tests {
         let mut d = dep("new", "td:2", "PRIMARY", Some("FAILED"), 0, 1_001);
         d.rollout_state_reason =
             Some("ECS deployment circuit breaker: tasks failed to start.".into());
+        d.desired = 1;
+        d.failed_tasks = 3;
         let p = judge(&w, &service(vec![d]), &mut Seen::default());
         assert_eq!(
             p,
             Progress::Done {
                 kind: VerdictKind::Failed,
-                reason: "ECS deployment circuit breaker: tasks failed to start.".into()
+                reason: "ECS deployment circuit breaker: tasks failed to start. (3 of 3 failed launches)".into()
             }
         );
         let p = judge(

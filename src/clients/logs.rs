@@ -19,6 +19,9 @@ pub trait LogReader: Send + Sync {
         stream: &str,
         lines: usize,
     ) -> Result<Vec<String>, Failure>;
+
+    /// The names of the log groups in the home region whose name starts with `prefix`.
+    async fn groups(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>, Failure>;
 }
 
 /// The real client: one SDK client per region asked about.
@@ -90,6 +93,32 @@ impl LogReader for Logs {
         events.sort_by_key(|(t, _)| *t);
         let skip = events.len().saturating_sub(lines);
         Ok(events.into_iter().skip(skip).map(|(_, m)| m).collect())
+    }
+
+    async fn groups(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>, Failure> {
+        let (client, endpoint) = self.client(None);
+        let mut found = std::collections::BTreeSet::new();
+        let mut token: Option<String> = None;
+        // 50 groups a page: a fleet of 500 consumers takes 10 calls, once per run that adds one.
+        loop {
+            let out = client
+                .describe_log_groups()
+                .log_group_name_prefix(prefix)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| failure::from_sdk(&e, "logs:DescribeLogGroups", &endpoint))?;
+            found.extend(
+                out.log_groups()
+                    .iter()
+                    .filter_map(|g| g.log_group_name().map(str::to_string)),
+            );
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -44,7 +44,7 @@ pub const REGION: &str = "us-east-1";
 /// The pull request the fake GitHub says every commit was merged by.
 pub const PULL_REQUEST: u64 = 12;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -904,6 +904,8 @@ impl Deployer for FakeEcs {
 pub struct FakeLogs {
     /// `group stream`.
     pub calls: Mutex<Vec<String>>,
+    /// The log groups that exist.
+    pub groups: Mutex<std::collections::BTreeSet<String>>,
 }
 
 #[async_trait]
@@ -925,6 +927,15 @@ impl LogReader for FakeLogs {
         .take(lines)
         .map(|s| s.to_string())
         .collect())
+    }
+
+    async fn groups(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>, Failure> {
+        lock(&self.calls).push(format!("groups {prefix}"));
+        Ok(lock(&self.groups)
+            .iter()
+            .filter(|g| g.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser as _;
 use serde_json::Value;
 
-use super::fakes::{FakeServices, GithubCall, HOST, PULL_REQUEST};
+use super::fakes::{lock, FakeServices, GithubCall, HOST, PULL_REQUEST};
 use super::outcome::{self, Facts, Verb};
 use super::{run_with, stages, Finished, Stage};
 use crate::cancel::Cancel;
@@ -1016,4 +1016,73 @@ async fn a_refused_rollback_is_said_once() {
         .filter(|l| l.starts_with("::error") && l.contains("no deployed consumer matches"))
         .collect();
     assert_eq!(errors.len(), 1, "{errors:#?}");
+}
+
+// Log groups kept from earlier consumers ----------------------------------------------------------
+
+#[tokio::test]
+async fn a_consumer_added_again_adopts_the_log_group_its_namesake_left() {
+    let mut w = World::new(FakeServices::new());
+    w.consumer("alpha", 256);
+    w.consumer("beta", 256);
+    let settings = w.settings(&["plan"]);
+    // An earlier `alpha` was removed; the bundled module kept its log group (`skip_destroy`).
+    let kept = format!("/ecs/shop/{}/alpha", settings.environment);
+    lock(&w.fakes.logs.groups).insert(kept.clone());
+    lock(&w.fakes.logs.groups).insert(format!("/ecs/other/{}/beta", settings.environment));
+
+    // The generated root imports it instead of creating it, and only it.
+    let mut bundled = settings.clone();
+    bundled.terraform.dir = None;
+    let plan = w.run_settings(bundled.clone(), &Cancel::new()).await;
+    assert_eq!(plan.finished.code, 0, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(&format!(
+            "`alpha` adopts the log group `{kept}` kept from an earlier consumer"
+        )),
+        "{}",
+        plan.stdout
+    );
+    let root = bundled.terraform.work_dir.join("root");
+    let imports = std::fs::read_to_string(root.join(crate::apply::infra::root::IMPORTS_FILE))
+        .expect("an imports file in the generated root");
+    assert!(
+        imports.contains("to = module.cdc.aws_cloudwatch_log_group.this[\"alpha\"]")
+            && imports.contains(&format!("id = \"{kept}\"")),
+        "{imports}"
+    );
+    assert!(!imports.contains("beta"), "{imports}");
+    let asked = lock(&w.fakes.logs.calls).clone();
+    assert_eq!(
+        asked,
+        [format!("groups /ecs/shop/{}/", settings.environment)],
+        "one question for the new consumers"
+    );
+
+    // A root of the team's own is told the block to add.
+    let own = w.run_settings(settings, &Cancel::new()).await;
+    assert!(
+        own.stdout.contains(&format!(
+            "the log group `{kept}` of an earlier consumer `alpha` still exists"
+        )) && own
+            .stdout
+            .contains("module.cdc.aws_cloudwatch_log_group.this[\"alpha\"]"),
+        "{}",
+        own.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_deploy_with_nothing_new_asks_for_no_log_group() {
+    let mut w = World::deployed().await;
+    let before = lock(&w.fakes.logs.calls).len();
+    w.edit_code("alpha", 2);
+    let second = w.run(&["deploy"]).await;
+    assert_eq!(second.finished.code, 0, "{}", second.stdout);
+    let asked: Vec<String> = lock(&w.fakes.logs.calls)[before..]
+        .iter()
+        .filter(|c| c.starts_with("groups "))
+        .cloned()
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
 }

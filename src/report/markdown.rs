@@ -942,6 +942,27 @@ fn details(c: &ConsumerPlan, run: Option<&RunReport>, out: &mut String) {
             .as_ref()
             .map_or_else(|| s.desired_count.to_string(), scaling)
     );
+    if s.single_writer {
+        let _ = writeln!(
+            out,
+            "- Rollout: single writer, the old task stops before the new one starts (minimum healthy 0 %, maximum 100 %)"
+        );
+    }
+    if let Some(m) = &s.msk {
+        let mut access = format!("- MSK: {}", code(&m.cluster));
+        if !m.read_topics.is_empty() {
+            let topics: Vec<String> = m.read_topics.iter().map(|t| code(t)).collect();
+            let _ = write!(access, ", reads {}", topics.join(", "));
+        }
+        if let Some(g) = &m.consumer_group {
+            let _ = write!(access, " as {}", code(g));
+        }
+        if !m.write_topics.is_empty() {
+            let topics: Vec<String> = m.write_topics.iter().map(|t| code(t)).collect();
+            let _ = write!(access, ", writes {}", topics.join(", "));
+        }
+        let _ = writeln!(out, "{access}");
+    }
     out.push_str("\n</details>\n\n");
 }
 

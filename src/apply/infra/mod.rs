@@ -251,6 +251,16 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Whether the root is the one generated around the bundled module.
+    pub fn bundled(&self) -> bool {
+        self.bundled
+    }
+
+    /// The folder of the root module.
+    pub fn root_dir(&self) -> &Path {
+        &self.root_dir
+    }
+
     /// The Terraform version the root runs with.
     pub fn version(&self) -> &str {
         &self.version

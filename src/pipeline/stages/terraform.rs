@@ -225,6 +225,10 @@ impl<'a> Run<'a> {
             self.infra().error = Some(InfraError::CannotKeep(lost));
             return;
         }
+        if let Err(e) = self.adopt_log_groups(&prepared, &variables, &before).await {
+            self.infra().error = Some(e);
+            return;
+        }
         let mut known: BTreeSet<String> = before.keys().cloned().collect();
         known.extend(self.plan.consumers.iter().map(|c| c.name.clone()));
         let Some(session) = self.session.as_mut() else {
@@ -270,6 +274,67 @@ impl<'a> Run<'a> {
         if self.verb == Verb::Deploy && !self.opened.done && self.plan.has_changes() {
             self.open_github().await;
         }
+    }
+
+    /// A consumer new to Terraform whose log group is still there, kept by `skip_destroy` from
+    /// an earlier consumer of the same name: the generated root imports it (one
+    /// `DescribeLogGroups` page per 50 groups, only when a consumer is new); a root of the team's
+    /// own is told the `import` block to add.
+    async fn adopt_log_groups(
+        &mut self,
+        prepared: &infra::Prepared,
+        variables: &Variables,
+        before: &BTreeMap<String, AppliedConsumer>,
+    ) -> Result<(), InfraError> {
+        let bundled = prepared.bundled();
+        if bundled {
+            // What an earlier run adopted is in the state now.
+            infra::root::write_imports(prepared.root_dir(), &[]).map_err(InfraError::Root)?;
+        }
+        let new: Vec<String> = variables
+            .consumers()
+            .into_iter()
+            .filter(|n| !before.contains_key(n))
+            .collect();
+        let (Some(aws), false) = (&self.services.aws, new.is_empty()) else {
+            return Ok(());
+        };
+        let text = |k: &str| variables.json[k].as_str().unwrap_or_default().to_string();
+        let (project, environment) = (text("project_name"), text("environment"));
+        let prefix = infra::root::log_group(&project, &environment, "");
+        let existing = match aws.logs.groups(&prefix).await {
+            Ok(g) => g,
+            Err(e) => {
+                self.runner.warning(&format!(
+                    "could not look for log groups kept from earlier consumers under `{prefix}` ({e}): a consumer added again under an earlier name fails at apply with `ResourceAlreadyExistsException`; grant `logs:DescribeLogGroups`"
+                ));
+                return Ok(());
+            }
+        };
+        let adopt: Vec<(String, String)> = new
+            .into_iter()
+            .map(|n| {
+                let g = infra::root::log_group(&project, &environment, &n);
+                (n, g)
+            })
+            .filter(|(_, g)| existing.contains(g))
+            .collect();
+        for (name, group) in &adopt {
+            if bundled {
+                self.runner.print_untrusted(&format!(
+                    "terraform: `{name}` adopts the log group `{group}` kept from an earlier consumer of that name (imported, not created)"
+                ));
+            } else {
+                self.runner.warning(&format!(
+                    "the log group `{group}` of an earlier consumer `{name}` still exists; if your root module creates it, add to it:\n{}",
+                    infra::root::imports(std::slice::from_ref(&(name.clone(), group.clone())))
+                ));
+            }
+        }
+        if bundled {
+            infra::root::write_imports(prepared.root_dir(), &adopt).map_err(InfraError::Root)?;
+        }
+        Ok(())
     }
 
     pub(super) async fn terraform_apply(&mut self) {
