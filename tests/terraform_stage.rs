@@ -215,6 +215,41 @@ async fn a_single_writers_entry_carries_its_own_rollout_limits_and_two_writers_a
     }
 }
 
+/// A log group the module keeps when its consumer is removed is found (through the real
+/// CloudWatch Logs client, past its first page) when a consumer of that name comes back, and a
+/// root module of the team's own is told the `import` block that adopts it.
+#[tokio::test]
+async fn a_consumer_added_again_is_told_how_to_adopt_its_kept_log_group() {
+    let ws = workspace();
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&support::aws().await);
+    // 60 groups sort before it: DescribeLogGroups answers 50 a page.
+    for i in 0..60 {
+        logs.create_log_group()
+            .log_group_name(format!("/ecs/{project}/test/filler-{i:02}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let kept = format!("/ecs/{project}/test/orders");
+    logs.create_log_group()
+        .log_group_name(&kept)
+        .send()
+        .await
+        .unwrap();
+    let backend = Backend::new().await;
+    let plan = run(ws.path(), &project, &backend, "plan", COMMIT_1, &[]);
+    assert_eq!(plan.code, 0, "{}", plan.describe());
+    assert!(
+        plan.stdout.contains(&format!(
+            "the log group `{kept}` of an earlier consumer `orders` still exists"
+        )) && plan.stdout.contains(&format!("id = \"{kept}\"")),
+        "{}",
+        plan.stdout
+    );
+}
+
 #[tokio::test]
 async fn a_cpu_change_alone_is_an_update_in_place() {
     let (ws, project, backend) = deployed_pair().await;

@@ -90,6 +90,9 @@ module "cdc" {
   subnet_ids         = var.subnet_ids
   security_group_ids = var.security_group_ids
 
+  availability_zone_ids = var.availability_zone_ids
+  secrets_kms_key_arns  = var.secrets_kms_key_arns
+
   capacity_provider  = "FARGATE"
   log_retention_days = 365
   kms_key_arn        = aws_kms_key.logs.arn

@@ -46,3 +46,15 @@ variable "security_group_ids" {
   type        = list(string)
   default     = []
 }
+
+variable "availability_zone_ids" {
+  description = "With network_mode \"private\": the two AZ IDs (such as \"use1-az1\") the VPC spans; empty: the first two by name where Fargate runs."
+  type        = list(string)
+  default     = []
+}
+
+variable "secrets_kms_key_arns" {
+  description = "Customer managed KMS keys the consumers' secrets are encrypted with (the execution roles may decrypt with them)."
+  type        = list(string)
+  default     = []
+}

@@ -113,8 +113,9 @@ pub struct TerraformArgs {
     /// the repository root.
     #[arg(long, value_name = "FILE")]
     pub terraform_var_file: Option<PathBuf>,
-    /// Apply a plan that destroys or replaces a consumer's service or logs, or the resources of a
-    /// consumer that is gone. Without it such a plan stops the run before apply.
+    /// Apply a plan that destroys or replaces a consumer's service or logs, the resources of a
+    /// consumer that is gone, or the cluster, VPC, subnets or NAT gateways every consumer runs in.
+    /// Without it such a plan stops the run before apply.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
     pub allow_destroy: bool,
     /// How long Terraform waits for a state lock held by another run (`30s`, `5m`, `1h`).

@@ -911,6 +911,36 @@ mod tests {
     }
 
     #[test]
+    fn a_service_the_apply_restarts_says_so_before_it_happens() {
+        let (d, specs) = setup(&["moved"]);
+        let o = observed(vec![(
+            "shop-moved",
+            found("shop-moved", ImageLookup::Present(image())),
+        )]);
+        let p = plan(&d, &fingerprinted(&specs), Some(&o), None);
+        let json = serde_json::json!({"resource_changes": [
+            {"address": "aws_ecs_service.this[\"moved\"]", "mode": "managed", "type": "aws_ecs_service",
+             "change": {"actions": ["update"],
+                        "before": {"task_definition": "td:1", "network_configuration": [{"security_groups": ["sg-1"]}]},
+                        "after": {"task_definition": "td:1", "network_configuration": [{"security_groups": ["sg-1", "sg-2"]}]}}},
+        ]});
+        let infra = InfraPlan::parse(
+            &json.to_string(),
+            &["moved".to_string()].into_iter().collect(),
+        )
+        .unwrap();
+        let p = with_infra(p, &infra, &[]);
+        let moved = p.get("moved").unwrap();
+        assert_eq!(moved.status, Status::Changed);
+        assert!(
+            moved.reasons.iter().any(|r| r
+                == "its service restarts without a new revision: ECS starts a deployment of every task (`network_configuration` changes)"),
+            "{:?}",
+            moved.reasons
+        );
+    }
+
+    #[test]
     fn unchanged_images_are_not_a_change_and_no_commit_adds_a_step() {
         let (d, specs) = setup(&["same"]);
         let o = observed(vec![(

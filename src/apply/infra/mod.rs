@@ -37,7 +37,7 @@ pub enum InfraError {
     LocalState { how: String },
     #[error(transparent)]
     Terraform(TerraformError),
-    #[error("the plan destroys what {} and `allow-destroy` is `false`, so nothing was applied: {}. A renamed or removed folder is the usual cause; when this is meant, run again with `allow-destroy: true`", guarded_owner(.0), guarded_list(.0))]
+    #[error("the plan destroys what {} and `allow-destroy` is `false`, so nothing was applied: {}. {}; when this is meant, run again with `allow-destroy: true`", guarded_owner(.0), guarded_list(.0), guarded_cause(.0))]
     DestroyGuard(Vec<GuardedChange>),
     #[error("{0}")]
     Unreadable(String),
@@ -63,6 +63,15 @@ fn guarded_owner(g: &[GuardedChange]) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+/// The usual cause of what the guard stopped.
+fn guarded_cause(g: &[GuardedChange]) -> &'static str {
+    if g.iter().all(|c| c.consumer.is_some()) {
+        "A renamed or removed folder is the usual cause"
+    } else {
+        "A change of the network or cluster inputs (the AZs, `vpc_cidr`, `network_mode`) is the usual cause of what every consumer shares; to keep a VPC's subnets, name their AZ IDs in `availability_zone_ids`"
     }
 }
 
