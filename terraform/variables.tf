@@ -204,10 +204,10 @@ variable "consumers" {
         can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", c.msk.cluster))
         && alltrue([for t in concat(c.msk.read_topics, c.msk.write_topics) : can(regex("^[A-Za-z0-9._*-]{1,249}$", t))])
         && length(c.msk.read_topics) + length(c.msk.write_topics) > 0
-        && (length(c.msk.read_topics) == 0 || c.msk.consumer_group != null)
+        && (length(c.msk.read_topics) == 0 || try(length(c.msk.consumer_group) > 0, false))
       )
     ]) == 0
-    error_message = "msk needs cluster (the MSK cluster's name: letters, digits and hyphens), at least one of read_topics and write_topics (topic names: letters, digits, \".\", \"_\", \"-\", \"*\" as a wildcard), and a consumer_group when it reads; not valid: ${join(", ", [for name, c in var.consumers : name if c.msk == null ? false : !(can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", c.msk.cluster)) && alltrue([for t in concat(c.msk.read_topics, c.msk.write_topics) : can(regex("^[A-Za-z0-9._*-]{1,249}$", t))]) && length(c.msk.read_topics) + length(c.msk.write_topics) > 0 && (length(c.msk.read_topics) == 0 || c.msk.consumer_group != null))])}."
+    error_message = "msk needs cluster (the MSK cluster's name: letters, digits and hyphens), at least one of read_topics and write_topics (topic names: letters, digits, \".\", \"_\", \"-\", \"*\" as a wildcard), and a consumer_group when it reads; not valid: ${join(", ", [for name, c in var.consumers : name if c.msk == null ? false : !(can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", c.msk.cluster)) && alltrue([for t in concat(c.msk.read_topics, c.msk.write_topics) : can(regex("^[A-Za-z0-9._*-]{1,249}$", t))]) && length(c.msk.read_topics) + length(c.msk.write_topics) > 0 && (length(c.msk.read_topics) == 0 || try(length(c.msk.consumer_group) > 0, false)))])}."
   }
 
   # MSK publishes no consumer-lag metrics (SumOffsetLag, MaxOffsetLag, EstimatedMaxTimeLag) for a
@@ -228,11 +228,11 @@ variable "consumers" {
       for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) == null ? false : !(
         c.autoscaling.kafka_lag.target_lag >= 1
         && can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", coalesce(c.autoscaling.kafka_lag.msk_cluster, try(c.msk.cluster, null), "-")))
-        && coalesce(c.autoscaling.kafka_lag.consumer_group, try(c.msk.consumer_group, null), "") != ""
+        && try(coalesce(c.autoscaling.kafka_lag.consumer_group, try(c.msk.consumer_group, null)), "") != ""
         && can(regex("^[A-Za-z0-9._-]{1,249}$", coalesce(c.autoscaling.kafka_lag.topic, try((length(c.msk.read_topics) == 1 ? c.msk.read_topics[0] : null), null), "-")))
       )
     ]) == 0
-    error_message = "autoscaling.kafka_lag needs target_lag (messages of lag per running task) of at least 1, and an MSK cluster, a consumer_group and one topic (no wildcard), each given in kafka_lag or taken from msk (the topic when msk reads exactly one); not valid: ${join(", ", [for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) == null ? false : !(c.autoscaling.kafka_lag.target_lag >= 1 && can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", coalesce(c.autoscaling.kafka_lag.msk_cluster, try(c.msk.cluster, null), "-"))) && coalesce(c.autoscaling.kafka_lag.consumer_group, try(c.msk.consumer_group, null), "") != "" && can(regex("^[A-Za-z0-9._-]{1,249}$", coalesce(c.autoscaling.kafka_lag.topic, try((length(c.msk.read_topics) == 1 ? c.msk.read_topics[0] : null), null), "-"))))])}."
+    error_message = "autoscaling.kafka_lag needs target_lag (messages of lag per running task) of at least 1, and an MSK cluster, a consumer_group and one topic (no wildcard), each given in kafka_lag or taken from msk (the topic when msk reads exactly one); not valid: ${join(", ", [for name, c in var.consumers : name if try(c.autoscaling.kafka_lag, null) == null ? false : !(c.autoscaling.kafka_lag.target_lag >= 1 && can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,63}$", coalesce(c.autoscaling.kafka_lag.msk_cluster, try(c.msk.cluster, null), "-"))) && try(coalesce(c.autoscaling.kafka_lag.consumer_group, try(c.msk.consumer_group, null)), "") != "" && can(regex("^[A-Za-z0-9._-]{1,249}$", coalesce(c.autoscaling.kafka_lag.topic, try((length(c.msk.read_topics) == 1 ? c.msk.read_topics[0] : null), null), "-"))))])}."
   }
 
   # Lag per running task divides by Container Insights' RunningTaskCount, which has no datapoint
@@ -248,10 +248,10 @@ variable "consumers" {
       for name, c in var.consumers : name if !(
         (c.deployment_minimum_healthy_percent == null || try(c.deployment_minimum_healthy_percent >= 0 && c.deployment_minimum_healthy_percent <= 100, false))
         && (c.deployment_maximum_percent == null || try(c.deployment_maximum_percent >= 100 && c.deployment_maximum_percent <= 200, false))
-        && (c.deployment_minimum_healthy_percent == null || c.deployment_maximum_percent == null || try(c.deployment_maximum_percent > c.deployment_minimum_healthy_percent, false))
+        && try((c.deployment_maximum_percent == null ? var.deployment_maximum_percent : c.deployment_maximum_percent) > (c.deployment_minimum_healthy_percent == null ? var.deployment_minimum_healthy_percent : c.deployment_minimum_healthy_percent), false)
       )
     ]) == 0
-    error_message = "A consumer's deployment_minimum_healthy_percent must be 0 to 100 and its deployment_maximum_percent 100 to 200 and above the minimum; not valid: ${join(", ", [for name, c in var.consumers : name if !((c.deployment_minimum_healthy_percent == null || try(c.deployment_minimum_healthy_percent >= 0 && c.deployment_minimum_healthy_percent <= 100, false)) && (c.deployment_maximum_percent == null || try(c.deployment_maximum_percent >= 100 && c.deployment_maximum_percent <= 200, false)) && (c.deployment_minimum_healthy_percent == null || c.deployment_maximum_percent == null || try(c.deployment_maximum_percent > c.deployment_minimum_healthy_percent, false)))])}."
+    error_message = "A consumer's deployment_minimum_healthy_percent must be 0 to 100 and its deployment_maximum_percent 100 to 200, the maximum above the minimum (each the module's deployment_* input where the consumer sets none), or a rollout can neither start a new task nor stop an old one; not valid: ${join(", ", [for name, c in var.consumers : name if !((c.deployment_minimum_healthy_percent == null || try(c.deployment_minimum_healthy_percent >= 0 && c.deployment_minimum_healthy_percent <= 100, false)) && (c.deployment_maximum_percent == null || try(c.deployment_maximum_percent >= 100 && c.deployment_maximum_percent <= 200, false)) && try((c.deployment_maximum_percent == null ? var.deployment_maximum_percent : c.deployment_maximum_percent) > (c.deployment_minimum_healthy_percent == null ? var.deployment_minimum_healthy_percent : c.deployment_minimum_healthy_percent), false))])}."
   }
 
 }
@@ -345,9 +345,10 @@ variable "availability_zone_ids" {
 variable "exclude_zone_ids" {
   description = "AZ IDs the new VPC never spans when availability_zone_ids is empty. The default lists the AZ IDs where Fargate does not run."
   type        = list(string)
-  # Fargate runs in every AZ of its regions except these.
+  # Fargate runs in every AZ of its regions but these: us-west-1 in usw1-az1 and usw1-az3 only,
+  # ap-northeast-1 in apne1-az1, apne1-az2 and apne1-az4 only.
   # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/AWS_Fargate-Regions.html
-  default = ["use1-az3", "usw1-az2", "apne1-az3"]
+  default = ["usw1-az2", "apne1-az3"]
 
   validation {
     condition     = alltrue([for z in var.exclude_zone_ids : can(regex("^[a-z]{2,}[0-9]+(-[a-z]+[0-9]+)?-az[0-9]+$", z))])

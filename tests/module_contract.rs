@@ -160,7 +160,22 @@ fn module_validations_refuse_what_aws_would_and_say_why() {
         (
             "a rollout maximum under 100",
             vars(json!({"a": with(with(base(), "deployment_minimum_healthy_percent", json!(0)), "deployment_maximum_percent", json!(50))}), json!({})),
-            Some("deployment_maximum_percent 100 to 200 and above the minimum; not valid: a."),
+            Some("its deployment_maximum_percent 100 to 200, the maximum above the minimum"),
+        ),
+        (
+            "a rollout maximum a consumer sets at the module's minimum",
+            vars(json!({"a": with(base(), "deployment_maximum_percent", json!(100))}), json!({})),
+            Some("the maximum above the minimum (each the module's deployment_* input where the consumer sets none)"),
+        ),
+        (
+            "lag scaling with no consumer group anywhere",
+            vars(json!({"a": with(with(base(), "msk", json!({"cluster": "cdc-msk", "write_topics": ["out"]})), "autoscaling", json!({"min": 1, "max": 2, "kafka_lag": {"target_lag": 5, "topic": "in"}}))}), json!({})),
+            Some("autoscaling.kafka_lag needs target_lag"),
+        ),
+        (
+            "an empty consumer group for topics read",
+            vars(json!({"a": with(base(), "msk", json!({"cluster": "cdc-msk", "consumer_group": "", "read_topics": ["orders"]}))}), json!({})),
+            Some("and a consumer_group when it reads"),
         ),
         (
             "AZ names given as zone IDs",
@@ -426,6 +441,17 @@ fn azs_are_chosen_by_zone_id_and_subnets_stay_keyed_by_az_name() {
             "{zone} (no Fargate) is excluded: {text}"
         );
     }
+    let readme = read("terraform/README.md");
+    let shown = text
+        .replace(['\n', ' '], "")
+        .replace(',', ", ")
+        .replace(", ]", "]");
+    assert!(
+        readme.contains(&format!(
+            "| `exclude_zone_ids` | list(string) | `{shown}` |"
+        )),
+        "terraform/README.md gives the default {shown}"
+    );
     // Keyed by AZ name, as before: an existing VPC keeps its subnets where its AZs are allowed.
     for subnet in ["public", "private"] {
         let s = block("terraform", "resource", &["aws_subnet", subnet]);

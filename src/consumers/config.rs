@@ -666,7 +666,7 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
         let policy_refused = ["cpu_target", "memory_target", "kafka_lag"]
             .iter()
             .any(|k| raw.rejected.contains(&format!("autoscaling.{k}")));
-        let (autoscaling, legacy_msk) = check_autoscaling(
+        s.autoscaling = Some(check_autoscaling(
             c,
             a,
             &raw.desired_count,
@@ -674,11 +674,7 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
             policy_refused,
             s.msk.as_ref(),
             raw.rejected.contains("msk"),
-        );
-        s.autoscaling = Some(autoscaling);
-        if s.msk.is_none() {
-            s.msk = legacy_msk;
-        }
+        ));
     }
     if let Some(sw) = raw.single_writer.as_ref().filter(|v| *v.get_ref()) {
         s.single_writer = true;
@@ -809,7 +805,7 @@ fn check_msk(c: &mut Checker<'_>, m: &RawMsk) -> MskAccess {
     let read_topics = topics("read_topics", &m.read_topics);
     let write_topics = topics("write_topics", &m.write_topics);
     let span = m.cluster.span();
-    if m.read_topics.is_none() && m.write_topics.is_none() {
+    if read_topics.is_empty() && write_topics.is_empty() {
         c.error(
             span.clone(),
             "`[msk]` names no topic: the task role would connect and do nothing".into(),
@@ -936,7 +932,7 @@ fn check_health(c: &mut Checker<'_>, hc: &Spanned<RawHealthCheck>) -> HealthChec
     }
 }
 
-/// `[autoscaling]`, and the MSK access a `kafka_lag` written before `[msk]` existed implies.
+/// `[autoscaling]`.
 fn check_autoscaling(
     c: &mut Checker<'_>,
     a: &Spanned<RawAutoscaling>,
@@ -945,7 +941,7 @@ fn check_autoscaling(
     policy_refused: bool,
     msk: Option<&MskAccess>,
     msk_refused: bool,
-) -> (Autoscaling, Option<MskAccess>) {
+) -> Autoscaling {
     let raw = a.get_ref();
     let (min, max) = (*raw.min.get_ref(), *raw.max.get_ref());
     if max == 0 {
@@ -979,7 +975,6 @@ fn check_autoscaling(
         .memory_target
         .as_ref()
         .map(|v| c.range("autoscaling.memory_target", v, 1, 100, "%"));
-    let mut legacy = None;
     let kafka_lag = raw.kafka_lag.as_ref().and_then(|k| {
         if min == 0 {
             c.error(
@@ -988,9 +983,7 @@ fn check_autoscaling(
                 Some("set `min = 1` or more; a CDC consumer at 0 tasks only lets its lag grow".into()),
             );
         }
-        let (lag, implied) = check_kafka_lag(c, k, msk, msk_refused)?;
-        legacy = implied;
-        Some(lag)
+        check_kafka_lag(c, k, msk, msk_refused)
     });
     if cpu_target.is_none() && memory_target.is_none() && raw.kafka_lag.is_none() && !policy_refused
     {
@@ -1000,28 +993,26 @@ fn check_autoscaling(
             Some("set `cpu_target`, `memory_target` or `[autoscaling.kafka_lag]`".into()),
         );
     }
-    (
-        Autoscaling {
-            min,
-            max,
-            cpu_target,
-            memory_target,
-            kafka_lag,
-        },
-        legacy,
-    )
+    Autoscaling {
+        min,
+        max,
+        cpu_target,
+        memory_target,
+        kafka_lag,
+    }
 }
 
 /// `[autoscaling.kafka_lag]` with every part resolved: the cluster and group from `[msk]` (or,
-/// written before `[msk]` existed, from its own `msk_cluster` and `consumer_group`, which then
-/// also give the task role its MSK access), the topic from its `topic` or `[msk]`'s only read
-/// topic. `None` when a part is missing (said in a finding).
+/// written before `[msk]` existed, from its own `msk_cluster` and `consumer_group`: the module
+/// then gives the task role access to that topic as that group, as it did before `[msk]`, and the
+/// entry stays as it was, so a held consumer stays held), the topic from its `topic` or `[msk]`'s
+/// only read topic. `None` when a part is missing (said in a finding).
 fn check_kafka_lag(
     c: &mut Checker<'_>,
     k: &Spanned<RawKafkaLag>,
     msk: Option<&MskAccess>,
     msk_refused: bool,
-) -> Option<(KafkaLagScaling, Option<MskAccess>)> {
+) -> Option<KafkaLagScaling> {
     let span = k.span();
     let k = k.get_ref();
     if *k.target_lag.get_ref() == 0 {
@@ -1111,15 +1102,12 @@ fn check_kafka_lag(
                     }
                 },
             };
-            Some((
-                KafkaLagScaling {
-                    msk_cluster: m.cluster.clone(),
-                    consumer_group: group,
-                    topic,
-                    target_lag: *k.target_lag.get_ref(),
-                },
-                None,
-            ))
+            Some(KafkaLagScaling {
+                msk_cluster: m.cluster.clone(),
+                consumer_group: group,
+                topic,
+                target_lag: *k.target_lag.get_ref(),
+            })
         }
         None => {
             // Written before `[msk]`: its own cluster, group and topic, or nothing to go on.
@@ -1135,27 +1123,19 @@ fn check_kafka_lag(
             };
             c.warn(
                 span,
-                "`msk_cluster` and `consumer_group` in `[autoscaling.kafka_lag]` are read as `[msk]` (the task role's MSK access no longer depends on autoscaling)".into(),
+                "`msk_cluster` and `consumer_group` in `[autoscaling.kafka_lag]` are from before `[msk]`: the task role's MSK access is now `[msk]`, independent of autoscaling".into(),
                 format!(
                     "move them to an `[msk]` table: `cluster = \"{cluster}\"`, `consumer_group = \"{}\"`, `read_topics = [\"{}\"]`",
                     group.get_ref(),
                     topic.get_ref()
                 ),
             );
-            Some((
-                KafkaLagScaling {
-                    msk_cluster: cluster.clone(),
-                    consumer_group: group.get_ref().clone(),
-                    topic: topic.get_ref().clone(),
-                    target_lag: *k.target_lag.get_ref(),
-                },
-                Some(MskAccess {
-                    cluster,
-                    consumer_group: Some(group.get_ref().clone()),
-                    read_topics: vec![topic.get_ref().clone()],
-                    write_topics: Vec::new(),
-                }),
-            ))
+            Some(KafkaLagScaling {
+                msk_cluster: cluster,
+                consumer_group: group.get_ref().clone(),
+                topic: topic.get_ref().clone(),
+                target_lag: *k.target_lag.get_ref(),
+            })
         }
     }
 }
@@ -1332,6 +1312,7 @@ target_lag = 1000
             ("consumer group outside ASCII", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"commandes-été\"\nread_topics = [\"orders\"]\n"),
             ("lag scaling from zero tasks", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\"]\n[autoscaling]\nmin = 0\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\n"),
             ("msk without topics", "[msk]\ncluster = \"cdc-msk\"\n"),
+            ("msk with empty topic lists", "[msk]\ncluster = \"cdc-msk\"\nread_topics = []\nwrite_topics = []\n"),
             ("msk reading without a group", "[msk]\ncluster = \"cdc-msk\"\nread_topics = [\"orders\", \"bad topic\"]\n"),
             ("lag on a topic not read", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\", \"payments\"]\n[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\ntopic = \"refunds\"\n"),
             ("lag without a topic among several", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\", \"payments\"]\n[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\n"),
@@ -1449,19 +1430,22 @@ target_lag = 1000
     }
 
     #[test]
-    fn lag_scaling_written_before_msk_still_gives_the_task_role_its_access_with_a_warning() {
+    fn lag_scaling_written_before_msk_keeps_its_entry_with_a_warning() {
         let v = check("[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\nmsk_cluster = \"cdc-msk\"\nconsumer_group = \"orders-cdc\"\ntopic = \"orders\"\ntarget_lag = 100\n")
             .unwrap();
         assert_eq!(v.warnings.len(), 1);
         assert!(v.warnings[0].help.as_deref().unwrap().contains("`[msk]`"));
-        let msk = v.settings.msk.unwrap();
+        // The entry stays as it was written before `[msk]` (a held consumer stays held); the
+        // module gives the task role the access its kafka_lag names.
+        assert_eq!(v.settings.msk, None);
+        let lag = v.settings.autoscaling.unwrap().kafka_lag.unwrap();
         assert_eq!(
             (
-                msk.cluster.as_str(),
-                msk.consumer_group.as_deref(),
-                msk.read_topics.as_slice()
+                lag.msk_cluster.as_str(),
+                lag.consumer_group.as_str(),
+                lag.topic.as_str()
             ),
-            ("cdc-msk", Some("orders-cdc"), &["orders".to_string()][..])
+            ("cdc-msk", "orders-cdc", "orders")
         );
     }
 

@@ -87,25 +87,41 @@ pub const DEPLOYMENT_STARTING: [&str; 9] = [
 ];
 
 /// What in a service's update starts a new deployment: each argument of
-/// [`DEPLOYMENT_STARTING`] that changes (or is not known until apply), and `force_new_deployment`
-/// when it is on, which the provider sends with every update.
+/// [`DEPLOYMENT_STARTING`] that changes (or holds a value not known until apply), and
+/// `force_new_deployment` when it is on and the update is more than tags (the provider sends it
+/// with every `UpdateService`, and calls none for tags alone).
 fn deployment_causes(change: &serde_json::Value) -> Vec<String> {
     let (before, after) = (&change["before"], &change["after"]);
     let unknown = &change["after_unknown"];
     let mut causes: Vec<String> = DEPLOYMENT_STARTING
         .iter()
-        .filter(|k| {
-            before.get(**k) != after.get(**k)
-                || unknown
-                    .get(**k)
-                    .is_some_and(|u| u != &serde_json::Value::Bool(false))
-        })
+        .filter(|k| before.get(**k) != after.get(**k) || unknown.get(**k).is_some_and(any_unknown))
         .map(|k| k.to_string())
         .collect();
-    if after.get("force_new_deployment") == Some(&serde_json::Value::Bool(true)) {
+    let more_than_tags = match (before.as_object(), after.as_object()) {
+        (Some(b), Some(a)) => b
+            .keys()
+            .chain(a.keys())
+            .filter(|k| *k != "tags" && *k != "tags_all")
+            .any(|k| b.get(k) != a.get(k) || unknown.get(k).is_some_and(any_unknown)),
+        _ => true,
+    };
+    if after.get("force_new_deployment") == Some(&serde_json::Value::Bool(true)) && more_than_tags {
         causes.push("force_new_deployment".into());
     }
     causes
+}
+
+/// Whether an `after_unknown` value marks anything unknown: Terraform writes the shape of every
+/// list and object there (`[]`, `[{"subnets": [false]}]`) and `true` only where a value is not
+/// known until apply.
+fn any_unknown(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Array(a) => a.iter().any(any_unknown),
+        serde_json::Value::Object(m) => m.values().any(any_unknown),
+        _ => false,
+    }
 }
 
 /// How many resources change, by kind.
@@ -601,26 +617,49 @@ mod tests {
             // A further security group: ECS starts a deployment of every task.
             svc("moved", serde_json::json!({"task_definition": "td:1", "network_configuration": net(&["sg-1"])}),
                          serde_json::json!({"task_definition": "td:1", "network_configuration": net(&["sg-1", "sg-2"])})),
-            // Forced deployments on: any update restarts.
-            svc("forced", serde_json::json!({"task_definition": "td:1", "tags": {}, "force_new_deployment": true}),
-                          serde_json::json!({"task_definition": "td:1", "tags": {"a": "b"}, "force_new_deployment": true})),
+            // Forced deployments on: any update but tags alone restarts.
+            svc("forced", serde_json::json!({"task_definition": "td:1", "deployment_maximum_percent": 200, "force_new_deployment": true}),
+                          serde_json::json!({"task_definition": "td:1", "deployment_maximum_percent": 150, "force_new_deployment": true})),
+            svc("tagged", serde_json::json!({"task_definition": "td:1", "tags": {}, "force_new_deployment": true}),
+                          serde_json::json!({"task_definition": "td:1", "tags": {"team": "cdc"}, "force_new_deployment": true})),
             // A new revision: a rollout, watched as such, not a restart.
             svc("rolled", serde_json::json!({"task_definition": "td:1"}), serde_json::json!({"task_definition": "td:2"})),
         ]});
+        let mut json = json;
+        // As Terraform writes it: every list's shape, `true` only where a value is unknown.
+        let shape = serde_json::json!({"network_configuration": [{"subnets": [false], "security_groups": [false], "assign_public_ip": false}],
+            "capacity_provider_strategy": [{"capacity_provider": false}], "load_balancer": [], "service_registries": [], "tags": {}, "tags_all": {}});
+        for rc in json["resource_changes"].as_array_mut().unwrap() {
+            rc["change"]["after_unknown"] = shape.clone();
+        }
+        // A subnet not created yet: known only at apply.
+        let mut pending = svc(
+            "pending",
+            serde_json::json!({"task_definition": "td:1", "network_configuration": net(&["sg-1"])}),
+            serde_json::json!({"task_definition": "td:1", "network_configuration": net(&["sg-1"])}),
+        );
+        pending["change"]["after_unknown"] =
+            serde_json::json!({"network_configuration": [{"subnets": [true]}]});
+        json["resource_changes"]
+            .as_array_mut()
+            .unwrap()
+            .push(pending);
         let plan = InfraPlan::parse(
             &json.to_string(),
-            &names(&["calm", "moved", "forced", "rolled"]),
+            &names(&["calm", "moved", "forced", "tagged", "rolled", "pending"]),
         )
         .unwrap();
         let restarts = plan.restarts();
         assert_eq!(
             restarts.keys().copied().collect::<Vec<_>>(),
-            ["forced", "moved"]
+            ["forced", "moved", "pending"],
+            "not `calm`, not `tagged`"
         );
+        assert_eq!(restarts["pending"], ["network_configuration"]);
         assert_eq!(restarts["moved"], ["network_configuration"]);
         assert_eq!(restarts["forced"], ["force_new_deployment"]);
         assert!(plan.changes[0].starts_deployment.is_empty());
-        assert_eq!(plan.changes[3].starts_deployment, ["task_definition"]);
+        assert_eq!(plan.changes[4].starts_deployment, ["task_definition"]);
     }
 
     #[test]
