@@ -5,6 +5,12 @@
 # - without, min = max = desired_count: a change of desired_count updates this target in place
 #   and Application Auto Scaling sets the service's count at once, and a service whose count
 #   a policy changed never shows up as drift in a plan.
+#
+# Application Auto Scaling enforces the range only when a policy scales or the target is
+# registered again, not continuously: a count set by hand (update-service --desired-count) on a
+# consumer without `autoscaling` holds until its desired_count or autoscaling changes. README.md
+# says so; nothing here re-applies it.
+# https://docs.aws.amazon.com/autoscaling/application/userguide/getting-started.html
 
 resource "aws_appautoscaling_target" "this" {
   for_each = var.consumers
