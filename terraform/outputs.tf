@@ -55,3 +55,8 @@ output "nat_public_ips" {
   description = "In \"private\" mode, the NAT gateways' public IPs (the tasks' source addresses on the internet)."
   value       = [for az in keys(aws_eip.nat) : aws_eip.nat[az].public_ip]
 }
+
+output "deploy_inputs_digest" {
+  description = "The deploy_inputs_digest the state was applied with: cdc-deploy compares it with its own to skip a plan that would change nothing."
+  value       = var.deploy_inputs_digest
+}

@@ -256,6 +256,12 @@ variable "consumers" {
 
 }
 
+variable "deploy_inputs_digest" {
+  description = "Written by cdc-deploy, used by no resource: a digest of the root module, its variable files and the variables besides consumers it was applied with, given back as an output so that a run whose entries and inputs equal the applied ones skips its plan."
+  type        = string
+  default     = null
+}
+
 # ---- network ----------------------------------------------------------------------------------
 
 variable "network_mode" {

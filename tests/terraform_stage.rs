@@ -122,18 +122,43 @@ async fn deploy_from_empty_then_nothing_to_apply() {
     assert_eq!(planned, [("audit", "new"), ("orders", "new")]);
     assert_eq!(plan["consumers"][0]["terraform"]["create"], 3, "{plan}");
 
-    let second = run(ws.path(), &project, &backend, "deploy", COMMIT_1, &[]);
+    // Nothing changed: the entries equal the applied ones and the root and its inputs are those
+    // applied, so Terraform reads the outputs and plans nothing (no refresh of any resource).
+    let before = commands.lines().count();
+    let second = run_env(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_1,
+        &[],
+        &[("TERRAFORM_PATH", terraform.display().to_string())],
+    );
     assert_eq!(second.code, 0, "{}", second.describe());
     assert_eq!(second.outputs["result"], "nothing-to-deploy");
+    let commands = std::fs::read_to_string(&log).unwrap();
+    let verbs: Vec<&str> = commands
+        .lines()
+        .skip(before)
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(verbs, ["version", "init", "output"], "no plan: {commands}");
     assert!(
-        second.stdout.contains("terraform plan: no changes"),
+        second
+            .stdout
+            .contains("terraform: no plan: the 2 entries equal the applied ones"),
         "{}",
         second.stdout
     );
     assert!(
-        second.stdout.contains("nothing to apply"),
+        second
+            .summary
+            .contains("not run: the 2 entries equal the applied ones")
+            && second
+                .summary
+                .contains("entries equal to the applied ones; Terraform not run"),
         "{}",
-        second.stdout
+        second.summary
     );
     assert!(
         !second.stdout.contains("Apply complete"),
@@ -147,6 +172,35 @@ async fn deploy_from_empty_then_nothing_to_apply() {
     );
     assert_eq!(second.outputs["has-changes"], "false");
     assert_eq!(second.names("unchanged"), ["audit", "orders"]);
+
+    // `terraform-refresh: always` plans anyway; so does a change to the root module.
+    let plans = |extra: &[(&str, &str)]| {
+        let before = std::fs::read_to_string(&log).unwrap().lines().count();
+        let r = run_env(
+            ws.path(),
+            &project,
+            &backend,
+            "deploy",
+            COMMIT_1,
+            extra,
+            &[("TERRAFORM_PATH", terraform.display().to_string())],
+        );
+        assert_eq!(r.code, 0, "{}", r.describe());
+        let commands = std::fs::read_to_string(&log).unwrap();
+        commands
+            .lines()
+            .skip(before)
+            .any(|l| l.starts_with("plan "))
+    };
+    assert!(
+        plans(&[("terraform-refresh", "always")]),
+        "a drift check plans"
+    );
+    assert!(!plans(&[]), "and the next run again does not");
+    let main = ws.path().join("infra/main.tf");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, format!("{text}\n# a change to the root module\n")).unwrap();
+    assert!(plans(&[]), "a changed root module plans");
 }
 
 /// A consumer that owns its source (a replication slot) rolls out with 0 / 100 of its own: the

@@ -121,6 +121,20 @@ pub struct TerraformArgs {
     /// How long Terraform waits for a state lock held by another run (`30s`, `5m`, `1h`).
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub lock_timeout: String,
+    /// When Terraform plans: `when-changed` skips the plan when every consumer's entry equals the
+    /// applied one and the root module, its variables and variable files are those applied (a
+    /// no-op refreshes nothing); `always` plans anyway (a scheduled drift check).
+    #[arg(long, value_enum, default_value_t = Refresh::WhenChanged)]
+    pub terraform_refresh: Refresh,
+}
+
+/// `terraform-refresh` input: when Terraform plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Refresh {
+    /// Only when an entry, the root module or its inputs differ from what is applied.
+    WhenChanged,
+    /// On every run, which refreshes every resource: drift shows.
+    Always,
 }
 
 /// The numbers flags and inputs take, each once: the parser checks them, and a bad input is

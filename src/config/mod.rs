@@ -188,6 +188,8 @@ pub struct TerraformSettings {
     pub var_file: Option<PathBuf>,
     pub allow_destroy: bool,
     pub lock_timeout: std::time::Duration,
+    /// Plan on every run, also when nothing would change (`terraform-refresh: always`).
+    pub refresh_always: bool,
     pub program: PathBuf,
     /// Where the data directory, the plugin cache, a generated root and the saved plan live.
     pub work_dir: PathBuf,
@@ -301,6 +303,7 @@ fn terraform_settings(
         var_file,
         allow_destroy: t.allow_destroy,
         lock_timeout: parse_duration("lock-timeout", &t.lock_timeout)?,
+        refresh_always: t.terraform_refresh == cli::Refresh::Always,
         program: env
             .get(ev::TERRAFORM_PATH)
             .map_or_else(|| PathBuf::from("terraform"), PathBuf::from),

@@ -238,6 +238,19 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// Whether `wanted`, an entry as the action writes it, is what Terraform gives back as `applied`
+/// (its `config`): every key of either the same, a missing one read as `null`, numbers without
+/// a fraction read as integers. Then applying `wanted` changes nothing of that consumer.
+pub fn same_entry(wanted: &Value, applied: &Value) -> bool {
+    let (Some(w), Some(a)) = (wanted.as_object(), applied.as_object()) else {
+        return false;
+    };
+    w.keys().chain(a.keys()).all(|k| {
+        let get = |m: &Map<String, Value>| m.get(k).map_or(Value::Null, normal);
+        get(w) == get(a)
+    })
+}
+
 /// Whether the applied entries carry a hold: the root module's `consumers` variable declares
 /// `hold` and its output gives the entry back as `config`.
 pub fn carries_holds(applied: &BTreeMap<String, AppliedConsumer>, name: &str) -> bool {
@@ -274,6 +287,31 @@ mod tests {
             settings_digest(&written),
             settings_digest(&entry(&other, "r/x@sha256:1"))
         );
+    }
+
+    #[test]
+    fn an_entry_equals_what_terraform_gives_back_for_it() {
+        let mut s = ConsumerSettings::default();
+        s.environment.insert("TOPIC".into(), "orders".into());
+        let written = entry(&s, "r/x@sha256:1");
+        let mut back = written.clone();
+        back["cpu"] = json!(256.0);
+        assert!(same_entry(&written, &back), "70.0 is 70");
+        back.as_object_mut().unwrap().remove("msk");
+        assert!(same_entry(&written, &back), "a null the root dropped");
+        let mut other = back.clone();
+        other["image"] = json!("r/x@sha256:2");
+        assert!(!same_entry(&written, &other), "another image");
+        let mut held = back.clone();
+        held[HOLD_KEY] = json!({"image": "i", "settings": "s", "verdict": "failed", "at": "t"});
+        assert!(!same_entry(&written, &held), "a hold to clear");
+        let mut extra = back;
+        extra["unknown_optional"] = json!(3);
+        assert!(
+            !same_entry(&written, &extra),
+            "a value the action did not write"
+        );
+        assert!(!same_entry(&written, &Value::Null));
     }
 
     #[test]

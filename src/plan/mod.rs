@@ -577,6 +577,11 @@ fn add_step(c: &mut ConsumerPlan, step: Step) {
     }
 }
 
+/// A consumer's reason when Terraform's plan changes nothing of it.
+pub const NO_CHANGE: &str = "Terraform plans no change";
+/// A consumer's reason when Terraform did not plan: nothing could change.
+pub const NOT_RUN: &str = "entries equal to the applied ones; Terraform not run";
+
 /// The plan with Terraform's saved plan folded in: each consumer's resource changes, a consumer
 /// whose image is unchanged but whose configuration changes becomes `changed` (and one whose
 /// settings differ but whose resources Terraform leaves as they are, `unchanged`), consumers
@@ -629,7 +634,7 @@ pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
             c.infra = Some(totals);
             c.reasons.retain(|r| r != NOT_COMPARED);
             if totals.is_empty() && c.status != Status::Held {
-                c.reasons.push("Terraform plans no change".into());
+                c.reasons.push(NO_CHANGE.into());
             }
         }
     }

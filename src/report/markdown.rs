@@ -223,7 +223,9 @@ pub fn terraform_section(infra: &InfraReport, changes: bool) -> String {
     if let Some(v) = &infra.terraform_version {
         facts.push(format!("Terraform {}", text(v)));
     }
-    if let Some(p) = &infra.plan {
+    if let Some(why) = &infra.not_run {
+        facts.push(format!("not run: {}", text(why)));
+    } else if let Some(p) = &infra.plan {
         facts.push(format!("plan: {}", p.totals()));
         let restarts = p.restarts();
         if !restarts.is_empty() {

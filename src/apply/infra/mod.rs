@@ -8,6 +8,7 @@
 //! plan live in a folder of the run's own under the work folder, passed with `-var-file`: nothing
 //! is ever written into a team's root module. Whatever Terraform prints is untrusted text.
 
+pub mod digest;
 pub mod root;
 pub mod vars;
 
@@ -110,6 +111,8 @@ pub struct InfraReport {
     pub rollbacks: BTreeMap<String, RolledBack>,
     /// The AWS region the stage ran in, for links to the console.
     pub region: Option<String>,
+    /// Why Terraform did not plan (every entry and input equal to the applied ones).
+    pub not_run: Option<String>,
 }
 
 impl InfraReport {
@@ -260,6 +263,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Whether the root module declares `name` both as a variable and as an output.
+    pub fn declares(&self, name: &str) -> bool {
+        self.decl.variables.iter().any(|v| v == name) && self.decl.outputs.iter().any(|o| o == name)
+    }
+
     /// Whether the root is the one generated around the bundled module.
     pub fn bundled(&self) -> bool {
         self.bundled
@@ -437,11 +445,18 @@ pub struct Session<'a> {
     stage: InfraStage<'a>,
     files: RunFiles,
     validated: bool,
+    /// The inputs digest the applied state was applied with (`deploy_inputs_digest` output).
+    applied_digest: Option<String>,
     /// A plan is saved and not yet applied.
     saved: bool,
 }
 
 impl<'a> Session<'a> {
+    /// The inputs digest the state was applied with, when the root module gives it back.
+    pub fn applied_digest(&self) -> Option<&str> {
+        self.applied_digest.as_deref()
+    }
+
     /// Say the root's warnings once, run `init`, and read what is applied (`terraform output`,
     /// which does not refresh).
     pub async fn open(
@@ -470,12 +485,13 @@ impl<'a> Session<'a> {
             let _g = runner.group("terraform init");
             step(tf, "init", &init, &|l| runner.print_untrusted(l)).await?;
         }
-        let applied = applied(tf).await?;
+        let (applied, digest) = applied(tf).await?;
         let session = Session {
             stage,
             files,
             validated: false,
             saved: false,
+            applied_digest: digest,
         };
         Ok((session, applied))
     }
@@ -593,19 +609,25 @@ impl<'a> Session<'a> {
         }
         Ok(Applied {
             started,
-            after: applied(stage.terraform).await,
+            after: applied(stage.terraform).await.map(|(a, _)| a),
         })
     }
 }
 
-/// The root module's `consumers` output, as the state holds it now.
-async fn applied(tf: &dyn Terraform) -> Result<BTreeMap<String, AppliedConsumer>, InfraError> {
+/// What is applied, and the inputs digest it was applied with (when the root gives it back).
+async fn applied(
+    tf: &dyn Terraform,
+) -> Result<(BTreeMap<String, AppliedConsumer>, Option<String>), InfraError> {
     let outputs = captured(tf, "output", &args(&["output", "-json", "-no-color"])).await?;
-    vars::applied_from_outputs(&outputs.stdout).map_err(|e| {
+    let consumers = vars::applied_from_outputs(&outputs.stdout).map_err(|e| {
         InfraError::Unreadable(format!(
             "the root module's `consumers` output could not be read: {e}"
         ))
-    })
+    })?;
+    let digest = serde_json::from_str::<serde_json::Value>(&outputs.stdout)
+        .ok()
+        .and_then(|v| v[digest::DIGEST_NAME]["value"].as_str().map(str::to_string));
+    Ok((consumers, digest))
 }
 
 /// A file or folder of the stage that could not be written.

@@ -17,6 +17,7 @@ use crate::pipeline::services::Services;
 use crate::pipeline::RunError;
 use crate::plan;
 use crate::plan::entries::{self, Hold};
+use crate::plan::terraform::InfraPlan;
 
 impl<'a> Run<'a> {
     pub(super) async fn prepare(&mut self) -> Result<(), RunError> {
@@ -198,9 +199,11 @@ impl<'a> Run<'a> {
         if self.infra_stopped() {
             return;
         }
-        let (Some(variables), Some(prepared)) = (self.variables(), self.prepared.clone()) else {
+        let (Some(mut variables), Some(prepared)) = (self.variables(), self.prepared.clone())
+        else {
             return;
         };
+        let digest = self.with_inputs_digest(&prepared, &mut variables);
         {
             let infra = self.infra();
             infra.kept = variables.kept.clone();
@@ -223,6 +226,24 @@ impl<'a> Run<'a> {
             .collect();
         if !lost.is_empty() {
             self.infra().error = Some(InfraError::CannotKeep(lost));
+            return;
+        }
+        if let Some(why) = self.nothing_to_plan(&prepared, &variables, &before, digest.as_deref()) {
+            self.runner.print(&format!("terraform: no plan: {why}"));
+            let infra = self.infra();
+            infra.plan = Some(InfraPlan::default());
+            infra.not_run = Some(why);
+            if self.verb != Verb::Rollback {
+                let plan = std::mem::take(&mut self.plan);
+                self.plan = plan::with_infra(plan, &InfraPlan::default(), &[]);
+                for c in &mut self.plan.consumers {
+                    for r in &mut c.reasons {
+                        if r == plan::NO_CHANGE {
+                            *r = plan::NOT_RUN.to_string();
+                        }
+                    }
+                }
+            }
             return;
         }
         if let Err(e) = self.adopt_log_groups(&prepared, &variables, &before).await {
@@ -274,6 +295,76 @@ impl<'a> Run<'a> {
         if self.verb == Verb::Deploy && !self.opened.done && self.plan.has_changes() {
             self.open_github().await;
         }
+    }
+
+    /// The inputs digest of this run, added to `variables` for a root module that carries it.
+    /// `None` (said once) when a file of the root module cannot be read: the run plans as usual.
+    fn with_inputs_digest(
+        &mut self,
+        prepared: &infra::Prepared,
+        variables: &mut Variables,
+    ) -> Option<String> {
+        let d = infra::digest::DIGEST_NAME;
+        if !prepared.declares(d) {
+            return None;
+        }
+        let t = &self.settings.terraform;
+        let digest = infra::digest::inputs_digest(&infra::digest::DigestInputs {
+            root_dir: prepared.root_dir(),
+            skip: &[infra::root::IMPORTS_FILE],
+            var_file: t.var_file.as_deref(),
+            variables: &variables.json,
+            terraform_version: prepared.version(),
+            env: infra::digest::tf_var_env(),
+        });
+        match digest {
+            Ok(digest) => {
+                variables.json[d] = Value::String(digest.clone());
+                Some(digest)
+            }
+            Err(e) => {
+                self.runner
+                    .warning(&format!("Terraform plans on every run: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Why no plan is needed, when none is: every consumer's entry equals the one applied, and
+    /// the root module and its inputs are those applied (the digest the state was applied with),
+    /// unless `terraform-refresh: always` or a rollback.
+    fn nothing_to_plan(
+        &self,
+        prepared: &infra::Prepared,
+        variables: &Variables,
+        before: &BTreeMap<String, AppliedConsumer>,
+        digest: Option<&str>,
+    ) -> Option<String> {
+        if self.settings.terraform.refresh_always || self.verb == Verb::Rollback {
+            return None;
+        }
+        let applied_digest = self.session.as_ref()?.applied_digest()?;
+        if digest? != applied_digest || !prepared.declares(infra::digest::DIGEST_NAME) {
+            return None;
+        }
+        if variables.consumers().iter().ne(before.keys()) {
+            return None;
+        }
+        let all_equal = before.iter().all(|(name, a)| {
+            let Some(mut config) = a.config.clone() else {
+                return false;
+            };
+            config["image"] = Value::String(a.image.clone());
+            variables
+                .entry(name)
+                .is_some_and(|w| entries::same_entry(w, &config))
+        });
+        all_equal.then(|| {
+            format!(
+                "the {} entries equal the applied ones and the root module and its inputs are those applied (`terraform-refresh: always` plans anyway)",
+                before.len()
+            )
+        })
     }
 
     /// A consumer new to Terraform whose log group is still there, kept by `skip_destroy` from
@@ -345,8 +436,15 @@ impl<'a> Run<'a> {
             return;
         };
         if planned.is_empty() {
-            self.runner
-                .print("terraform: the plan has no changes; nothing to apply");
+            if self
+                .report
+                .infra
+                .as_ref()
+                .is_none_or(|i| i.not_run.is_none())
+            {
+                self.runner
+                    .print("terraform: the plan has no changes; nothing to apply");
+            }
             let infra = self.infra();
             infra.after = Some(infra.before.clone());
             return;
@@ -424,13 +522,16 @@ impl<'a> Run<'a> {
             names.join(", ")
         ));
         let s = self.settings;
-        let variables = vars::from_applied(
+        let mut variables = vars::from_applied(
             s.project.as_str(),
             &s.environment,
             &aws.region,
             &after,
             &restoring.entries,
         );
+        if let Some(prepared) = self.prepared.clone() {
+            self.with_inputs_digest(&prepared, &mut variables);
+        }
         let applied = match self.plan_and_apply(&variables, &after).await {
             Ok(applied) => applied,
             Err(why) => {
