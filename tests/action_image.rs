@@ -462,10 +462,20 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
         .into_iter()
         .filter(|c| c.head_sha == PR_HEAD)
         .collect();
+    let names = |checks: &[support::github::CheckRun]| -> Vec<String> {
+        let mut n: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
+        n.sort();
+        n
+    };
     assert_eq!(
-        pr_checks.len(),
-        3,
-        "one check run per consumer: {pr_checks:?}"
+        names(&pr_checks),
+        [
+            "cdc-deploy / production",
+            "cdc-deploy / production / audit",
+            "cdc-deploy / production / billing",
+            "cdc-deploy / production / orders"
+        ],
+        "the fleet's check, and one per consumer with something to do: {pr_checks:?}"
     );
     assert!(
         pr_checks.iter().all(|c| c.status == "completed"),
@@ -529,7 +539,7 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
         .into_iter()
         .filter(|c| c.head_sha == MERGE_1)
         .collect();
-    assert_eq!(push_checks.len(), 3, "{push_checks:?}");
+    assert_eq!(push_checks.len(), 4, "{push_checks:?}");
     assert!(
         push_checks
             .iter()
@@ -574,5 +584,17 @@ async fn a_pull_request_plans_a_push_deploys_and_a_push_without_changes_does_not
     assert_eq!(comments.len(), 1, "{:?}", gh.comments(2));
     assert_eq!(comments[0].id, comment_id);
     assert_eq!(updates(&gh, comment_id), 2, "{}", comments[0].body);
+    // Nothing to do: only the fleet's check reports it, no consumer gets one.
+    let noop_checks: Vec<_> = gh
+        .check_runs()
+        .into_iter()
+        .filter(|c| c.head_sha == MERGE_2)
+        .collect();
+    assert_eq!(
+        names(&noop_checks),
+        ["cdc-deploy / production"],
+        "{noop_checks:?}"
+    );
+    assert_eq!(noop_checks[0].conclusion.as_deref(), Some("success"));
     gh.assert_no_violations();
 }

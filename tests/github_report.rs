@@ -353,23 +353,47 @@ async fn each_consumer_is_a_check_run_opened_then_completed_with_its_result() {
     assert_eq!(a[0]["start_line"], 2);
     assert_eq!(a[0]["annotation_level"], "failure");
 
-    // Nothing changed for `orders` on the next run: its check is neutral.
+    // The fleet's check reports the run: failed, with both consumers in its report.
+    let fleet = runs
+        .iter()
+        .find(|c| c.name == "cdc-deploy / staging")
+        .unwrap_or_else(|| panic!("no fleet check: {runs:?}"));
+    assert_eq!(fleet.conclusion.as_deref(), Some("failure"));
+    let report = fleet.output.summary.as_deref().unwrap_or_default();
+    assert!(
+        report.contains("`orders`") && report.contains("`broken`"),
+        "{report}"
+    );
+
+    // Nothing changed for `orders` on the next run: no check of its own, the fleet's says so.
     write(
         ws.path(),
         "consumer_scripts/broken/Dockerfile",
         "FROM scratch\nCOPY app /app\n",
     );
+    let checks_before = gh.check_runs().len();
     let again = deploy(ws.path(), &gh, &project);
     assert_eq!(again.code, 0, "{}", again.describe());
-    let latest = |n: &str| {
-        gh.check_runs()
-            .into_iter()
-            .filter(|c| c.name == format!("cdc-deploy / staging / {n}"))
-            .max_by_key(|c| c.id)
-            .unwrap()
-    };
-    assert_eq!(latest("orders").conclusion.as_deref(), Some("neutral"));
-    assert_eq!(latest("broken").conclusion.as_deref(), Some("success"));
+    let mut new: Vec<(String, Option<String>)> = gh
+        .check_runs()
+        .into_iter()
+        .skip(checks_before)
+        .map(|c| (c.name, c.conclusion))
+        .collect();
+    new.sort();
+    assert_eq!(
+        new,
+        [
+            (
+                "cdc-deploy / staging".to_string(),
+                Some("success".to_string())
+            ),
+            (
+                "cdc-deploy / staging / broken".to_string(),
+                Some("success".to_string())
+            )
+        ]
+    );
     gh.assert_no_violations();
 }
 
@@ -467,9 +491,11 @@ async fn a_cancelled_deploy_completes_its_open_check_runs_as_cancelled() {
     assert_eq!(r.code, 143, "{}", r.describe());
     assert_eq!(r.outputs["result"], "cancelled");
     let runs = gh.check_runs();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(runs[0].status, "completed");
-    assert_eq!(runs[0].conclusion.as_deref(), Some("cancelled"), "{runs:?}");
+    assert_eq!(runs.len(), 2, "the fleet's and `slow`'s: {runs:?}");
+    for run in &runs {
+        assert_eq!(run.status, "completed");
+        assert_eq!(run.conclusion.as_deref(), Some("cancelled"), "{runs:?}");
+    }
     let d = gh.deployments().pop().expect("a deployment");
     assert_eq!(
         d.statuses

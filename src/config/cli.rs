@@ -85,8 +85,9 @@ pub struct CommonArgs {
     /// something, or to keep an existing comment up to date), `never`.
     #[arg(long, value_enum, default_value_t = crate::report::publish::CommentMode::Always)]
     pub comment: crate::report::publish::CommentMode,
-    /// Report each consumer as a check run on the commit (`cdc-deploy / <environment> /
-    /// <consumer>`).
+    /// Report the fleet as a check run on the commit (`cdc-deploy / <environment>`, the one to
+    /// require) and each consumer with something to do or something wrong as one of its own
+    /// (`cdc-deploy / <environment> / <consumer>`).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_name = "BOOL", value_parser = parse_bool)]
     pub check_runs: bool,
     /// Log every step at debug level, the AWS SDK's and HTTP clients' own logs included.

@@ -979,6 +979,8 @@ pub struct CheckRun {
     pub status: String,
     pub conclusion: Option<String>,
     pub title: String,
+    /// The last `output` it was given.
+    pub output: Value,
 }
 
 impl FakeGitHub {
@@ -1009,6 +1011,7 @@ impl FakeGitHub {
                                 .as_str()
                                 .unwrap_or_default()
                                 .to_string(),
+                            output: body["output"].clone(),
                             created: body,
                         },
                     );
@@ -1023,6 +1026,9 @@ impl FakeGitHub {
                         }
                         if let Some(s) = body["output"]["title"].as_str() {
                             c.title = s.to_string();
+                        }
+                        if body.get("output").is_some() {
+                            c.output = body["output"].clone();
                         }
                     }
                 }

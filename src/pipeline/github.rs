@@ -1,4 +1,5 @@
-//! The run on GitHub: the deployment of the environment, a check run per consumer, and the
+//! The run on GitHub: the deployment of the environment, the fleet's check run and one per
+//! consumer with something to do, and the
 //! sticky pull request comment. Opened as soon as the run knows what changes, completed with
 //! what happened, whatever failed in between. Reporting never changes the run's verdict: what
 //! GitHub refuses is a warning naming the permission the token lacks.
@@ -74,8 +75,9 @@ impl Opened {
         }
     }
 
-    /// Complete every consumer's check run with its result (after a plan, with what a deploy
-    /// would do), each opening with the run's `headline`.
+    /// Complete the fleet's check with the run's result and its whole `report`, and the check
+    /// of each consumer with something to do or something wrong with its own (after a plan,
+    /// with what a deploy would do), each opening with the run's `headline`.
     #[allow(clippy::too_many_arguments)]
     pub async fn complete_checks(
         &self,
@@ -86,28 +88,37 @@ impl Opened {
         run: Option<&RunReport>,
         cancelled: Option<&str>,
         terraform_failed: bool,
-        headline: &str,
+        outcome: (i32, &str),
         failed: &BTreeMap<String, String>,
+        report: &str,
     ) {
+        let (code, headline) = outcome;
         if !settings.github.check_runs {
             return;
         }
         let Some(sha) = settings.commit.as_ref().map(|c| c.to_string()) else {
             return;
         };
-        let contents: Vec<_> = plan
-            .consumers
-            .iter()
-            .map(|c| {
-                checks::content_for(
-                    c,
-                    run,
-                    cancelled,
-                    terraform_failed,
-                    headline,
-                    failed.get(&c.name).map(String::as_str),
-                )
-            })
+        let fleet = checks::fleet_content(code, headline, report);
+        let contents: Vec<_> = std::iter::once(fleet)
+            .chain(
+                plan.consumers
+                    .iter()
+                    .filter(|c| {
+                        self.checks.contains_key(&c.name)
+                            || checks::needs_own_check(c, run, failed.contains_key(&c.name))
+                    })
+                    .map(|c| {
+                        checks::content_for(
+                            c,
+                            run,
+                            cancelled,
+                            terraform_failed,
+                            headline,
+                            failed.get(&c.name).map(String::as_str),
+                        )
+                    }),
+            )
             .collect();
         let details = settings.github.run_url();
         let errors = checks::complete(

@@ -435,7 +435,21 @@ async fn a_first_deploy_builds_pushes_applies_and_reports_two_new_consumers() {
         .unwrap();
     assert_eq!(last_status, "success");
     let checks = f.github.check_runs();
-    assert_eq!(checks.len(), 2, "{checks:#?}");
+    assert_eq!(
+        checks.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "cdc-deploy / production",
+            "cdc-deploy / production / alpha",
+            "cdc-deploy / production / beta"
+        ],
+        "the fleet's and each consumer's with work: {checks:#?}"
+    );
+    let fleet = &checks["cdc-deploy / production"];
+    let summary = fleet.output["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("`alpha`") && summary.contains("`beta`"),
+        "the whole report: {summary}"
+    );
     for c in checks.values() {
         assert_eq!(c.created["status"], "in_progress", "{}", c.name);
         assert_eq!(c.status, "completed", "{}", c.name);
@@ -504,10 +518,22 @@ async fn a_configuration_change_is_named_before_the_images_and_applied_without_a
     let summary = check.created["output"]["summary"].as_str().unwrap();
     assert!(summary.contains("changed"), "{summary}");
     assert!(summary.contains("`cpu` 256 → 512"), "{summary}");
-    // Beta has no work: its check run is only created, completed, at the end.
-    let beta = &f.github.check_runs()["cdc-deploy / production / beta"];
-    assert_eq!(beta.created["status"], "completed");
-    assert_eq!(beta.conclusion.as_deref(), Some("neutral"));
+    // Beta has nothing to do and nothing wrong: no check run of its own; the fleet's reports it.
+    let checks = f.github.check_runs();
+    assert!(
+        !checks.contains_key("cdc-deploy / production / beta"),
+        "{:?}",
+        checks.keys()
+    );
+    let fleet = &checks["cdc-deploy / production"];
+    assert_eq!(fleet.conclusion.as_deref(), Some("success"));
+    assert!(
+        fleet.output["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("`beta`")),
+        "{:?}",
+        fleet.output
+    );
     // Terraform applied the new setting on the same image, and only alpha rolled out.
     let verbs = &f.terraform.verbs()[commands..];
     assert_eq!(count(verbs, "apply"), 1, "{verbs:?}");
@@ -1085,4 +1111,37 @@ async fn a_deploy_with_nothing_new_asks_for_no_log_group() {
         .cloned()
         .collect();
     assert!(asked.is_empty(), "{asked:?}");
+}
+
+// GitHub requests grow with the change, not the fleet ---------------------------------------------
+
+/// The GitHub requests of a no-op deploy and of a plan with nothing to do, after a first deploy
+/// of `n` consumers.
+async fn noop_github_requests(n: usize) -> (usize, usize) {
+    let mut w = World::new(FakeServices::new());
+    for i in 0..n {
+        w.consumer(&format!("c{i:03}"), 256);
+    }
+    let first = w.run(&["deploy"]).await;
+    assert_eq!(first.finished.code, 0, "{}", first.stdout);
+    let before = w.fakes.github.calls().len();
+    let noop = w.run(&["deploy"]).await;
+    assert_eq!(noop.finished.code, 0, "{}", noop.stdout);
+    assert_eq!(noop.output("result"), "nothing-to-deploy");
+    let deploy = w.fakes.github.calls().len() - before;
+    let before = w.fakes.github.calls().len();
+    let plan = w.run(&["plan"]).await;
+    assert_eq!(plan.finished.code, 0, "{}", plan.stdout);
+    (deploy, w.fakes.github.calls().len() - before)
+}
+
+#[tokio::test]
+async fn a_no_op_makes_the_same_few_github_requests_whatever_the_fleet_size() {
+    let small = noop_github_requests(3).await;
+    let large = noop_github_requests(60).await;
+    assert_eq!(
+        small, large,
+        "(deploy, plan) requests at 3 and 60 consumers"
+    );
+    assert!(small.0 <= 5 && small.1 <= 5, "a handful: {small:?}");
 }

@@ -1,8 +1,12 @@
-//! A check run per consumer, `cdc-deploy / <environment> / <consumer>`: opened `in_progress`
-//! when a deploy starts the consumer's work, completed with `success`, `failure`, `neutral`
-//! (nothing to do) or `cancelled`, with a markdown summary of that consumer's result and its
-//! findings as annotations on the files they are about (at most 50 per request, the rest in
-//! further updates). A plan completes each check at once with what a deploy would do.
+//! Check runs: one for the fleet, `cdc-deploy / <environment>`, which always reports the whole
+//! plan (the check a branch protection rule requires), and one per consumer with something to
+//! do or something wrong, `cdc-deploy / <environment> / <consumer>`: opened `in_progress` when a
+//! deploy starts the consumer's work, completed with `success`, `failure`, `neutral` (held) or
+//! `cancelled`, with a markdown summary of that consumer's result and its findings as
+//! annotations on the files they are about (at most 50 per request, the rest in further
+//! updates). A plan completes each check at once with what a deploy would do. A consumer with
+//! nothing to do gets no check run of its own: the requests a run makes grow with the change, not
+//! with the fleet (GitHub allows a repository's job token 1,000 requests an hour).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +29,26 @@ const CONCURRENCY: usize = 4;
 /// The check run's name for a consumer.
 pub fn name(environment: &str, consumer: &str) -> String {
     format!("cdc-deploy / {environment} / {consumer}")
+}
+
+/// The fleet's check run's name: the one to require in a branch protection rule.
+pub fn fleet_name(environment: &str) -> String {
+    format!("cdc-deploy / {environment}")
+}
+
+/// The key of the fleet's check in the maps of check ids (no consumer name is empty).
+pub const FLEET: &str = "";
+
+/// Whether `c` gets a check run of its own: it is new, changed, removed, invalid, unknown or
+/// held, has work, or failed in the run (`failed`: the run's outcome counts it as failed).
+pub fn needs_own_check(c: &ConsumerPlan, run: Option<&RunReport>, failed: bool) -> bool {
+    let image_failed = run
+        .and_then(|r| r.images.get(&c.name))
+        .is_some_and(|i| i.outcome == ImageOutcome::Failed);
+    let rollout_failed = run
+        .and_then(|r| r.rollouts.get(&c.name))
+        .is_some_and(|v| v.kind != VerdictKind::Succeeded);
+    c.status != Status::Unchanged || has_work(c) || failed || image_failed || rollout_failed
 }
 
 /// What one consumer's check run says.
@@ -338,6 +362,21 @@ pub async fn open(
 ) -> (BTreeMap<String, u64>, Vec<GithubError>) {
     use futures_util::StreamExt as _;
     let started = now();
+    let mut fleet = json!({
+        "name": fleet_name(environment),
+        "head_sha": head_sha,
+        "status": "in_progress",
+        "started_at": started,
+        "external_id": format!("cdc-deploy/{environment}"),
+        "output": {
+            "title": format!("{} of {} consumers in progress", plan.consumers.iter().filter(|c| has_work(c)).count(), plan.consumers.len()),
+            "summary": "The deploy is in progress; this check completes with the whole report.",
+        },
+    });
+    if let Some(u) = details_url {
+        fleet["details_url"] = u.into();
+    }
+    let fleet = gh.create_check_run(&fleet).await;
     let results: Vec<(String, Result<u64, GithubError>)> =
         futures_util::stream::iter(plan.consumers.iter().filter(|c| has_work(c)).map(|c| {
             let mut body = json!({
@@ -361,7 +400,7 @@ pub async fn open(
         .await;
     let mut ids = BTreeMap::new();
     let mut errors = Vec::new();
-    for (n, r) in results {
+    for (n, r) in std::iter::once((FLEET.to_string(), fleet)).chain(results) {
         match r {
             Ok(id) => {
                 ids.insert(n, id);
@@ -411,13 +450,18 @@ pub async fn complete(
                     *id
                 }
                 None => {
+                        let check_name = if c.consumer == FLEET {
+                            fleet_name(environment)
+                        } else {
+                            name(environment, &c.consumer)
+                        };
                     let mut body = json!({
-                        "name": name(environment, &c.consumer),
+                        "name": check_name,
                         "head_sha": head_sha,
                         "status": "completed",
                         "conclusion": c.conclusion,
                         "completed_at": completed,
-                        "external_id": c.consumer,
+                        "external_id": if c.consumer == FLEET { format!("cdc-deploy/{environment}") } else { c.consumer.clone() },
                         "output": output(first),
                     });
                     if let Some(u) = details_url {
@@ -436,6 +480,39 @@ pub async fn complete(
         .collect()
         .await;
     results.into_iter().filter_map(Result::err).collect()
+}
+
+/// The fleet's check: the run's result as its conclusion (`code` 0 is `success`, 130 and 143
+/// `cancelled`, anything else `failure`), its `headline` as the title, the whole report
+/// (`report`, the pull request comment's markdown) as the summary, cut to GitHub's limit.
+pub fn fleet_content(code: i32, headline: &str, report: &str) -> CheckContent {
+    let conclusion = match code {
+        0 => "success",
+        130 | 143 => "cancelled",
+        _ => "failure",
+    };
+    // The sticky comment's marker has no business in a check.
+    let report = match report.split_once('\n') {
+        Some((first, rest)) if first.starts_with("<!-- cdc-deploy:") => rest.trim_start(),
+        _ => report,
+    };
+    let summary = if report.len() <= SUMMARY_LIMIT {
+        report.to_string()
+    } else {
+        let note = "\n\n… (cut at GitHub's limit: the job summary has the whole report)";
+        let mut at = SUMMARY_LIMIT - note.len();
+        while !report.is_char_boundary(at) {
+            at -= 1;
+        }
+        format!("{}{note}", &report[..at])
+    };
+    CheckContent {
+        consumer: FLEET.to_string(),
+        conclusion,
+        title: truncate(headline, 200),
+        summary,
+        annotations: Vec::new(),
+    }
 }
 
 /// Now, as GitHub writes times: `2026-11-26T02:50:00Z`.
@@ -462,6 +539,51 @@ mod tests {
             settings: Some(ConsumerSettings::default()),
             ..ConsumerPlan::new(name, status)
         }
+    }
+
+    #[test]
+    fn the_fleet_check_carries_the_result_and_the_whole_report_within_githubs_limit() {
+        let report = "<!-- cdc-deploy:report project=shop environment=prod plan=1 -->\n## cdc-deploy\n\nbody\n";
+        let c = fleet_content(0, "deployed 2 consumers", report);
+        assert_eq!((c.consumer.as_str(), c.conclusion), (FLEET, "success"));
+        assert_eq!(c.title, "deployed 2 consumers");
+        assert_eq!(
+            c.summary, "## cdc-deploy\n\nbody\n",
+            "without the comment's marker"
+        );
+        assert_eq!(fleet_content(1, "h", "r").conclusion, "failure");
+        assert_eq!(fleet_content(143, "h", "r").conclusion, "cancelled");
+        let huge = "é".repeat(SUMMARY_LIMIT);
+        let cut = fleet_content(0, "h", &huge);
+        assert!(cut.summary.len() <= SUMMARY_LIMIT);
+        assert!(cut
+            .summary
+            .ends_with("the job summary has the whole report)"));
+    }
+
+    #[test]
+    fn only_a_consumer_with_something_to_do_or_wrong_gets_a_check_of_its_own() {
+        let quiet = consumer("quiet", Status::Unchanged, vec![]);
+        assert!(!needs_own_check(&quiet, None, false));
+        assert!(needs_own_check(&quiet, None, true), "failed in the run");
+        for status in [
+            Status::New,
+            Status::Changed,
+            Status::Removed,
+            Status::Invalid,
+            Status::Unknown,
+            Status::Held,
+        ] {
+            assert!(
+                needs_own_check(&consumer("x", status, vec![]), None, false),
+                "{status:?}"
+            );
+        }
+        assert!(needs_own_check(
+            &consumer("x", Status::Unchanged, vec![Step::Apply]),
+            None,
+            false
+        ));
     }
 
     #[test]

@@ -142,8 +142,9 @@ impl Run<'_> {
                     (self.verb != Verb::Plan).then_some(&self.report),
                     self.report.cancelled.as_deref(),
                     self.infra_stopped(),
-                    &decided.headline,
+                    (i32::from(decided.code), &decided.headline),
                     &decided.failed,
+                    comment,
                 )
                 .await;
         }
