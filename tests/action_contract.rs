@@ -134,6 +134,7 @@ fn a_run_sets_exactly_the_outputs_action_yml_declares() {
             "has-changes" => "false",
             "comment-url" => "",
             "plan" | "images" | "rollouts" | "scans" => "{}",
+            "matrix" => r#"{"include":[]}"#,
             _ => "[]",
         };
         assert_eq!(value, want, "`{name}`");

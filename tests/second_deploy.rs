@@ -337,10 +337,25 @@ async fn a_configuration_only_change_opens_the_deployment_and_its_check_before_a
             .contains("`cpu` 256 → 512"),
         "it says what changes before the build: {opened}"
     );
-    // Nothing changed for `audit`: its check is created completed, never opened.
-    let audit = check(&runs, "audit", COMMIT_2);
-    assert_eq!(audit.conclusion.as_deref(), Some("neutral"));
-    assert_eq!(audit.updates, 0);
+    // Nothing changed for `audit`: no check of its own; the fleet's reports it.
+    assert!(
+        !runs
+            .iter()
+            .any(|c| c.name == "cdc-deploy / test / audit" && c.head_sha == COMMIT_2),
+        "{runs:#?}"
+    );
+    let fleet = runs
+        .iter()
+        .find(|c| c.name == "cdc-deploy / test" && c.head_sha == COMMIT_2)
+        .expect("the fleet's check");
+    assert!(
+        fleet
+            .output
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("`audit`")),
+        "{fleet:?}"
+    );
     assert_eq!(backend.applied_cpu("orders").await, 512);
     gh.assert_no_violations();
 }
@@ -481,8 +496,12 @@ async fn an_apply_whose_outcome_cannot_be_read_fails_the_consumers_it_applied() 
         orders.output.summary.clone().unwrap_or_default()
     );
     assert!(text.contains("applied; outcome unknown"), "{text}");
-    let audit = check(&runs, "audit", COMMIT_2);
-    assert_eq!(audit.conclusion.as_deref(), Some("neutral"));
+    assert!(
+        !runs
+            .iter()
+            .any(|c| c.name == "cdc-deploy / test / audit" && c.head_sha == COMMIT_2),
+        "nothing to do for `audit`: no check of its own"
+    );
     gh.assert_no_violations();
 }
 

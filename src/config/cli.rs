@@ -29,7 +29,7 @@ impl Cli {
     pub fn verbose(&self) -> bool {
         match &self.command {
             Command::Plan(a) => a.common.verbose,
-            Command::Deploy(a) => a.common.verbose,
+            Command::Deploy(a) | Command::Build(a) => a.common.verbose,
             Command::Run(a) => a.common.verbose,
             Command::Rollback(a) => a.common.verbose,
         }
@@ -43,6 +43,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Build and push the changed consumers' images, then apply the saved Terraform plan.
     Deploy(DeployArgs),
+    /// Build and push the images of the consumers `--consumers` names (a shard of a plan's
+    /// `matrix`), and nothing else: no Terraform, no rollout, no comment or check run.
+    Build(DeployArgs),
     /// Put the consumers `--consumers` names back on the image each ran before the current one
     /// (or on the digest `--to` gives), through Terraform, and watch the rollouts.
     Rollback(RollbackArgs),
@@ -77,6 +80,11 @@ pub struct CommonArgs {
     /// (`orders, billing-*`). The others keep what is applied. Default: every consumer.
     #[arg(long, value_name = "NAMES")]
     pub consumers: Option<String>,
+    /// Build on this many runners: a plan's `matrix` output splits the consumers to build into
+    /// at most this many groups balanced by context size, for `mode: build` jobs; a deploy after
+    /// them says which images no shard pushed (and builds them).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(SHARDS))]
+    pub shards: u16,
     /// Token for GitHub's API (the pull request comment); defaults to `GITHUB_TOKEN`. The
     /// action passes the job's token.
     #[arg(long, value_name = "TOKEN", hide = true)]
@@ -143,6 +151,7 @@ pub enum Refresh {
 const BUILD_CONCURRENCY: std::ops::RangeInclusive<i64> = 1..=16;
 const KEEP_IMAGES: std::ops::RangeInclusive<i64> = 1..=1000;
 const UNTAGGED_EXPIRY_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
+const SHARDS: std::ops::RangeInclusive<i64> = 1..=64;
 const LOG_LINES: std::ops::RangeInclusive<i64> = 0..=500;
 
 /// The whole numbers each numeric flag takes.
@@ -248,6 +257,9 @@ pub enum Mode {
     Deploy,
     /// Roll the consumers `consumers` names back (see `rollback-to`).
     Rollback,
+    /// Build and push the images of the consumers `consumers` names (a shard of a plan's
+    /// `matrix`), nothing else.
+    Build,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -274,7 +286,7 @@ pub struct RunArgs {
     pub offline: bool,
 }
 
-const SUBCOMMANDS: &[&str] = &["plan", "deploy", "rollback", "run", "help"];
+const SUBCOMMANDS: &[&str] = &["plan", "deploy", "build", "rollback", "run", "help"];
 
 /// An input's value, checked by its flag's own parser: a bad one is refused in the input's name,
 /// with the values it takes, before clap would refuse it in the flag's.
@@ -390,7 +402,7 @@ mod tests {
         );
         assert_eq!(
             refused(&[("mode", "ship-it")]),
-            "input `mode` is `ship-it`: use `auto`, `plan`, `deploy` or `rollback`"
+            "input `mode` is `ship-it`: use `auto`, `plan`, `deploy`, `rollback` or `build`"
         );
         assert_eq!(
             refused(&[("build-concurrency", "0")]),

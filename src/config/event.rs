@@ -57,6 +57,8 @@ pub enum EventMode {
     Deploy,
     /// Only chosen explicitly (`mode: rollback`), never by an event.
     Rollback,
+    /// Only chosen explicitly (`mode: build`): build and push, nothing else.
+    Build,
 }
 
 /// The triggering event, typed.

@@ -150,6 +150,8 @@ pub struct DeploySettings {
     pub log_lines: usize,
     /// Record the deploy as a GitHub deployment.
     pub deployments: bool,
+    /// Build and push only (`mode: build`, one shard of a plan's `matrix`).
+    pub build_only: bool,
 }
 
 /// Validated `rollback` options.
@@ -336,6 +338,8 @@ pub struct Settings {
     pub terraform: TerraformSettings,
     /// The `consumers` option: `None` is every consumer.
     pub selection: Option<crate::consumers::select::Selection>,
+    /// Runners the builds are split over (`shards`).
+    pub shards: usize,
     pub action: Action,
     /// Findings about the configuration that did not stop it (shown as warnings).
     pub warnings: Vec<String>,
@@ -388,6 +392,7 @@ fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
         wait_timeout: parse_duration("wait-timeout", &d.wait_timeout)?,
         log_lines: usize::from(d.log_lines),
         deployments: d.deployments,
+        build_only: false,
     })
 }
 
@@ -427,6 +432,7 @@ pub fn resolve_mode(mode: Mode, event: Option<&Event>) -> Result<EventMode, Sett
         Mode::Plan => Ok(EventMode::Plan),
         Mode::Deploy => Ok(EventMode::Deploy),
         Mode::Rollback => Ok(EventMode::Rollback),
+        Mode::Build => Ok(EventMode::Build),
         Mode::Auto => match event {
             None => Err(SettingsError::Invalid(
                 "`mode` is `auto` but there is no triggering event (`GITHUB_EVENT_NAME` is unset): set `mode` to `plan` or `deploy`".into(),
@@ -463,6 +469,14 @@ impl Settings {
             Command::Deploy(d) => (
                 d.common,
                 Action::Deploy(deploy_settings(&d.deploy)?),
+                d.terraform,
+            ),
+            Command::Build(d) => (
+                d.common,
+                Action::Deploy(DeploySettings {
+                    build_only: true,
+                    ..deploy_settings(&d.deploy)?
+                }),
                 d.terraform,
             ),
             Command::Rollback(r) => (
@@ -513,6 +527,10 @@ impl Settings {
                         registry_host: deploy.registry_host,
                     }),
                     EventMode::Deploy => Action::Deploy(deploy),
+                    EventMode::Build => Action::Deploy(DeploySettings {
+                        build_only: true,
+                        ..deploy
+                    }),
                 };
                 (r.common, action, r.terraform)
             }
@@ -548,7 +566,13 @@ impl Settings {
         };
         let project = validate_project(&common.project_name)?;
         let environment = validate_environment(&common.environment)?;
-        let terraform = terraform_settings(&tf, env, &workspace, project.as_str(), &environment)?;
+        let mut terraform =
+            terraform_settings(&tf, env, &workspace, project.as_str(), &environment)?;
+        let build_only = matches!(&action, Action::Deploy(d) if d.build_only);
+        if build_only {
+            // A shard builds and pushes; the deploy after the shards applies.
+            terraform.enabled = false;
+        }
         let selection = crate::consumers::select::Selection::parse(
             common.consumers.as_deref().unwrap_or_default(),
         )
@@ -565,7 +589,13 @@ impl Settings {
                 ));
             }
         }
+        if build_only && selection.is_none() {
+            return Err(SettingsError::Invalid(
+                "a build needs `consumers`: name the consumers this shard builds (a `consumers` value of the plan's `matrix` output)".into(),
+            ));
+        }
         Ok(Settings {
+            shards: usize::from(common.shards),
             selection,
             project,
             environment,
@@ -593,8 +623,14 @@ impl Settings {
                     .or_else(|| env.get(ev::GITHUB_TOKEN).map(str::to_string))
                     .filter(|t| !t.trim().is_empty())
                     .map(|t| crate::secret::Secret::new(t.trim())),
-                comment: common.comment,
-                check_runs: common.check_runs,
+                // A shard reports in its job summary only: the deploy after it comments and
+                // checks for the whole fleet.
+                comment: if build_only {
+                    crate::report::publish::CommentMode::Never
+                } else {
+                    common.comment
+                },
+                check_runs: common.check_runs && !build_only,
             },
             action,
             warnings,
@@ -936,7 +972,7 @@ mod tests {
         let err = parse(&["cdc-deploy"], &env).unwrap_err();
         assert_eq!(
             err,
-            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy` or `rollback`"
+            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy`, `rollback` or `build`"
         );
         let env = RunnerEnv::from_pairs([("INPUT_OFFLINE", "yes")]);
         let err = parse(&["cdc-deploy", "plan"], &env).unwrap_err();
@@ -954,7 +990,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.contains("[possible values: auto, plan, deploy, rollback]"),
+            err.contains("[possible values: auto, plan, deploy, rollback, build]"),
             "{err}"
         );
         let err = parse(

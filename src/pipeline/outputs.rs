@@ -29,6 +29,8 @@ pub struct Outputs {
     pub failed: Vec<String>,
     pub comment_url: String,
     pub result: RunResult,
+    /// The consumers to build in groups for a matrix of `mode: build` jobs.
+    pub matrix: Value,
 }
 
 impl Outputs {
@@ -50,6 +52,7 @@ impl Outputs {
             failed: Vec::new(),
             comment_url: String::new(),
             result,
+            matrix: crate::plan::shards::matrix(&[]),
         }
     }
 
@@ -60,6 +63,7 @@ impl Outputs {
         run: &RunReport,
         outcome: &Outcome,
         images: BTreeMap<String, String>,
+        shards: usize,
     ) -> Outputs {
         let mut by_status: BTreeMap<&'static str, Vec<String>> = Status::ALL
             .iter()
@@ -101,6 +105,7 @@ impl Outputs {
             failed: outcome.failed.keys().cloned().collect(),
             comment_url: String::new(),
             result: outcome.result,
+            matrix: crate::plan::shards::matrix(&crate::plan::shards::shards(plan, shards)),
         }
     }
 
@@ -120,6 +125,7 @@ impl Outputs {
             ("failed", json(&self.failed)),
             ("comment-url", self.comment_url.clone()),
             ("result", self.result.as_str().to_string()),
+            ("matrix", self.matrix.to_string()),
         ]);
         out
     }

@@ -7,6 +7,7 @@
 //! its steps and report what happened beside it; they never change it.
 
 pub mod entries;
+pub mod shards;
 pub mod terraform;
 
 use std::collections::BTreeMap;

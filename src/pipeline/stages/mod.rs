@@ -79,6 +79,7 @@ pub fn stages(settings: &Settings) -> Vec<Stage> {
             Report,
         ],
         Action::Plan(_) => &[Scan, Observe, Report],
+        Action::Deploy(d) if d.build_only => &[Scan, Observe, Images, Report],
         Action::Deploy(_) if terraform => &[
             Scan,
             Prepare,
@@ -364,6 +365,15 @@ impl<'a> Run<'a> {
             "plan: {}",
             report::table::summary_line(&self.plan, None)
         ));
+        if self.settings.shards > 1 && !d.build_only {
+            // The build shards ran before this job: what is still to build, no shard pushed.
+            for c in self.plan.consumers.iter().filter(|c| c.has(Step::Build)) {
+                self.runner.warning(&format!(
+                    "`{}`: no build shard pushed its image (its shard failed, was cancelled or did not run): building it here",
+                    c.name
+                ));
+            }
+        }
         let engine: Option<Result<std::sync::Arc<dyn ImageBuilder>, EngineError>> =
             if self.plan.consumers.iter().any(|c| c.has(Step::Build)) {
                 let engine = self.services.engine.connect().await;

@@ -188,7 +188,13 @@ impl Run<'_> {
                 .filter_map(|(n, r)| Some((n.clone(), r.image.clone()?)))
                 .collect(),
         };
-        let mut outputs = Outputs::of(&self.plan, &self.report, decided, images);
+        let mut outputs = Outputs::of(
+            &self.plan,
+            &self.report,
+            decided,
+            images,
+            self.settings.shards,
+        );
         outputs.comment_url = comment_url.unwrap_or_default();
         if let Err(e) = outputs.write(self.runner) {
             self.runner
