@@ -666,7 +666,9 @@ fn binary_rejects_bad_inputs_with_the_valid_values() {
     assert_eq!(run.status.code(), Some(2));
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(
-        err.contains("input `mode` is `sometimes`: use `auto`, `plan`, `deploy` or `rollback`"),
+        err.contains(
+            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy`, `rollback` or `build`"
+        ),
         "{err}"
     );
 }

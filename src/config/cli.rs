@@ -49,7 +49,7 @@ pub enum Command {
     /// Put the consumers `--consumers` names back on the image each ran before the current one
     /// (or on the digest `--to` gives), through Terraform, and watch the rollouts.
     Rollback(RollbackArgs),
-    /// What the action runs: `plan`, `deploy` or `rollback`, chosen by `--mode` and the
+    /// What the action runs: `plan`, `deploy`, `rollback` or `build`, chosen by `--mode` and the
     /// triggering event.
     Run(RunArgs),
 }
@@ -270,7 +270,7 @@ pub struct RunArgs {
     pub deploy: DeployOptions,
     #[command(flatten)]
     pub terraform: TerraformArgs,
-    /// `auto`, `plan`, `deploy` or `rollback`.
+    /// `auto`, `plan`, `deploy`, `rollback` or `build`.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
     /// With `rollback`: the image digest (`sha256:…`) to put the one consumer named back on,
