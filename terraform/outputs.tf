@@ -59,4 +59,40 @@ output "nat_public_ips" {
 output "deploy_inputs_digest" {
   description = "The deploy_inputs_digest the state was applied with: cdc-deploy compares it with its own to skip a plan that would change nothing."
   value       = var.deploy_inputs_digest
+  # After every resource: an apply that fails half way leaves the digest of the last complete
+  # one, so the next run plans again instead of taking the failed change for applied.
+  depends_on = [
+    aws_appautoscaling_target.this,
+    aws_appautoscaling_policy.cpu,
+    aws_appautoscaling_policy.memory,
+    aws_appautoscaling_policy.kafka_lag,
+    aws_ecs_cluster.this,
+    aws_ecs_cluster_capacity_providers.this,
+    aws_cloudwatch_log_group.this,
+    aws_ecs_task_definition.this,
+    aws_ecs_service.this,
+    aws_iam_role.execution,
+    aws_iam_role_policy.execution,
+    aws_iam_role.task,
+    aws_iam_role_policy.task,
+    aws_vpc.this,
+    aws_default_security_group.this,
+    aws_internet_gateway.this,
+    aws_subnet.public,
+    aws_route_table.public,
+    aws_route.public_internet,
+    aws_route_table_association.public,
+    aws_eip.nat,
+    aws_nat_gateway.this,
+    aws_subnet.private,
+    aws_route_table.private,
+    aws_route.private_nat,
+    aws_route_table_association.private,
+    aws_cloudwatch_log_group.flow_logs,
+    aws_iam_role.flow_logs,
+    aws_iam_role_policy.flow_logs,
+    aws_flow_log.this,
+    aws_security_group.tasks,
+    aws_vpc_security_group_egress_rule.tasks_all,
+  ]
 }

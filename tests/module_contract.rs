@@ -528,3 +528,26 @@ fn every_fix_for_real_aws_cites_its_source() {
         assert!(module.contains(source), "{source}");
     }
 }
+
+/// The digest output comes after every resource of the module: an apply that fails half way
+/// does not record the digest of a change it did not finish, so the next run plans again.
+#[test]
+fn the_inputs_digest_is_recorded_after_every_resource() {
+    let resources: Vec<String> = blocks("terraform")
+        .into_iter()
+        .filter(|b| b.identifier() == "resource")
+        .map(|b| {
+            let l: Vec<&str> = b.labels().iter().map(|l| l.as_str()).collect();
+            format!("{}.{}", l[0], l[1])
+        })
+        .collect();
+    let output = block("terraform", "output", &["deploy_inputs_digest"]);
+    let deps = attr(output.body(), "depends_on").expect("depends_on");
+    for r in &resources {
+        assert!(
+            deps.contains(r.as_str()),
+            "{r} is not in depends_on: {deps}"
+        );
+    }
+    assert!(resources.len() > 20, "{resources:?}");
+}

@@ -88,18 +88,18 @@ impl Opened {
         run: Option<&RunReport>,
         cancelled: Option<&str>,
         terraform_failed: bool,
-        outcome: (i32, &str),
+        outcome: (&str, &str),
         failed: &BTreeMap<String, String>,
         report: &str,
     ) {
-        let (code, headline) = outcome;
+        let (result, headline) = outcome;
         if !settings.github.check_runs {
             return;
         }
         let Some(sha) = settings.commit.as_ref().map(|c| c.to_string()) else {
             return;
         };
-        let fleet = checks::fleet_content(code, headline, report);
+        let fleet = checks::fleet_content(result, headline, report);
         let contents: Vec<_> = std::iter::once(fleet)
             .chain(
                 plan.consumers

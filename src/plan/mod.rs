@@ -663,7 +663,12 @@ pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
             }),
         }
     }
-    plan.infra_pending = !infra.is_empty();
+    // The digest the apply records is bookkeeping, not a change to the fleet's infrastructure.
+    plan.infra_pending = !infra.changes.is_empty()
+        || infra
+            .output_changes
+            .iter()
+            .any(|o| o != crate::apply::infra::digest::DIGEST_NAME);
     plan.consumers.sort_by(|a, b| a.name.cmp(&b.name));
     plan
 }

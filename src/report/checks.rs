@@ -269,37 +269,49 @@ fn summary(c: &ConsumerPlan, run: Option<&RunReport>) -> String {
     for d in &c.diagnostics {
         out.push_str(&format!("- {}\n", message(&d.to_string())));
     }
-    if out.len() > SUMMARY_LIMIT {
-        // GitHub counts the summary in bytes. Cut at a line, close whatever fence was open:
-        // the rest is in the job summary.
-        let note = "\n\nThe rest did not fit: see the job summary.\n";
-        let mut at = SUMMARY_LIMIT - note.len() - 16;
-        while !out.is_char_boundary(at) {
-            at -= 1;
-        }
-        let mut cut = out[..at].to_string();
-        if let Some(i) = cut.rfind('\n') {
-            cut.truncate(i);
-        }
-        // The fence that is open, if any: the one a later line of its length would close.
-        let mut open: Option<usize> = None;
-        for line in cut.lines() {
-            let t = line.trim_start();
-            let ticks = t.chars().take_while(|c| *c == '`').count();
-            match open {
-                None if ticks >= 3 => open = Some(ticks),
-                Some(n) if ticks >= n && t.trim_end().len() == ticks => open = None,
-                _ => {}
-            }
-        }
-        if let Some(n) = open {
-            cut.push('\n');
-            cut.push_str(&"`".repeat(n));
-        }
-        cut.push_str(note);
-        out = cut;
+    cut_to_limit(out)
+}
+
+/// `out` within GitHub's summary limit (bytes): cut at a line, with whatever fence and
+/// `<details>` were open closed, and a note that the rest is in the job summary.
+fn cut_to_limit(out: String) -> String {
+    if out.len() <= SUMMARY_LIMIT {
+        return out;
     }
-    out
+    let note = "\n\nThe rest did not fit: see the job summary.\n";
+    let mut at = SUMMARY_LIMIT - note.len() - 200;
+    while !out.is_char_boundary(at) {
+        at -= 1;
+    }
+    let mut cut = out[..at].to_string();
+    if let Some(i) = cut.rfind('\n') {
+        cut.truncate(i);
+    }
+    // The fence that is open, if any: the one a later line of its length would close.
+    let mut open: Option<usize> = None;
+    let mut details = 0usize;
+    for line in cut.lines() {
+        let t = line.trim_start();
+        let ticks = t.chars().take_while(|c| *c == '`').count();
+        match open {
+            None if ticks >= 3 => open = Some(ticks),
+            Some(n) if ticks >= n && t.trim_end().len() == ticks => open = None,
+            None => {
+                details += t.matches("<details").count();
+                details = details.saturating_sub(t.matches("</details>").count());
+            }
+            _ => {}
+        }
+    }
+    if let Some(n) = open {
+        cut.push('\n');
+        cut.push_str(&"`".repeat(n));
+    }
+    for _ in 0..details.min(16) {
+        cut.push_str("\n\n</details>");
+    }
+    cut.push_str(note);
+    cut
 }
 
 fn annotations(c: &ConsumerPlan, image_error: Option<&ImageError>) -> Vec<Value> {
@@ -482,13 +494,13 @@ pub async fn complete(
     results.into_iter().filter_map(Result::err).collect()
 }
 
-/// The fleet's check: the run's result as its conclusion (`code` 0 is `success`, 130 and 143
-/// `cancelled`, anything else `failure`), its `headline` as the title, the whole report
-/// (`report`, the pull request comment's markdown) as the summary, cut to GitHub's limit.
-pub fn fleet_content(code: i32, headline: &str, report: &str) -> CheckContent {
-    let conclusion = match code {
-        0 => "success",
-        130 | 143 => "cancelled",
+/// The fleet's check: the run's result as its conclusion (`success` and `nothing-to-deploy`
+/// are `success`), its `headline` as the title, the whole report (`report`, the pull request
+/// comment's markdown) as the summary, cut to GitHub's limit.
+pub fn fleet_content(result: &str, headline: &str, report: &str) -> CheckContent {
+    let conclusion = match result {
+        "success" | "nothing-to-deploy" => "success",
+        "cancelled" => "cancelled",
         _ => "failure",
     };
     // The sticky comment's marker has no business in a check.
@@ -496,16 +508,7 @@ pub fn fleet_content(code: i32, headline: &str, report: &str) -> CheckContent {
         Some((first, rest)) if first.starts_with("<!-- cdc-deploy:") => rest.trim_start(),
         _ => report,
     };
-    let summary = if report.len() <= SUMMARY_LIMIT {
-        report.to_string()
-    } else {
-        let note = "\n\n… (cut at GitHub's limit: the job summary has the whole report)";
-        let mut at = SUMMARY_LIMIT - note.len();
-        while !report.is_char_boundary(at) {
-            at -= 1;
-        }
-        format!("{}{note}", &report[..at])
-    };
+    let summary = cut_to_limit(report.to_string());
     CheckContent {
         consumer: FLEET.to_string(),
         conclusion,
@@ -544,21 +547,30 @@ mod tests {
     #[test]
     fn the_fleet_check_carries_the_result_and_the_whole_report_within_githubs_limit() {
         let report = "<!-- cdc-deploy:report project=shop environment=prod plan=1 -->\n## cdc-deploy\n\nbody\n";
-        let c = fleet_content(0, "deployed 2 consumers", report);
+        let c = fleet_content("success", "deployed 2 consumers", report);
         assert_eq!((c.consumer.as_str(), c.conclusion), (FLEET, "success"));
         assert_eq!(c.title, "deployed 2 consumers");
         assert_eq!(
             c.summary, "## cdc-deploy\n\nbody\n",
             "without the comment's marker"
         );
-        assert_eq!(fleet_content(1, "h", "r").conclusion, "failure");
-        assert_eq!(fleet_content(143, "h", "r").conclusion, "cancelled");
-        let huge = "é".repeat(SUMMARY_LIMIT);
-        let cut = fleet_content(0, "h", &huge);
+        assert_eq!(
+            fleet_content("nothing-to-deploy", "h", "r").conclusion,
+            "success"
+        );
+        assert_eq!(fleet_content("failure", "h", "r").conclusion, "failure");
+        assert_eq!(fleet_content("cancelled", "h", "r").conclusion, "cancelled");
+        let huge = format!(
+            "<details><summary>x</summary>\n\n```\n{}\n",
+            "é\n".repeat(SUMMARY_LIMIT / 2)
+        );
+        let cut = fleet_content("success", "h", &huge);
         assert!(cut.summary.len() <= SUMMARY_LIMIT);
-        assert!(cut
-            .summary
-            .ends_with("the job summary has the whole report)"));
+        assert!(cut.summary.ends_with("see the job summary.\n"));
+        assert!(
+            cut.summary.contains("\n```\n\n</details>"),
+            "the fence and the details closed"
+        );
     }
 
     #[test]

@@ -41,7 +41,8 @@ fn files_under(dir: &Path, skip: &[&str], out: &mut Vec<PathBuf>) -> std::io::Re
         if name == ".terraform" || name == ".git" || skip.contains(&name.as_ref()) {
             continue;
         }
-        let kind = e.file_type()?;
+        // Followed through symbolic links, as Terraform reads them.
+        let kind = std::fs::metadata(&path)?;
         if kind.is_dir() {
             files_under(&path, &[], out)?;
         } else if kind.is_file() && is_terraform_file(&path) {
@@ -51,35 +52,94 @@ fn files_under(dir: &Path, skip: &[&str], out: &mut Vec<PathBuf>) -> std::io::Re
     Ok(())
 }
 
-/// The folders of the local modules (`source = "./…"` or `"../…"`) the `.tf` files of `dir`
-/// call.
-fn local_modules(dir: &Path) -> Vec<PathBuf> {
+/// The folders of the local modules (`source = "./…"` or `"../…"`) the `.tf` and `.tf.json`
+/// files of `dir` call, sorted. A file that cannot be read is an error: the digest would not
+/// know what it calls.
+fn local_modules(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("could not read `{}`: {e}", dir.display()))?;
     for e in entries.flatten() {
         let path = e.path();
-        if path.extension().is_none_or(|x| x != "tf") {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let sources: Vec<String> = if name.ends_with(".tf.json") {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("could not read `{}`: {e}", path.display()))?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?;
+            v["module"]
+                .as_object()
+                .map(|m| {
+                    m.values()
+                        .filter_map(|b| b["source"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else if name.ends_with(".tf") {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("could not read `{}`: {e}", path.display()))?;
+            let body = hcl::from_str::<hcl::Body>(&text).map_err(|e| {
+                format!(
+                    "`{}` could not be read for its module calls: {e}",
+                    path.display()
+                )
+            })?;
+            body.blocks()
+                .filter(|b| b.identifier() == "module")
+                .flat_map(|b| {
+                    b.body()
+                        .attributes()
+                        .filter(|a| a.key() == "source")
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .filter_map(|a| match a.expr() {
+                    hcl::Expression::String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        } else {
             continue;
         };
-        let Ok(body) = hcl::from_str::<hcl::Body>(&text) else {
-            continue;
-        };
-        for block in body.blocks().filter(|b| b.identifier() == "module") {
-            for attr in block.body().attributes().filter(|a| a.key() == "source") {
-                if let hcl::Expression::String(s) = attr.expr() {
-                    if s.starts_with("./") || s.starts_with("../") {
-                        found.push(dir.join(s));
-                    }
-                }
-            }
-        }
+        found.extend(
+            sources
+                .into_iter()
+                .filter(|s| s.starts_with("./") || s.starts_with("../"))
+                .map(|s| dir.join(s)),
+        );
     }
-    found
+    found.sort();
+    Ok(found)
+}
+
+/// `(key, source, version)` of every module `terraform init` installed, from the data
+/// directory's `modules/modules.json`: a registry or git module resolved to a new version
+/// changes the digest. Paths are left out (they name the run's folders).
+fn installed_modules(data_dir: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(data_dir.join("modules").join("modules.json")) else {
+        return Vec::new();
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let mut out: Vec<String> = v["Modules"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|x| {
+                    format!(
+                        "{} {} {}",
+                        x["Key"].as_str().unwrap_or_default(),
+                        x["Source"].as_str().unwrap_or_default(),
+                        x["Version"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// Everything [`inputs_digest`] reads.
@@ -93,6 +153,8 @@ pub struct DigestInputs<'a> {
     pub terraform_version: &'a str,
     /// `TF_VAR_*` of the environment, as `(name, value)`.
     pub env: Vec<(String, String)>,
+    /// Terraform's data directory after `init` (the modules it installed).
+    pub data_dir: Option<&'a Path>,
 }
 
 /// The digest, 64 hex digits; an error names a file that could not be read.
@@ -127,11 +189,16 @@ pub fn inputs_digest(i: &DigestInputs<'_>) -> Result<String, String> {
             part(&label, &text);
         }
         if depth < MAX_MODULE_DEPTH {
-            for m in local_modules(&dir) {
+            for m in local_modules(&dir)?.into_iter().rev() {
                 if m.is_dir() {
                     dirs.push((m, depth + 1));
                 }
             }
+        }
+    }
+    if let Some(d) = i.data_dir {
+        for m in installed_modules(d) {
+            part("installed module", m.as_bytes());
         }
     }
     if let Some(f) = i.var_file {
@@ -194,6 +261,7 @@ mod tests {
                 variables: vars,
                 terraform_version: version,
                 env,
+                data_dir: None,
             })
             .unwrap()
         };
@@ -232,6 +300,59 @@ mod tests {
             module_changed,
             digest(&vars, "1.11.4", vec![]),
             "the var file"
+        );
+    }
+
+    #[test]
+    fn json_module_calls_installed_versions_and_unreadable_files_count() {
+        let repo = tempfile::tempdir().unwrap();
+        let r = repo.path();
+        write(
+            r,
+            "infra/main.tf.json",
+            r#"{"module": {"x": {"source": "../mods/x"}}}"#,
+        );
+        write(r, "mods/x/main.tf", "variable \"a\" {}\n");
+        let modules = |version: &str| {
+            write(
+                r,
+                "data/modules/modules.json",
+                &format!(
+                    r#"{{"Modules": [{{"Key": "r", "Source": "registry.terraform.io/org/m/aws", "Version": "{version}", "Dir": "/tmp/run-{version}/m"}}]}}"#
+                ),
+            );
+        };
+        let root = r.join("infra");
+        let data = r.join("data");
+        let digest = || {
+            inputs_digest(&DigestInputs {
+                root_dir: &root,
+                skip: &[],
+                var_file: None,
+                variables: &json!({}),
+                terraform_version: "1.11.4",
+                env: vec![],
+                data_dir: Some(&data),
+            })
+        };
+        modules("1.0.0");
+        let first = digest().unwrap();
+        write(r, "mods/x/main.tf", "variable \"a\" {\n  default = 2\n}\n");
+        let module_changed = digest().unwrap();
+        assert_ne!(
+            first, module_changed,
+            "a local module a .tf.json file calls"
+        );
+        modules("1.1.0");
+        assert_ne!(
+            module_changed,
+            digest().unwrap(),
+            "a registry module resolved anew"
+        );
+        write(r, "infra/broken.tf", "module \"y\" {\n  source = \n");
+        assert!(
+            digest().unwrap_err().contains("broken.tf"),
+            "unreadable: plan every run"
         );
     }
 }

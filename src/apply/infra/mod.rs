@@ -393,6 +393,12 @@ pub fn root_dir(s: &TerraformSettings) -> PathBuf {
     s.dir.clone().unwrap_or_else(|| s.work_dir.join("root"))
 }
 
+/// Terraform's data directory for the root module [`root_dir`] names (`TF_DATA_DIR`).
+pub fn data_dir(s: &TerraformSettings) -> PathBuf {
+    s.work_dir
+        .join(format!("data-{}", folder_key(&root_dir(s))))
+}
+
 /// The Terraform runner for the root module [`root_dir`] names: its data directory and plugin
 /// cache under the work folder (or the plugin cache the environment names).
 pub fn cli(s: &TerraformSettings, cancel: Option<crate::cancel::Cancel>) -> TerraformCli {
@@ -405,13 +411,7 @@ pub fn cli(s: &TerraformSettings, cancel: Option<crate::cancel::Cancel>) -> Terr
     TerraformCli {
         program: s.program.clone(),
         env: vec![
-            (
-                "TF_DATA_DIR".into(),
-                s.work_dir
-                    .join(format!("data-{}", folder_key(&root_dir)))
-                    .display()
-                    .to_string(),
-            ),
+            ("TF_DATA_DIR".into(), data_dir(s).display().to_string()),
             (
                 "TF_PLUGIN_CACHE_DIR".into(),
                 plugin_cache.display().to_string(),

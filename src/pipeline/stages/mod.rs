@@ -369,7 +369,7 @@ impl<'a> Run<'a> {
             // The build shards ran before this job: what is still to build, no shard pushed.
             for c in self.plan.consumers.iter().filter(|c| c.has(Step::Build)) {
                 self.runner.warning(&format!(
-                    "`{}`: no build shard pushed its image (its shard failed, was cancelled or did not run): building it here",
+                    "`{}`: no build shard pushed its image (its shard failed or was cancelled, or the plan before the shards did not see this change): building it here",
                     c.name
                 ));
             }

@@ -142,7 +142,7 @@ impl Run<'_> {
                     (self.verb != Verb::Plan).then_some(&self.report),
                     self.report.cancelled.as_deref(),
                     self.infra_stopped(),
-                    (i32::from(decided.code), &decided.headline),
+                    (decided.result.as_str(), &decided.headline),
                     &decided.failed,
                     comment,
                 )

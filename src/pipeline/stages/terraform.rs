@@ -309,13 +309,21 @@ impl<'a> Run<'a> {
             return None;
         }
         let t = &self.settings.terraform;
+        let data_dir = infra::data_dir(t);
+        // The imports the generated root gets for this run are its own, never the team's.
+        let skip: &[&str] = if prepared.bundled() {
+            &[infra::root::IMPORTS_FILE]
+        } else {
+            &[]
+        };
         let digest = infra::digest::inputs_digest(&infra::digest::DigestInputs {
             root_dir: prepared.root_dir(),
-            skip: &[infra::root::IMPORTS_FILE],
+            skip,
             var_file: t.var_file.as_deref(),
             variables: &variables.json,
             terraform_version: prepared.version(),
             env: infra::digest::tf_var_env(),
+            data_dir: Some(&data_dir),
         });
         match digest {
             Ok(digest) => {
@@ -536,7 +544,7 @@ impl<'a> Run<'a> {
             Ok(applied) => applied,
             Err(why) => {
                 let why = format!(
-                    "{why}; the state still names the failed image, so the next deploy would roll it out again"
+                    "{why}; the state still names the failed image, so the next deploy that plans rolls it out again; `mode: rollback` with `consumers` naming it puts it back and holds it"
                 );
                 self.restores_failed(&restoring.entries, &why);
                 return;
