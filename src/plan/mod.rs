@@ -579,9 +579,15 @@ fn add_step(c: &mut ConsumerPlan, step: Step) {
 }
 
 /// A consumer's reason when Terraform's plan changes nothing of it.
-pub const NO_CHANGE: &str = "Terraform plans no change";
+const NO_CHANGE: &str = "Terraform plans no change";
 /// A consumer's reason when Terraform did not plan: nothing could change.
-pub const NOT_RUN: &str = "entries equal to the applied ones; Terraform not run";
+const NOT_RUN: &str = "entries equal to the applied ones; Terraform not run";
+
+/// The plan when Terraform did not plan because every entry and input equals the applied ones:
+/// as [`with_infra`] of an empty plan, each consumer saying Terraform did not run.
+pub fn with_infra_not_run(plan: Plan) -> Plan {
+    fold_infra(plan, &InfraPlan::default(), &[], NOT_RUN)
+}
 
 /// The plan with Terraform's saved plan folded in: each consumer's resource changes, a consumer
 /// whose image is unchanged but whose configuration changes becomes `changed` (and one whose
@@ -589,7 +595,12 @@ pub const NOT_RUN: &str = "entries equal to the applied ones; Terraform not run"
 /// applied before whose folder is gone (`removed`) join it, and a change to shared resources
 /// (the cluster, the network, an output) counts as a change. Terraform is the authority on
 /// what its apply does. Pure, like [`plan`].
-pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
+pub fn with_infra(plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
+    fold_infra(plan, infra, removed, NO_CHANGE)
+}
+
+/// [`with_infra`], `no_change` the reason of a consumer whose resources do not change.
+fn fold_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str], no_change: &str) -> Plan {
     let totals_of = |name: &str| {
         infra.of(name).fold(Totals::default(), |mut t, r| {
             t.count(r.kind);
@@ -635,7 +646,7 @@ pub fn with_infra(mut plan: Plan, infra: &InfraPlan, removed: &[&str]) -> Plan {
             c.infra = Some(totals);
             c.reasons.retain(|r| r != NOT_COMPARED);
             if totals.is_empty() && c.status != Status::Held {
-                c.reasons.push(NO_CHANGE.into());
+                c.reasons.push(no_change.into());
             }
         }
     }

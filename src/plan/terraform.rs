@@ -90,9 +90,11 @@ pub const DEPLOYMENT_STARTING: [&str; 9] = [
 /// [`DEPLOYMENT_STARTING`] that changes (or holds a value not known until apply), and
 /// `force_new_deployment` when it is on and the update is more than tags (the provider sends it
 /// with every `UpdateService`, and calls none for tags alone).
-fn deployment_causes(change: &serde_json::Value) -> Vec<String> {
-    let (before, after) = (&change["before"], &change["after"]);
-    let unknown = &change["after_unknown"];
+fn deployment_causes(
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+    unknown: &serde_json::Value,
+) -> Vec<String> {
     let mut causes: Vec<String> = DEPLOYMENT_STARTING
         .iter()
         .filter(|k| before.get(**k) != after.get(**k) || unknown.get(**k).is_some_and(any_unknown))
@@ -245,9 +247,7 @@ impl InfraPlan {
                 let starts_deployment =
                     if kind == ChangeKind::Update && r.resource_type == "aws_ecs_service" {
                         let c = &r.change;
-                        deployment_causes(&serde_json::json!({
-                            "before": c.before, "after": c.after, "after_unknown": c.after_unknown,
-                        }))
+                        deployment_causes(&c.before, &c.after, &c.after_unknown)
                     } else {
                         Vec::new()
                     };

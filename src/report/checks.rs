@@ -36,6 +36,11 @@ pub fn fleet_name(environment: &str) -> String {
     format!("cdc-deploy / {environment}")
 }
 
+/// The fleet's check run's `external_id`.
+fn fleet_external_id(environment: &str) -> String {
+    format!("cdc-deploy/{environment}")
+}
+
 /// The key of the fleet's check in the maps of check ids (no consumer name is empty).
 pub const FLEET: &str = "";
 
@@ -379,7 +384,7 @@ pub async fn open(
         "head_sha": head_sha,
         "status": "in_progress",
         "started_at": started,
-        "external_id": format!("cdc-deploy/{environment}"),
+        "external_id": fleet_external_id(environment),
         "output": {
             "title": format!("{} of {} consumers in progress", plan.consumers.iter().filter(|c| has_work(c)).count(), plan.consumers.len()),
             "summary": "The deploy is in progress; this check completes with the whole report.",
@@ -473,7 +478,7 @@ pub async fn complete(
                         "status": "completed",
                         "conclusion": c.conclusion,
                         "completed_at": completed,
-                        "external_id": if c.consumer == FLEET { format!("cdc-deploy/{environment}") } else { c.consumer.clone() },
+                        "external_id": if c.consumer == FLEET { fleet_external_id(environment) } else { c.consumer.clone() },
                         "output": output(first),
                     });
                     if let Some(u) = details_url {

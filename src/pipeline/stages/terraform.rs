@@ -228,21 +228,14 @@ impl<'a> Run<'a> {
             self.infra().error = Some(InfraError::CannotKeep(lost));
             return;
         }
-        if let Some(why) = self.nothing_to_plan(&prepared, &variables, &before, digest.as_deref()) {
+        if let Some(why) = self.nothing_to_plan(&variables, &before, digest.as_deref()) {
             self.runner.print(&format!("terraform: no plan: {why}"));
             let infra = self.infra();
             infra.plan = Some(InfraPlan::default());
             infra.not_run = Some(why);
             if self.verb != Verb::Rollback {
                 let plan = std::mem::take(&mut self.plan);
-                self.plan = plan::with_infra(plan, &InfraPlan::default(), &[]);
-                for c in &mut self.plan.consumers {
-                    for r in &mut c.reasons {
-                        if r == plan::NO_CHANGE {
-                            *r = plan::NOT_RUN.to_string();
-                        }
-                    }
-                }
+                self.plan = plan::with_infra_not_run(plan);
             }
             return;
         }
@@ -339,11 +332,11 @@ impl<'a> Run<'a> {
     }
 
     /// Why no plan is needed, when none is: every consumer's entry equals the one applied, and
-    /// the root module and its inputs are those applied (the digest the state was applied with),
-    /// unless `terraform-refresh: always` or a rollback.
+    /// the root module and its inputs are those applied (`digest`, which
+    /// [`Self::with_inputs_digest`] gives only for a root that carries it, equal to the one the
+    /// state was applied with), unless `terraform-refresh: always` or a rollback.
     fn nothing_to_plan(
         &self,
-        prepared: &infra::Prepared,
         variables: &Variables,
         before: &BTreeMap<String, AppliedConsumer>,
         digest: Option<&str>,
@@ -352,7 +345,7 @@ impl<'a> Run<'a> {
             return None;
         }
         let applied_digest = self.session.as_ref()?.applied_digest()?;
-        if digest? != applied_digest || !prepared.declares(infra::digest::DIGEST_NAME) {
+        if digest? != applied_digest {
             return None;
         }
         if variables.consumers().iter().ne(before.keys()) {
