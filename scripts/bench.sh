@@ -2,7 +2,8 @@
 # The benchmarks, with the servers they need (figures and what they mean: BENCHMARKS.md):
 # fingerprinting 1 GiB, building and pushing 1 GiB through the Docker engine to a local
 # registry, a no-op deploy of a fleet, what a no-op costs at 10, 100 and 500 consumers
-# (Terraform commands, GitHub requests), watching 20 rollouts against a scripted ECS, and the
+# (Terraform commands, GitHub requests), builds on cold engines (the registry's cache, shards,
+# a first deploy against a shell loop), watching 20 rollouts against a scripted ECS, and the
 # action image's size and start-up. Prints figures;
 # CDC_BENCH_MIB changes the size. Usage: scripts/bench.sh [cargo bench arguments, e.g.
 # --bench build_push]

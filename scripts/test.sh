@@ -46,7 +46,7 @@ for f in consumer_scripts/*/Dockerfile; do
 done
 
 say "shellcheck (the project's scripts)"
-"$venv/bin/shellcheck" --external-sources --severity=warning scripts/*.sh scripts/terraform-schema/*.sh docker/*.sh .ci/run
+"$venv/bin/shellcheck" --external-sources --severity=warning scripts/*.sh scripts/terraform-schema/*.sh docker/*.sh benches/*.sh .ci/run
 
 say "action.yml and workflows: GitHub's schemas (vendored by check-jsonschema) and actionlint"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml

@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 
 use cdc_deploy::clients::registry::Registry as _;
-use support::{base_image, run_action, unique, write, Run, MOTO_TOKEN_PASSWORD};
+use support::{base_image, docker, run_action, unique, write, Run, MOTO_TOKEN_PASSWORD};
 
 const COMMIT_1: &str = "1111111111111111111111111111111111111111";
 const COMMIT_2: &str = "2222222222222222222222222222222222222222";
@@ -111,7 +111,8 @@ async fn images_are_built_once_and_only_when_their_context_changes() {
     for name in ["alpha", "beta", "gamma"] {
         let repo = format!("{project}-{name}");
         let facts = support::repository_facts(&ecr, &repo).await;
-        assert_eq!(facts.mutability, "IMMUTABLE", "{repo}");
+        assert_eq!(facts.mutability, "IMMUTABLE_WITH_EXCLUSION", "{repo}");
+        assert_eq!(facts.mutable_tags, ["WILDCARD cache-*"], "{repo}");
         assert!(facts.scan_on_push);
         let policy = facts.lifecycle_policy.as_ref().expect("a lifecycle policy");
         assert_eq!(policy["rules"][1]["selection"]["countNumber"], 30);
@@ -429,19 +430,6 @@ async fn the_build_honours_consumer_toml_and_labels_the_image() {
     assert_eq!(arch.trim(), "linux/amd64");
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn text_from_a_build_never_reaches_the_runner_as_a_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -519,36 +507,7 @@ async fn a_base_image_in_the_private_registry_is_pulled_with_the_registry_creden
     let registry = support::registry();
     let base = format!("{registry}/{}-base:1", unique("private"));
     // Pushed with a login of its own, then removed from the engine: the build must pull it.
-    let config = tempfile::tempdir().unwrap();
-    let config_dir = config.path().to_str().unwrap();
-    docker(&["tag", &base_image(), &base]);
-    let login = std::process::Command::new("docker")
-        .args([
-            "--config",
-            config_dir,
-            "login",
-            "-u",
-            "AWS",
-            "--password-stdin",
-            &registry,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(MOTO_TOKEN_PASSWORD.as_bytes())?;
-            child.wait()
-        })
-        .unwrap();
-    assert!(login.success(), "docker login to the test registry");
-    docker(&["--config", config_dir, "push", &base]);
-    docker(&["rmi", &base]);
+    support::push_base_image(&base);
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

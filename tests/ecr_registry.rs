@@ -35,7 +35,9 @@ async fn create_makes_a_repository_with_every_setting() {
 
     let client = aws_sdk_ecr::Client::new(&config);
     let facts = support::repository_facts(&client, &name).await;
-    assert_eq!(facts.mutability, "IMMUTABLE");
+    // Every tag is immutable but the build cache's.
+    assert_eq!(facts.mutability, "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(facts.mutable_tags, ["WILDCARD cache-*"]);
     assert!(facts.scan_on_push);
     assert_eq!(facts.encryption.as_deref(), Some("AES256"));
     let policy = facts.lifecycle_policy.as_ref().unwrap();
@@ -90,7 +92,7 @@ async fn repositories_are_described_by_the_batch_or_listed() {
     assert_eq!(got, names.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(found
         .iter()
-        .all(|r| r.tag_mutability == "IMMUTABLE" && r.scan_on_push));
+        .all(|r| r.tag_mutability == "IMMUTABLE_WITH_EXCLUSION" && r.scan_on_push));
 
     // One name missing fails the whole call, as ECR does; the listing has the others.
     let mut with_missing = names.clone();
@@ -130,8 +132,42 @@ async fn a_repository_made_by_hand_is_brought_back_in_line() {
     );
     ecr.reconcile(&name, &drift).await.unwrap();
     let facts = support::repository_facts(&client, &name).await;
-    assert_eq!(facts.mutability, "IMMUTABLE");
+    assert_eq!(facts.mutability, "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(facts.mutable_tags, ["WILDCARD cache-*"]);
     assert!(facts.scan_on_push);
+    let Described::All(after) = ecr.describe(std::slice::from_ref(&name)).await.unwrap() else {
+        panic!()
+    };
+    assert!(repository_drift(&after[0]).is_empty());
+}
+
+#[tokio::test]
+async fn a_repository_made_before_the_build_cache_gets_the_cache_tags_excluded() {
+    let config = support::aws().await;
+    let client = aws_sdk_ecr::Client::new(&config);
+    let name = support::unique("shop-older-");
+    client
+        .create_repository()
+        .repository_name(&name)
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+        .image_scanning_configuration(
+            aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                .scan_on_push(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ecr = Ecr::new(&config);
+    let Described::All(found) = ecr.describe(std::slice::from_ref(&name)).await.unwrap() else {
+        panic!()
+    };
+    let drift = repository_drift(&found[0]);
+    assert_eq!(drift, [RepositoryDrift::CacheTagsImmutable]);
+    ecr.reconcile(&name, &drift).await.unwrap();
+    let facts = support::repository_facts(&client, &name).await;
+    assert_eq!(facts.mutability, "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(facts.mutable_tags, ["WILDCARD cache-*"]);
     let Described::All(after) = ecr.describe(std::slice::from_ref(&name)).await.unwrap() else {
         panic!()
     };

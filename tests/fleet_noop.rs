@@ -139,8 +139,8 @@ async fn a_new_consumer_in_a_deployed_fleet_is_the_only_write() {
         calls.get("DescribeRepositories").is_some_and(|n| *n >= 2),
         "a describe, then the listing: {calls:?}"
     );
-    // The engine pushes the new image, only that one; the action itself writes one manifest:
-    // the commit tag on it.
+    // The engine pushes the new image, only that one; the action itself writes two manifests:
+    // the commit tag on it, and the build cache's tag.
     let requests = registry.requests();
     let (ours, engine): (Vec<_>, Vec<_>) = requests
         .iter()
@@ -148,7 +148,10 @@ async fn a_new_consumer_in_a_deployed_fleet_is_the_only_write() {
         .partition(|r| r.user_agent.starts_with("cdc-deploy/"));
     assert_eq!(
         ours.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
-        [format!("/v2/{project}-zeta/manifests/sha-{COMMIT_1}")],
+        [
+            format!("/v2/{project}-zeta/manifests/sha-{COMMIT_1}"),
+            format!("/v2/{project}-zeta/manifests/cache-image")
+        ],
         "{ours:?}"
     );
     assert!(!engine.is_empty(), "the engine pushed through the proxy");

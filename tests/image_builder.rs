@@ -23,6 +23,8 @@ fn request(ctx: &BuildContext, expected: Expected, tag: &str) -> BuildRequest {
         tag: tag.into(),
         labels: HashMap::new(),
         logins: vec![],
+        cache_from: vec![],
+        inline_cache: false,
     }
 }
 

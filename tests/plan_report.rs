@@ -106,7 +106,7 @@ fn commit() -> CommitSha {
 fn repo(name: &str) -> RepositoryState {
     RepositoryState {
         name: name.into(),
-        tag_mutability: "IMMUTABLE".into(),
+        tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
         scan_on_push: true,
     }
 }

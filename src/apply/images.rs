@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, MutexGuard, Semaphore};
 
 use super::{ImageError, ImageOutcome, ImageResult};
 use crate::clients::builder::{BuildError, BuildRequest, EngineError, ImageBuilder, RegistryLogin};
-use crate::clients::ecr::{RepositoryService, RepositorySpec};
+use crate::clients::ecr::{RepositoryService, RepositorySpec, CACHE_TAG_PREFIX};
 use crate::clients::registry::Registry;
 use crate::config::event::CommitSha;
 use crate::consumers::discovery::ConsumerSpec;
@@ -61,6 +61,8 @@ pub struct ImageStage<'a> {
     pub source_url: Option<String>,
     /// Set when the run is cancelled: no build starts after it, and one in progress stops.
     pub cancel: &'a crate::cancel::Cancel,
+    /// Whether builds take their cache from the registry and leave theirs there.
+    pub build_cache: bool,
 }
 
 /// Apply the image steps of `plan` for every consumer that can have an image.
@@ -234,6 +236,18 @@ async fn one<'a>(
     if let (ImageOutcome::Built, Some(commit)) = (outcome, &stage.commit) {
         put_commit_tag(stage, repo, commit, &manifest).await?;
     }
+    if outcome == ImageOutcome::Built && stage.build_cache {
+        // The image is the next build's cache; without the tag that build is only slower.
+        if let Err(e) = stage
+            .registry
+            .put_manifest(repo, CACHE_IMAGE_TAG, &manifest)
+            .await
+        {
+            log.line(&format!(
+                "cache: `{CACHE_IMAGE_TAG}` was not moved to this image ({e}); the next build on a cold engine starts from an older one or from nothing"
+            ));
+        }
+    }
     Ok(ImageResult {
         outcome,
         image: Some(pinned(&manifest.digest)),
@@ -383,6 +397,37 @@ impl<'a> ConsumerLog<'a> {
     }
 }
 
+/// The tag of the image last built for a consumer, kept for its cache: the next build, on any
+/// engine, reuses its layers. Tags under [`CACHE_TAG_PREFIX`] are the only mutable ones.
+pub const CACHE_IMAGE_TAG: &str = "cache-image";
+/// The longest tag a registry takes.
+const MAX_TAG: usize = 128;
+
+/// The tag an earlier stage's cache image is kept under.
+pub fn stage_cache_tag(stage: &str) -> String {
+    format!("{CACHE_TAG_PREFIX}stage-{stage}")
+}
+
+/// The stages whose cache is kept apart for a consumer's build, by name, and a line for each one
+/// that cannot be (an unnamed stage cannot be built on its own).
+fn cached_stages(context: &BuildContext, target: Option<&str>) -> (Vec<String>, Vec<String>) {
+    let text = std::fs::read_to_string(context.root.join(&context.dockerfile)).unwrap_or_default();
+    let mut named = Vec::new();
+    let mut said = Vec::new();
+    for stage in crate::consumers::dockerfile::cache_stages(&text, target) {
+        match stage {
+            Err(k) => said.push(format!(
+                "cache: stage {k} has no name, so its cache is not kept and a cold engine runs its steps again; name it with `FROM <image> AS <name>`"
+            )),
+            Ok(name) if stage_cache_tag(&name).len() > MAX_TAG => said.push(format!(
+                "cache: stage `{name}` has a name too long for a tag, so its cache is not kept"
+            )),
+            Ok(name) => named.push(name),
+        }
+    }
+    (named, said)
+}
+
 async fn build_and_push<'a>(
     stage: &ImageStage<'a>,
     c: &ConsumerPlan,
@@ -404,46 +449,103 @@ async fn build_and_push<'a>(
             consumer: c.name.clone(),
             reason: "it has no fingerprint",
         })?;
-    let reference = format!(
-        "{}/{}:{ctx_tag}",
-        stage.registry_host.host, spec.resource_name
-    );
-    let request = BuildRequest {
-        context: target.context.clone(),
+    let image = |tag: &str| format!("{}/{}:{tag}", stage.registry_host.host, spec.resource_name);
+    let reference = image(ctx_tag);
+    let (stages, said) = if stage.build_cache {
+        cached_stages(target.context, s.build.target.as_deref())
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let cache_from: Vec<String> = if stage.build_cache {
+        std::iter::once(image(CACHE_IMAGE_TAG))
+            .chain(stages.iter().map(|n| image(&stage_cache_tag(n))))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let context = target.context;
+    let request = |build_target: Option<String>, tag: String, labels| BuildRequest {
+        context: context.clone(),
         expected: Expected {
-            fingerprint,
+            fingerprint: fingerprint.clone(),
             build: s.build.clone(),
             platform: s.platform,
         },
-        target: s.build.target.clone(),
+        target: build_target,
         args: s.build.args.clone().into_iter().collect(),
         platform: s.platform.as_str().to_string(),
-        tag: reference.clone(),
-        labels: labels(stage, spec, c),
+        tag,
+        labels,
         logins: vec![stage.login.clone()],
+        cache_from: cache_from.clone(),
+        inline_cache: stage.build_cache,
     };
-    log.start(print).await;
-    let built = {
-        let mut sink = |l: &str| log.line(l);
-        builder.build(request, &mut sink).await
-    };
-    match built {
-        Ok(()) => {
-            let mut sink = |l: &str| log.line(l);
-            builder
-                .push(&reference, &stage.login, &mut sink)
-                .await
-                .map_err(ImageError::Push)
-        }
-        Err(BuildError::ContextChanged(source)) => Err(ImageError::ContextChanged {
+    let failed = |e: BuildError| match e {
+        BuildError::ContextChanged(source) => ImageError::ContextChanged {
             dir: spec.display_dir.clone(),
             source,
-        }),
-        Err(BuildError::Failed(failure)) => Err(ImageError::Build {
+        },
+        BuildError::Failed(failure) => ImageError::Build {
             file: format!("{}/{}", spec.display_dir, s.build.dockerfile),
             failure,
-        }),
+        },
+    };
+    log.start(print).await;
+    for line in &said {
+        log.line(line);
     }
+    // Each earlier stage whose files the image takes is built and pushed on its own, with its
+    // cache inline: the image's inline cache covers only the stages it is built on.
+    for name in &stages {
+        let tag = image(&stage_cache_tag(name));
+        log.line(&format!(
+            "cache: building stage `{name}` to keep its cache as `{}`",
+            stage_cache_tag(name)
+        ));
+        let mut labels = HashMap::new();
+        labels.insert(
+            "org.opencontainers.image.title".into(),
+            spec.resource_name.clone(),
+        );
+        labels.insert("dev.cdc-deploy.cache-stage".into(), name.clone());
+        let built = {
+            let mut sink = |l: &str| log.line(l);
+            builder
+                .build(request(Some(name.clone()), tag.clone(), labels), &mut sink)
+                .await
+        };
+        let stats = built.map_err(failed)?;
+        log.line(&format!("cache: stage `{name}`: {}", stats.describe()));
+        let pushed = {
+            let mut sink = |l: &str| log.line(l);
+            builder.push(&tag, &stage.login, &mut sink).await
+        };
+        if let Err(e) = pushed {
+            log.line(&format!(
+                "cache: stage `{name}`'s cache was not pushed ({e}); the next build on a cold engine runs its steps again"
+            ));
+        }
+    }
+    let built = {
+        let mut sink = |l: &str| log.line(l);
+        builder
+            .build(
+                request(
+                    s.build.target.clone(),
+                    reference.clone(),
+                    labels(stage, spec, c),
+                ),
+                &mut sink,
+            )
+            .await
+    };
+    let stats = built.map_err(failed)?;
+    log.line(&format!("cache: {}", stats.describe()));
+    let mut sink = |l: &str| log.line(l);
+    builder
+        .push(&reference, &stage.login, &mut sink)
+        .await
+        .map_err(ImageError::Push)
 }
 
 fn labels(

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{
     EncryptionConfiguration, EncryptionType, ImageIdentifier, ImageScanFindings, ImageScanStatus,
-    ImageScanningConfiguration, ImageTagMutability, ScanStatus, Tag,
+    ImageScanningConfiguration, ImageTagMutability, ImageTagMutabilityExclusionFilter,
+    ImageTagMutabilityExclusionFilterType, ScanStatus, Tag,
 };
 use base64::Engine as _;
 
@@ -107,6 +108,8 @@ pub enum RepositoryDrift {
     MutableTags,
     /// Images are not scanned for vulnerabilities when pushed.
     ScanOnPushOff,
+    /// Every tag is immutable, the build cache's too: the cache cannot move to a new image.
+    CacheTagsImmutable,
 }
 
 impl RepositoryDrift {
@@ -114,6 +117,7 @@ impl RepositoryDrift {
         match self {
             RepositoryDrift::MutableTags => "tags are mutable",
             RepositoryDrift::ScanOnPushOff => "scan on push is off",
+            RepositoryDrift::CacheTagsImmutable => "its build cache tags `cache-*` are immutable",
         }
     }
 }
@@ -170,6 +174,18 @@ fn state(r: &aws_sdk_ecr::types::Repository) -> RepositoryState {
             .image_scanning_configuration()
             .is_some_and(|c| c.scan_on_push()),
     }
+}
+
+/// Prefix of the tags a consumer's build cache is kept under, the only mutable ones.
+pub const CACHE_TAG_PREFIX: &str = "cache-";
+
+/// The one exclusion from tag immutability: the build cache's tags, which move to each new image.
+fn cache_exclusion(repository: &str) -> Result<ImageTagMutabilityExclusionFilter, EcrError> {
+    ImageTagMutabilityExclusionFilter::builder()
+        .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+        .filter(format!("{CACHE_TAG_PREFIX}*"))
+        .build()
+        .map_err(|e| build_error("PutImageTagMutability", repository, &e))
 }
 
 /// Names per `DescribeRepositories` call: the API's maximum.
@@ -426,7 +442,8 @@ impl RepositoryService for Ecr {
             .client
             .create_repository()
             .repository_name(name)
-            .image_tag_mutability(ImageTagMutability::Immutable)
+            .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
+            .image_tag_mutability_exclusion_filters(cache_exclusion(name)?)
             .image_scanning_configuration(
                 ImageScanningConfiguration::builder()
                     .scan_on_push(true)
@@ -478,11 +495,12 @@ impl RepositoryService for Ecr {
                         .await
                         .map_err(|e| self.error("PutImageScanningConfiguration", Some(name), &e))?;
                 }
-                RepositoryDrift::MutableTags => {
+                RepositoryDrift::MutableTags | RepositoryDrift::CacheTagsImmutable => {
                     self.client
                         .put_image_tag_mutability()
                         .repository_name(name)
-                        .image_tag_mutability(ImageTagMutability::Immutable)
+                        .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
+                        .image_tag_mutability_exclusion_filters(cache_exclusion(name)?)
                         .send()
                         .await
                         .map_err(|e| self.error("PutImageTagMutability", Some(name), &e))?;

@@ -141,6 +141,8 @@ pub struct PlanSettings {
 pub struct DeploySettings {
     pub registry_host: Option<RegistryHost>,
     pub build_concurrency: usize,
+    /// Builds take their cache from the registry and leave theirs there.
+    pub build_cache: bool,
     pub keep_images: u32,
     pub untagged_expiry_days: u32,
     /// Watch the rollouts after the apply.
@@ -386,6 +388,7 @@ fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
     Ok(DeploySettings {
         registry_host: registry_host(d.registry_host.as_deref())?,
         build_concurrency: usize::from(d.build_concurrency),
+        build_cache: d.build_cache,
         keep_images: d.keep_images,
         untagged_expiry_days: d.untagged_expiry_days,
         wait: d.wait,

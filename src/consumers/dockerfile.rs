@@ -255,6 +255,92 @@ pub fn buildkit_step_line(dockerfile: &str, vertex: &str) -> Option<usize> {
     }
 }
 
+/// The earlier stages whose cache a build of `target` (the last stage when `None`) needs kept
+/// apart, by name: the ones it takes files from (`COPY --from=`, `RUN --mount=…,from=`), and
+/// theirs, through the stages each is built on. A stage the target is built on (`FROM <stage>`)
+/// is not among them, nor is one it is built on: their layers are in the image, and so is
+/// their cache. An unnamed stage is `Err(K)` (the K-th, from 0): a build cannot target it.
+pub fn cache_stages(dockerfile: &str, target: Option<&str>) -> Vec<Result<String, usize>> {
+    let parsed = parse(dockerfile);
+    let count = parsed.stage_names.len();
+    if count < 2 {
+        return Vec::new();
+    }
+    let index_of = |reference: &str| -> Option<usize> {
+        let r = reference.to_ascii_lowercase();
+        parsed
+            .stage_names
+            .iter()
+            .position(|n| n.as_deref() == Some(r.as_str()))
+            .or_else(|| r.parse::<usize>().ok().filter(|k| *k < count))
+    };
+    // Per stage: the stage it is built on, and the stages it takes files from.
+    let mut parent: Vec<Option<usize>> = vec![None; count];
+    let mut sources: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for i in &parsed.instructions {
+        let mut words = i.text.split_whitespace();
+        let keyword = words.next().unwrap_or("").to_ascii_uppercase();
+        match keyword.as_str() {
+            "FROM" => {
+                let image = words.find(|w| !w.starts_with("--"));
+                // Only an earlier stage can be a parent.
+                parent[i.stage] = image.and_then(&index_of).filter(|k| *k < i.stage);
+            }
+            "COPY" | "ADD" | "RUN" => {
+                for w in i.text.split_whitespace().skip(1) {
+                    if !w.starts_with("--") {
+                        break;
+                    }
+                    let from = w.strip_prefix("--from=").or_else(|| {
+                        w.strip_prefix("--mount=")?
+                            .split(',')
+                            .find_map(|kv| kv.strip_prefix("from="))
+                    });
+                    if let Some(k) = from.and_then(&index_of).filter(|k| *k != i.stage) {
+                        sources[i.stage].push(k);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let last = count - 1;
+    let start = target.and_then(&index_of).unwrap_or(last);
+    // The target and the stages it is built on: their layers, and cache, are in the image.
+    let mut in_image = vec![false; count];
+    let mut at = Some(start);
+    while let Some(k) = at.filter(|k| !in_image[*k]) {
+        in_image[k] = true;
+        at = parent[k];
+    }
+    let mut needed: Vec<usize> = Vec::new();
+    // Walk the target and its parents; every source found is needed, and walked the same way.
+    let mut to_walk = vec![start];
+    let mut walked = vec![false; count];
+    while let Some(mut stage) = to_walk.pop() {
+        loop {
+            if std::mem::replace(&mut walked[stage], true) {
+                break;
+            }
+            for &s in &sources[stage] {
+                if !in_image[s] && !needed.contains(&s) {
+                    needed.push(s);
+                }
+                to_walk.push(s);
+            }
+            match parent[stage] {
+                Some(p) => stage = p,
+                None => break,
+            }
+        }
+    }
+    needed.sort_unstable();
+    needed
+        .into_iter()
+        .map(|k| parsed.stage_names[k].clone().ok_or(k))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +378,33 @@ mod tests {
             "`[build] target` `runtime` is not a stage of the Dockerfile"
         );
         assert_eq!(f[0].help, "use one of its stages: `build`");
+    }
+
+    #[test]
+    fn the_stages_a_target_takes_files_from_are_kept_apart() {
+        // One stage: the image's inline cache covers it.
+        assert!(cache_stages("FROM base\nRUN make\n", None).is_empty());
+        // The runtime stage copies from `build`: its cache is kept apart.
+        assert_eq!(cache_stages(MULTI, None), [Ok("build".to_string())]);
+        // A target of `build` itself needs nothing more.
+        assert!(cache_stages(MULTI, Some("build")).is_empty());
+        let chain = "FROM base AS deps\nRUN pip install\n\
+                     FROM deps AS test\nRUN pytest\n\
+                     FROM base AS tools\nRUN fetch\n\
+                     FROM base AS unused\nRUN slow\n\
+                     FROM deps AS app\nCOPY --from=tools /t /t\n\
+                     RUN --mount=type=bind,from=1,target=/x true\n\
+                     FROM app\nCOPY --chmod=755 --from=app /a /a\n";
+        // The last stage is built on `app`, which is built on `deps` (both in the image) and
+        // takes files from `tools` and from stage 1 (`test`, itself built on `deps`).
+        let test_tools = [Ok("test".to_string()), Ok("tools".to_string())];
+        assert_eq!(cache_stages(chain, None), test_tools);
+        assert_eq!(cache_stages(chain, Some("app")), test_tools);
+        assert!(cache_stages(chain, Some("deps")).is_empty());
+        // An image that is not a stage is not cached here; an unnamed stage is named by place.
+        let unnamed =
+            "FROM base\nRUN make\nFROM base\nCOPY --from=0 /a /a\nCOPY --from=alpine:3 /b /b\n";
+        assert_eq!(cache_stages(unnamed, None), [Err(0)]);
     }
 
     #[test]

@@ -17,8 +17,8 @@ use sha2::Digest as _;
 
 use super::services::{AwsServices, EngineSource, Services};
 use crate::clients::builder::{
-    BuildError, BuildFailure, BuildRequest, EngineError, ImageBuilder, OnLine, PushFailure,
-    RegistryLogin,
+    BuildError, BuildFailure, BuildRequest, BuildStats, EngineError, ImageBuilder, OnLine,
+    PushFailure, RegistryLogin,
 };
 use crate::clients::ecr::{
     Described, EcrAuth, EcrError, RepositoryDrift, RepositoryService, RepositorySpec,
@@ -214,7 +214,7 @@ impl RepositoryService for FakeEcr {
         lock(&self.calls).push(format!("create {}", spec.name));
         let state = RepositoryState {
             name: spec.name.clone(),
-            tag_mutability: "IMMUTABLE".into(),
+            tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
             scan_on_push: true,
         };
         Ok(lock(&self.repositories)
@@ -364,7 +364,11 @@ impl ImageBuilder for FakeBuilder {
         "the fake builder".into()
     }
 
-    async fn build(&self, req: BuildRequest, on_line: &mut OnLine<'_>) -> Result<(), BuildError> {
+    async fn build(
+        &self,
+        req: BuildRequest,
+        on_line: &mut OnLine<'_>,
+    ) -> Result<BuildStats, BuildError> {
         lock(&self.builds).push(req.tag.clone());
         let folder = req
             .context
@@ -387,7 +391,10 @@ impl ImageBuilder for FakeBuilder {
                 tail: vec!["#2 ERROR: \"/app\" not found".into()],
             }));
         }
-        Ok(())
+        Ok(BuildStats {
+            steps: 1,
+            cached: 0,
+        })
     }
 
     async fn push(

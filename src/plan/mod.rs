@@ -290,12 +290,16 @@ pub struct Fingerprinted<'a> {
     pub fingerprint: Result<FingerprintReport, Diagnostic>,
 }
 
-/// What an existing repository must look like, and where it does not. Tags must be immutable;
-/// `IMMUTABLE_WITH_EXCLUSION` is someone's deliberate choice of tags left mutable, and is kept.
+/// What an existing repository must look like, and where it does not. Tags must be immutable
+/// but the build cache's (`cache-*`); an `IMMUTABLE` repository (made before the cache was kept)
+/// gets that exclusion. An `IMMUTABLE_WITH_EXCLUSION` of someone's own is a deliberate choice
+/// and is kept (without `cache-*` among its filters, the cache is not kept, and the build says so).
 pub fn repository_drift(r: &RepositoryState) -> Vec<RepositoryDrift> {
     let mut drift = Vec::new();
     if !r.tag_mutability.starts_with("IMMUTABLE") {
         drift.push(RepositoryDrift::MutableTags);
+    } else if r.tag_mutability == "IMMUTABLE" {
+        drift.push(RepositoryDrift::CacheTagsImmutable);
     }
     if !r.scan_on_push {
         drift.push(RepositoryDrift::ScanOnPushOff);
@@ -381,16 +385,9 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
         }
         RepositoryLookup::Found(r) => r,
     };
-    p.repository_drift = repository_drift(repository);
-    if !p.repository_drift.is_empty() {
-        p.steps.push(Step::ReconcileRepository);
-        let what: Vec<&str> = p.repository_drift.iter().map(|d| d.describe()).collect();
-        p.reasons.push(format!(
-            "its repository drifted ({}); it is brought back in line",
-            what.join(", ")
-        ));
-    }
-    match &o.image {
+    let drift = repository_drift(repository);
+    let at = p.reasons.len();
+    let mut p = match &o.image {
         ImageLookup::Failed(e) => unknown(p, LookupFailure::Image(e.clone())),
         ImageLookup::Present(image) => {
             p.status = Status::Unchanged;
@@ -415,7 +412,26 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
             p.reasons.push(NEVER_BUILT.into());
             p
         }
+    };
+    // The cache's exclusion matters only to a build: a repository whose image is not rebuilt is
+    // left as it is (an upgrade does not touch every repository of the fleet at once).
+    let builds = p.has(Step::Build);
+    p.repository_drift = drift
+        .into_iter()
+        .filter(|d| builds || *d != RepositoryDrift::CacheTagsImmutable)
+        .collect();
+    if !p.repository_drift.is_empty() {
+        p.steps.insert(0, Step::ReconcileRepository);
+        let what: Vec<&str> = p.repository_drift.iter().map(|d| d.describe()).collect();
+        p.reasons.insert(
+            at,
+            format!(
+                "its repository drifted ({}); it is brought back in line",
+                what.join(", ")
+            ),
+        );
     }
+    p
 }
 
 /// Why a consumer has image work, said before the image stage runs; after it, what the stage
@@ -722,10 +738,11 @@ mod tests {
         }
     }
 
+    /// A repository as the action makes it.
     fn repo(name: &str) -> RepositoryState {
         RepositoryState {
             name: name.into(),
-            tag_mutability: "IMMUTABLE".into(),
+            tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
             scan_on_push: true,
         }
     }
@@ -784,6 +801,46 @@ mod tests {
             p.consumers[0].steps,
             vec![Step::CreateRepository, Step::Build, Step::Push]
         );
+    }
+
+    #[test]
+    fn a_repository_made_before_the_build_cache_gets_its_exclusion_only_when_it_builds() {
+        let (d, specs) = setup(&["rebuilt", "same"]);
+        let older = |name: &str, image| ObservedConsumer {
+            repository: RepositoryLookup::Found(RepositoryState {
+                tag_mutability: "IMMUTABLE".into(),
+                ..repo(name)
+            }),
+            image,
+        };
+        let o = observed(vec![
+            (
+                "shop-rebuilt",
+                older("shop-rebuilt", ImageLookup::Absent { built_before: true }),
+            ),
+            (
+                "shop-same",
+                older("shop-same", ImageLookup::Present(image())),
+            ),
+        ]);
+        let p = plan(&d, &fingerprinted(&specs), Some(&o), None);
+        let rebuilt = p.get("rebuilt").unwrap();
+        assert_eq!(
+            rebuilt.steps,
+            [Step::ReconcileRepository, Step::Build, Step::Push]
+        );
+        assert_eq!(
+            rebuilt.repository_drift,
+            [RepositoryDrift::CacheTagsImmutable]
+        );
+        assert_eq!(
+            rebuilt.reasons[0],
+            "its repository drifted (its build cache tags `cache-*` are immutable); it is brought back in line"
+        );
+        // Nothing to build: the repository is left as it is, and the consumer has no work.
+        let same = p.get("same").unwrap();
+        assert!(same.steps.is_empty(), "{:?}", same.steps);
+        assert!(same.repository_drift.is_empty());
     }
 
     #[test]

@@ -56,7 +56,14 @@ pub async fn seed_fleet(root: &Path, project: &str, extra_tags: &[String]) {
                 .collect::<Vec<_>>();
             ecr.create_repository()
                 .repository_name(&repo)
-                .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+                .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::ImmutableWithExclusion)
+                .image_tag_mutability_exclusion_filters(
+                    aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+                        .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+                        .filter("cache-*")
+                        .build()
+                        .unwrap(),
+                )
                 .image_scanning_configuration(
                     aws_sdk_ecr::types::ImageScanningConfiguration::builder()
                         .scan_on_push(true)

@@ -333,6 +333,8 @@ pub fn registry_client() -> cdc_deploy::clients::registry::HttpRegistry {
 /// An ECR repository as moto describes it: its settings, lifecycle policy and tags.
 pub struct RepositoryFacts {
     pub mutability: String,
+    /// The filters of the tags left mutable (`IMMUTABLE_WITH_EXCLUSION`).
+    pub mutable_tags: Vec<String>,
     pub scan_on_push: bool,
     pub encryption: Option<String>,
     pub lifecycle_policy: Option<serde_json::Value>,
@@ -372,6 +374,11 @@ pub async fn repository_facts(client: &aws_sdk_ecr::Client, name: &str) -> Repos
             .image_tag_mutability()
             .map(|m| m.as_str().to_string())
             .unwrap_or_default(),
+        mutable_tags: r
+            .image_tag_mutability_exclusion_filters()
+            .iter()
+            .map(|f| format!("{} {}", f.filter_type().as_str(), f.filter()))
+            .collect(),
         scan_on_push: r
             .image_scanning_configuration()
             .is_some_and(|c| c.scan_on_push()),
@@ -549,4 +556,54 @@ pub async fn seed_log(group: &str, stream: &str, lines: &[String]) {
         .send()
         .await
         .unwrap();
+}
+
+/// Run `docker args`, failing the test with its error output; returns what it printed.
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Put the local base image in the test registry as `reference`, logged in with a Docker config
+/// of its own (the engine's other users are not touched), and remove it from the engine: a build
+/// `FROM` it must pull it with the registry's credentials, as on a runner.
+pub fn push_base_image(reference: &str) {
+    let config = tempfile::tempdir().unwrap();
+    let config_dir = config.path().to_str().unwrap();
+    docker(&["tag", &base_image(), reference]);
+    let login = std::process::Command::new("docker")
+        .args([
+            "--config",
+            config_dir,
+            "login",
+            "-u",
+            "AWS",
+            "--password-stdin",
+            &registry(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(MOTO_TOKEN_PASSWORD.as_bytes())?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(login.success(), "docker login to the test registry");
+    docker(&["--config", config_dir, "push", reference]);
+    docker(&["rmi", reference]);
 }

@@ -21,6 +21,21 @@ pub struct Progress {
     tail: VecDeque<String>,
     /// The vertex that failed, with BuildKit's error for it.
     failed: Option<(String, String)>,
+    stats: super::BuildStats,
+}
+
+/// Whether a vertex is a step of the Dockerfile other than `FROM`: `[2/3] RUN make`,
+/// `[deps 2/4] COPY . .` (not `[internal] load …`, nor BuildKit's own work such as exporting).
+fn is_step(name: &str) -> bool {
+    let Some((prefix, instruction)) = name.strip_prefix('[').and_then(|r| r.split_once("] "))
+    else {
+        return false;
+    };
+    let position = prefix.rsplit(' ').next().unwrap_or(prefix);
+    let numbered = position
+        .split_once('/')
+        .is_some_and(|(n, m)| n.parse::<usize>().is_ok() && m.parse::<usize>().is_ok());
+    numbered && !instruction.to_ascii_uppercase().starts_with("FROM ")
 }
 
 impl Progress {
@@ -46,11 +61,17 @@ impl Progress {
                 self.emit(format!("#{n} {}", v.name), on_line);
             }
             if v.completed.is_some() && self.finished.insert(v.digest.clone()) {
+                if is_step(&v.name) {
+                    self.stats.steps += 1;
+                }
                 self.flush_partial(&v.digest, on_line);
                 let line = if !v.error.is_empty() {
                     self.failed = Some((v.digest.clone(), v.error.clone()));
                     format!("#{n} ERROR: {}", v.error)
                 } else if v.cached {
+                    if is_step(&v.name) {
+                        self.stats.cached += 1;
+                    }
                     format!("#{n} CACHED")
                 } else {
                     match (&v.started, &v.completed) {
@@ -111,6 +132,11 @@ impl Progress {
         for d in pending {
             self.flush_partial(&d, on_line);
         }
+    }
+
+    /// Steps finished, and how many of them came from the cache.
+    pub fn stats(&self) -> super::BuildStats {
+        self.stats
     }
 
     /// The step that failed, as BuildKit names it (`[2/3] RUN make`).
@@ -199,6 +225,45 @@ mod tests {
         );
         assert_eq!(p.failed_step(), Some("[2/3] RUN make"));
         assert_eq!(p.tail(), ["compiling", "linking done"]);
+    }
+
+    #[test]
+    fn steps_from_the_cache_are_counted_once_without_from_and_buildkits_own_work() {
+        let mut p = Progress::default();
+        let mut sink = |_: &str| {};
+        let done = |d: &str, name: &str, cached: bool| Vertex {
+            cached,
+            ..vertex(d, name, true, true, "")
+        };
+        let update = StatusResponse {
+            vertexes: vec![
+                done("a", "[internal] load remote build context", false),
+                done(
+                    "b",
+                    "importing cache manifest from host/repo:cache-image",
+                    false,
+                ),
+                done("c", "[deps 1/2] FROM host/base:1@sha256:ab", true),
+                done("d", "[deps 2/2] RUN pip install -r requirements.txt", true),
+                done("e", "[stage-1 2/3] COPY --from=deps /deps /deps", true),
+                done("f", "[stage-1 3/3] COPY app /app", false),
+                done("g", "exporting to image", false),
+            ],
+            ..Default::default()
+        };
+        p.update(&update, &mut sink);
+        p.update(&update, &mut sink);
+        assert_eq!(
+            p.stats(),
+            super::super::BuildStats {
+                steps: 3,
+                cached: 2
+            }
+        );
+        assert_eq!(p.stats().describe(), "2 of 3 steps came from the cache");
+        assert!(is_step("[2/3] RUN make"));
+        assert!(!is_step("[internal] load metadata for base"));
+        assert!(!is_step("[1/3] FROM base"));
     }
 
     #[test]

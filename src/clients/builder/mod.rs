@@ -17,7 +17,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
 use bollard::models::BuildInfoAux;
-use bollard::query_parameters::{BuildImageOptions, BuilderVersion, PushImageOptions};
+use bollard::query_parameters::{
+    BuildImageOptions, BuilderVersion, CreateImageOptions, PushImageOptions,
+};
 use bollard::Docker;
 use futures_util::StreamExt as _;
 use rand::Rng as _;
@@ -117,6 +119,31 @@ pub struct BuildRequest {
     pub labels: HashMap<String, String>,
     /// Registries the build may pull from (`FROM` a private base image).
     pub logins: Vec<RegistryLogin>,
+    /// Images whose layers the build may reuse (`host/repo:cache-…`, pushed by earlier builds
+    /// with their cache inline). One that does not exist yet is skipped.
+    pub cache_from: Vec<String>,
+    /// Whether the image carries its own cache (BuildKit's inline cache), so a later build on a
+    /// cold engine can reuse its layers. The classic builder's images serve as cache as they are.
+    pub inline_cache: bool,
+}
+
+/// Steps of a build, and how many of them came from the cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuildStats {
+    pub steps: usize,
+    pub cached: usize,
+}
+
+impl BuildStats {
+    /// `3 of 4 steps came from the cache`, for the log.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} of {} step{} came from the cache",
+            self.cached,
+            self.steps,
+            if self.steps == 1 { "" } else { "s" }
+        )
+    }
 }
 
 /// Something that builds and pushes images.
@@ -130,7 +157,11 @@ pub trait ImageBuilder: Send + Sync {
         false
     }
     /// Build `req`, streaming its context. Each line of output goes to `on_line`.
-    async fn build(&self, req: BuildRequest, on_line: &mut OnLine<'_>) -> Result<(), BuildError>;
+    async fn build(
+        &self,
+        req: BuildRequest,
+        on_line: &mut OnLine<'_>,
+    ) -> Result<BuildStats, BuildError>;
     /// Push `host/repo:tag` with the registry's credentials, retrying transient failures.
     async fn push(
         &self,
@@ -233,6 +264,47 @@ impl DockerEngine {
     pub fn backend(&self) -> &Backend {
         &self.backend
     }
+
+    /// Pull the cache images the classic builder is to reuse. One that is missing (the first
+    /// build) or cannot be pulled only makes the build slower: it is said and skipped.
+    async fn pull_cache(
+        &self,
+        refs: &[String],
+        logins: &[RegistryLogin],
+        on_line: &mut OnLine<'_>,
+    ) {
+        let all = credentials(logins);
+        for reference in refs {
+            let (repo, tag) = split_reference(reference);
+            let host = repo.split('/').next().unwrap_or_default();
+            let mut stream = self.docker.create_image(
+                Some(CreateImageOptions {
+                    from_image: Some(repo.to_string()),
+                    tag: Some(tag.to_string()),
+                    ..Default::default()
+                }),
+                None,
+                all.get(host).cloned(),
+            );
+            let mut failed = None;
+            while let Some(item) = stream.next().await {
+                if let Err(e) = item {
+                    failed = Some(stream_error(e));
+                    break;
+                }
+            }
+            match failed {
+                None => on_line(&format!("cache: pulled `{reference}`")),
+                Some(m) if m.contains("not found") || m.contains("manifest unknown") => {
+                    on_line(&format!("cache: no `{reference}` yet"))
+                }
+                Some(m) => on_line(&format!(
+                    "cache: `{reference}` could not be pulled ({}); building without it",
+                    crate::failure::one_line(&m, 150)
+                )),
+            }
+        }
+    }
 }
 
 fn credentials(logins: &[RegistryLogin]) -> HashMap<String, DockerCredentials> {
@@ -289,13 +361,28 @@ impl ImageBuilder for DockerEngine {
         }
     }
 
-    async fn build(&self, req: BuildRequest, on_line: &mut OnLine<'_>) -> Result<(), BuildError> {
+    async fn build(
+        &self,
+        req: BuildRequest,
+        on_line: &mut OnLine<'_>,
+    ) -> Result<BuildStats, BuildError> {
         let buildkit = self.backend == Backend::BuildKit;
         let dockerfile_path = req.context.root.join(&req.context.dockerfile);
+        let mut args = req.args;
+        if buildkit && req.inline_cache {
+            // Not a build argument of the consumer's: it is not part of the fingerprint.
+            args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
+        }
+        if !buildkit {
+            // The classic builder reuses only images the engine holds.
+            self.pull_cache(&req.cache_from, &req.logins, on_line).await;
+        }
+        let labels: Vec<String> = req.labels.keys().cloned().collect();
         let options = BuildImageOptions {
             dockerfile: req.context.dockerfile.clone(),
             t: Some(req.tag.clone()),
-            buildargs: Some(req.args),
+            buildargs: Some(args),
+            cachefrom: (!req.cache_from.is_empty()).then(|| req.cache_from.clone()),
             labels: Some(req.labels),
             platform: req.platform,
             target: req.target.unwrap_or_default(),
@@ -315,7 +402,10 @@ impl ImageBuilder for DockerEngine {
             Some(credentials(&req.logins)),
             Some(bollard::body_try_stream(body)),
         );
-        let mut classic = ClassicLog::default();
+        let mut classic = ClassicLog {
+            added_labels: labels.iter().map(|k| format!("LABEL {k}=")).collect(),
+            ..ClassicLog::default()
+        };
         let mut progress = buildkit::Progress::default();
         let mut error = None;
         while let Some(item) = stream.next().await {
@@ -383,7 +473,11 @@ impl ImageBuilder for DockerEngine {
                 }))
             }
             (None, Err(e)) => Err(BuildError::ContextChanged(e)),
-            (None, Ok(())) => Ok(()),
+            (None, Ok(())) => Ok(if buildkit {
+                progress.stats()
+            } else {
+                classic.stats
+            }),
         }
     }
 
@@ -501,6 +595,12 @@ struct ClassicLog {
     partial: String,
     step: Option<String>,
     tail: VecDeque<String>,
+    stats: BuildStats,
+    /// `LABEL key=` of the labels the build is given, which the classic builder adds as steps
+    /// of its own after the Dockerfile's: they are not counted.
+    added_labels: Vec<String>,
+    /// Whether the running step is counted.
+    counted: bool,
 }
 
 impl ClassicLog {
@@ -526,6 +626,18 @@ impl ClassicLog {
     fn line(&mut self, line: &str, on_line: &mut OnLine<'_>) {
         if line.starts_with("Step ") && line.contains(" : ") {
             self.step = Some(line.to_string());
+            // `FROM` is the base image, not a step of the consumer's build.
+            let instruction = line.split_once(" : ").map_or("", |(_, i)| i);
+            let added = self
+                .added_labels
+                .iter()
+                .any(|l| instruction.starts_with(l.as_str()));
+            self.counted = !added && !instruction.to_ascii_uppercase().starts_with("FROM ");
+            if self.counted {
+                self.stats.steps += 1;
+            }
+        } else if self.counted && line.trim() == "---> Using cache" {
+            self.stats.cached += 1;
         }
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
@@ -570,6 +682,28 @@ mod tests {
         assert_eq!(log.tail.len(), TAIL_LINES);
         assert_eq!(log.tail.back().unwrap(), "no newline");
         assert_eq!(seen.len(), 44);
+    }
+
+    #[test]
+    fn the_classic_log_counts_steps_from_the_cache_but_not_the_labels_it_adds() {
+        let mut log = ClassicLog {
+            added_labels: vec!["LABEL org.opencontainers.image.title=".into()],
+            ..ClassicLog::default()
+        };
+        let mut sink = |_: &str| {};
+        log.push(
+            "Step 1/5 : FROM base AS deps\n ---> 8e5f\nStep 2/5 : RUN pip install\n ---> Using cache\n ---> 6cd1\n\
+             Step 3/5 : COPY app /app\n ---> 3c62\nStep 4/5 : LABEL team=cdc\n ---> Using cache\n\
+             Step 5/5 : LABEL org.opencontainers.image.title=shop-orders\n ---> Using cache\n",
+            &mut sink,
+        );
+        assert_eq!(
+            log.stats,
+            BuildStats {
+                steps: 3,
+                cached: 2
+            }
+        );
     }
 
     #[test]

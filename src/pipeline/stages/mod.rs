@@ -426,6 +426,7 @@ impl<'a> Run<'a> {
             commit: self.settings.commit.clone(),
             source_url: self.settings.github.repository_url(),
             cancel: self.cancel,
+            build_cache: d.build_cache,
         };
         self.report.images = images::apply(&stage, &self.plan, &buildable).await;
     }
