@@ -44,15 +44,17 @@ fn action(root: &Path, inputs: &[(&str, &str)], env: &[(&str, String)]) -> (Run,
     (run, took)
 }
 
-/// A runner's engine at the start of a job: no image of the project, nor `also`, and BuildKit's
-/// cache empty.
-fn make_cold(prefix: &str, also: &[&str]) {
+/// A runner's engine at the start of a job: no image built on the project's base (the classic
+/// builder's intermediate ones included) and BuildKit's cache empty.
+fn make_cold(project: &str) {
+    support::remove_project_images(project);
+    docker(&["builder", "prune", "--all", "--force"]);
+}
+
+/// The same for images built on the machine's base image, which stays: the project's images
+/// removed by reference, and BuildKit's cache emptied.
+fn make_cold_by_reference(prefix: &str) {
     support::remove_images(prefix);
-    for image in also {
-        let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f", image])
-            .output();
-    }
     docker(&["builder", "prune", "--all", "--force"]);
 }
 
@@ -103,7 +105,7 @@ fn rebuild() {
             let prefix = format!("{registry}/{project}-");
             let _cleanup = support::RemovesImages(prefix.clone());
             let base = format!("{registry}/{project}-base:1");
-            support::push_base_image(&base);
+            support::push_base_image(&base, &project);
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path();
             write(
@@ -133,8 +135,9 @@ fn rebuild() {
                     ("build-concurrency", "1"),
                 ]
             };
+            make_cold(&project);
             let (first, _) = action(root, &inputs(COMMIT_1), &env);
-            make_cold(&prefix, &[&base]);
+            make_cold(&project);
             for name in ["single", "multi"] {
                 write(
                     root,
@@ -225,7 +228,7 @@ fn shards() {
     // One runner.
     let one = unique("benchone");
     let _c1 = support::RemovesImages(format!("{registry}/{one}-"));
-    make_cold(&format!("{registry}/{one}-"), &[]);
+    make_cold_by_reference(&format!("{registry}/{one}-"));
     let deploy = |project: &str, env: &[(&str, String)]| {
         action(
             root,
@@ -257,7 +260,7 @@ fn shards() {
     let matrix: serde_json::Value = serde_json::from_str(&plan.outputs["matrix"]).unwrap();
     let mut t_shards = Vec::new();
     for shard in matrix["include"].as_array().unwrap() {
-        make_cold(&prefix, &[]);
+        make_cold_by_reference(&prefix);
         let consumers = shard["consumers"].as_str().unwrap();
         let (run, took) = action(
             root,
@@ -282,7 +285,7 @@ fn shards() {
         );
         t_shards.push(took);
     }
-    make_cold(&prefix, &[]);
+    make_cold_by_reference(&prefix);
     let (run, t_deploy) = deploy(&sharded, &[]);
     assert!(run.names("built").is_empty(), "{}", run.describe());
     let slowest = t_shards.iter().max().copied().unwrap_or_default();

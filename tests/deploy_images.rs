@@ -507,7 +507,7 @@ async fn a_base_image_in_the_private_registry_is_pulled_with_the_registry_creden
     let registry = support::registry();
     let base = format!("{registry}/{}-base:1", unique("private"));
     // Pushed with a login of its own, then removed from the engine: the build must pull it.
-    support::push_base_image(&base);
+    support::push_base_image(&base, &unique("private"));
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

@@ -20,6 +20,7 @@ fn spec(name: &str) -> RepositorySpec {
         environment: "staging".into(),
         keep_images: 20,
         untagged_expiry_days: 5,
+        cache_tags_mutable: true,
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, MutexGuard, Semaphore};
 
 use super::{ImageError, ImageOutcome, ImageResult};
 use crate::clients::builder::{BuildError, BuildRequest, EngineError, ImageBuilder, RegistryLogin};
-use crate::clients::ecr::{RepositoryService, RepositorySpec, CACHE_TAG_PREFIX};
+use crate::clients::ecr::{RepositoryDrift, RepositoryService, RepositorySpec, CACHE_TAG_PREFIX};
 use crate::clients::registry::Registry;
 use crate::config::event::CommitSha;
 use crate::consumers::discovery::ConsumerSpec;
@@ -95,8 +95,12 @@ pub async fn apply(
                 Err(cancelled) => Err(ImageError::Cancelled(cancelled)),
             };
             let result = match result {
+                // A build's time is its own (from the moment it had a build slot); anything
+                // else counts from the start.
                 Ok(mut r) => {
-                    r.duration = started.elapsed();
+                    if r.duration.is_zero() {
+                        r.duration = started.elapsed();
+                    }
                     r
                 }
                 Err(e) => ImageResult {
@@ -181,16 +185,32 @@ async fn one<'a>(
                 environment: stage.environment.clone(),
                 keep_images: stage.keep_images,
                 untagged_expiry_days: stage.untagged_expiry_days,
+                cache_tags_mutable: stage.build_cache,
             })
             .await
             .map_err(ImageError::Repository)?;
     }
     if c.has(Step::ReconcileRepository) {
-        stage
-            .ecr
-            .reconcile(repo, &c.repository_drift)
-            .await
-            .map_err(ImageError::Repository)?;
+        // What protects the images must be put back; the cache's exclusion only makes the next
+        // build faster, so a refusal of it is said and the build goes on.
+        let (cache, must): (Vec<RepositoryDrift>, Vec<RepositoryDrift>) = c
+            .repository_drift
+            .iter()
+            .partition(|d| **d == RepositoryDrift::CacheTagsImmutable);
+        if !must.is_empty() {
+            stage
+                .ecr
+                .reconcile(repo, &must)
+                .await
+                .map_err(ImageError::Repository)?;
+        }
+        if !cache.is_empty() {
+            if let Err(e) = stage.ecr.reconcile(repo, &cache).await {
+                log.line(&format!(
+                    "cache: the repository's `cache-*` tags could not be made mutable ({e}); the build goes on, and its cache is not moved"
+                ));
+            }
+        }
     }
     let pinned = |digest: &str| format!("{}/{repo}@{digest}", stage.registry_host.host);
     if !c.has(Step::Build) {
@@ -210,9 +230,11 @@ async fn one<'a>(
     let target = buildable
         .get(c.name.as_str())
         .ok_or_else(|| unapplicable("its build context was not scanned"))?;
-    let built = {
+    let (built, building) = {
         let _slot = builds.acquire().await.ok();
-        build_and_push(stage, c, target, &ctx_tag, print, log).await
+        let at = Instant::now();
+        let built = build_and_push(stage, c, target, &ctx_tag, print, log).await;
+        (built, at.elapsed())
     };
     let pushed = stage.registry.manifest(repo, &ctx_tag);
     let (outcome, manifest) = match built {
@@ -253,7 +275,11 @@ async fn one<'a>(
         image: Some(pinned(&manifest.digest)),
         size: manifest.stored_size(),
         digest: Some(manifest.digest),
-        duration: Duration::ZERO,
+        duration: if outcome == ImageOutcome::Built {
+            building
+        } else {
+            Duration::ZERO
+        },
         error: None,
     })
 }
@@ -514,7 +540,18 @@ async fn build_and_push<'a>(
                 .build(request(Some(name.clone()), tag.clone(), labels), &mut sink)
                 .await
         };
-        let stats = built.map_err(failed)?;
+        let stats = match built {
+            Ok(stats) => stats,
+            Err(e @ BuildError::ContextChanged(_)) => return Err(failed(e)),
+            // Built only for its cache: the image's build runs the same steps and says what
+            // fails, if anything does.
+            Err(BuildError::Failed(f)) => {
+                log.line(&format!(
+                    "cache: stage `{name}` could not be built on its own ({f}); the image is built without keeping its cache"
+                ));
+                continue;
+            }
+        };
         log.line(&format!("cache: stage `{name}`: {}", stats.describe()));
         let pushed = {
             let mut sink = |l: &str| log.line(l);

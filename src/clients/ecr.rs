@@ -1,5 +1,5 @@
 //! ECR through its API: the registry authorization token, and repositories: described a hundred
-//! at a time, created with immutable tags, scan on push, encryption, tags and a lifecycle policy,
+//! at a time, created with immutable tags (but the build cache's `cache-*`), scan on push, encryption, tags and a lifecycle policy,
 //! and brought back in line where their tag mutability or scanning drifted. It also reads the
 //! summary of an image's vulnerability scan ([`ScanReader`]).
 //!
@@ -36,6 +36,8 @@ pub struct RepositorySpec {
     pub keep_images: u32,
     /// Days after which untagged images expire.
     pub untagged_expiry_days: u32,
+    /// Whether the build cache's tags (`cache-*`) are left mutable (`build-cache`).
+    pub cache_tags_mutable: bool,
 }
 
 impl RepositorySpec {
@@ -180,12 +182,15 @@ fn state(r: &aws_sdk_ecr::types::Repository) -> RepositoryState {
 pub const CACHE_TAG_PREFIX: &str = "cache-";
 
 /// The one exclusion from tag immutability: the build cache's tags, which move to each new image.
-fn cache_exclusion(repository: &str) -> Result<ImageTagMutabilityExclusionFilter, EcrError> {
+fn cache_exclusion(
+    operation: &'static str,
+    repository: &str,
+) -> Result<ImageTagMutabilityExclusionFilter, EcrError> {
     ImageTagMutabilityExclusionFilter::builder()
         .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
         .filter(format!("{CACHE_TAG_PREFIX}*"))
         .build()
-        .map_err(|e| build_error("PutImageTagMutability", repository, &e))
+        .map_err(|e| build_error(operation, repository, &e))
 }
 
 /// Names per `DescribeRepositories` call: the API's maximum.
@@ -200,7 +205,7 @@ pub trait RepositoryService: Send + Sync {
     /// Every repository of the registry, page by page. A role allowed to describe only its
     /// project's repositories is refused this.
     async fn list(&self) -> Result<Vec<RepositoryState>, EcrError>;
-    /// Create the repository with immutable tags, scan on push, encryption, its tags and its
+    /// Create the repository with immutable tags (but `cache-*`, when the cache is on), scan on push, encryption, its tags and its
     /// lifecycle policy. Returns `false` when another run created it first (not an error).
     async fn create(&self, spec: &RepositorySpec) -> Result<bool, EcrError>;
     /// Bring an existing repository's settings back in line.
@@ -442,8 +447,16 @@ impl RepositoryService for Ecr {
             .client
             .create_repository()
             .repository_name(name)
-            .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
-            .image_tag_mutability_exclusion_filters(cache_exclusion(name)?)
+            .image_tag_mutability(if spec.cache_tags_mutable {
+                ImageTagMutability::ImmutableWithExclusion
+            } else {
+                ImageTagMutability::Immutable
+            })
+            .set_image_tag_mutability_exclusion_filters(if spec.cache_tags_mutable {
+                Some(vec![cache_exclusion("CreateRepository", name)?])
+            } else {
+                None
+            })
             .image_scanning_configuration(
                 ImageScanningConfiguration::builder()
                     .scan_on_push(true)
@@ -500,7 +513,10 @@ impl RepositoryService for Ecr {
                         .put_image_tag_mutability()
                         .repository_name(name)
                         .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
-                        .image_tag_mutability_exclusion_filters(cache_exclusion(name)?)
+                        .image_tag_mutability_exclusion_filters(cache_exclusion(
+                            "PutImageTagMutability",
+                            name,
+                        )?)
                         .send()
                         .await
                         .map_err(|e| self.error("PutImageTagMutability", Some(name), &e))?;
@@ -565,6 +581,7 @@ mod tests {
             environment: "production".into(),
             keep_images: 25,
             untagged_expiry_days: 3,
+            cache_tags_mutable: true,
         };
         let v: serde_json::Value = serde_json::from_str(&spec.lifecycle_policy()).unwrap();
         assert_eq!(v["rules"][0]["selection"]["tagStatus"], "untagged");

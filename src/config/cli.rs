@@ -85,6 +85,11 @@ pub struct CommonArgs {
     /// them says which images no shard pushed (and builds them).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(SHARDS))]
     pub shards: u16,
+    /// Take each build's cache from the registry (the image last built, `cache-image`, and the
+    /// earlier stages it copies from, `cache-stage-<name>`) and leave the new one there, so a
+    /// cold engine rebuilds only what changed. Repositories keep `cache-*` tags mutable.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_name = "BOOL", value_parser = parse_bool)]
+    pub build_cache: bool,
     /// Token for GitHub's API (the pull request comment); defaults to `GITHUB_TOKEN`. The
     /// action passes the job's token.
     #[arg(long, value_name = "TOKEN", hide = true)]
@@ -201,11 +206,6 @@ pub struct DeployOptions {
     /// How many images are built and pushed at the same time.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(BUILD_CONCURRENCY))]
     pub build_concurrency: u16,
-    /// Take each build's cache from the registry (the image last built, `cache-image`, and the
-    /// earlier stages it copies from, `cache-stage-<name>`) and leave the new one there, so a
-    /// cold engine rebuilds only what changed.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_name = "BOOL", value_parser = parse_bool)]
-    pub build_cache: bool,
     /// Tagged images kept per repository by the ECR lifecycle policy.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(KEEP_IMAGES))]
     pub keep_images: u32,

@@ -141,8 +141,6 @@ pub struct PlanSettings {
 pub struct DeploySettings {
     pub registry_host: Option<RegistryHost>,
     pub build_concurrency: usize,
-    /// Builds take their cache from the registry and leave theirs there.
-    pub build_cache: bool,
     pub keep_images: u32,
     pub untagged_expiry_days: u32,
     /// Watch the rollouts after the apply.
@@ -342,6 +340,8 @@ pub struct Settings {
     pub selection: Option<crate::consumers::select::Selection>,
     /// Runners the builds are split over (`shards`).
     pub shards: usize,
+    /// Builds take their cache from the registry and leave theirs there (`build-cache`).
+    pub build_cache: bool,
     pub action: Action,
     /// Findings about the configuration that did not stop it (shown as warnings).
     pub warnings: Vec<String>,
@@ -388,7 +388,6 @@ fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
     Ok(DeploySettings {
         registry_host: registry_host(d.registry_host.as_deref())?,
         build_concurrency: usize::from(d.build_concurrency),
-        build_cache: d.build_cache,
         keep_images: d.keep_images,
         untagged_expiry_days: d.untagged_expiry_days,
         wait: d.wait,
@@ -599,6 +598,7 @@ impl Settings {
         }
         Ok(Settings {
             shards: usize::from(common.shards),
+            build_cache: common.build_cache,
             selection,
             project,
             environment,

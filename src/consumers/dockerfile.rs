@@ -291,6 +291,7 @@ pub fn cache_stages(dockerfile: &str, target: Option<&str>) -> Vec<Result<String
                     if !w.starts_with("--") {
                         break;
                     }
+                    let w = w.replace(['"', '\''], "");
                     let from = w.strip_prefix("--from=").or_else(|| {
                         w.strip_prefix("--mount=")?
                             .split(',')
@@ -402,6 +403,11 @@ mod tests {
         assert_eq!(cache_stages(chain, Some("app")), test_tools);
         assert!(cache_stages(chain, Some("deps")).is_empty());
         // An image that is not a stage is not cached here; an unnamed stage is named by place.
+        let quoted = "FROM base AS deps\nRUN make\nFROM base AS tools\nRUN fetch\nFROM base\nCOPY --from=\"deps\" /a /a\nRUN --mount='type=bind,from=tools,target=/t' true\n";
+        assert_eq!(
+            cache_stages(quoted, None),
+            [Ok("deps".to_string()), Ok("tools".to_string())]
+        );
         let unnamed =
             "FROM base\nRUN make\nFROM base\nCOPY --from=0 /a /a\nCOPY --from=alpine:3 /b /b\n";
         assert_eq!(cache_stages(unnamed, None), [Err(0)]);

@@ -282,6 +282,31 @@ impl Plan {
     pub fn get(&self, name: &str) -> Option<&ConsumerPlan> {
         self.consumers.iter().find(|c| c.name == name)
     }
+
+    /// With the build cache off (`build-cache: false`), a repository whose tags are all
+    /// immutable is as it must be: no consumer reconciles it for the cache's sake.
+    pub fn keep_cache_tags_immutable(&mut self) {
+        for c in &mut self.consumers {
+            if !c
+                .repository_drift
+                .contains(&RepositoryDrift::CacheTagsImmutable)
+            {
+                continue;
+            }
+            let before = drift_reason(&c.repository_drift);
+            c.repository_drift
+                .retain(|d| *d != RepositoryDrift::CacheTagsImmutable);
+            let at = c.reasons.iter().position(|r| *r == before);
+            if c.repository_drift.is_empty() {
+                c.steps.retain(|s| *s != Step::ReconcileRepository);
+                if let Some(i) = at {
+                    c.reasons.remove(i);
+                }
+            } else if let Some(i) = at {
+                c.reasons[i] = drift_reason(&c.repository_drift);
+            }
+        }
+    }
 }
 
 /// A consumer with the result of fingerprinting it.
@@ -413,6 +438,10 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
             p
         }
     };
+    // A consumer that cannot be planned is not touched, its repository neither.
+    if p.lookup_failure.is_some() {
+        return p;
+    }
     // The cache's exclusion matters only to a build: a repository whose image is not rebuilt is
     // left as it is (an upgrade does not touch every repository of the fleet at once).
     let builds = p.has(Step::Build);
@@ -422,16 +451,17 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
         .collect();
     if !p.repository_drift.is_empty() {
         p.steps.insert(0, Step::ReconcileRepository);
-        let what: Vec<&str> = p.repository_drift.iter().map(|d| d.describe()).collect();
-        p.reasons.insert(
-            at,
-            format!(
-                "its repository drifted ({}); it is brought back in line",
-                what.join(", ")
-            ),
-        );
+        p.reasons.insert(at, drift_reason(&p.repository_drift));
     }
     p
+}
+
+fn drift_reason(drift: &[RepositoryDrift]) -> String {
+    let what: Vec<&str> = drift.iter().map(|d| d.describe()).collect();
+    format!(
+        "its repository drifted ({}); it is brought back in line",
+        what.join(", ")
+    )
 }
 
 /// Why a consumer has image work, said before the image stage runs; after it, what the stage
@@ -841,6 +871,69 @@ mod tests {
         let same = p.get("same").unwrap();
         assert!(same.steps.is_empty(), "{:?}", same.steps);
         assert!(same.repository_drift.is_empty());
+
+        // With the cache off, all-immutable tags are as they must be; other drift stays.
+        let mut off = p.clone();
+        off.keep_cache_tags_immutable();
+        let rebuilt = off.get("rebuilt").unwrap();
+        assert_eq!(rebuilt.steps, [Step::Build, Step::Push]);
+        assert!(rebuilt.repository_drift.is_empty());
+        assert!(
+            !rebuilt.reasons.iter().any(|r| r.contains("drifted")),
+            "{:?}",
+            rebuilt.reasons
+        );
+        let mut both = p;
+        let c = both
+            .consumers
+            .iter_mut()
+            .find(|c| c.name == "rebuilt")
+            .unwrap();
+        c.repository_drift = vec![
+            RepositoryDrift::ScanOnPushOff,
+            RepositoryDrift::CacheTagsImmutable,
+        ];
+        c.reasons[0] = drift_reason(&c.repository_drift);
+        both.keep_cache_tags_immutable();
+        let rebuilt = both.get("rebuilt").unwrap();
+        assert_eq!(
+            rebuilt.steps,
+            [Step::ReconcileRepository, Step::Build, Step::Push]
+        );
+        assert_eq!(
+            rebuilt.reasons[0],
+            "its repository drifted (scan on push is off); it is brought back in line"
+        );
+    }
+
+    #[test]
+    fn a_consumer_whose_image_look_up_failed_leaves_its_drifted_repository_alone() {
+        let (d, specs) = setup(&["unreachable"]);
+        let o = observed(vec![(
+            "shop-unreachable",
+            ObservedConsumer {
+                repository: RepositoryLookup::Found(RepositoryState {
+                    tag_mutability: "MUTABLE".into(),
+                    ..repo("shop-unreachable")
+                }),
+                image: ImageLookup::Failed(RegistryError {
+                    what: "x".into(),
+                    failure: crate::failure::Failure::new(
+                        crate::failure::Cause::Network,
+                        "connection refused",
+                    ),
+                }),
+            },
+        )]);
+        let p = plan(&d, &fingerprinted(&specs), Some(&o), None);
+        let c = p.get("unreachable").unwrap();
+        assert_eq!(c.status, Status::Unknown);
+        assert!(c.steps.is_empty(), "{:?}", c.steps);
+        assert!(
+            c.reasons[0].contains("connection refused"),
+            "{:?}",
+            c.reasons
+        );
     }
 
     #[test]

@@ -572,13 +572,47 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Put the local base image in the test registry as `reference`, logged in with a Docker config
-/// of its own (the engine's other users are not touched), and remove it from the engine: a build
+/// The label on a test's own base image, and so on every image built on it.
+pub const PROJECT_LABEL: &str = "dev.cdc-deploy.test-project";
+
+/// Put a base image of `project`'s own in the test registry as `reference` (the local base with
+/// [`PROJECT_LABEL`]: every image built on it, the classic builder's intermediate ones included,
+/// carries the label, and no other test's cache matches it), logged in with a Docker config of
+/// its own (the engine's other users are not touched), and remove it from the engine: a build
 /// `FROM` it must pull it with the registry's credentials, as on a runner.
-pub fn push_base_image(reference: &str) {
+pub fn push_base_image(reference: &str, project: &str) {
     let config = tempfile::tempdir().unwrap();
     let config_dir = config.path().to_str().unwrap();
-    docker(&["tag", &base_image(), reference]);
+    let built = std::process::Command::new("docker")
+        .args([
+            "build",
+            "--quiet",
+            "--label",
+            &format!("{PROJECT_LABEL}={project}"),
+            "--tag",
+            reference,
+            "-",
+        ])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("FROM {}\n", base_image()).as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "the test's base image: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     let login = std::process::Command::new("docker")
         .args([
             "--config",
@@ -606,4 +640,31 @@ pub fn push_base_image(reference: &str) {
     assert!(login.success(), "docker login to the test registry");
     docker(&["--config", config_dir, "push", reference]);
     docker(&["rmi", reference]);
+}
+
+/// Remove from the engine every image built on `project`'s base (see [`push_base_image`]),
+/// tagged or not, children before parents: with BuildKit's cache pruned, the engine is as cold
+/// for the project as a new runner's.
+pub fn remove_project_images(project: &str) {
+    for _ in 0..10 {
+        let listed = docker(&[
+            "images",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("label={PROJECT_LABEL}={project}"),
+        ]);
+        let mut ids: Vec<&str> = listed.lines().collect();
+        ids.dedup();
+        if ids.is_empty() {
+            return;
+        }
+        // A parent refuses while it has children; each pass removes the leaves.
+        for id in ids {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "--force", id])
+                .output();
+        }
+    }
+    panic!("images of `{project}` are still in the engine");
 }

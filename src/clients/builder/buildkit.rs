@@ -24,6 +24,9 @@ pub struct Progress {
     stats: super::BuildStats,
 }
 
+/// How BuildKit names the import of a `cache-from` image.
+const CACHE_IMPORT: &str = "importing cache manifest from ";
+
 /// Whether a vertex is a step of the Dockerfile other than `FROM`: `[2/3] RUN make`,
 /// `[deps 2/4] COPY . .` (not `[internal] load …`, nor BuildKit's own work such as exporting).
 fn is_step(name: &str) -> bool {
@@ -65,7 +68,13 @@ impl Progress {
                     self.stats.steps += 1;
                 }
                 self.flush_partial(&v.digest, on_line);
-                let line = if !v.error.is_empty() {
+                let line = if !v.error.is_empty() && v.name.starts_with(CACHE_IMPORT) {
+                    // A cache image not pushed yet (the first build): the build goes on without.
+                    format!(
+                        "#{n} no cache there yet, the build goes on without it: {}",
+                        v.error
+                    )
+                } else if !v.error.is_empty() {
                     self.failed = Some((v.digest.clone(), v.error.clone()));
                     format!("#{n} ERROR: {}", v.error)
                 } else if v.cached {
@@ -261,6 +270,28 @@ mod tests {
             }
         );
         assert_eq!(p.stats().describe(), "2 of 3 steps came from the cache");
+        // A cache image not there yet is no failure of the build.
+        let mut p = Progress::default();
+        let mut lines = Vec::new();
+        let mut sink = |l: &str| lines.push(l.to_string());
+        p.update(
+            &StatusResponse {
+                vertexes: vec![vertex(
+                    "i",
+                    "importing cache manifest from host/repo:cache-image",
+                    true,
+                    true,
+                    "host/repo:cache-image: not found",
+                )],
+                ..Default::default()
+            },
+            &mut sink,
+        );
+        assert_eq!(p.failed_step(), None);
+        assert_eq!(
+            lines[1],
+            "#1 no cache there yet, the build goes on without it: host/repo:cache-image: not found"
+        );
         assert!(is_step("[2/3] RUN make"));
         assert!(!is_step("[internal] load metadata for base"));
         assert!(!is_step("[1/3] FROM base"));

@@ -265,15 +265,18 @@ impl DockerEngine {
         &self.backend
     }
 
-    /// Pull the cache images the classic builder is to reuse. One that is missing (the first
-    /// build) or cannot be pulled only makes the build slower: it is said and skipped.
+    /// Pull the cache images the classic builder is to reuse, for the build's platform; returns
+    /// the ones the engine now holds. One that is missing (the first build) or cannot be pulled
+    /// only makes the build slower: it is said and skipped.
     async fn pull_cache(
         &self,
         refs: &[String],
         logins: &[RegistryLogin],
+        platform: &str,
         on_line: &mut OnLine<'_>,
-    ) {
+    ) -> Vec<String> {
         let all = credentials(logins);
+        let mut pulled = Vec::new();
         for reference in refs {
             let (repo, tag) = split_reference(reference);
             let host = repo.split('/').next().unwrap_or_default();
@@ -281,6 +284,7 @@ impl DockerEngine {
                 Some(CreateImageOptions {
                     from_image: Some(repo.to_string()),
                     tag: Some(tag.to_string()),
+                    platform: platform.to_string(),
                     ..Default::default()
                 }),
                 None,
@@ -294,7 +298,10 @@ impl DockerEngine {
                 }
             }
             match failed {
-                None => on_line(&format!("cache: pulled `{reference}`")),
+                None => {
+                    on_line(&format!("cache: pulled `{reference}`"));
+                    pulled.push(reference.clone());
+                }
                 Some(m) if m.contains("not found") || m.contains("manifest unknown") => {
                     on_line(&format!("cache: no `{reference}` yet"))
                 }
@@ -304,6 +311,7 @@ impl DockerEngine {
                 )),
             }
         }
+        pulled
     }
 }
 
@@ -373,16 +381,21 @@ impl ImageBuilder for DockerEngine {
             // Not a build argument of the consumer's: it is not part of the fingerprint.
             args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
         }
-        if !buildkit {
-            // The classic builder reuses only images the engine holds.
-            self.pull_cache(&req.cache_from, &req.logins, on_line).await;
-        }
+        // The classic builder reuses only images the engine holds, and, given cache images,
+        // only layers that descend from them: it gets the ones that could be pulled, or none
+        // (then its own cache serves as before).
+        let cache_from = if buildkit {
+            req.cache_from.clone()
+        } else {
+            self.pull_cache(&req.cache_from, &req.logins, &req.platform, on_line)
+                .await
+        };
         let labels: Vec<String> = req.labels.keys().cloned().collect();
         let options = BuildImageOptions {
             dockerfile: req.context.dockerfile.clone(),
             t: Some(req.tag.clone()),
             buildargs: Some(args),
-            cachefrom: (!req.cache_from.is_empty()).then(|| req.cache_from.clone()),
+            cachefrom: (!cache_from.is_empty()).then_some(cache_from),
             labels: Some(req.labels),
             platform: req.platform,
             target: req.target.unwrap_or_default(),

@@ -320,6 +320,9 @@ impl<'a> Run<'a> {
             Some(&observed),
             self.settings.commit.as_ref(),
         );
+        if !self.settings.build_cache {
+            self.plan.keep_cache_tags_immutable();
+        }
     }
 
     fn compare_entries(&mut self) {
@@ -426,7 +429,7 @@ impl<'a> Run<'a> {
             commit: self.settings.commit.clone(),
             source_url: self.settings.github.repository_url(),
             cancel: self.cancel,
-            build_cache: d.build_cache,
+            build_cache: self.settings.build_cache,
         };
         self.report.images = images::apply(&stage, &self.plan, &buildable).await;
     }
