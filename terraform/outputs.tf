@@ -94,5 +94,11 @@ output "deploy_inputs_digest" {
     aws_flow_log.this,
     aws_security_group.tasks,
     aws_vpc_security_group_egress_rule.tasks_all,
+    aws_cloudwatch_dashboard.fleet,
+    aws_cloudwatch_log_group.task_events,
+    aws_cloudwatch_event_rule.tasks_stopped,
+    aws_cloudwatch_event_target.tasks_stopped,
+    aws_cloudwatch_log_resource_policy.task_events,
+    aws_cloudwatch_log_metric_filter.tasks_stopped,
   ]
 }

@@ -411,6 +411,23 @@ variable "enable_execute_command" {
   default     = false
 }
 
+variable "dashboards" {
+  description = "Create the fleet's CloudWatch dashboards (cdc-<project>-<environment>, then -2, -3, … past dashboard_consumers_per_page consumers). The first three dashboards of an account are free, each further one costs about $3 a month."
+  type        = bool
+  default     = true
+}
+
+variable "dashboard_consumers_per_page" {
+  description = "Consumers per dashboard: each is a row of up to four widgets (CloudWatch takes at most 500 widgets and 2,500 metrics per dashboard)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.dashboard_consumers_per_page >= 1 && var.dashboard_consumers_per_page <= 100 && floor(var.dashboard_consumers_per_page) == var.dashboard_consumers_per_page
+    error_message = "dashboard_consumers_per_page must be a whole number from 1 to 100."
+  }
+}
+
 variable "capacity_provider" {
   description = "\"FARGATE\" or \"FARGATE_SPOT\" (interruptible, cheaper). Consumers on linux/arm64 always use FARGATE: Fargate Spot runs X86_64 only."
   type        = string

@@ -27,13 +27,18 @@ fn read(path: &str) -> String {
 /// What `terraform apply` of the module's variables and locals made of `vars`: the per-consumer
 /// locals as an output, or Terraform's error text.
 fn evaluate(vars: &Value) -> Result<Value, String> {
+    evaluate_local(vars, &["variables.tf", "locals.tf"], "consumers")
+}
+
+/// `local.<local>`, as `terraform apply` of the module's provider-free `files` makes it of `vars`.
+fn evaluate_local(vars: &Value, files: &[&str], local: &str) -> Result<Value, String> {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["variables.tf", "locals.tf"] {
+    for f in files {
         std::fs::copy(repo(&format!("terraform/{f}")), dir.path().join(f)).unwrap();
     }
     std::fs::write(
         dir.path().join("outputs.tf"),
-        "output \"consumers\" {\n  value = local.consumers\n}\n",
+        format!("output \"value\" {{\n  value = local.{local}\n}}\n"),
     )
     .unwrap();
     std::fs::write(dir.path().join("case.tfvars.json"), vars.to_string()).unwrap();
@@ -68,7 +73,7 @@ fn evaluate(vars: &Value) -> Result<Value, String> {
             .join(" ");
         return Err(text);
     }
-    let out = terraform(&["output", "-json", "consumers"]);
+    let out = terraform(&["output", "-json", "value"]);
     assert!(out.status.success(), "output: {out:?}");
     Ok(serde_json::from_slice(&out.stdout).unwrap())
 }
@@ -475,8 +480,11 @@ fn the_execution_role_decrypts_with_the_secrets_keys_and_the_task_role_has_msk_o
             .unwrap()];
     assert!(!execution.contains("var.kms_key_arn"), "not the log key");
     assert!(execution.contains("var.secrets_kms_key_arns"));
-    let policies = block("terraform", "locals", &[]);
-    let task_policies = attr(policies.body(), "task_policies").unwrap();
+    let task_policies = blocks("terraform")
+        .iter()
+        .filter(|b| b.identifier() == "locals")
+        .find_map(|b| attr(b.body(), "task_policies"))
+        .unwrap();
     assert!(
         task_policies.contains("c.msk != null") && !task_policies.contains("kafka_lag"),
         "MSK access does not depend on autoscaling: {task_policies}"
@@ -501,6 +509,15 @@ fn the_prod_examples_key_lets_the_regional_logs_principal_use_it() {
         prod.contains("\"logs.${var.aws_region}.amazonaws.com\""),
         "the principal the CloudWatch Logs encryption guide shows"
     );
+    // The key is for every log group the module makes: each one's prefix is in the key's
+    // encryption-context condition.
+    for (file, prefix) in [
+        ("terraform/locals.tf", "/ecs/${var.project_name}/${var.environment}/"),
+        ("terraform/monitoring.tf", "/aws/events/cdc/${var.project_name}/${var.environment}/"),
+    ] {
+        assert!(read(file).contains(&format!("\"{prefix}")), "{file}: {prefix}");
+        assert!(prod.contains(&format!("log-group:{prefix}*")), "{prefix}");
+    }
 }
 
 #[test]
@@ -550,4 +567,279 @@ fn the_inputs_digest_is_recorded_after_every_resource() {
         );
     }
     assert!(resources.len() > 20, "{resources:?}");
+}
+
+// ---- dashboards ----------------------------------------------------------------------------------
+
+/// The dashboards the module makes of `n` consumers (every third one with MSK and three topics),
+/// by name, their bodies parsed.
+fn dashboards(n: usize, extra: Value) -> std::collections::BTreeMap<String, Value> {
+    let consumers: serde_json::Map<String, Value> = (0..n)
+        .map(|i| {
+            let e = if i % 3 == 0 {
+                with(
+                    base(),
+                    "msk",
+                    json!({"cluster": "cdc-msk", "consumer_group": format!("c{i}-cdc"), "read_topics": ["orders", "payments", "refunds"]}),
+                )
+            } else {
+                base()
+            };
+            (format!("consumer-{i:03}"), e)
+        })
+        .collect();
+    let out = evaluate_local(
+        &vars(Value::Object(consumers), extra),
+        &["variables.tf", "locals.tf", "dashboard_locals.tf"],
+        "dashboards",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    out.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                serde_json::from_str(v.as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Metrics a widget's `metrics` count toward CloudWatch's limits: each metric, each expression
+/// (a Metrics Insights query without `GROUP BY` is one series).
+fn metric_count(widget: &Value) -> usize {
+    widget["properties"]["metrics"]
+        .as_array()
+        .map_or(0, |m| m.len())
+}
+
+/// Every dashboard body as CloudWatch's "Dashboard Body Structure and Syntax" describes it, within
+/// its limits: at most 500 widgets and 2,500 metrics per dashboard, 500 per widget, a 24-column
+/// grid, widgets that do not overlap, names of letters, digits, `-` and `_` up to 255.
+fn assert_valid_dashboards(boards: &std::collections::BTreeMap<String, Value>) {
+    for (name, body) in boards {
+        assert!(
+            name.len() <= 255
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{name}"
+        );
+        let top: Vec<&String> = body.as_object().unwrap().keys().collect();
+        for k in &top {
+            assert!(
+                ["widgets", "variables", "start", "end", "periodOverride"].contains(&k.as_str()),
+                "{name}: unknown top-level field {k}"
+            );
+        }
+        assert!(["auto", "inherit"].contains(&body["periodOverride"].as_str().unwrap()));
+        let widgets = body["widgets"].as_array().unwrap();
+        assert!(
+            !widgets.is_empty() && widgets.len() <= 500,
+            "{name}: {} widgets",
+            widgets.len()
+        );
+        let metrics: usize = widgets.iter().map(metric_count).sum();
+        assert!(metrics <= 2500, "{name}: {metrics} metrics");
+        let mut cells = std::collections::HashSet::new();
+        for w in widgets {
+            let kind = w["type"].as_str().unwrap();
+            assert!(["metric", "text"].contains(&kind), "{w}");
+            let (x, y) = (w["x"].as_u64().unwrap(), w["y"].as_u64().unwrap());
+            let (width, height) = (w["width"].as_u64().unwrap(), w["height"].as_u64().unwrap());
+            assert!(
+                x <= 23 && (1..=24).contains(&width) && x + width <= 24,
+                "{w}"
+            );
+            assert!((1..=1000).contains(&height), "{w}");
+            for cx in x..x + width {
+                for cy in y..y + height {
+                    assert!(
+                        cells.insert((cx, cy)),
+                        "{name}: widgets overlap at ({cx}, {cy})"
+                    );
+                }
+            }
+            let p = &w["properties"];
+            if kind == "text" {
+                assert!(p["markdown"].as_str().is_some_and(|m| !m.is_empty()), "{w}");
+                continue;
+            }
+            assert_eq!(p["region"], "us-east-1", "{w}");
+            assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
+            assert!(["timeSeries", "singleValue"].contains(&p["view"].as_str().unwrap()));
+            assert_eq!(p["period"].as_u64().unwrap() % 60, 0, "{w}");
+            let m = p["metrics"].as_array().unwrap();
+            assert!(!m.is_empty() && m.len() <= 500, "{w}");
+            let mut queries = 0;
+            for entry in m {
+                let parts = entry.as_array().unwrap();
+                let (names, options) = match parts.last() {
+                    Some(Value::Object(o)) => (&parts[..parts.len() - 1], Some(o)),
+                    _ => (&parts[..], None),
+                };
+                if names.is_empty() {
+                    // An expression: an id starting with a lowercase letter, and its text.
+                    let o = options.unwrap();
+                    let id = o["id"].as_str().unwrap();
+                    assert!(id.starts_with(|c: char| c.is_ascii_lowercase()), "{w}");
+                    let expression = o["expression"].as_str().unwrap();
+                    if expression.starts_with("SELECT ") {
+                        queries += 1;
+                    }
+                } else {
+                    // Namespace, metric name, then dimension name and value pairs (at most 30).
+                    assert!(names.len() >= 2 && names.len() % 2 == 0, "{w}");
+                    assert!(names.len() <= 2 + 60);
+                    assert!(
+                        names
+                            .iter()
+                            .all(|n| n.as_str().is_some_and(|s| !s.is_empty())),
+                        "{w}"
+                    );
+                }
+            }
+            assert!(queries <= 1, "one Metrics Insights query per widget: {w}");
+        }
+    }
+}
+
+#[test]
+fn the_dashboards_fit_cloudwatchs_body_and_limits_at_1_20_and_200_consumers() {
+    for (n, pages) in [(1, 1), (20, 1), (200, 4)] {
+        let boards = dashboards(n, json!({}));
+        assert_eq!(boards.len(), pages, "{n} consumers: {:?}", boards.keys());
+        assert_valid_dashboards(&boards);
+        // Every consumer has its row on exactly one page, with its lag where MSK is set.
+        let titles: Vec<String> = boards
+            .values()
+            .flat_map(|b| b["widgets"].as_array().unwrap().clone())
+            .filter_map(|w| w["properties"]["title"].as_str().map(str::to_string))
+            .collect();
+        for i in 0..n {
+            let c = format!("consumer-{i:03}");
+            let mine: Vec<&String> = titles
+                .iter()
+                .filter(|t| t.starts_with(&format!("{c}: ")))
+                .collect();
+            assert_eq!(mine.len(), if i % 3 == 0 { 4 } else { 3 }, "{c}: {mine:?}");
+        }
+        // Each page starts with the header: what it holds, then the fleet's totals.
+        for body in boards.values() {
+            let w = body["widgets"].as_array().unwrap();
+            assert_eq!(w[0]["type"], "text");
+            assert_eq!(w[1]["properties"]["title"], "Fleet: tasks running");
+        }
+    }
+    let names: Vec<String> = dashboards(200, json!({})).into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            "cdc-cdc-dev-1",
+            "cdc-cdc-dev-2",
+            "cdc-cdc-dev-3",
+            "cdc-cdc-dev-4"
+        ]
+    );
+    assert_eq!(
+        dashboards(20, json!({})).into_keys().collect::<Vec<_>>(),
+        ["cdc-cdc-dev"]
+    );
+    // Fewer per page: more pages, each within the limits.
+    let boards = dashboards(20, json!({"dashboard_consumers_per_page": 7}));
+    assert_eq!(boards.len(), 3);
+    assert_valid_dashboards(&boards);
+}
+
+/// The layout of a page as text: each widget a box of its grid width (3 characters a column)
+/// holding its title, row by row.
+fn layout_picture(body: &Value) -> String {
+    let mut widgets: Vec<&Value> = body["widgets"].as_array().unwrap().iter().collect();
+    widgets.sort_by_key(|w| (w["y"].as_u64().unwrap(), w["x"].as_u64().unwrap()));
+    let mut out = String::new();
+    let mut rows: Vec<Vec<&Value>> = Vec::new();
+    for w in widgets {
+        match rows.last_mut() {
+            Some(r) if r[0]["y"] == w["y"] => r.push(w),
+            _ => rows.push(vec![w]),
+        }
+    }
+    let border = |row: &[&Value]| {
+        let mut line = String::new();
+        for w in row {
+            line.push('+');
+            line.push_str(&"-".repeat(w["width"].as_u64().unwrap() as usize * 3 - 1));
+        }
+        line + "+\n"
+    };
+    for row in &rows {
+        out.push_str(&border(row));
+        // Titles wrapped to the box, on as many lines as the longest needs.
+        let wrapped: Vec<Vec<String>> = row
+            .iter()
+            .map(|w| {
+                let inner = w["width"].as_u64().unwrap() as usize * 3 - 3;
+                let title = w["properties"]["title"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "(text) what the page holds".into());
+                let mut lines = vec![String::new()];
+                for word in title.split(' ') {
+                    let last = lines.last_mut().unwrap();
+                    if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > inner {
+                        lines.push(word.to_string());
+                    } else {
+                        if !last.is_empty() {
+                            last.push(' ');
+                        }
+                        last.push_str(word);
+                    }
+                }
+                lines
+            })
+            .collect();
+        let height = wrapped.iter().map(Vec::len).max().unwrap_or(1);
+        for i in 0..height {
+            let mut line = String::new();
+            for (w, lines) in row.iter().zip(&wrapped) {
+                let inner = w["width"].as_u64().unwrap() as usize * 3 - 3;
+                let text = lines.get(i).map(String::as_str).unwrap_or("");
+                line.push_str(&format!("| {text:<inner$} "));
+            }
+            out.push_str(&line);
+            out.push_str("|\n");
+        }
+    }
+    out.push_str(&border(rows.last().unwrap()));
+    out
+}
+
+/// The README's picture of the dashboard is the one the module's definition draws: two consumers,
+/// one reading Kafka through MSK.
+#[test]
+fn the_readmes_dashboard_picture_is_drawn_from_the_module() {
+    let consumers = json!({
+        "orders": with(base(), "msk", json!({"cluster": "cdc-msk", "consumer_group": "orders-cdc", "read_topics": ["orders"]})),
+        "outbox": base(),
+    });
+    let out = evaluate_local(
+        &vars(consumers, json!({})),
+        &["variables.tf", "locals.tf", "dashboard_locals.tf"],
+        "dashboards",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let body: Value = serde_json::from_str(out["cdc-cdc-dev"].as_str().unwrap()).unwrap();
+    let picture = layout_picture(&body);
+    let readme = read("README.md");
+    let start = "<!-- dashboard-layout: drawn by tests/module_contract.rs -->\n```text\n";
+    let at = readme
+        .find(start)
+        .expect("the README has the dashboard's picture")
+        + start.len();
+    let shown = &readme[at..at + readme[at..].find("```").unwrap()];
+    assert_eq!(
+        shown, picture,
+        "the README's dashboard picture is not the module's; replace it with:\n{picture}"
+    );
 }

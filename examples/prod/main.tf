@@ -13,10 +13,12 @@ data "aws_partition" "current" {}
 locals {
   name = "${var.project_name}-${var.environment}"
 
-  # The log groups the module creates: the consumers' and the VPC flow logs'.
+  # The log groups the module creates: the consumers', the VPC flow logs' and the stopped tasks'
+  # events.
   log_group_arns = [
     "arn:${data.aws_partition.current.partition}:logs:${var.aws_region}:${data.aws_caller_identity.current.account_id}:log-group:/ecs/${var.project_name}/${var.environment}/*",
     "arn:${data.aws_partition.current.partition}:logs:${var.aws_region}:${data.aws_caller_identity.current.account_id}:log-group:/vpc/${local.name}/*",
+    "arn:${data.aws_partition.current.partition}:logs:${var.aws_region}:${data.aws_caller_identity.current.account_id}:log-group:/aws/events/cdc/${var.project_name}/${var.environment}/*",
   ]
 }
 
