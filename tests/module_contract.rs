@@ -512,10 +512,19 @@ fn the_prod_examples_key_lets_the_regional_logs_principal_use_it() {
     // The key is for every log group the module makes: each one's prefix is in the key's
     // encryption-context condition.
     for (file, prefix) in [
-        ("terraform/locals.tf", "/ecs/${var.project_name}/${var.environment}/"),
-        ("terraform/monitoring.tf", "/aws/events/cdc/${var.project_name}/${var.environment}/"),
+        (
+            "terraform/locals.tf",
+            "/ecs/${var.project_name}/${var.environment}/",
+        ),
+        (
+            "terraform/monitoring.tf",
+            "/aws/events/cdc/${var.project_name}/${var.environment}/",
+        ),
     ] {
-        assert!(read(file).contains(&format!("\"{prefix}")), "{file}: {prefix}");
+        assert!(
+            read(file).contains(&format!("\"{prefix}")),
+            "{file}: {prefix}"
+        );
         assert!(prod.contains(&format!("log-group:{prefix}*")), "{prefix}");
     }
 }
