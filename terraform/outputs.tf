@@ -56,6 +56,16 @@ output "nat_public_ips" {
   value       = [for az in keys(aws_eip.nat) : aws_eip.nat[az].public_ip]
 }
 
+output "alarm_topic_arn" {
+  description = "The SNS topic every alarm notifies: subscribe more endpoints to it (a Slack channel through AWS Chatbot, a queue)."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "dashboards" {
+  description = "The fleet's CloudWatch dashboards, by name."
+  value       = [for d in aws_cloudwatch_dashboard.fleet : d.dashboard_name]
+}
+
 output "deploy_inputs_digest" {
   description = "The deploy_inputs_digest the state was applied with: cdc-deploy compares it with its own to skip a plan that would change nothing."
   value       = var.deploy_inputs_digest
@@ -100,5 +110,14 @@ output "deploy_inputs_digest" {
     aws_cloudwatch_event_target.tasks_stopped,
     aws_cloudwatch_log_resource_policy.task_events,
     aws_cloudwatch_log_metric_filter.tasks_stopped,
+    aws_sns_topic.alarms,
+    aws_sns_topic_policy.alarms,
+    aws_sns_topic_subscription.email,
+    aws_sns_topic_subscription.https,
+    aws_cloudwatch_metric_alarm.running_below_desired,
+    aws_cloudwatch_metric_alarm.tasks_stopping,
+    aws_cloudwatch_metric_alarm.lag,
+    aws_cloudwatch_metric_alarm.cpu,
+    aws_cloudwatch_metric_alarm.memory,
   ]
 }

@@ -428,6 +428,57 @@ variable "dashboard_consumers_per_page" {
   }
 }
 
+variable "alarms" {
+  description = "Which alarms each consumer gets: running below desired (needs Container Insights), tasks stopping repeatedly, Kafka lag (consumers with msk), CPU and memory saturated. Each is one standard alarm per consumer ($0.10 a month)."
+  type = object({
+    running_below_desired = optional(bool, true)
+    tasks_stopping        = optional(bool, true)
+    lag                   = optional(bool, true)
+    cpu                   = optional(bool, true)
+    memory                = optional(bool, true)
+  })
+  default = {}
+}
+
+variable "alarm_thresholds" {
+  description = "When the alarms go off: minutes below desired; tasks stopped by a failure within 15 minutes; messages behind and for how many minutes; CPU or memory percent and for how many minutes."
+  type = object({
+    running_below_desired_minutes = optional(number, 5)
+    tasks_stopped                 = optional(number, 3)
+    lag_messages                  = optional(number, 100000)
+    lag_minutes                   = optional(number, 10)
+    saturation_percent            = optional(number, 90)
+    saturation_minutes            = optional(number, 15)
+  })
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for m in [var.alarm_thresholds.running_below_desired_minutes, var.alarm_thresholds.lag_minutes, var.alarm_thresholds.saturation_minutes] :
+      m >= 1 && m <= 1440 && floor(m) == m
+    ]) && var.alarm_thresholds.tasks_stopped >= 1 && var.alarm_thresholds.lag_messages >= 1 && var.alarm_thresholds.saturation_percent > 0 && var.alarm_thresholds.saturation_percent <= 100
+    error_message = "alarm_thresholds: minutes are whole numbers from 1 to 1440 (CloudWatch evaluates at most a day), tasks_stopped and lag_messages at least 1, saturation_percent from 1 to 100."
+  }
+}
+
+variable "alarm_email_addresses" {
+  description = "E-mail addresses the alarms' topic sends to (each must confirm its subscription)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_https_endpoints" {
+  description = "HTTPS endpoints the alarms' topic posts to: a PagerDuty Events integration URL, a webhook relay. Sensitive: such URLs carry the integration's key."
+  type        = list(string)
+  default     = []
+  sensitive   = true
+
+  validation {
+    condition     = alltrue([for u in var.alarm_https_endpoints : startswith(u, "https://")])
+    error_message = "alarm_https_endpoints take https:// URLs only."
+  }
+}
+
 variable "capacity_provider" {
   description = "\"FARGATE\" or \"FARGATE_SPOT\" (interruptible, cheaper). Consumers on linux/arm64 always use FARGATE: Fargate Spot runs X86_64 only."
   type        = string

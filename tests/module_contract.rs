@@ -852,3 +852,64 @@ fn the_readmes_dashboard_picture_is_drawn_from_the_module() {
         "the README's dashboard picture is not the module's; replace it with:\n{picture}"
     );
 }
+
+// ---- alarms --------------------------------------------------------------------------------------
+
+/// Every alarm notifies the one topic when it goes off and when it is OK again; each kind is
+/// switched by `alarms` (running below desired also by Container Insights, lag by MSK); missing
+/// data is read the way each signal goes missing.
+#[test]
+fn every_alarm_kind_is_switched_notifies_the_topic_and_reads_missing_data_as_its_signal_does() {
+    let locals = blocks("terraform")
+        .into_iter()
+        .filter(|b| b.identifier() == "locals")
+        .find(|b| attr(b.body(), "alarm_topic_actions").is_some())
+        .expect("the alarms' locals");
+    let gate = |name: &str| attr(locals.body(), name).unwrap();
+    assert!(gate("alarm_running").contains("var.alarms.running_below_desired"));
+    assert!(gate("alarm_running").contains("var.container_insights != \"disabled\""));
+    assert!(gate("alarm_stopped").contains("var.alarms.tasks_stopping"));
+    assert!(
+        gate("alarm_lag").contains("var.alarms.lag") && gate("alarm_lag").contains("msk != null")
+    );
+    assert!(gate("alarm_cpu").contains("var.alarms.cpu"));
+    assert!(gate("alarm_memory").contains("var.alarms.memory"));
+    for (alarm, gate, missing) in [
+        ("running_below_desired", "local.alarm_running", "missing"),
+        ("tasks_stopping", "local.alarm_stopped", "notBreaching"),
+        // A rebalance leaves a gap in MSK's lag metrics: it keeps the alarm as it was.
+        ("lag", "local.alarm_lag", "ignore"),
+        ("cpu", "local.alarm_cpu", "missing"),
+        ("memory", "local.alarm_memory", "missing"),
+    ] {
+        let b = block(
+            "terraform",
+            "resource",
+            &["aws_cloudwatch_metric_alarm", alarm],
+        );
+        assert_eq!(attr(b.body(), "for_each").as_deref(), Some(gate), "{alarm}");
+        assert_eq!(
+            attr(b.body(), "treat_missing_data").as_deref(),
+            Some(format!("\"{missing}\"").as_str()),
+            "{alarm}"
+        );
+        for actions in ["alarm_actions", "ok_actions"] {
+            assert_eq!(
+                attr(b.body(), actions).as_deref(),
+                Some("local.alarm_topic_actions"),
+                "{alarm}: {actions}"
+            );
+        }
+    }
+    let https = block("terraform", "variable", &["alarm_https_endpoints"]);
+    assert_eq!(
+        attr(https.body(), "sensitive").as_deref(),
+        Some("true"),
+        "a PagerDuty URL carries its integration key"
+    );
+    // CloudWatch and EventBridge may publish to the topic, and with a key of the team's, use it.
+    let policy = read("terraform/alarms.tf");
+    assert!(policy.contains("\"cloudwatch.amazonaws.com\", \"events.amazonaws.com\""));
+    let prod = read("examples/prod/main.tf");
+    assert!(prod.contains("identifiers = [\"cloudwatch.amazonaws.com\", \"events.amazonaws.com\"]"));
+}

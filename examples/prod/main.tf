@@ -64,10 +64,31 @@ data "aws_iam_policy_document" "logs_key" {
       values   = local.log_group_arns
     }
   }
+
+  # The module's alarm topic is encrypted with the same key: CloudWatch (the alarms) and
+  # EventBridge publish to it, which needs a data key from it. The AWS managed key aws/sns cannot
+  # grant them this, so an encrypted alarm topic needs a key of your own.
+  # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html
+  statement {
+    sid       = "AlarmsPublishToTheEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
 }
 
 resource "aws_kms_key" "logs" {
-  description             = "Logs of ${local.name}: the cdc-deploy consumers' and the VPC flow logs"
+  description             = "Logs and alarms of ${local.name}: the cdc-deploy consumers' logs, the VPC flow logs, the alarm topic"
   enable_key_rotation     = true
   rotation_period_in_days = 365
   deletion_window_in_days = 30

@@ -1,0 +1,223 @@
+# Alarms per consumer, each kind switched by `alarms`, and the topic they all notify (and tell
+# when they are OK again). Thresholds are `alarm_thresholds`. A standard alarm costs $0.10 a
+# month: five kinds for 500 consumers are about 2,500 alarms, $250 a month.
+
+locals {
+  alarm_topic_actions = [aws_sns_topic.alarms.arn]
+
+  # Kinds that apply to a consumer: running below desired needs Container Insights' task counts;
+  # lag needs MSK.
+  alarm_running = var.alarms.running_below_desired && var.container_insights != "disabled" ? var.consumers : {}
+  alarm_stopped = var.alarms.tasks_stopping ? var.consumers : {}
+  alarm_lag     = var.alarms.lag ? { for name, c in var.consumers : name => c if local.consumers[name].msk != null } : {}
+  alarm_cpu     = var.alarms.cpu ? var.consumers : {}
+  alarm_memory  = var.alarms.memory ? var.consumers : {}
+}
+
+resource "aws_sns_topic" "alarms" {
+  #checkov:skip=CKV_AWS_26:Encrypted with kms_key_arn when one is given. CloudWatch cannot publish to a topic under the AWS managed key aws/sns (its key policy cannot grant cloudwatch.amazonaws.com), so without a key of the team's the topic is not encrypted.
+  name              = "${local.name}-alarms"
+  kms_master_key_id = var.kms_key_arn
+
+  tags = local.tags
+}
+
+data "aws_iam_policy_document" "alarms_topic" {
+  statement {
+    sid       = "CloudWatchAndEventBridgePublish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alarms.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "alarms" {
+  arn    = aws_sns_topic.alarms.arn
+  policy = data.aws_iam_policy_document.alarms_topic.json
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each = toset(var.alarm_email_addresses)
+
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+# A PagerDuty Events integration URL, or a webhook relay: it confirms the subscription itself.
+resource "aws_sns_topic_subscription" "https" {
+  for_each = nonsensitive(toset([for i in range(length(var.alarm_https_endpoints)) : tostring(i)]))
+
+  topic_arn              = aws_sns_topic.alarms.arn
+  protocol               = "https"
+  endpoint               = var.alarm_https_endpoints[tonumber(each.key)]
+  endpoint_auto_confirms = true
+}
+
+# Running below desired for N minutes: tasks that do not start or do not stay up. For a consumer
+# it is a group with fewer members than partitions to spare, or a source nobody reads.
+resource "aws_cloudwatch_metric_alarm" "running_below_desired" {
+  for_each = local.alarm_running
+
+  alarm_name          = "${local.name}-${each.key}-running-below-desired"
+  alarm_description   = "${each.key}: fewer tasks running than desired for ${var.alarm_thresholds.running_below_desired_minutes} minutes. Runbook: README, Watching the fleet."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = var.alarm_thresholds.running_below_desired_minutes
+  datapoints_to_alarm = var.alarm_thresholds.running_below_desired_minutes
+  # No data is no verdict (a service being created, Container Insights catching up).
+  treat_missing_data = "missing"
+  alarm_actions      = local.alarm_topic_actions
+  ok_actions         = local.alarm_topic_actions
+
+  metric_query {
+    id          = "missing"
+    expression  = "desired - running"
+    label       = "tasks missing"
+    return_data = true
+  }
+
+  metric_query {
+    id = "desired"
+    metric {
+      namespace   = "ECS/ContainerInsights"
+      metric_name = "DesiredTaskCount"
+      period      = 60
+      stat        = "Average"
+      dimensions  = { ClusterName = local.name, ServiceName = each.key }
+    }
+  }
+
+  metric_query {
+    id = "running"
+    metric {
+      namespace   = "ECS/ContainerInsights"
+      metric_name = "RunningTaskCount"
+      period      = 60
+      stat        = "Average"
+      dimensions  = { ClusterName = local.name, ServiceName = each.key }
+    }
+  }
+
+  tags = merge(local.tags, { consumer = each.key })
+}
+
+# Tasks stopping repeatedly: each one a rebalance of the group, or a slot let go of.
+resource "aws_cloudwatch_metric_alarm" "tasks_stopping" {
+  for_each = local.alarm_stopped
+
+  alarm_name          = "${local.name}-${each.key}-tasks-stopping"
+  alarm_description   = "${each.key}: ${var.alarm_thresholds.tasks_stopped} or more tasks stopped by a failure within 15 minutes. Runbook: README, Watching the fleet."
+  namespace           = local.stopped_tasks_namespace
+  metric_name         = local.stopped_tasks_metric
+  dimensions          = { Group = "service:${each.key}" }
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = var.alarm_thresholds.tasks_stopped
+  # A service that stops nothing has no data point at all.
+  treat_missing_data = "notBreaching"
+  alarm_actions      = local.alarm_topic_actions
+  ok_actions         = local.alarm_topic_actions
+
+  tags = merge(local.tags, { consumer = each.key })
+}
+
+# Lag above the threshold for N minutes, summed over the topics the consumer reads (at most 10,
+# an alarm's limit of metrics). MSK publishes nothing while the group rebalances: that gap keeps
+# the alarm as it was.
+resource "aws_cloudwatch_metric_alarm" "lag" {
+  for_each = local.alarm_lag
+
+  alarm_name          = "${local.name}-${each.key}-lag"
+  alarm_description   = "${each.key}: more than ${var.alarm_thresholds.lag_messages} messages behind on its topics for ${var.alarm_thresholds.lag_minutes} minutes. Runbook: README, Watching the fleet."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.alarm_thresholds.lag_messages
+  evaluation_periods  = var.alarm_thresholds.lag_minutes
+  datapoints_to_alarm = var.alarm_thresholds.lag_minutes
+  treat_missing_data  = "ignore"
+  alarm_actions       = local.alarm_topic_actions
+  ok_actions          = local.alarm_topic_actions
+
+  metric_query {
+    id          = "lag"
+    expression  = "SUM(METRICS())"
+    label       = "messages behind"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = slice(local.consumers[each.key].msk.read_topics, 0, min(9, length(local.consumers[each.key].msk.read_topics)))
+    content {
+      id = "t${metric_query.key}"
+      metric {
+        namespace   = "AWS/Kafka"
+        metric_name = "SumOffsetLag"
+        period      = 60
+        stat        = "Maximum"
+        dimensions = {
+          "Cluster Name"   = local.consumers[each.key].msk.cluster
+          "Consumer Group" = local.consumers[each.key].msk.consumer_group
+          "Topic"          = metric_query.value
+        }
+      }
+    }
+  }
+
+  tags = merge(local.tags, { consumer = each.key })
+}
+
+# CPU or memory saturated: a consumer at its task's limit falls behind, or is killed for memory.
+resource "aws_cloudwatch_metric_alarm" "cpu" {
+  for_each = local.alarm_cpu
+
+  alarm_name          = "${local.name}-${each.key}-cpu"
+  alarm_description   = "${each.key}: CPU at ${var.alarm_thresholds.saturation_percent}% or more of its task's for ${var.alarm_thresholds.saturation_minutes} minutes. Runbook: README, Watching the fleet."
+  namespace           = "AWS/ECS"
+  metric_name         = "CPUUtilization"
+  dimensions          = { ClusterName = local.name, ServiceName = each.key }
+  statistic           = "Average"
+  period              = 60
+  evaluation_periods  = var.alarm_thresholds.saturation_minutes
+  datapoints_to_alarm = var.alarm_thresholds.saturation_minutes
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = var.alarm_thresholds.saturation_percent
+  # No task, no metric: running below desired says that.
+  treat_missing_data = "missing"
+  alarm_actions      = local.alarm_topic_actions
+  ok_actions         = local.alarm_topic_actions
+
+  tags = merge(local.tags, { consumer = each.key })
+}
+
+resource "aws_cloudwatch_metric_alarm" "memory" {
+  for_each = local.alarm_memory
+
+  alarm_name          = "${local.name}-${each.key}-memory"
+  alarm_description   = "${each.key}: memory at ${var.alarm_thresholds.saturation_percent}% or more of its task's for ${var.alarm_thresholds.saturation_minutes} minutes. Runbook: README, Watching the fleet."
+  namespace           = "AWS/ECS"
+  metric_name         = "MemoryUtilization"
+  dimensions          = { ClusterName = local.name, ServiceName = each.key }
+  statistic           = "Average"
+  period              = 60
+  evaluation_periods  = var.alarm_thresholds.saturation_minutes
+  datapoints_to_alarm = var.alarm_thresholds.saturation_minutes
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = var.alarm_thresholds.saturation_percent
+  treat_missing_data  = "missing"
+  alarm_actions       = local.alarm_topic_actions
+  ok_actions          = local.alarm_topic_actions
+
+  tags = merge(local.tags, { consumer = each.key })
+}
