@@ -9,7 +9,7 @@ locals {
   # lag needs MSK.
   alarm_running = var.alarms.running_below_desired && var.container_insights != "disabled" ? var.consumers : {}
   alarm_stopped = var.alarms.tasks_stopping ? var.consumers : {}
-  alarm_lag     = var.alarms.lag ? { for name, c in var.consumers : name => c if local.consumers[name].msk != null } : {}
+  alarm_lag     = var.alarms.lag ? { for name, c in var.consumers : name => c if local.consumers[name].lag_watched } : {}
   alarm_cpu     = var.alarms.cpu ? var.consumers : {}
   alarm_memory  = var.alarms.memory ? var.consumers : {}
 }
@@ -22,21 +22,23 @@ resource "aws_sns_topic" "alarms" {
   tags = local.tags
 }
 
+# The topic's own policy replaces the default one: CloudWatch may publish for this fleet's alarms.
+# https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html
 data "aws_iam_policy_document" "alarms_topic" {
   statement {
-    sid       = "CloudWatchAndEventBridgePublish"
+    sid       = "FleetAlarmsPublish"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.alarms.arn]
 
     principals {
       type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+      identifiers = ["cloudwatch.amazonaws.com"]
     }
 
     condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:cloudwatch:${var.aws_region}:${data.aws_caller_identity.current.account_id}:alarm:${local.name}-*"]
     }
   }
 }
@@ -54,7 +56,9 @@ resource "aws_sns_topic_subscription" "email" {
   endpoint  = each.value
 }
 
-# A PagerDuty Events integration URL, or a webhook relay: it confirms the subscription itself.
+# A PagerDuty Events integration URL, or a webhook relay that confirms the subscription itself
+# (SNS posts a SubscriptionConfirmation; an endpoint that does not confirm fails the apply).
+# Keyed by position: removing a URL replaces the subscriptions after it.
 resource "aws_sns_topic_subscription" "https" {
   for_each = nonsensitive(toset([for i in range(length(var.alarm_https_endpoints)) : tostring(i)]))
 
@@ -81,8 +85,9 @@ resource "aws_cloudwatch_metric_alarm" "running_below_desired" {
   ok_actions         = local.alarm_topic_actions
 
   metric_query {
-    id          = "missing"
-    expression  = "desired - running"
+    id = "missing"
+    # No task running may mean no data point for running at all: that is 0 running.
+    expression  = "desired - FILL(running, 0)"
     label       = "tasks missing"
     return_data = true
   }
@@ -134,9 +139,9 @@ resource "aws_cloudwatch_metric_alarm" "tasks_stopping" {
   tags = merge(local.tags, { consumer = each.key })
 }
 
-# Lag above the threshold for N minutes, summed over the topics the consumer reads (at most 10,
-# an alarm's limit of metrics). MSK publishes nothing while the group rebalances: that gap keeps
-# the alarm as it was.
+# Lag above the threshold for N minutes, summed over every topic of the consumer's group (one
+# Metrics Insights query: topics named by a wildcard included, no limit of ten metrics). MSK
+# publishes nothing while the group rebalances: that gap keeps the alarm as it was.
 resource "aws_cloudwatch_metric_alarm" "lag" {
   for_each = local.alarm_lag
 
@@ -152,27 +157,10 @@ resource "aws_cloudwatch_metric_alarm" "lag" {
 
   metric_query {
     id          = "lag"
-    expression  = "SUM(METRICS())"
+    expression  = "SELECT SUM(SumOffsetLag) FROM SCHEMA(\"AWS/Kafka\", \"Cluster Name\", \"Consumer Group\", Topic) WHERE \"Cluster Name\" = '${local.consumers[each.key].msk.cluster}' AND \"Consumer Group\" = '${local.consumers[each.key].msk.consumer_group}'"
+    period      = 60
     label       = "messages behind"
     return_data = true
-  }
-
-  dynamic "metric_query" {
-    for_each = slice(local.consumers[each.key].msk.read_topics, 0, min(9, length(local.consumers[each.key].msk.read_topics)))
-    content {
-      id = "t${metric_query.key}"
-      metric {
-        namespace   = "AWS/Kafka"
-        metric_name = "SumOffsetLag"
-        period      = 60
-        stat        = "Maximum"
-        dimensions = {
-          "Cluster Name"   = local.consumers[each.key].msk.cluster
-          "Consumer Group" = local.consumers[each.key].msk.consumer_group
-          "Topic"          = metric_query.value
-        }
-      }
-    }
   }
 
   tags = merge(local.tags, { consumer = each.key })

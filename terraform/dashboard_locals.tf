@@ -22,7 +22,8 @@ locals {
   # 50 characters (a rule's name stops at 64).
   task_events_name = length(local.name) <= 50 ? local.name : "${substr(local.name, 0, 41)}-${substr(sha1(local.name), 0, 8)}"
 
-  # At most this many topics' lag per consumer on its lag widget (each topic is a metric).
+  # At most this many topics' lag (topics named by a wildcard are not drawn: MSK's metrics name
+  # the topic) per consumer on its lag widget (each topic is a metric).
   dashboard_lag_topics = 10
 
   dashboard_names = sort(keys(var.consumers))
@@ -102,12 +103,12 @@ locals {
             stat   = "Maximum"
             period = 60
             metrics = [
-              for topic in slice(msk.read_topics, 0, min(local.dashboard_lag_topics, length(msk.read_topics))) :
+              for topic in slice(local.consumers[name].lag_topics, 0, min(local.dashboard_lag_topics, length(local.consumers[name].lag_topics))) :
               ["AWS/Kafka", "SumOffsetLag", "Cluster Name", msk.cluster, "Consumer Group", msk.consumer_group, "Topic", topic, { label = topic }]
             ]
             yAxis = { left = { min = 0 } }
           }
-        } if msk != null
+        } if length(local.consumers[name].lag_topics) > 0
       ],
     )
   }

@@ -67,6 +67,13 @@ locals {
         write_topics   = sort(distinct(c.msk.write_topics))
       }
 
+      # Whether the consumer's lag is watched (its alarm): a group that reads at least one topic.
+      # A consumer that only writes to Kafka has no lag.
+      # (An entry written before `msk` existed names its group and topic in kafka_lag.)
+      lag_watched = (c.msk != null ? c.msk.consumer_group : try(local.msk_before_msk[name].consumer_group, null)) != null && length((c.msk != null ? c.msk.read_topics : try(local.msk_before_msk[name].read_topics, []))) > 0
+      # The topics its lag is drawn for: those named, not by a wildcard.
+      lag_topics = (c.msk != null ? c.msk.consumer_group : try(local.msk_before_msk[name].consumer_group, null)) == null ? [] : sort([for t in distinct((c.msk != null ? c.msk.read_topics : try(local.msk_before_msk[name].read_topics, []))) : t if !strcontains(t, "*")])
+
       # Lag scaling: the group's SumOffsetLag on one topic, each part from kafka_lag or msk.
       kafka_lag = try(c.autoscaling.kafka_lag, null) == null ? null : {
         target_lag     = c.autoscaling.kafka_lag.target_lag

@@ -34,7 +34,13 @@ resource "aws_cloudwatch_event_rule" "tasks_stopped" {
     detail = {
       clusterArn = [aws_ecs_cluster.this.arn]
       lastStatus = ["STOPPED"]
-      stopCode   = ["EssentialContainerExited", "TaskFailedToStart"]
+      # A container that exited, a task that failed to start, or a task the scheduler stopped
+      # because its container health check failed (a consumer whose heartbeat went stale). Spot
+      # interruptions are not counted: they are Fargate's, not the consumer's.
+      "$or" = [
+        { stopCode = ["EssentialContainerExited", "TaskFailedToStart"] },
+        { stopCode = ["ServiceSchedulerInitiated"], stoppedReason = [{ prefix = "Task failed container health checks" }] },
+      ]
     }
   })
 

@@ -387,7 +387,7 @@ variable "secrets_kms_key_arns" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of a KMS key to encrypt the log groups with (its key policy must allow CloudWatch Logs, which encrypts and decrypts with it; the tasks never do). Null: CloudWatch Logs' own encryption."
+  description = "ARN of a KMS key to encrypt the log groups (the consumers', the VPC flow logs', /aws/events/cdc/<project>/<env>/*) and the alarm topic with: its key policy must allow CloudWatch Logs (which encrypts and decrypts the logs; the tasks never do) and cloudwatch.amazonaws.com (which publishes the alarms); see examples/prod. Null: CloudWatch Logs' own encryption and an unencrypted topic."
   type        = string
   default     = null
 
@@ -412,7 +412,7 @@ variable "enable_execute_command" {
 }
 
 variable "dashboards" {
-  description = "Create the fleet's CloudWatch dashboards (cdc-<project>-<environment>, then -2, -3, … past dashboard_consumers_per_page consumers). The first three dashboards of an account are free, each further one costs about $3 a month."
+  description = "Create the fleet's CloudWatch dashboards (cdc-<project>-<environment>, or -1, -2, … past dashboard_consumers_per_page consumers). The first three dashboards of an account are free, each further one costs about $3 a month."
   type        = bool
   default     = true
 }
@@ -437,7 +437,8 @@ variable "alarms" {
     cpu                   = optional(bool, true)
     memory                = optional(bool, true)
   })
-  default = {}
+  default  = {}
+  nullable = false
 }
 
 variable "alarm_thresholds" {
@@ -450,13 +451,14 @@ variable "alarm_thresholds" {
     saturation_percent            = optional(number, 90)
     saturation_minutes            = optional(number, 15)
   })
-  default = {}
+  default  = {}
+  nullable = false
 
   validation {
     condition = alltrue([
       for m in [var.alarm_thresholds.running_below_desired_minutes, var.alarm_thresholds.lag_minutes, var.alarm_thresholds.saturation_minutes] :
       m >= 1 && m <= 1440 && floor(m) == m
-    ]) && var.alarm_thresholds.tasks_stopped >= 1 && var.alarm_thresholds.lag_messages >= 1 && var.alarm_thresholds.saturation_percent > 0 && var.alarm_thresholds.saturation_percent <= 100
+    ]) && var.alarm_thresholds.tasks_stopped >= 1 && var.alarm_thresholds.lag_messages >= 1 && var.alarm_thresholds.saturation_percent >= 1 && var.alarm_thresholds.saturation_percent <= 100
     error_message = "alarm_thresholds: minutes are whole numbers from 1 to 1440 (CloudWatch evaluates at most a day), tasks_stopped and lag_messages at least 1, saturation_percent from 1 to 100."
   }
 }

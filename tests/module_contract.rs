@@ -870,7 +870,7 @@ fn every_alarm_kind_is_switched_notifies_the_topic_and_reads_missing_data_as_its
     assert!(gate("alarm_running").contains("var.container_insights != \"disabled\""));
     assert!(gate("alarm_stopped").contains("var.alarms.tasks_stopping"));
     assert!(
-        gate("alarm_lag").contains("var.alarms.lag") && gate("alarm_lag").contains("msk != null")
+        gate("alarm_lag").contains("var.alarms.lag") && gate("alarm_lag").contains("lag_watched")
     );
     assert!(gate("alarm_cpu").contains("var.alarms.cpu"));
     assert!(gate("alarm_memory").contains("var.alarms.memory"));
@@ -907,9 +907,72 @@ fn every_alarm_kind_is_switched_notifies_the_topic_and_reads_missing_data_as_its
         Some("true"),
         "a PagerDuty URL carries its integration key"
     );
-    // CloudWatch and EventBridge may publish to the topic, and with a key of the team's, use it.
+    // CloudWatch may publish this fleet's alarms to the topic, and with a key of the team's, use
+    // it.
     let policy = read("terraform/alarms.tf");
-    assert!(policy.contains("\"cloudwatch.amazonaws.com\", \"events.amazonaws.com\""));
+    assert!(policy.contains("identifiers = [\"cloudwatch.amazonaws.com\"]"));
+    assert!(policy.contains(":alarm:${local.name}-*"));
     let prod = read("examples/prod/main.tf");
-    assert!(prod.contains("identifiers = [\"cloudwatch.amazonaws.com\", \"events.amazonaws.com\"]"));
+    assert!(prod.contains("identifiers = [\"cloudwatch.amazonaws.com\"]"));
+    // A whole crash loop is 0 running, not missing data.
+    assert!(policy.contains("desired - FILL(running, 0)"));
+}
+
+/// Lag is watched for a group that reads: not for a consumer that only writes to Kafka; its
+/// dashboard draws the topics named, not those named by a wildcard.
+#[test]
+fn lag_is_watched_for_groups_that_read_and_drawn_for_topics_named() {
+    let msk =
+        |topics: Value| json!({"cluster": "cdc-msk", "consumer_group": "g", "read_topics": topics});
+    let consumers = json!({
+        "reader": with(base(), "msk", msk(json!(["orders", "cdc.public.*"]))),
+        "writer": with(base(), "msk", json!({"cluster": "cdc-msk", "write_topics": ["outbox"]})),
+        "wild": with(base(), "msk", msk(json!(["cdc.*"]))),
+        "plain": base(),
+        // Written before `[msk]`: its kafka_lag names the cluster, group and topic.
+        "older": with(base(), "autoscaling", json!({"min": 1, "max": 2, "kafka_lag": {"target_lag": 100, "msk_cluster": "cdc-msk", "consumer_group": "o", "topic": "orders"}})),
+    });
+    let out = evaluate(&vars(consumers.clone(), json!({}))).unwrap();
+    let watched: Vec<(&str, bool, Value)> = ["older", "plain", "reader", "wild", "writer"]
+        .iter()
+        .map(|n| {
+            (
+                *n,
+                out[n]["lag_watched"].as_bool().unwrap(),
+                out[n]["lag_topics"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        watched,
+        [
+            ("older", true, json!(["orders"])),
+            ("plain", false, json!([])),
+            ("reader", true, json!(["orders"])),
+            ("wild", true, json!([])),
+            ("writer", false, json!([])),
+        ]
+    );
+    let boards = evaluate_local(
+        &vars(consumers, json!({})),
+        &["variables.tf", "locals.tf", "dashboard_locals.tf"],
+        "dashboards",
+    )
+    .unwrap();
+    let body: Value = serde_json::from_str(boards["cdc-cdc-dev"].as_str().unwrap()).unwrap();
+    let lag: Vec<String> = body["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["properties"]["title"].as_str())
+        .filter(|t| t.contains("Kafka lag"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        lag,
+        [
+            "older: Kafka lag (messages)",
+            "reader: Kafka lag (messages)"
+        ]
+    );
 }

@@ -65,9 +65,9 @@ data "aws_iam_policy_document" "logs_key" {
     }
   }
 
-  # The module's alarm topic is encrypted with the same key: CloudWatch (the alarms) and
-  # EventBridge publish to it, which needs a data key from it. The AWS managed key aws/sns cannot
-  # grant them this, so an encrypted alarm topic needs a key of your own.
+  # The module's alarm topic is encrypted with the same key: CloudWatch publishes the alarms to
+  # it, which needs a data key from it. The AWS managed key aws/sns cannot grant this, so an
+  # encrypted alarm topic needs a key of your own. As the SNS guide writes it, unconditioned.
   # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html
   statement {
     sid       = "AlarmsPublishToTheEncryptedTopic"
@@ -76,13 +76,7 @@ data "aws_iam_policy_document" "logs_key" {
 
     principals {
       type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
+      identifiers = ["cloudwatch.amazonaws.com"]
     }
   }
 }
