@@ -1,17 +1,10 @@
-# Alarms per consumer, each kind switched by `alarms`, and the topic they all notify (and tell
-# when they are OK again). Thresholds are `alarm_thresholds`. A standard alarm costs $0.10 a
-# month: five kinds for 500 consumers are about 2,500 alarms, $250 a month.
+# Alarms per consumer, each kind switched by `alarms` (which consumers get which: alarm_locals.tf),
+# and the topic they all notify (and tell when they are OK again). Thresholds are
+# `alarm_thresholds`. A standard alarm costs $0.10 a month per metric it reads: five kinds for 500
+# consumers are about 2,500 alarms, $250 to $400 a month.
 
 locals {
   alarm_topic_actions = [aws_sns_topic.alarms.arn]
-
-  # Kinds that apply to a consumer: running below desired needs Container Insights' task counts;
-  # lag needs MSK.
-  alarm_running = var.alarms.running_below_desired && var.container_insights != "disabled" ? var.consumers : {}
-  alarm_stopped = var.alarms.tasks_stopping ? var.consumers : {}
-  alarm_lag     = var.alarms.lag ? { for name, c in var.consumers : name => c if local.consumers[name].lag_watched } : {}
-  alarm_cpu     = var.alarms.cpu ? var.consumers : {}
-  alarm_memory  = var.alarms.memory ? var.consumers : {}
 }
 
 resource "aws_sns_topic" "alarms" {

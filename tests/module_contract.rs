@@ -863,7 +863,7 @@ fn every_alarm_kind_is_switched_notifies_the_topic_and_reads_missing_data_as_its
     let locals = blocks("terraform")
         .into_iter()
         .filter(|b| b.identifier() == "locals")
-        .find(|b| attr(b.body(), "alarm_topic_actions").is_some())
+        .find(|b| attr(b.body(), "alarm_lag").is_some())
         .expect("the alarms' locals");
     let gate = |name: &str| attr(locals.body(), name).unwrap();
     assert!(gate("alarm_running").contains("var.alarms.running_below_desired"));
@@ -975,4 +975,41 @@ fn lag_is_watched_for_groups_that_read_and_drawn_for_topics_named() {
             "reader: Kafka lag (messages)"
         ]
     );
+}
+
+/// Which consumers get which alarm, as the real terraform evaluates the module's switches: a kind
+/// switched off gives no alarm of it; running below desired needs Container Insights; lag a group
+/// that reads.
+#[test]
+fn a_kind_switched_off_gives_no_alarm_of_it() {
+    let consumers = json!({
+        "reader": with(base(), "msk", json!({"cluster": "cdc-msk", "consumer_group": "g", "read_topics": ["orders"]})),
+        "plain": base(),
+    });
+    let files = ["variables.tf", "locals.tf", "alarm_locals.tf"];
+    let alarmed = |extra: Value, kind: &str| -> Vec<String> {
+        let out = evaluate_local(&vars(consumers.clone(), extra), &files, kind)
+            .unwrap_or_else(|e| panic!("{e}"));
+        out.as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(alarmed(json!({}), "alarm_lag"), ["reader"]);
+    assert_eq!(alarmed(json!({}), "alarm_running"), ["plain", "reader"]);
+    assert!(alarmed(json!({"alarms": {"lag": false}}), "alarm_lag").is_empty());
+    assert_eq!(
+        alarmed(json!({"alarms": {"lag": false}}), "alarm_cpu"),
+        ["plain", "reader"],
+        "the other kinds stay"
+    );
+    assert!(alarmed(json!({"container_insights": "disabled"}), "alarm_running").is_empty());
+    for (kind, local) in [
+        ("tasks_stopping", "alarm_stopped"),
+        ("cpu", "alarm_cpu"),
+        ("memory", "alarm_memory"),
+        ("running_below_desired", "alarm_running"),
+    ] {
+        assert!(
+            alarmed(json!({"alarms": {kind: false}}), local).is_empty(),
+            "{kind}"
+        );
+    }
 }
