@@ -192,14 +192,37 @@ fn normal(v: &Value) -> Value {
     }
 }
 
+/// The settings a digest always names, a missing one as `null`: those of the entries the holds
+/// recorded so far were digested with. A setting added later counts only where it is set, so
+/// adding one leaves every recorded hold matching the consumers it held.
+const DIGESTED_ALWAYS: [&str; 12] = [
+    "autoscaling",
+    "cpu",
+    "deployment_maximum_percent",
+    "deployment_minimum_healthy_percent",
+    "desired_count",
+    "environment",
+    "health_check",
+    "memory",
+    "msk",
+    "platform",
+    "secrets",
+    "stop_timeout",
+];
+
 /// A short digest of an entry's settings (every key but the image and the hold, a missing one
-/// read as `null`): the same for the entry the action writes and the one Terraform gives back.
+/// read as `null`; see [`DIGESTED_ALWAYS`]): the same for the entry the action writes and the one
+/// Terraform gives back.
 pub fn settings_digest(e: &Value) -> String {
-    let picked: Map<String, Value> = settings_keys()
-        .into_iter()
-        .map(|k| {
-            let v = e.get(&k).map_or(Value::Null, normal);
-            (k, v)
+    digest_over(e, &settings_keys())
+}
+
+fn digest_over(e: &Value, keys: &[String]) -> String {
+    let picked: Map<String, Value> = keys
+        .iter()
+        .filter_map(|k| {
+            let v = e.get(k).map_or(Value::Null, normal);
+            (DIGESTED_ALWAYS.contains(&k.as_str()) || !v.is_null()).then(|| (k.clone(), v))
         })
         .collect();
     let text = Value::Object(picked).to_string();
@@ -266,6 +289,37 @@ mod tests {
 
     fn fp(seed: &str) -> Fingerprint {
         Fingerprint::from_hash(blake3::hash(seed.as_bytes()))
+    }
+
+    #[test]
+    fn a_setting_added_later_leaves_the_digests_of_the_entries_without_it_as_they_were() {
+        let e = entry(&ConsumerSettings::default(), "r/x@sha256:1");
+        let today = settings_keys();
+        for k in DIGESTED_ALWAYS {
+            assert!(
+                today.iter().any(|t| t == k),
+                "`{k}` is a setting the entry writes"
+            );
+        }
+        // The digest as the holds recorded so far were made: every key, a null one included.
+        let before: Map<String, Value> = today
+            .iter()
+            .map(|k| (k.clone(), e.get(k).map_or(Value::Null, normal)))
+            .collect();
+        assert_eq!(
+            settings_digest(&e),
+            blake3::hash(Value::Object(before).to_string().as_bytes()).to_hex()[..16].to_string()
+        );
+        // A key added later: the same digest while it is not set, another once it is.
+        let later: Vec<String> = today
+            .iter()
+            .cloned()
+            .chain(["alarms".to_string()])
+            .collect();
+        assert_eq!(digest_over(&e, &later), settings_digest(&e));
+        let mut set = e.clone();
+        set["alarms"] = json!({"lag_messages": 1000});
+        assert_ne!(digest_over(&set, &later), settings_digest(&e));
     }
 
     #[test]
