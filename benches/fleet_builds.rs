@@ -19,6 +19,7 @@
 //! `scripts/bench.sh --bench fleet_builds`, which starts the servers.
 //! `CDC_BENCH_PARTS=rebuild,shards,first` chooses the parts.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -44,34 +45,11 @@ fn action(root: &Path, inputs: &[(&str, &str)], env: &[(&str, String)]) -> (Run,
     (run, took)
 }
 
-/// A runner's engine at the start of a job: no image built on the project's base (the classic
-/// builder's intermediate ones included) and BuildKit's cache empty.
-fn make_cold(project: &str) {
-    support::remove_project_images(project);
-    docker(&["builder", "prune", "--all", "--force"]);
-}
-
 /// The same for images built on the machine's base image, which stays: the project's images
 /// removed by reference, and BuildKit's cache emptied.
 fn make_cold_by_reference(prefix: &str) {
     support::remove_images(prefix);
     docker(&["builder", "prune", "--all", "--force"]);
-}
-
-/// The seconds the result line gives for the consumer's build and push.
-fn build_time(run: &Run, consumer: &str) -> Duration {
-    let line = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with(&format!("✓ {consumer}: built ")))
-        .unwrap_or_else(|| panic!("no result line for {consumer}:\n{}", run.describe()));
-    let s: f64 = line
-        .rsplit(", ")
-        .next()
-        .and_then(|t| t.strip_suffix(" s)"))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("no time in `{line}`"));
-    Duration::from_secs_f64(s)
 }
 
 fn cache_line(run: &Run, consumer: &str) -> String {
@@ -135,9 +113,9 @@ fn rebuild() {
                     ("build-concurrency", "1"),
                 ]
             };
-            make_cold(&project);
+            support::make_cold(&project);
             let (first, _) = action(root, &inputs(COMMIT_1), &env);
-            make_cold(&project);
+            support::make_cold(&project);
             for name in ["single", "multi"] {
                 write(
                     root,
@@ -147,7 +125,10 @@ fn rebuild() {
             }
             let (second, _) = action(root, &inputs(COMMIT_2), &env);
             for name in ["single", "multi"] {
-                let (a, b) = (build_time(&first, name), build_time(&second, name));
+                let (a, b) = (
+                    support::build_time(&first, name),
+                    support::build_time(&second, name),
+                );
                 println!(
                     "| {builder} | {name}-stage | {cache} | {} | {} | {} |",
                     secs(a),
@@ -181,20 +162,9 @@ fn rebuild() {
 
 /// Pseudo-random bytes, `mib` MiB, into `path`.
 fn random_file(path: &Path, mib: u64, seed: u64) {
-    use std::io::Write as _;
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut state = seed | 1;
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..mib {
-        for word in chunk.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        w.write_all(&chunk).unwrap();
-    }
+    common::fill_random(&mut w, mib, &mut (seed | 1));
 }
 
 /// `n` consumers of `mib(i)` MiB each: a data file and a step that reads it.

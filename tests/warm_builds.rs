@@ -49,14 +49,6 @@ fn code(root: &Path, version: &str) {
     }
 }
 
-/// No image of the project nor its base in the engine (the classic builder's intermediate images
-/// included: they are its cache), and BuildKit's cache emptied: a runner's engine at the start
-/// of a job.
-fn make_cold(project: &str) {
-    support::remove_project_images(project);
-    docker(&["builder", "prune", "--all", "--force"]);
-}
-
 /// The build's own account of its cache, `cache: 3 of 4 steps came from the cache`, as
 /// `(cached, steps)` per line the consumer's group printed, in order.
 fn cache_lines(run: &Run, consumer: &str) -> Vec<(String, usize, usize)> {
@@ -78,23 +70,6 @@ fn cache_lines(run: &Run, consumer: &str) -> Vec<(String, usize, usize)> {
             Some((label, cached.parse().ok()?, steps.parse().ok()?))
         })
         .collect()
-}
-
-/// The seconds the result line gives for the consumer's build and push:
-/// `✓ single: built sha256:… (1.2 MiB, 3.4 s)`.
-fn build_time(run: &Run, consumer: &str) -> Duration {
-    let line = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with(&format!("✓ {consumer}: built ")))
-        .unwrap_or_else(|| panic!("no result line for {consumer}:\n{}", run.describe()));
-    let secs = line
-        .rsplit(", ")
-        .next()
-        .and_then(|t| t.strip_suffix(" s)"))
-        .and_then(|t| t.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no time in `{line}`"));
-    Duration::from_secs_f64(secs)
 }
 
 fn deploy(root: &Path, project: &str, commit: &str, env: &[(&str, String)]) -> Run {
@@ -168,11 +143,11 @@ async fn a_cold_engine_rebuilds_only_what_changed(builder: &str, env: &[(&str, S
         "a single stage keeps no stage cache"
     );
 
-    make_cold(&project);
+    support::make_cold(&project);
     code(root, "v2");
     let second = deploy(root, &project, COMMIT_2, env);
     for consumer in ["single", "multi"] {
-        let took = build_time(&second, consumer);
+        let took = support::build_time(&second, consumer);
         assert!(
             took < Duration::from_secs(DEPENDENCY_SECS * 2 / 3),
             "{builder} {consumer}: the cold rebuild took {took:?}, the dependency step alone takes {DEPENDENCY_SECS} s:\n{}",

@@ -477,17 +477,14 @@ async fn build_and_push<'a>(
         })?;
     let image = |tag: &str| format!("{}/{}:{tag}", stage.registry_host.host, spec.resource_name);
     let reference = image(ctx_tag);
-    let (stages, said) = if stage.build_cache {
-        cached_stages(target.context, s.build.target.as_deref())
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let cache_from: Vec<String> = if stage.build_cache {
-        std::iter::once(image(CACHE_IMAGE_TAG))
+    let (stages, said, cache_from) = if stage.build_cache {
+        let (stages, said) = cached_stages(target.context, s.build.target.as_deref());
+        let from: Vec<String> = std::iter::once(image(CACHE_IMAGE_TAG))
             .chain(stages.iter().map(|n| image(&stage_cache_tag(n))))
-            .collect()
+            .collect();
+        (stages, said, from)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new(), Vec::new())
     };
     let context = target.context;
     let request = |build_target: Option<String>, tag: String, labels| BuildRequest {
@@ -523,10 +520,10 @@ async fn build_and_push<'a>(
     // Each earlier stage whose files the image takes is built and pushed on its own, with its
     // cache inline: the image's inline cache covers only the stages it is built on.
     for name in &stages {
-        let tag = image(&stage_cache_tag(name));
+        let stage_tag = stage_cache_tag(name);
+        let tag = image(&stage_tag);
         log.line(&format!(
-            "cache: building stage `{name}` to keep its cache as `{}`",
-            stage_cache_tag(name)
+            "cache: building stage `{name}` to keep its cache as `{stage_tag}`"
         ));
         let mut labels = HashMap::new();
         labels.insert(

@@ -572,6 +572,24 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Run `docker args` with `env`, `input` on its standard input; what it printed on standard
+/// error is kept for the caller's message.
+fn docker_with_input(args: &[&str], env: &[(&str, &str)], input: &str) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(input.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap()
+}
+
 /// The label on a test's own base image, and so on every image built on it.
 pub const PROJECT_LABEL: &str = "dev.cdc-deploy.test-project";
 
@@ -583,8 +601,8 @@ pub const PROJECT_LABEL: &str = "dev.cdc-deploy.test-project";
 pub fn push_base_image(reference: &str, project: &str) {
     let config = tempfile::tempdir().unwrap();
     let config_dir = config.path().to_str().unwrap();
-    let built = std::process::Command::new("docker")
-        .args([
+    let built = docker_with_input(
+        &[
             "build",
             "--quiet",
             "--label",
@@ -592,29 +610,17 @@ pub fn push_base_image(reference: &str, project: &str) {
             "--tag",
             reference,
             "-",
-        ])
-        .env("DOCKER_BUILDKIT", "0")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("FROM {}\n", base_image()).as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
+        ],
+        &[("DOCKER_BUILDKIT", "0")],
+        &format!("FROM {}\n", base_image()),
+    );
     assert!(
         built.status.success(),
         "the test's base image: {}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let login = std::process::Command::new("docker")
-        .args([
+    let login = docker_with_input(
+        &[
             "--config",
             config_dir,
             "login",
@@ -622,22 +628,11 @@ pub fn push_base_image(reference: &str, project: &str) {
             "AWS",
             "--password-stdin",
             &registry(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(MOTO_TOKEN_PASSWORD.as_bytes())?;
-            child.wait()
-        })
-        .unwrap();
-    assert!(login.success(), "docker login to the test registry");
+        ],
+        &[],
+        MOTO_TOKEN_PASSWORD,
+    );
+    assert!(login.status.success(), "docker login to the test registry");
     docker(&["--config", config_dir, "push", reference]);
     docker(&["rmi", reference]);
 }
@@ -667,4 +662,29 @@ pub fn remove_project_images(project: &str) {
         }
     }
     panic!("images of `{project}` are still in the engine");
+}
+
+/// A runner's engine at the start of a job, for `project`: no image built on its base (see
+/// [`push_base_image`]; the classic builder's intermediate images, its cache, included) and
+/// BuildKit's cache emptied.
+pub fn make_cold(project: &str) {
+    remove_project_images(project);
+    docker(&["builder", "prune", "--all", "--force"]);
+}
+
+/// The time the result line gives for `consumer`'s build and push:
+/// `✓ single: built sha256:… (1.2 MiB, 3.4 s)`.
+pub fn build_time(run: &Run, consumer: &str) -> std::time::Duration {
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("✓ {consumer}: built ")))
+        .unwrap_or_else(|| panic!("no result line for {consumer}:\n{}", run.describe()));
+    let secs = line
+        .rsplit(", ")
+        .next()
+        .and_then(|t| t.strip_suffix(" s)"))
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no time in `{line}`"));
+    std::time::Duration::from_secs_f64(secs)
 }
