@@ -67,11 +67,11 @@ resource "aws_cloudwatch_metric_alarm" "running_below_desired" {
   for_each = local.alarm_running
 
   alarm_name          = "${local.name}-${each.key}-running-below-desired"
-  alarm_description   = "${each.key}: fewer tasks running than desired for ${var.alarm_thresholds.running_below_desired_minutes} minutes. Runbook: README, Watching the fleet."
+  alarm_description   = "${each.key}: fewer tasks running than desired for ${local.alarm_threshold[each.key].running_below_desired_minutes} minutes. Runbook: README, Watching the fleet."
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
-  evaluation_periods  = var.alarm_thresholds.running_below_desired_minutes
-  datapoints_to_alarm = var.alarm_thresholds.running_below_desired_minutes
+  evaluation_periods  = local.alarm_threshold[each.key].running_below_desired_minutes
+  datapoints_to_alarm = local.alarm_threshold[each.key].running_below_desired_minutes
   # No data is no verdict (a service being created, Container Insights catching up).
   treat_missing_data = "missing"
   alarm_actions      = local.alarm_topic_actions
@@ -115,7 +115,7 @@ resource "aws_cloudwatch_metric_alarm" "tasks_stopping" {
   for_each = local.alarm_stopped
 
   alarm_name          = "${local.name}-${each.key}-tasks-stopping"
-  alarm_description   = "${each.key}: ${var.alarm_thresholds.tasks_stopped} or more tasks stopped by a failure within 15 minutes. Runbook: README, Watching the fleet."
+  alarm_description   = "${each.key}: ${local.alarm_threshold[each.key].tasks_stopped} or more tasks stopped by a failure within 15 minutes. Runbook: README, Watching the fleet."
   namespace           = local.stopped_tasks_namespace
   metric_name         = local.stopped_tasks_metric
   dimensions          = { Group = "service:${each.key}" }
@@ -123,7 +123,7 @@ resource "aws_cloudwatch_metric_alarm" "tasks_stopping" {
   period              = 900
   evaluation_periods  = 1
   comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = var.alarm_thresholds.tasks_stopped
+  threshold           = local.alarm_threshold[each.key].tasks_stopped
   # A service that stops nothing has no data point at all.
   treat_missing_data = "notBreaching"
   alarm_actions      = local.alarm_topic_actions
@@ -139,11 +139,11 @@ resource "aws_cloudwatch_metric_alarm" "lag" {
   for_each = local.alarm_lag
 
   alarm_name          = "${local.name}-${each.key}-lag"
-  alarm_description   = "${each.key}: more than ${var.alarm_thresholds.lag_messages} messages behind on its topics for ${var.alarm_thresholds.lag_minutes} minutes. Runbook: README, Watching the fleet."
+  alarm_description   = "${each.key}: more than ${local.alarm_threshold[each.key].lag_messages} messages behind on its topics for ${local.alarm_threshold[each.key].lag_minutes} minutes. Runbook: README, Watching the fleet."
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.alarm_thresholds.lag_messages
-  evaluation_periods  = var.alarm_thresholds.lag_minutes
-  datapoints_to_alarm = var.alarm_thresholds.lag_minutes
+  threshold           = local.alarm_threshold[each.key].lag_messages
+  evaluation_periods  = local.alarm_threshold[each.key].lag_minutes
+  datapoints_to_alarm = local.alarm_threshold[each.key].lag_minutes
   treat_missing_data  = "ignore"
   alarm_actions       = local.alarm_topic_actions
   ok_actions          = local.alarm_topic_actions
@@ -164,7 +164,7 @@ resource "aws_cloudwatch_metric_alarm" "cpu" {
   for_each = local.alarm_cpu
 
   alarm_name          = "${local.name}-${each.key}-cpu"
-  alarm_description   = "${each.key}: CPU at ${var.alarm_thresholds.saturation_percent}% or more of its task's for ${var.alarm_thresholds.saturation_minutes} minutes. Runbook: README, Watching the fleet."
+  alarm_description   = "${each.key}: CPU at ${local.alarm_threshold[each.key].cpu_percent}% or more of its task's for ${var.alarm_thresholds.saturation_minutes} minutes. Runbook: README, Watching the fleet."
   namespace           = "AWS/ECS"
   metric_name         = "CPUUtilization"
   dimensions          = { ClusterName = local.name, ServiceName = each.key }
@@ -173,7 +173,7 @@ resource "aws_cloudwatch_metric_alarm" "cpu" {
   evaluation_periods  = var.alarm_thresholds.saturation_minutes
   datapoints_to_alarm = var.alarm_thresholds.saturation_minutes
   comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = var.alarm_thresholds.saturation_percent
+  threshold           = local.alarm_threshold[each.key].cpu_percent
   # No task, no metric: running below desired says that.
   treat_missing_data = "missing"
   alarm_actions      = local.alarm_topic_actions
@@ -186,7 +186,7 @@ resource "aws_cloudwatch_metric_alarm" "memory" {
   for_each = local.alarm_memory
 
   alarm_name          = "${local.name}-${each.key}-memory"
-  alarm_description   = "${each.key}: memory at ${var.alarm_thresholds.saturation_percent}% or more of its task's for ${var.alarm_thresholds.saturation_minutes} minutes. Runbook: README, Watching the fleet."
+  alarm_description   = "${each.key}: memory at ${local.alarm_threshold[each.key].memory_percent}% or more of its task's for ${var.alarm_thresholds.saturation_minutes} minutes. Runbook: README, Watching the fleet."
   namespace           = "AWS/ECS"
   metric_name         = "MemoryUtilization"
   dimensions          = { ClusterName = local.name, ServiceName = each.key }
@@ -195,10 +195,63 @@ resource "aws_cloudwatch_metric_alarm" "memory" {
   evaluation_periods  = var.alarm_thresholds.saturation_minutes
   datapoints_to_alarm = var.alarm_thresholds.saturation_minutes
   comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = var.alarm_thresholds.saturation_percent
+  threshold           = local.alarm_threshold[each.key].memory_percent
   treat_missing_data  = "missing"
   alarm_actions       = local.alarm_topic_actions
   ok_actions          = local.alarm_topic_actions
 
   tags = merge(local.tags, { consumer = each.key })
+}
+
+# ---- Slack, through AWS Chatbot -----------------------------------------------------------------
+
+# The role AWS Chatbot assumes in the channel: it reads CloudWatch to draw the alarm's graph. The
+# channel's guardrail is the same read-only policy, so nobody in the channel can do more through
+# it (without a guardrail AWS Chatbot applies AdministratorAccess), and each member acts with a
+# role of their own (user_authorization_required).
+data "aws_iam_policy_document" "chatbot_assume" {
+  count = var.alarm_slack_channel == null ? 0 : 1
+
+  statement {
+    sid     = "ChatbotAssume"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["chatbot.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "chatbot" {
+  count = var.alarm_slack_channel == null ? 0 : 1
+
+  name               = "${local.name}-alarms-chatbot"
+  assume_role_policy = data.aws_iam_policy_document.chatbot_assume[0].json
+
+  tags = local.tags
+}
+
+resource "aws_iam_role_policy_attachment" "chatbot" {
+  count = var.alarm_slack_channel == null ? 0 : 1
+
+  role       = aws_iam_role.chatbot[0].name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchReadOnlyAccess"
+}
+
+resource "aws_chatbot_slack_channel_configuration" "alarms" {
+  count = var.alarm_slack_channel == null ? 0 : 1
+
+  # AWS Chatbot's API answers in a few regions only: alarm_slack_channel.region picks one.
+  region                      = var.alarm_slack_channel.region
+  configuration_name          = "${local.name}-alarms"
+  iam_role_arn                = aws_iam_role.chatbot[0].arn
+  slack_team_id               = var.alarm_slack_channel.workspace_id
+  slack_channel_id            = var.alarm_slack_channel.channel_id
+  sns_topic_arns              = [aws_sns_topic.alarms.arn]
+  guardrail_policy_arns       = ["arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchReadOnlyAccess"]
+  user_authorization_required = true
+  logging_level               = "ERROR"
+
+  tags = local.tags
 }

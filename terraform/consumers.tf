@@ -89,6 +89,21 @@ resource "aws_ecs_service" "this" {
     rollback = true
   }
 
+  # `[alarms] rollback`: ECS watches the consumer's running-below-desired alarm during a
+  # deployment and for a bake time after it (computed by ECS from the alarm's periods), and rolls
+  # back to the last completed deployment when it fires. A consumer whose new tasks start, pass
+  # and then die minutes later (a poison record, a slot it cannot take) is put back this way.
+  # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html
+  dynamic "alarms" {
+    for_each = contains(keys(local.alarm_rollback), each.key) ? [aws_cloudwatch_metric_alarm.running_below_desired[each.key].alarm_name] : []
+
+    content {
+      alarm_names = [alarms.value]
+      enable      = true
+      rollback    = true
+    }
+  }
+
   # Per consumer: a single writer (0 and 100) stops its old task before the new one starts.
   deployment_minimum_healthy_percent = local.consumers[each.key].deployment_minimum_healthy_percent
   deployment_maximum_percent         = local.consumers[each.key].deployment_maximum_percent
@@ -99,7 +114,7 @@ resource "aws_ecs_service" "this" {
     assign_public_ip = local.assign_public_ip
   }
 
-  enable_execute_command  = var.enable_execute_command
+  enable_execute_command  = local.consumers[each.key].execute_command
   enable_ecs_managed_tags = true
   propagate_tags          = "SERVICE"
 

@@ -5,8 +5,9 @@
 #   var.secrets_kms_key_arns when set);
 # - the task role, which the consumer's code runs as: MSK IAM authentication to its cluster, to
 #   read and write the topics its `msk` entry names and commit offsets as its consumer group, and
-#   the ssmmessages channels of ECS Exec (when var.enable_execute_command). Teams attach further
-#   policies to it by name (output `consumers[*].task_role_name`).
+#   the ssmmessages channels of ECS Exec (a consumer with execute_command, or every one with
+#   var.enable_execute_command). Teams attach further policies to it by name (output
+#   `consumers[*].task_role_name`).
 
 data "aws_caller_identity" "current" {}
 
@@ -20,7 +21,7 @@ locals {
 
   # Consumers whose task role gets an inline policy (an empty policy document is not valid).
   task_policies = {
-    for name, c in local.consumers : name => c if c.msk != null || var.enable_execute_command
+    for name, c in local.consumers : name => c if c.msk != null || c.execute_command
   }
 }
 
@@ -218,7 +219,7 @@ data "aws_iam_policy_document" "task" {
   # ECS Exec: the SSM agent in the task opens its session channels (these actions take no
   # resource), and writes the session log to the consumer's log group.
   dynamic "statement" {
-    for_each = var.enable_execute_command ? [1] : []
+    for_each = local.consumers[each.key].execute_command ? [1] : []
 
     content {
       sid = "EcsExecChannels"
@@ -233,7 +234,7 @@ data "aws_iam_policy_document" "task" {
   }
 
   dynamic "statement" {
-    for_each = var.enable_execute_command ? [aws_cloudwatch_log_group.this[each.key].arn] : []
+    for_each = local.consumers[each.key].execute_command ? [aws_cloudwatch_log_group.this[each.key].arn] : []
 
     content {
       sid = "EcsExecSessionLogs"
@@ -247,7 +248,7 @@ data "aws_iam_policy_document" "task" {
   }
 
   dynamic "statement" {
-    for_each = var.enable_execute_command ? [1] : []
+    for_each = local.consumers[each.key].execute_command ? [1] : []
 
     content {
       sid       = "EcsExecFindLogGroup"

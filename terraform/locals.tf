@@ -54,6 +54,9 @@ locals {
       cpu_target    = try(c.autoscaling.cpu_target, null)
       memory_target = try(c.autoscaling.memory_target, null)
 
+      # ECS Exec into its tasks: every consumer's (enable_execute_command) or its own.
+      execute_command = var.enable_execute_command || c.execute_command == true
+
       # Rollout limits: the consumer's own (a single writer's 0 and 100), else the module's.
       deployment_minimum_healthy_percent = c.deployment_minimum_healthy_percent != null ? c.deployment_minimum_healthy_percent : var.deployment_minimum_healthy_percent
       deployment_maximum_percent         = c.deployment_maximum_percent != null ? c.deployment_maximum_percent : var.deployment_maximum_percent

@@ -57,7 +57,7 @@ output "nat_public_ips" {
 }
 
 output "alarm_topic_arn" {
-  description = "The SNS topic every alarm notifies: subscribe more endpoints to it (a Slack channel through AWS Chatbot, a queue)."
+  description = "The SNS topic every alarm notifies: subscribe more endpoints to it (a queue, a Lambda function)."
   value       = aws_sns_topic.alarms.arn
 }
 
@@ -119,5 +119,8 @@ output "deploy_inputs_digest" {
     aws_cloudwatch_metric_alarm.lag,
     aws_cloudwatch_metric_alarm.cpu,
     aws_cloudwatch_metric_alarm.memory,
+    aws_iam_role.chatbot,
+    aws_iam_role_policy_attachment.chatbot,
+    aws_chatbot_slack_channel_configuration.alarms,
   ]
 }

@@ -87,6 +87,21 @@ variable "consumers" {
         consumer_group = optional(string)
       }))
     }))
+    # `[alarms]`: this consumer's thresholds over alarm_thresholds (null keeps the module's), the
+    # kinds it switches off (running_below_desired, tasks_stopping, lag, cpu, memory), and
+    # rollback: ECS rolls back a deployment during which its running-below-desired alarm fires.
+    alarms = optional(object({
+      running_below_desired_minutes = optional(number)
+      tasks_stopped                 = optional(number)
+      lag_messages                  = optional(number)
+      lag_minutes                   = optional(number)
+      cpu_percent                   = optional(number)
+      memory_percent                = optional(number)
+      off                           = optional(list(string))
+      rollback                      = optional(bool)
+    }))
+    # ECS Exec into this consumer's tasks, besides every consumer's with enable_execute_command.
+    execute_command = optional(bool)
     # Written by cdc-deploy, used by no resource: while set, the consumer is held on the image it
     # runs because the rollout of `image` ended `verdict` (failed, rolled back, rolled back by
     # hand) at `at`. It comes back in the `consumers` output's `config`, which is how later runs
@@ -177,6 +192,19 @@ variable "consumers" {
       )
     ]) == 0
     error_message = "A health_check must have a command [\"CMD\", \"executable\", ...] or [\"CMD-SHELL\", \"shell command\"], interval 5-300 s, timeout 2-60 s, retries 1-10 and start_period 0-300 s; not valid: ${join(", ", [for name, c in var.consumers : name if c.health_check == null ? false : !(length(c.health_check.command) >= 2 && contains(["CMD", "CMD-SHELL"], c.health_check.command[0]) && c.health_check.interval >= 5 && c.health_check.interval <= 300 && c.health_check.timeout >= 2 && c.health_check.timeout <= 60 && c.health_check.retries >= 1 && c.health_check.retries <= 10 && c.health_check.start_period >= 0 && c.health_check.start_period <= 300)])}."
+  }
+
+  validation {
+    condition = length([
+      for name, c in var.consumers : name if c.alarms == null ? false : !(
+        alltrue([for k in coalesce(c.alarms.off, []) : contains(["running_below_desired", "tasks_stopping", "lag", "cpu", "memory"], k)])
+        && alltrue([for m in [c.alarms.running_below_desired_minutes, c.alarms.lag_minutes] : (m == null ? true : (m >= 1 && m <= 1440 && floor(m) == m))])
+        && alltrue([for n in [c.alarms.tasks_stopped, c.alarms.lag_messages] : (n == null ? true : n >= 1)])
+        && alltrue([for p in [c.alarms.cpu_percent, c.alarms.memory_percent] : (p == null ? true : (p >= 1 && p <= 100))])
+        && !(c.alarms.rollback == true && (c.deployment_minimum_healthy_percent == 0 || contains(coalesce(c.alarms.off, []), "running_below_desired")))
+      )
+    ]) == 0
+    error_message = "A consumer's alarms must switch off only running_below_desired, tasks_stopping, lag, cpu or memory, give minutes from 1 to 1440, tasks_stopped and lag_messages of 1 or more, percents from 1 to 100, and roll back only a consumer with the running-below-desired alarm whose old tasks run until the new ones start (not deployment_minimum_healthy_percent 0: it runs below desired in every rollout); not valid: ${join(", ", [for name, c in var.consumers : name if c.alarms == null ? false : !(alltrue([for k in coalesce(c.alarms.off, []) : contains(["running_below_desired", "tasks_stopping", "lag", "cpu", "memory"], k)]) && alltrue([for m in [c.alarms.running_below_desired_minutes, c.alarms.lag_minutes] : (m == null ? true : (m >= 1 && m <= 1440 && floor(m) == m))]) && alltrue([for n in [c.alarms.tasks_stopped, c.alarms.lag_messages] : (n == null ? true : n >= 1)]) && alltrue([for p in [c.alarms.cpu_percent, c.alarms.memory_percent] : (p == null ? true : (p >= 1 && p <= 100))]) && !(c.alarms.rollback == true && (c.deployment_minimum_healthy_percent == 0 || contains(coalesce(c.alarms.off, []), "running_below_desired"))))])}."
   }
 
   validation {
@@ -478,6 +506,21 @@ variable "alarm_https_endpoints" {
   validation {
     condition     = alltrue([for u in var.alarm_https_endpoints : startswith(u, "https://")])
     error_message = "alarm_https_endpoints take https:// URLs only."
+  }
+}
+
+variable "alarm_slack_channel" {
+  description = "A Slack channel the alarms' topic posts to through AWS Chatbot: the workspace ID (authorise the workspace once in the AWS Chatbot console, which shows it), the channel ID (the end of the channel's link), and the region of AWS Chatbot's API to create it in (null: the provider's; it answers in us-east-2, us-west-2, eu-west-1, ap-southeast-1 and a few more). Private channels need /invite @aws first."
+  type = object({
+    workspace_id = string
+    channel_id   = string
+    region       = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.alarm_slack_channel == null ? true : (can(regex("^[A-Z0-9]{1,255}$", var.alarm_slack_channel.workspace_id)) && can(regex("^[A-Za-z0-9]{1,255}$", var.alarm_slack_channel.channel_id)))
+    error_message = "alarm_slack_channel takes Slack IDs, not names: workspace_id like \"T07EA123LEP\" (from the AWS Chatbot console) and channel_id like \"C07EZ1ABC23\" (the end of the channel's link)."
   }
 }
 

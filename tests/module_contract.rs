@@ -32,13 +32,18 @@ fn evaluate(vars: &Value) -> Result<Value, String> {
 
 /// `local.<local>`, as `terraform apply` of the module's provider-free `files` makes it of `vars`.
 fn evaluate_local(vars: &Value, files: &[&str], local: &str) -> Result<Value, String> {
+    evaluate_expression(vars, files, &format!("local.{local}"))
+}
+
+/// An expression over the module's provider-free `files`, as `terraform apply` makes it of `vars`.
+fn evaluate_expression(vars: &Value, files: &[&str], expression: &str) -> Result<Value, String> {
     let dir = tempfile::tempdir().unwrap();
     for f in files {
         std::fs::copy(repo(&format!("terraform/{f}")), dir.path().join(f)).unwrap();
     }
     std::fs::write(
         dir.path().join("outputs.tf"),
-        format!("output \"value\" {{\n  value = local.{local}\n}}\n"),
+        format!("output \"value\" {{\n  value = {expression}\n}}\n"),
     )
     .unwrap();
     std::fs::write(dir.path().join("case.tfvars.json"), vars.to_string()).unwrap();
@@ -1012,4 +1017,123 @@ fn a_kind_switched_off_gives_no_alarm_of_it() {
             "{kind}"
         );
     }
+}
+
+/// `[alarms]` in a `consumer.toml` reaches the module as the action writes it: a kind switched off
+/// gives no alarm of it (`lag = false`: no lag alarm, the other kinds stay), a threshold set
+/// replaces the module's for that consumer only, and `rollback` wires the running-below-desired
+/// alarm into the service's deployments only where that alarm exists.
+#[test]
+fn a_consumers_alarms_table_switches_its_alarms_and_sets_its_thresholds() {
+    let msk = "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\"]\n";
+    let consumers = json!({
+        "quiet": written(&format!("{msk}[alarms]\nlag = false\n")),
+        "tuned": written(&format!("{msk}[alarms]\nrunning_below_desired = 10\nlag = 5000\nlag_minutes = 30\ncpu = 75\nrollback = true\n")),
+        "plain": written(msk),
+    });
+    let files = ["variables.tf", "locals.tf", "alarm_locals.tf"];
+    let expression = "{ lag = keys(local.alarm_lag), cpu = keys(local.alarm_cpu), running = keys(local.alarm_running), rollback = keys(local.alarm_rollback), threshold = local.alarm_threshold }";
+    let out = evaluate_expression(&vars(consumers.clone(), json!({})), &files, expression)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out["lag"],
+        json!(["plain", "tuned"]),
+        "lag = false: no lag alarm"
+    );
+    assert_eq!(
+        out["cpu"],
+        json!(["plain", "quiet", "tuned"]),
+        "the other kinds stay"
+    );
+    assert_eq!(out["rollback"], json!(["tuned"]));
+    let t = &out["threshold"];
+    assert_eq!(
+        t["tuned"],
+        json!({"running_below_desired_minutes": 10, "tasks_stopped": 3, "lag_messages": 5000, "lag_minutes": 30, "cpu_percent": 75, "memory_percent": 90})
+    );
+    assert_eq!(
+        t["plain"],
+        json!({"running_below_desired_minutes": 5, "tasks_stopped": 3, "lag_messages": 100000, "lag_minutes": 10, "cpu_percent": 90, "memory_percent": 90}),
+        "the module's thresholds where the file sets none"
+    );
+    // The module's thresholds and switches still count where the consumer sets nothing.
+    let module =
+        json!({"alarm_thresholds": {"saturation_percent": 80}, "container_insights": "disabled"});
+    let out = evaluate_expression(&vars(consumers, module), &files, expression)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out["threshold"]["plain"]["cpu_percent"], json!(80));
+    assert_eq!(out["threshold"]["tuned"]["cpu_percent"], json!(75));
+    assert_eq!(out["running"], json!([]));
+    assert_eq!(
+        out["rollback"],
+        json!([]),
+        "no running-below-desired alarm without Container Insights: nothing to roll back on"
+    );
+}
+
+/// A hand-written entry the module cannot honour is refused at plan time with the reason.
+#[test]
+fn the_module_refuses_alarms_it_cannot_honour() {
+    let alarms = |a: Value| with(base(), "alarms", a);
+    for (case, a) in [
+        ("an unknown kind", json!({"off": ["latency"]})),
+        ("a day and a minute", json!({"lag_minutes": 1441})),
+        ("a percent over 100", json!({"cpu_percent": 101})),
+        ("rollback of a single writer", json!({"rollback": true})),
+        (
+            "rollback without its alarm",
+            json!({"rollback": true, "off": ["running_below_desired"]}),
+        ),
+    ] {
+        let mut c = alarms(a);
+        if case == "rollback of a single writer" {
+            c["deployment_minimum_healthy_percent"] = json!(0);
+            c["deployment_maximum_percent"] = json!(100);
+        }
+        let err = evaluate(&vars(json!({"a": c}), json!({}))).expect_err(case);
+        assert!(err.contains("A consumer's alarms must"), "{case}: {err}");
+    }
+    let fine = alarms(json!({"rollback": true, "cpu_percent": 100, "off": ["lag"]}));
+    evaluate(&vars(json!({"a": fine}), json!({}))).unwrap();
+}
+
+/// The Slack channel is optional and, when given, gets the alarms' topic and nothing more: a
+/// read-only guardrail (AWS Chatbot applies AdministratorAccess without one), a role per member;
+/// its IDs are checked at plan time.
+#[test]
+fn the_slack_channel_is_read_only_and_takes_ids() {
+    let channel = block(
+        "terraform",
+        "resource",
+        &["aws_chatbot_slack_channel_configuration", "alarms"],
+    );
+    let b = channel.body();
+    assert_eq!(
+        attr(b, "count").as_deref(),
+        Some("var.alarm_slack_channel == null ? 0 : 1")
+    );
+    let topics = attr(b, "sns_topic_arns").unwrap();
+    assert_eq!(
+        topics.split_whitespace().collect::<String>(),
+        "[aws_sns_topic.alarms.arn]"
+    );
+    let guardrail = attr(b, "guardrail_policy_arns").unwrap();
+    assert!(
+        guardrail.contains("policy/CloudWatchReadOnlyAccess"),
+        "{guardrail}"
+    );
+    assert_eq!(
+        attr(b, "user_authorization_required").as_deref(),
+        Some("true")
+    );
+    let consumers = json!({"a": base()});
+    let slack = |w: &str, c: &str| {
+        vars(
+            consumers.clone(),
+            json!({"alarm_slack_channel": {"workspace_id": w, "channel_id": c}}),
+        )
+    };
+    evaluate(&slack("T07EA123LEP", "C07EZ1ABC23")).unwrap();
+    let err = evaluate(&slack("T07EA123LEP", "#cdc-alarms")).unwrap_err();
+    assert!(err.contains("alarm_slack_channel takes Slack IDs"), "{err}");
 }

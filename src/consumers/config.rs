@@ -120,6 +120,36 @@ pub struct Autoscaling {
     pub kafka_lag: Option<KafkaLagScaling>,
 }
 
+/// The alarm kinds, as the module's `alarms` switches name them and `[alarms]` switches them off.
+pub const ALARM_KINDS: [&str; 5] = [
+    "running_below_desired",
+    "tasks_stopping",
+    "lag",
+    "cpu",
+    "memory",
+];
+
+/// `[alarms]`: this consumer's thresholds over the module's `alarm_thresholds` (`None` keeps the
+/// module's), the kinds it switches off, and whether ECS rolls a deployment back when the
+/// consumer runs below desired.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Alarms {
+    /// Minutes below the desired count before the alarm.
+    pub running_below_desired_minutes: Option<u32>,
+    /// Tasks stopped by a failure within 15 minutes.
+    pub tasks_stopped: Option<u32>,
+    /// Messages behind, summed over the group's topics.
+    pub lag_messages: Option<u64>,
+    /// Minutes the lag stays above `lag_messages`.
+    pub lag_minutes: Option<u32>,
+    pub cpu_percent: Option<u32>,
+    pub memory_percent: Option<u32>,
+    /// The kinds switched off, from [`ALARM_KINDS`], in that order.
+    pub off: Vec<&'static str>,
+    /// ECS rolls back a deployment during which the running-below-desired alarm fires.
+    pub rollback: bool,
+}
+
 /// A consumer's validated settings, defaults applied.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ConsumerSettings {
@@ -137,9 +167,25 @@ pub struct ConsumerSettings {
     /// rollout stops the old task before it starts the new one.
     pub single_writer: bool,
     pub msk: Option<MskAccess>,
+    /// `[alarms]`, when the file has it.
+    pub alarms: Option<Alarms>,
+    /// ECS Exec into this consumer's tasks (`aws ecs execute-command`).
+    pub execute_command: bool,
 }
 
 impl ConsumerSettings {
+    /// Whether the consumer's lag is watched: a consumer group that reads (`[msk]`), or lag
+    /// scaling written before `[msk]` existed.
+    pub fn lag_watched(&self) -> bool {
+        self.msk
+            .as_ref()
+            .is_some_and(|m| m.consumer_group.is_some() && !m.read_topics.is_empty())
+            || self
+                .autoscaling
+                .as_ref()
+                .is_some_and(|a| a.kafka_lag.is_some())
+    }
+
     /// The rollout limits this consumer's service takes over the module's: `(minimum healthy,
     /// maximum)` percent, `0/100` for a single writer.
     pub fn deployment_percentages(&self) -> Option<(u32, u32)> {
@@ -166,6 +212,8 @@ impl Default for ConsumerSettings {
             autoscaling: None,
             single_writer: false,
             msk: None,
+            alarms: None,
+            execute_command: false,
         }
     }
 }
@@ -192,6 +240,8 @@ struct RawConsumer {
     autoscaling: Option<Spanned<RawAutoscaling>>,
     single_writer: Option<Spanned<bool>>,
     msk: Option<Spanned<RawMsk>>,
+    alarms: Option<Spanned<RawAlarms>>,
+    execute_command: Option<Spanned<bool>>,
     /// Keys present but refused by their shape: not to be taken for absent.
     rejected: std::collections::BTreeSet<String>,
 }
@@ -240,6 +290,20 @@ struct RawMsk {
     write_topics: Option<Strings>,
 }
 
+/// An alarm threshold as written: absent, a number, or `false` (`Some(None)`) to switch it off.
+type Threshold = Option<Spanned<Option<u64>>>;
+
+/// `[alarms]` as written.
+struct RawAlarms {
+    running_below_desired: Threshold,
+    tasks_stopped: Threshold,
+    lag: Threshold,
+    lag_minutes: Option<Spanned<u32>>,
+    cpu: Threshold,
+    memory: Threshold,
+    rollback: Option<Spanned<bool>>,
+}
+
 /// The keys each table takes.
 const TOP_KEYS: &[&str] = &[
     "cpu",
@@ -254,12 +318,23 @@ const TOP_KEYS: &[&str] = &[
     "autoscaling",
     "single_writer",
     "msk",
+    "alarms",
+    "execute_command",
 ];
 const BUILD_KEYS: &[&str] = &["dockerfile", "target", "args"];
 const HEALTH_KEYS: &[&str] = &["command", "interval", "timeout", "retries", "start_period"];
 const AUTOSCALING_KEYS: &[&str] = &["min", "max", "cpu_target", "memory_target", "kafka_lag"];
 const KAFKA_LAG_KEYS: &[&str] = &["target_lag", "topic", "msk_cluster", "consumer_group"];
 const MSK_KEYS: &[&str] = &["cluster", "consumer_group", "read_topics", "write_topics"];
+const ALARM_KEYS: &[&str] = &[
+    "running_below_desired",
+    "tasks_stopped",
+    "lag",
+    "lag_minutes",
+    "cpu",
+    "memory",
+    "rollback",
+];
 
 /// Read the document into its raw settings, finding every problem of shape on the way. Syntax
 /// errors leave nothing to read; other problems leave out just the value concerned.
@@ -284,8 +359,25 @@ fn read(text: &str) -> (Option<RawConsumer>, Vec<ShapeError>) {
         autoscaling: None,
         single_writer: d.boolean(t, "", "single_writer"),
         msk: None,
+        alarms: None,
+        execute_command: d.boolean(t, "", "execute_command"),
         rejected: Default::default(),
     };
+    if let Some((a, span)) = d.table(t, "", "alarms") {
+        d.unknown_keys(a, "alarms", ALARM_KEYS);
+        raw.alarms = Some(Spanned::new(
+            span,
+            RawAlarms {
+                running_below_desired: d.threshold(a, "alarms", "running_below_desired", 5),
+                tasks_stopped: d.threshold(a, "alarms", "tasks_stopped", 3),
+                lag: d.threshold(a, "alarms", "lag", 100_000),
+                lag_minutes: d.small_number(a, "alarms", "lag_minutes", 10),
+                cpu: d.threshold(a, "alarms", "cpu", 90),
+                memory: d.threshold(a, "alarms", "memory", 90),
+                rollback: d.boolean(a, "alarms", "rollback"),
+            },
+        ));
+    }
     if let Some((m, span)) = d.table(t, "", "msk") {
         d.unknown_keys(m, "msk", MSK_KEYS);
         let cluster = d.string(m, "msk", "cluster", "cdc-msk");
@@ -680,7 +772,139 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
         s.single_writer = true;
         check_single_writer(c, &raw, sw, &s);
     }
+    s.execute_command = raw.execute_command.as_ref().is_some_and(|v| *v.get_ref());
+    if let Some(a) = &raw.alarms {
+        s.alarms = Some(check_alarms(c, a.get_ref(), &s, raw.single_writer.as_ref()));
+    }
     s
+}
+
+/// `[alarms]`: each threshold in the range CloudWatch and the metric allow; `rollback` only where
+/// the running-below-desired alarm means a failed deployment.
+fn check_alarms(
+    c: &mut Checker<'_>,
+    a: &RawAlarms,
+    s: &ConsumerSettings,
+    single_writer: Option<&Spanned<bool>>,
+) -> Alarms {
+    let mut out = Alarms::default();
+    let within =
+        |c: &mut Checker<'_>, key: &str, v: &Spanned<u64>, max: u64, unit: &str, why: &str| {
+            let n = *v.get_ref();
+            if (1..=max).contains(&n) {
+                u32::try_from(n).ok()
+            } else {
+                c.error(
+                    v.span(),
+                    format!("`alarms.{key}` is {n}{unit}, outside 1 to {max}{unit}: {why}"),
+                    Some(format!(
+                    "write a whole number from 1 to {max}, or `{} = false` to switch the alarm off",
+                    key.trim_end_matches("_minutes")
+                )),
+                );
+                None
+            }
+        };
+    // Each threshold: its value, or the kind switched off.
+    let thresholds: [(&str, &str, &Threshold); 5] = [
+        (
+            "running_below_desired",
+            "running_below_desired",
+            &a.running_below_desired,
+        ),
+        ("tasks_stopped", "tasks_stopping", &a.tasks_stopped),
+        ("lag", "lag", &a.lag),
+        ("cpu", "cpu", &a.cpu),
+        ("memory", "memory", &a.memory),
+    ];
+    for (key, kind, value) in thresholds {
+        let Some(v) = value else { continue };
+        let Some(n) = v.get_ref() else {
+            out.off.push(kind);
+            continue;
+        };
+        let n = Spanned::new(v.span(), *n);
+        match key {
+            "running_below_desired" => {
+                out.running_below_desired_minutes = within(
+                    c,
+                    key,
+                    &n,
+                    1440,
+                    " minutes",
+                    "CloudWatch evaluates at most a day",
+                )
+            }
+            "tasks_stopped" => {
+                out.tasks_stopped = within(c, key, &n, 1000, " tasks", "counted within 15 minutes")
+            }
+            "lag" => {
+                if *n.get_ref() == 0 {
+                    c.error(
+                        n.span(),
+                        "`alarms.lag` is 0 messages: the alarm would never be OK".into(),
+                        Some("write the messages behind that need someone, like `lag = 100000`, or `lag = false`".into()),
+                    );
+                }
+                out.lag_messages = Some(*n.get_ref()).filter(|n| *n > 0);
+            }
+            "cpu" => out.cpu_percent = within(c, key, &n, 100, "%", "a share of the task's CPU"),
+            _ => out.memory_percent = within(c, key, &n, 100, "%", "a share of the task's memory"),
+        }
+    }
+    out.off
+        .sort_by_key(|k| ALARM_KINDS.iter().position(|x| x == k));
+    if let Some(m) = &a.lag_minutes {
+        let n = Spanned::new(m.span(), u64::from(*m.get_ref()));
+        out.lag_minutes = within(
+            c,
+            "lag_minutes",
+            &n,
+            1440,
+            " minutes",
+            "CloudWatch evaluates at most a day",
+        );
+        if out.off.contains(&"lag") {
+            c.warn(
+                m.span(),
+                "`alarms.lag_minutes` has no effect: `lag = false` switches the lag alarm off"
+                    .into(),
+                "remove `lag_minutes`, or give `lag` a number of messages".into(),
+            );
+        }
+    }
+    let lag_set = out.lag_messages.is_some() || a.lag_minutes.is_some();
+    if lag_set && !s.lag_watched() {
+        let span = a
+            .lag
+            .as_ref()
+            .map(Spanned::span)
+            .or_else(|| a.lag_minutes.as_ref().map(Spanned::span))
+            .unwrap_or(0..0);
+        c.warn(
+            span,
+            "the lag alarm's threshold has no effect: the consumer reads no topic as a consumer group, so there is no lag to watch".into(),
+            "add `[msk]` with `consumer_group` and `read_topics`, or remove the lag threshold".into(),
+        );
+    }
+    if let Some(r) = a.rollback.as_ref().filter(|r| *r.get_ref()) {
+        out.rollback = true;
+        if single_writer.is_some_and(|v| *v.get_ref()) {
+            c.error(
+                r.span(),
+                "`alarms.rollback` cannot watch a `single_writer` consumer: its old task stops before the new one starts, so it runs below desired during every rollout and each would be rolled back".into(),
+                Some("remove `rollback`; the deployment circuit breaker still rolls back a task that does not start".into()),
+            );
+        }
+        if out.off.contains(&"running_below_desired") {
+            c.error(
+                r.span(),
+                "`alarms.rollback` rolls back on the running-below-desired alarm, which `running_below_desired = false` switches off".into(),
+                Some("give `running_below_desired` a number of minutes, or remove `rollback`".into()),
+            );
+        }
+    }
+    out
 }
 
 /// A single writer owns its source: one task at a time, stopped cleanly before the next starts.
@@ -1280,6 +1504,45 @@ target_lag = 1000
         );
     }
 
+    #[test]
+    fn alarms_take_thresholds_or_false_and_rollback() {
+        let msk =
+            "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\"]\n";
+        let v = check(&format!(
+            "execute_command = true\n{msk}[alarms]\nrunning_below_desired = 10\ntasks_stopped = false\nlag = 5_000\nlag_minutes = 30\ncpu = false\nmemory = 80\nrollback = true\n"
+        ))
+        .unwrap();
+        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+        assert!(v.settings.execute_command);
+        assert_eq!(
+            v.settings.alarms,
+            Some(Alarms {
+                running_below_desired_minutes: Some(10),
+                tasks_stopped: None,
+                lag_messages: Some(5000),
+                lag_minutes: Some(30),
+                cpu_percent: None,
+                memory_percent: Some(80),
+                off: vec!["tasks_stopping", "cpu"],
+                rollback: true,
+            })
+        );
+        // No `[alarms]`: nothing written, the module's thresholds.
+        assert_eq!(check("").unwrap().settings.alarms, None);
+        // A lag threshold with no group reading: said, not refused.
+        let v = check("[alarms]\nlag = 10\n").unwrap();
+        assert_eq!(v.warnings.len(), 1);
+        assert!(
+            v.warnings[0].to_string().contains("no lag to watch"),
+            "{}",
+            v.warnings[0]
+        );
+        assert_eq!(v.warnings[0].line, Some(2));
+        // Minutes for a lag alarm switched off: said.
+        let v = check(&format!("{msk}[alarms]\nlag = false\nlag_minutes = 5\n")).unwrap();
+        assert!(v.warnings[0].to_string().contains("has no effect"));
+    }
+
     /// Every kind of bad input gives a clear error with the file and line, and none panics.
     #[test]
     fn bad_input_table() {
@@ -1317,6 +1580,15 @@ target_lag = 1000
             ("lag on a topic not read", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\", \"payments\"]\n[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\ntopic = \"refunds\"\n"),
             ("lag without a topic among several", "[msk]\ncluster = \"cdc-msk\"\nconsumer_group = \"g\"\nread_topics = [\"orders\", \"payments\"]\n[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\n"),
             ("lag without msk", "[autoscaling]\nmin = 1\nmax = 4\n[autoscaling.kafka_lag]\ntarget_lag = 100\n"),
+            ("alarm threshold true", "[alarms]\nlag = true\n"),
+            ("alarm threshold as text", "[alarms]\ncpu = \"90\"\n"),
+            ("alarm percent over 100", "[alarms]\nmemory = 120\nrunning_below_desired = 0\n"),
+            ("alarm minutes past a day", "[alarms]\nlag_minutes = 2000\nrunning_below_desired = 1441\n"),
+            ("lag alarm of zero", "[alarms]\nlag = 0\n"),
+            ("unknown alarm", "[alarms]\nlatency = 5\n"),
+            ("rollback of a single writer", "single_writer = true\n[alarms]\nrollback = true\n"),
+            ("rollback without its alarm", "[alarms]\nrunning_below_desired = false\nrollback = true\n"),
+            ("execute_command that is not a boolean", "execute_command = \"yes\"\n"),
         ];
         let mut out = String::new();
         for (name, text) in cases {

@@ -200,6 +200,51 @@ impl Document {
         n
     }
 
+    /// A threshold: a whole number from 1 up, or `false` to switch it off (`Some(None)`); `true`
+    /// is refused, since leaving the key out already keeps the threshold on.
+    pub fn threshold(
+        &mut self,
+        table: &DeTable<'_>,
+        name: &str,
+        key: &str,
+        example: u64,
+    ) -> Option<Spanned<Option<u64>>> {
+        let v = Self::value(table, key)?;
+        match v.get_ref() {
+            DeValue::Boolean(false) => Some(Spanned::new(v.span(), None)),
+            DeValue::Boolean(true) => {
+                self.reject(name, key);
+                self.error(
+                    v.span(),
+                    format!(
+                        "`{}` takes a number like {example} or `false`, not `true`",
+                        path(name, key)
+                    ),
+                    Some(format!(
+                        "remove it to keep the module's threshold, write `{key} = {example}` to set one, or `{key} = false` to switch it off"
+                    )),
+                );
+                None
+            }
+            DeValue::Integer(_) | DeValue::String(_) => self
+                .number(table, name, key, example)
+                .map(|n| Spanned::new(n.span(), Some(*n.get_ref()))),
+            other => {
+                self.reject(name, key);
+                self.error(
+                    v.span(),
+                    format!(
+                        "`{}` must be a whole number like {example} or `false`, not {}",
+                        path(name, key),
+                        kind(other)
+                    ),
+                    Some(format!("write `{key} = {example}` or `{key} = false`")),
+                );
+                None
+            }
+        }
+    }
+
     /// A number that must fit in a `u32`.
     pub fn small_number(
         &mut self,

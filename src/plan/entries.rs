@@ -160,6 +160,19 @@ pub fn entry(s: &ConsumerSettings, image: &str) -> Value {
                 "target_lag": k.target_lag,
             })),
         })),
+        // Written only where the file sets them, so an entry from before they existed stays
+        // equal to what is applied (the module reads null as the default).
+        "alarms": s.alarms.as_ref().map(|a| json!({
+            "running_below_desired_minutes": a.running_below_desired_minutes,
+            "tasks_stopped": a.tasks_stopped,
+            "lag_messages": a.lag_messages,
+            "lag_minutes": a.lag_minutes,
+            "cpu_percent": a.cpu_percent,
+            "memory_percent": a.memory_percent,
+            "off": a.off,
+            "rollback": a.rollback,
+        })),
+        "execute_command": s.execute_command.then_some(true),
         HOLD_KEY: Value::Null,
     })
 }
@@ -301,25 +314,24 @@ mod tests {
                 "`{k}` is a setting the entry writes"
             );
         }
-        // The digest as the holds recorded so far were made: every key, a null one included.
-        let before: Map<String, Value> = today
+        // The digest as the holds recorded so far were made: every key of then, a null one
+        // included.
+        let before: Map<String, Value> = DIGESTED_ALWAYS
             .iter()
-            .map(|k| (k.clone(), e.get(k).map_or(Value::Null, normal)))
+            .map(|k| (k.to_string(), e.get(*k).map_or(Value::Null, normal)))
             .collect();
         assert_eq!(
             settings_digest(&e),
             blake3::hash(Value::Object(before).to_string().as_bytes()).to_hex()[..16].to_string()
         );
         // A key added later: the same digest while it is not set, another once it is.
-        let later: Vec<String> = today
-            .iter()
-            .cloned()
-            .chain(["alarms".to_string()])
-            .collect();
-        assert_eq!(digest_over(&e, &later), settings_digest(&e));
+        // The keys added since (`alarms`, `execute_command`, …) count once set.
+        assert!(
+            today.iter().any(|k| k == "alarms") && today.iter().any(|k| k == "execute_command")
+        );
         let mut set = e.clone();
         set["alarms"] = json!({"lag_messages": 1000});
-        assert_ne!(digest_over(&set, &later), settings_digest(&e));
+        assert_ne!(settings_digest(&set), settings_digest(&e));
     }
 
     #[test]

@@ -471,12 +471,14 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "alarms",
                 "autoscaling",
                 "cpu",
                 "deployment_maximum_percent",
                 "deployment_minimum_healthy_percent",
                 "desired_count",
                 "environment",
+                "execute_command",
                 "health_check",
                 "hold",
                 "image",
@@ -493,16 +495,20 @@ mod tests {
         // Keys a consumer does not use are null, as in an entry applied before they existed:
         // the settings digest of a consumer that does not use them stays the same.
         for key in [
+            "alarms",
             "deployment_maximum_percent",
             "deployment_minimum_healthy_percent",
+            "execute_command",
             "msk",
         ] {
             assert_eq!(e[key], Value::Null, "{key}");
         }
         let mut before = e.clone();
         for key in [
+            "alarms",
             "deployment_maximum_percent",
             "deployment_minimum_healthy_percent",
+            "execute_command",
             "msk",
         ] {
             before.as_object_mut().unwrap().remove(key);
