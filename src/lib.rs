@@ -19,6 +19,7 @@ pub mod diagnostics;
 pub mod failure;
 pub mod gha;
 pub mod observe;
+pub mod ops;
 pub mod pipeline;
 pub mod plan;
 pub mod reference;

@@ -9,9 +9,9 @@ use clap::Parser;
 use cdc_deploy::clients::git::GitCli;
 use cdc_deploy::config::cli::{with_inputs, Cli};
 use cdc_deploy::config::env_vars::{self as ev, RunnerEnv};
-use cdc_deploy::config::Settings;
+use cdc_deploy::config::{Action, Settings};
 use cdc_deploy::gha::{inert, InertStderr, Runner};
-use cdc_deploy::{cancel, pipeline};
+use cdc_deploy::{cancel, ops, pipeline};
 
 /// Exit code when the run cannot start (unusable configuration, as clap uses for bad flags).
 const EXIT_USAGE: u8 = 2;
@@ -73,7 +73,10 @@ fn main() -> ExitCode {
                 cancel::Cancel::new()
             }
         };
-        pipeline::execute(&settings, &runner, &cancel).await
+        match &settings.action {
+            Action::Operate(op) => ops::execute(&settings, &runner, &cancel, op).await,
+            _ => pipeline::execute(&settings, &runner, &cancel).await,
+        }
     };
     match rt.block_on(run) {
         Ok(code) => ExitCode::from(code),

@@ -297,6 +297,13 @@ mod tests {
         async fn manifest(&self, _: &str, _: &str) -> Result<Option<Manifest>, RegistryError> {
             Ok(None)
         }
+        async fn image_labels(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<std::collections::BTreeMap<String, String>, RegistryError> {
+            Ok(Default::default())
+        }
         async fn put_manifest(
             &self,
             _: &str,

@@ -132,8 +132,8 @@ fn a_run_sets_exactly_the_outputs_action_yml_declares() {
         let want = match name.as_str() {
             "result" => "nothing-to-deploy",
             "has-changes" => "false",
-            "comment-url" => "",
-            "plan" | "images" | "rollouts" | "scans" => "{}",
+            "comment-url" | "exec-command" => "",
+            "plan" | "images" | "rollouts" | "scans" | "status" => "{}",
             "matrix" => r#"{"include":[]}"#,
             _ => "[]",
         };

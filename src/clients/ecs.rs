@@ -136,6 +136,21 @@ impl LogSource {
     }
 }
 
+/// A task that runs (or is starting), as `exec` needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningTask {
+    /// The last part of the task's ARN, as `aws ecs execute-command --task` takes it.
+    pub id: String,
+    pub task_definition: String,
+    /// `PROVISIONING`, `PENDING`, `RUNNING`, …
+    pub last_status: String,
+    /// Whether the task was started with ECS Exec enabled.
+    pub exec_enabled: bool,
+    /// Each container's name and the state of its ECS Exec agent (`RUNNING` when exec works).
+    pub containers: Vec<(String, Option<String>)>,
+    pub started_at: Option<SystemTime>,
+}
+
 /// The reads the rollout stage makes.
 #[async_trait]
 pub trait Deployer: Send + Sync {
@@ -161,6 +176,21 @@ pub trait Deployer: Send + Sync {
         &self,
         task_definition: &str,
     ) -> Result<BTreeMap<String, LogSource>, EcsError>;
+
+    /// Each container's image in `task_definition`, by container name: one
+    /// `DescribeTaskDefinition`.
+    async fn container_images(
+        &self,
+        task_definition: &str,
+    ) -> Result<BTreeMap<String, String>, EcsError>;
+
+    /// The service's tasks that are to run (`desiredStatus` RUNNING), oldest first: one
+    /// `ListTasks` and one `DescribeTasks` (at most 100 tasks).
+    async fn running_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Vec<RunningTask>, EcsError>;
 
     /// The image `container` ran before the one of `task_definition`: the newest older revision
     /// of its family whose image differs and is none of `skip` (an image whose rollout failed),
@@ -420,6 +450,86 @@ impl Deployer for Ecs {
             .collect();
         tasks.sort_by(|a, b| b.stopped_at.cmp(&a.stopped_at).then(a.id.cmp(&b.id)));
         tasks.truncate(STOPPED_TASKS);
+        Ok(tasks)
+    }
+
+    async fn container_images(
+        &self,
+        task_definition: &str,
+    ) -> Result<BTreeMap<String, String>, EcsError> {
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeTaskDefinition", task_definition, &e))?;
+        Ok(out
+            .task_definition()
+            .map(|t| t.container_definitions())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| Some((c.name()?.to_string(), c.image()?.to_string())))
+            .collect())
+    }
+
+    async fn running_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Vec<RunningTask>, EcsError> {
+        let listed = self
+            .client
+            .list_tasks()
+            .cluster(cluster)
+            .service_name(service)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| self.error("ListTasks", cluster, &e))?;
+        let arns = listed.task_arns().to_vec();
+        if arns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(arns))
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeTasks", cluster, &e))?;
+        let mut tasks: Vec<RunningTask> = out
+            .tasks()
+            .iter()
+            .map(|t| RunningTask {
+                id: t
+                    .task_arn()
+                    .unwrap_or_default()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                task_definition: t.task_definition_arn().unwrap_or_default().to_string(),
+                last_status: t.last_status().unwrap_or_default().to_string(),
+                exec_enabled: t.enable_execute_command(),
+                containers: t
+                    .containers()
+                    .iter()
+                    .map(|c| {
+                        let agent = c
+                            .managed_agents()
+                            .iter()
+                            .find(|a| a.name().map(|n| n.as_str()) == Some("ExecuteCommandAgent"))
+                            .and_then(|a| a.last_status().map(str::to_string));
+                        (c.name().unwrap_or_default().to_string(), agent)
+                    })
+                    .collect(),
+                started_at: time(t.started_at()),
+            })
+            .collect();
+        tasks.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
         Ok(tasks)
     }
 

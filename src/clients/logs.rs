@@ -22,6 +22,27 @@ pub trait LogReader: Send + Sync {
 
     /// The names of the log groups in the home region whose name starts with `prefix`.
     async fn groups(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>, Failure>;
+
+    /// The events of every stream of `group` from `start_ms` (epoch milliseconds) on, oldest
+    /// first, that match `pattern` (CloudWatch Logs' filter syntax), at most `pages` pages of
+    /// `FilterLogEvents` (10,000 events or 1 MB each). Messages are as written: untrusted.
+    async fn events(
+        &self,
+        group: &str,
+        start_ms: i64,
+        pattern: Option<&str>,
+        pages: usize,
+    ) -> Result<Vec<LogEvent>, Failure>;
+}
+
+/// One event of a log group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEvent {
+    pub id: String,
+    /// Epoch milliseconds.
+    pub timestamp: i64,
+    pub stream: String,
+    pub message: String,
 }
 
 /// The real client: one SDK client per region asked about.
@@ -93,6 +114,41 @@ impl LogReader for Logs {
         events.sort_by_key(|(t, _)| *t);
         let skip = events.len().saturating_sub(lines);
         Ok(events.into_iter().skip(skip).map(|(_, m)| m).collect())
+    }
+
+    async fn events(
+        &self,
+        group: &str,
+        start_ms: i64,
+        pattern: Option<&str>,
+        pages: usize,
+    ) -> Result<Vec<LogEvent>, Failure> {
+        let (client, endpoint) = self.client(None);
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..pages.max(1) {
+            let out = client
+                .filter_log_events()
+                .log_group_name(group)
+                .start_time(start_ms)
+                .set_filter_pattern(pattern.map(str::to_string))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| failure::from_sdk(&e, "logs:FilterLogEvents", &endpoint))?;
+            found.extend(out.events().iter().map(|e| LogEvent {
+                id: e.event_id().unwrap_or_default().to_string(),
+                timestamp: e.timestamp().unwrap_or_default(),
+                stream: e.log_stream_name().unwrap_or_default().to_string(),
+                message: e.message().unwrap_or_default().to_string(),
+            }));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        found.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.id.cmp(&b.id)));
+        Ok(found)
     }
 
     async fn groups(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>, Failure> {

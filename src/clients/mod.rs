@@ -2,6 +2,7 @@
 //! beside it. Tests run the real clients against real servers (moto, the Docker engine, the
 //! distribution registry) wherever one exists.
 
+pub mod alarms;
 pub mod builder;
 pub mod ecr;
 pub mod ecs;

@@ -5,6 +5,7 @@
 //! `GetAuthorizationToken`); so does the distribution registry with htpasswd. This module never
 //! logs the credentials and never creates repositories (that is the ECR API's job).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -78,6 +79,40 @@ pub trait Registry: Send + Sync {
     ) -> Result<String, RegistryError>;
     /// Whether the repository holds any image cdc-deploy built (a `ctx-` tag).
     async fn has_built_images(&self, repository: &str) -> Result<bool, RegistryError>;
+    /// The labels of the image `digest` (its config's `Labels`; of the first image of an index),
+    /// empty for an image without any. Two requests: the manifest and the config blob.
+    async fn image_labels(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<BTreeMap<String, String>, RegistryError>;
+}
+
+/// What of a manifest says where the image's config is, or (an index) its images.
+#[derive(serde::Deserialize)]
+struct ManifestRefs {
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(serde::Deserialize)]
+struct Descriptor {
+    digest: String,
+}
+
+/// What of an image config the labels are in.
+#[derive(serde::Deserialize)]
+struct ImageConfig {
+    #[serde(default)]
+    config: Option<ConfigLabels>,
+}
+
+#[derive(serde::Deserialize)]
+struct ConfigLabels {
+    #[serde(default, rename = "Labels")]
+    labels: Option<BTreeMap<String, String>>,
 }
 
 /// Pages of a repository's tag list read at most.
@@ -231,6 +266,34 @@ impl HttpRegistry {
     }
 }
 
+impl HttpRegistry {
+    /// The `Labels` of the image config blob `digest`.
+    async fn config_labels(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<BTreeMap<String, String>, RegistryError> {
+        let what = format!("the config of `{repository}@{}`", short_reference(digest));
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.host.base_url());
+        let r = self.send(&what, || self.http.get(&url)).await?;
+        if r.status() == StatusCode::NOT_FOUND {
+            return Ok(BTreeMap::new());
+        }
+        if !r.status().is_success() {
+            return Err(self.fail(&what, r).await);
+        }
+        let body = r.bytes().await.map_err(|e| self.transport(&what, &e))?;
+        let config: ImageConfig = serde_json::from_slice(&body).map_err(|_| RegistryError {
+            what: what.clone(),
+            failure: Failure::new(
+                failure::Cause::Rejected,
+                "the image config is not JSON".to_string(),
+            ),
+        })?;
+        Ok(config.config.and_then(|c| c.labels).unwrap_or_default())
+    }
+}
+
 /// A tag or digest for messages: `ctx-`, `sha-` and `sha256:` references cut to 12 hex digits.
 fn short_reference(reference: &str) -> String {
     for prefix in ["ctx-", "sha-", "sha256:"] {
@@ -311,6 +374,36 @@ impl Registry for HttpRegistry {
             return Err(self.fail(&what, r).await);
         }
         Ok(digest_header(&r).unwrap_or_else(|| manifest.digest.clone()))
+    }
+
+    async fn image_labels(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<BTreeMap<String, String>, RegistryError> {
+        let mut reference = digest.to_string();
+        // An index points at its images: the first one's labels (one level, as built here).
+        for _ in 0..2 {
+            let Some(m) = self.manifest(repository, &reference).await? else {
+                return Ok(BTreeMap::new());
+            };
+            let refs: ManifestRefs =
+                serde_json::from_slice(&m.body).map_err(|_| RegistryError {
+                    what: format!("`{repository}@{}`", short_reference(&reference)),
+                    failure: Failure::new(
+                        failure::Cause::Rejected,
+                        "the manifest is not the registry API's JSON".to_string(),
+                    ),
+                })?;
+            if let Some(config) = refs.config {
+                return self.config_labels(repository, &config.digest).await;
+            }
+            match refs.manifests.into_iter().next() {
+                Some(first) => reference = first.digest,
+                None => return Ok(BTreeMap::new()),
+            }
+        }
+        Ok(BTreeMap::new())
     }
 
     async fn has_built_images(&self, repository: &str) -> Result<bool, RegistryError> {

@@ -32,6 +32,9 @@ impl Cli {
             Command::Deploy(a) | Command::Build(a) => a.common.verbose,
             Command::Run(a) => a.common.verbose,
             Command::Rollback(a) => a.common.verbose,
+            Command::Status(a) => a.common.verbose,
+            Command::Logs(a) => a.common.verbose,
+            Command::Exec(a) => a.common.verbose,
         }
     }
 }
@@ -49,9 +52,93 @@ pub enum Command {
     /// Put the consumers `--consumers` names back on the image each ran before the current one
     /// (or on the digest `--to` gives), through Terraform, and watch the rollouts.
     Rollback(RollbackArgs),
-    /// What the action runs: `plan`, `deploy`, `rollback` or `build`, chosen by `--mode` and the
-    /// triggering event.
+    /// Every consumer's running image (its fingerprint and the commit that built it), tasks
+    /// running against desired, its deployment's state, the last verdict the applied entries
+    /// record, held consumers and alarms in ALARM. Reads only.
+    Status(StatusArgs),
+    /// The last lines of a consumer's logs, every task's stream interleaved (`--follow` keeps
+    /// printing until interrupted).
+    Logs(LogsArgs),
+    /// The `aws ecs execute-command` line that opens a shell in a running task of a consumer, or
+    /// why there is none. Never interactive itself.
+    Exec(ExecArgs),
+    /// What the action runs: `plan`, `deploy`, `rollback`, `build`, `status`, `logs` or `exec`,
+    /// chosen by `--mode` and the triggering event.
     Run(RunArgs),
+}
+
+/// `status`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub terraform: TerraformArgs,
+    #[command(flatten)]
+    pub status: StatusOptions,
+    /// Registry host the images are read from, as for `deploy`.
+    #[arg(long, value_name = "HOST")]
+    pub registry_host: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusOptions {
+    /// Exit 1 when a consumer is unhealthy: fewer tasks running than desired, its deployment
+    /// failed, its service missing, or one of its alarms in ALARM (a scheduled check).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
+    pub fail_on_unhealthy: bool,
+}
+
+/// `logs`' options.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub terraform: TerraformArgs,
+    /// The consumer whose logs to show.
+    #[arg(value_name = "CONSUMER")]
+    pub consumer: String,
+    #[command(flatten)]
+    pub logs: LogsOptions,
+    /// Keep printing new lines until interrupted (Ctrl-C).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsOptions {
+    /// How far back to read (`10m`, `1h`, `2d`).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub since: String,
+    /// Only the lines that match this CloudWatch Logs filter pattern (`ERROR`, `"slot is
+    /// active"`, `{ $.level = "error" }`).
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// The last this many lines.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(LINES))]
+    pub lines: u16,
+}
+
+/// `exec`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub terraform: TerraformArgs,
+    /// The consumer to open a shell in.
+    #[arg(value_name = "CONSUMER")]
+    pub consumer: String,
+    #[command(flatten)]
+    pub exec: ExecOptions,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecOptions {
+    /// The command the line runs in the container.
+    #[arg(long, value_name = "COMMAND", default_value = "/bin/sh")]
+    pub command: String,
 }
 
 /// Options every subcommand takes.
@@ -158,6 +245,7 @@ const KEEP_IMAGES: std::ops::RangeInclusive<i64> = 1..=1000;
 const UNTAGGED_EXPIRY_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
 const SHARDS: std::ops::RangeInclusive<i64> = 1..=64;
 const LOG_LINES: std::ops::RangeInclusive<i64> = 0..=500;
+const LINES: std::ops::RangeInclusive<i64> = 1..=10_000;
 
 /// The whole numbers each numeric flag takes.
 fn range_of(flag: &str) -> Option<&'static std::ops::RangeInclusive<i64>> {
@@ -166,6 +254,7 @@ fn range_of(flag: &str) -> Option<&'static std::ops::RangeInclusive<i64>> {
         "keep-images" => Some(&KEEP_IMAGES),
         "untagged-expiry-days" => Some(&UNTAGGED_EXPIRY_DAYS),
         "log-lines" => Some(&LOG_LINES),
+        "lines" => Some(&LINES),
         _ => None,
     }
 }
@@ -265,6 +354,14 @@ pub enum Mode {
     /// Build and push the images of the consumers `consumers` names (a shard of a plan's
     /// `matrix`), nothing else.
     Build,
+    /// The fleet's status (`fail-on-unhealthy` to fail on an unhealthy consumer).
+    Status,
+    /// The last lines of the logs of the one consumer `consumers` names (`since`, `filter`,
+    /// `lines`).
+    Logs,
+    /// The `aws ecs execute-command` line for a running task of the one consumer `consumers`
+    /// names.
+    Exec,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -275,7 +372,7 @@ pub struct RunArgs {
     pub deploy: DeployOptions,
     #[command(flatten)]
     pub terraform: TerraformArgs,
-    /// `auto`, `plan`, `deploy`, `rollback` or `build`.
+    /// `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs` or `exec`.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
     /// With `rollback`: the image digest (`sha256:…`) to put the one consumer named back on,
@@ -289,9 +386,17 @@ pub struct RunArgs {
     /// AWS credentials).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = parse_bool)]
     pub offline: bool,
+    #[command(flatten)]
+    pub status: StatusOptions,
+    #[command(flatten)]
+    pub logs: LogsOptions,
+    #[command(flatten)]
+    pub exec: ExecOptions,
 }
 
-const SUBCOMMANDS: &[&str] = &["plan", "deploy", "build", "rollback", "run", "help"];
+const SUBCOMMANDS: &[&str] = &[
+    "plan", "deploy", "build", "rollback", "status", "logs", "exec", "run", "help",
+];
 
 /// An input's value, checked by its flag's own parser: a bad one is refused in the input's name,
 /// with the values it takes, before clap would refuse it in the flag's.
@@ -407,7 +512,7 @@ mod tests {
         );
         assert_eq!(
             refused(&[("mode", "ship-it")]),
-            "input `mode` is `ship-it`: use `auto`, `plan`, `deploy`, `rollback` or `build`"
+            "input `mode` is `ship-it`: use `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs` or `exec`"
         );
         assert_eq!(
             refused(&[("build-concurrency", "0")]),

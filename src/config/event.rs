@@ -59,6 +59,10 @@ pub enum EventMode {
     Rollback,
     /// Only chosen explicitly (`mode: build`): build and push, nothing else.
     Build,
+    /// Day-2 commands, only chosen explicitly.
+    Status,
+    Logs,
+    Exec,
 }
 
 /// The triggering event, typed.

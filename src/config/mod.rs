@@ -121,10 +121,86 @@ pub enum Action {
     Plan(PlanSettings),
     Deploy(DeploySettings),
     Rollback(RollbackSettings),
+    /// A day-2 command: `status`, `logs`, `exec`.
+    Operate(Operation),
     /// The event leaves nothing to do (a push that deleted a branch); the reason says why.
     Nothing {
         reason: String,
     },
+}
+
+/// A day-2 command, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Status {
+        fail_on_unhealthy: bool,
+        registry_host: Option<RegistryHost>,
+    },
+    Logs {
+        consumer: String,
+        since: std::time::Duration,
+        filter: Option<String>,
+        lines: usize,
+        follow: bool,
+    },
+    Exec {
+        consumer: String,
+        command: String,
+    },
+}
+
+impl Operation {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Status { .. } => "status",
+            Operation::Logs { .. } => "logs",
+            Operation::Exec { .. } => "exec",
+        }
+    }
+
+    /// The one consumer the command is about.
+    pub fn consumer(&self) -> Option<&str> {
+        match self {
+            Operation::Status { .. } => None,
+            Operation::Logs { consumer, .. } | Operation::Exec { consumer, .. } => Some(consumer),
+        }
+    }
+}
+
+fn logs_operation(
+    consumer: String,
+    o: &super::config::cli::LogsOptions,
+    follow: bool,
+) -> Result<Operation, SettingsError> {
+    let since = parse_duration("since", &o.since)?;
+    if since.is_zero() {
+        return Err(SettingsError::Invalid(
+            "`since` is 0: give how far back to read, like `10m` or `1h`".into(),
+        ));
+    }
+    Ok(Operation::Logs {
+        consumer,
+        since,
+        filter: o.filter.clone().filter(|f| !f.trim().is_empty()),
+        lines: usize::from(o.lines),
+        follow,
+    })
+}
+
+/// The one consumer `consumers` names, for a day-2 mode about one consumer.
+fn one_consumer(mode: &str, raw: Option<&str>) -> Result<String, SettingsError> {
+    let names: Vec<&str> = raw
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .collect();
+    match names.as_slice() {
+        [one] if !one.contains(['*', '?', '[']) => Ok(one.to_string()),
+        _ => Err(SettingsError::Invalid(format!(
+            "`mode: {mode}` is about one consumer: set `consumers` to its name (`consumers: orders`)"
+        ))),
+    }
 }
 
 /// Validated `plan` options.
@@ -232,6 +308,8 @@ pub fn parse_duration(name: &str, raw: &str) -> Result<std::time::Duration, Sett
             (std::time::Duration::from_secs(60), 1)
         } else if rest.starts_with('h') {
             (std::time::Duration::from_secs(3600), 1)
+        } else if rest.starts_with('d') {
+            (std::time::Duration::from_secs(86_400), 1)
         } else {
             return Err(bad());
         };
@@ -435,6 +513,9 @@ pub fn resolve_mode(mode: Mode, event: Option<&Event>) -> Result<EventMode, Sett
         Mode::Deploy => Ok(EventMode::Deploy),
         Mode::Rollback => Ok(EventMode::Rollback),
         Mode::Build => Ok(EventMode::Build),
+        Mode::Status => Ok(EventMode::Status),
+        Mode::Logs => Ok(EventMode::Logs),
+        Mode::Exec => Ok(EventMode::Exec),
         Mode::Auto => match event {
             None => Err(SettingsError::Invalid(
                 "`mode` is `auto` but there is no triggering event (`GITHUB_EVENT_NAME` is unset): set `mode` to `plan` or `deploy`".into(),
@@ -490,6 +571,27 @@ impl Settings {
                 }),
                 r.terraform,
             ),
+            Command::Status(a) => (
+                a.common,
+                Action::Operate(Operation::Status {
+                    fail_on_unhealthy: a.status.fail_on_unhealthy,
+                    registry_host: registry_host(a.registry_host.as_deref())?,
+                }),
+                a.terraform,
+            ),
+            Command::Logs(a) => (
+                a.common,
+                Action::Operate(logs_operation(a.consumer, &a.logs, a.follow)?),
+                a.terraform,
+            ),
+            Command::Exec(a) => (
+                a.common,
+                Action::Operate(Operation::Exec {
+                    consumer: a.consumer,
+                    command: a.exec.command,
+                }),
+                a.terraform,
+            ),
             Command::Run(r) => {
                 let deploy = deploy_settings(&r.deploy)?;
                 let to = rollback_to("rollback-to", r.rollback_to.as_deref())?;
@@ -518,6 +620,20 @@ impl Settings {
                     );
                 }
                 let action = match resolved {
+                    EventMode::Status => Action::Operate(Operation::Status {
+                        fail_on_unhealthy: r.status.fail_on_unhealthy,
+                        registry_host: deploy.registry_host.clone(),
+                    }),
+                    // Never followed inside Actions: a job that never ends.
+                    EventMode::Logs => Action::Operate(logs_operation(
+                        one_consumer("logs", r.common.consumers.as_deref())?,
+                        &r.logs,
+                        false,
+                    )?),
+                    EventMode::Exec => Action::Operate(Operation::Exec {
+                        consumer: one_consumer("exec", r.common.consumers.as_deref())?,
+                        command: r.exec.command.clone(),
+                    }),
                     EventMode::Rollback => Action::Rollback(RollbackSettings {
                         deploy,
                         to,
@@ -975,7 +1091,7 @@ mod tests {
         let err = parse(&["cdc-deploy"], &env).unwrap_err();
         assert_eq!(
             err,
-            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy`, `rollback` or `build`"
+            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs` or `exec`"
         );
         let env = RunnerEnv::from_pairs([("INPUT_OFFLINE", "yes")]);
         let err = parse(&["cdc-deploy", "plan"], &env).unwrap_err();
@@ -993,7 +1109,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.contains("[possible values: auto, plan, deploy, rollback, build]"),
+            err.contains("[possible values: auto, plan, deploy, rollback, build, status, logs, exec]"),
             "{err}"
         );
         let err = parse(
@@ -1069,12 +1185,23 @@ mod tests {
 
     #[test]
     fn every_subcommand_option_is_an_input() {
-        // The action's inputs are the flags' long names; none may be positional.
+        // The action's inputs are the flags' long names; none may be positional, but the one
+        // consumer `logs` and `exec` take on the command line (the action names it with
+        // `consumers`).
         for sc in Cli::command().get_subcommands() {
             for a in sc.get_arguments() {
-                assert!(a.get_long().is_some(), "`{}` has no long name", a.get_id());
+                let named_consumer =
+                    ["logs", "exec"].contains(&sc.get_name()) && a.get_id() == "consumer";
+                assert!(
+                    a.get_long().is_some() || named_consumer,
+                    "`{}` has no long name",
+                    a.get_id()
+                );
             }
         }
+        let run = Cli::command();
+        let run = run.find_subcommand("run").unwrap();
+        assert!(run.get_arguments().all(|a| a.get_long().is_some()));
     }
 
     #[test]

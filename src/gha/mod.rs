@@ -127,6 +127,22 @@ impl Runner {
         }
     }
 
+    /// This runner with what it prints going to stderr outside Actions (where stdout is a
+    /// command's answer, to be piped), unchanged under Actions (one log either way).
+    pub fn to_stderr(&self) -> Runner {
+        Runner {
+            actions: self.actions,
+            output_file: self.output_file.clone(),
+            summary_file: self.summary_file.clone(),
+            stdout: if self.actions {
+                self.stdout.clone()
+            } else {
+                self.stderr.clone()
+            },
+            stderr: self.stderr.clone(),
+        }
+    }
+
     fn emit(&self, stream: &SharedWriter, text: &str) {
         // A closed stdout or stderr is not worth failing a deployment over.
         let mut w = stream.lock().unwrap_or_else(|p| p.into_inner());

@@ -138,6 +138,7 @@ impl FakeServices {
             registry: self.registry.clone(),
             deployer: self.ecs.clone(),
             logs: self.logs.clone(),
+            alarms: Arc::new(NoAlarms),
         });
         let terraform = (settings.terraform.enabled && !offline)
             .then(|| self.terraform.clone() as Arc<dyn Terraform>);
@@ -281,6 +282,15 @@ impl FakeRegistry {
 
 #[async_trait]
 impl Registry for FakeRegistry {
+    async fn image_labels(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<BTreeMap<String, String>, RegistryError> {
+        lock(&self.calls).push(format!("labels {repository}@{digest}"));
+        Ok(BTreeMap::new())
+    }
+
     async fn manifest(
         &self,
         repository: &str,
@@ -758,6 +768,23 @@ impl FakeEcs {
 
 #[async_trait]
 impl Deployer for FakeEcs {
+    async fn container_images(
+        &self,
+        task_definition: &str,
+    ) -> Result<BTreeMap<String, String>, EcsError> {
+        lock(&self.calls).push(format!("images {task_definition}"));
+        Ok(BTreeMap::new())
+    }
+
+    async fn running_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Vec<ecs::RunningTask>, EcsError> {
+        lock(&self.calls).push(format!("tasks {cluster} {service}"));
+        Ok(Vec::new())
+    }
+
     async fn describe_services(
         &self,
         cluster: &str,
@@ -904,6 +931,21 @@ impl Deployer for FakeEcs {
     }
 }
 
+// CloudWatch alarms ------------------------------------------------------------------------------
+
+/// No alarm is in ALARM.
+pub struct NoAlarms;
+
+#[async_trait]
+impl crate::clients::alarms::AlarmReader for NoAlarms {
+    async fn firing(
+        &self,
+        _prefix: &str,
+    ) -> Result<Vec<crate::clients::alarms::FiringAlarm>, Failure> {
+        Ok(Vec::new())
+    }
+}
+
 // CloudWatch Logs --------------------------------------------------------------------------------
 
 /// Logs: every stream ends with the same few lines.
@@ -934,6 +976,17 @@ impl LogReader for FakeLogs {
         .take(lines)
         .map(|s| s.to_string())
         .collect())
+    }
+
+    async fn events(
+        &self,
+        group: &str,
+        _start_ms: i64,
+        _pattern: Option<&str>,
+        _pages: usize,
+    ) -> Result<Vec<crate::clients::logs::LogEvent>, Failure> {
+        lock(&self.calls).push(format!("events {group}"));
+        Ok(Vec::new())
     }
 
     async fn groups(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>, Failure> {

@@ -177,6 +177,12 @@ pub async fn execute(
         Action::Rollback(r) => (false, r.deploy.registry_host.as_ref()),
         // Nothing to do asks nothing of anyone.
         Action::Nothing { .. } => (true, None),
+        Action::Operate(op) => {
+            return Err(RunError::Start(format!(
+                "`{}` is a day-2 command: it runs through `ops::execute`",
+                op.name()
+            )))
+        }
     };
     let services = Services::connect(settings, runner, cancel, offline, registry_host).await?;
     Ok(run_with(settings, runner, cancel, &services).await?.code)

@@ -31,6 +31,10 @@ pub struct Outputs {
     pub result: RunResult,
     /// The consumers to build in groups for a matrix of `mode: build` jobs.
     pub matrix: Value,
+    /// `status`: each consumer as it runs (`{}` from other commands).
+    pub status: Value,
+    /// `exec`: the command line that opens a shell in a task (empty from other commands).
+    pub exec_command: String,
 }
 
 impl Outputs {
@@ -53,6 +57,8 @@ impl Outputs {
             comment_url: String::new(),
             result,
             matrix: crate::plan::shards::matrix(&[]),
+            status: Value::Object(serde_json::Map::new()),
+            exec_command: String::new(),
         }
     }
 
@@ -106,6 +112,8 @@ impl Outputs {
             comment_url: String::new(),
             result: outcome.result,
             matrix: crate::plan::shards::matrix(&crate::plan::shards::shards(plan, shards)),
+            status: Value::Object(serde_json::Map::new()),
+            exec_command: String::new(),
         }
     }
 
@@ -126,6 +134,8 @@ impl Outputs {
             ("comment-url", self.comment_url.clone()),
             ("result", self.result.as_str().to_string()),
             ("matrix", self.matrix.to_string()),
+            ("status", self.status.to_string()),
+            ("exec-command", self.exec_command.clone()),
         ]);
         out
     }
@@ -180,7 +190,7 @@ mod tests {
         for list in ["new", "held", "built", "deployed", "failed"] {
             assert_eq!(pairs[list], "[]", "{list}");
         }
-        for map in ["plan", "images", "rollouts", "scans"] {
+        for map in ["plan", "images", "rollouts", "scans", "status"] {
             assert_eq!(pairs[map], "{}", "{map}");
         }
         assert_eq!(pairs["result"], "nothing-to-deploy");

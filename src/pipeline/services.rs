@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::RunError;
 use crate::cancel::Cancel;
+use crate::clients::alarms::{AlarmReader, Alarms};
 use crate::clients::builder::{DockerEngine, EngineError, ImageBuilder, RegistryLogin};
 use crate::clients::ecr::{Ecr, RepositoryService, ScanReader};
 use crate::clients::ecs::{Deployer, Ecs};
@@ -46,6 +47,7 @@ pub struct AwsServices {
     pub registry: Arc<dyn Registry>,
     pub deployer: Arc<dyn Deployer>,
     pub logs: Arc<dyn LogReader>,
+    pub alarms: Arc<dyn AlarmReader>,
 }
 
 /// Where the image builder comes from: a run that builds nothing never connects.
@@ -229,5 +231,6 @@ async fn connect_aws(
         registry: Arc::new(registry),
         deployer: Arc::new(Ecs::adaptive(&config, AWS_ATTEMPTS)),
         logs: Arc::new(Logs::new(&config)),
+        alarms: Arc::new(Alarms::new(&config)),
     })
 }

@@ -65,6 +65,32 @@ pub fn summary_line(plan: &Plan, run: Option<&RunReport>) -> String {
 }
 
 /// The table.
+/// `rows` under `header`, each column as wide as its widest cell plus two spaces, a line each.
+pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, v) in widths.iter_mut().zip(r) {
+            *w = (*w).max(v.chars().count());
+        }
+    }
+    let line = |cols: &[String]| {
+        let mut out = String::new();
+        for (i, (v, w)) in cols.iter().zip(widths.iter().copied()).enumerate() {
+            out.push_str(v);
+            if i + 1 < cols.len() {
+                out.push_str(&" ".repeat(w.saturating_sub(v.chars().count()) + 2));
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut out = line(&header);
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
 pub fn table(plan: &Plan, run: Option<&RunReport>) -> String {
     let mut header = vec![
         "CONSUMER",
@@ -107,27 +133,7 @@ pub fn table(plan: &Plan, run: Option<&RunReport>) -> String {
             row
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, v) in widths.iter_mut().zip(r) {
-            *w = (*w).max(v.chars().count());
-        }
-    }
-    let line = |cols: &[String]| {
-        let mut out = String::new();
-        for (i, (v, w)) in cols.iter().zip(widths.iter().copied()).enumerate() {
-            out.push_str(v);
-            if i + 1 < cols.len() {
-                out.push_str(&" ".repeat(w - v.chars().count() + 2));
-            }
-        }
-        out.trim_end().to_string() + "\n"
-    };
-    let header: Vec<String> = header.into_iter().map(String::from).collect();
-    let mut out = line(&header);
-    for r in &rows {
-        out.push_str(&line(r));
-    }
+    let mut out = columns(&header, &rows);
     if plan.consumers.is_empty() {
         out.push_str("(no consumers)\n");
     }

@@ -120,6 +120,47 @@ impl SimTask {
     }
 }
 
+/// A running task: its container, whether ECS Exec is on for it, and its Exec agent's state.
+#[derive(Clone, Debug)]
+pub struct SimRunning {
+    pub id: String,
+    pub task_definition: String,
+    pub container: String,
+    pub exec: bool,
+    /// `RUNNING`, `PENDING`, …; `None`: no Exec agent.
+    pub agent: Option<&'static str>,
+}
+
+impl SimRunning {
+    fn arn(&self, cluster: &str) -> String {
+        format!(
+            "arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{}",
+            self.id
+        )
+    }
+
+    fn json(&self, cluster: &str) -> Value {
+        let arn = self.arn(cluster);
+        json!({
+            "taskArn": arn,
+            "clusterArn": format!("arn:aws:ecs:us-east-1:123456789012:cluster/{cluster}"),
+            "taskDefinitionArn": self.task_definition,
+            "lastStatus": "RUNNING",
+            "desiredStatus": "RUNNING",
+            "enableExecuteCommand": self.exec,
+            "startedAt": 1_764_900_000.0,
+            "launchType": "FARGATE",
+            "containers": [{
+                "containerArn": format!("{arn}/{}", self.container),
+                "taskArn": arn,
+                "name": self.container,
+                "lastStatus": "RUNNING",
+                "managedAgents": self.agent.map(|a| vec![json!({"name": "ExecuteCommandAgent", "lastStatus": a})]).unwrap_or_default(),
+            }],
+        })
+    }
+}
+
 /// A container of a task definition: its image, and how it logs (`awslogs` group, stream
 /// prefix; no group: no log configuration).
 #[derive(Clone, Debug, Default)]
@@ -134,6 +175,8 @@ pub struct SimLog {
 struct State {
     /// Stopped tasks by (cluster, service).
     stopped: BTreeMap<(String, String), Vec<SimTask>>,
+    /// Running tasks by (cluster, service).
+    running: BTreeMap<(String, String), Vec<SimRunning>>,
     /// Task definitions' containers with their log settings, by ARN.
     task_definitions: BTreeMap<String, Vec<SimLog>>,
     /// Each family's revisions (ARNs), oldest first, as registered.
@@ -233,6 +276,15 @@ impl EcsSimulator {
             .lock()
             .unwrap()
             .stopped
+            .insert((cluster.into(), service.into()), tasks);
+    }
+
+    /// The running tasks `ListTasks` lists for `service` of `cluster`.
+    pub fn running_tasks(&self, cluster: &str, service: &str, tasks: Vec<SimRunning>) {
+        self.state
+            .lock()
+            .unwrap()
+            .running
             .insert((cluster.into(), service.into()), tasks);
     }
 
@@ -419,16 +471,24 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
     let cluster = input["cluster"].as_str().unwrap_or("default").to_string();
     match op {
         "ListTasks" => {
-            assert_eq!(input["desiredStatus"], "STOPPED", "{input}");
             let service = input["serviceName"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            let arns: Vec<String> = st
-                .stopped
-                .get(&(cluster.clone(), service))
-                .map(|ts| ts.iter().map(|t| t.arn(&cluster)).collect())
-                .unwrap_or_default();
+            let key = (cluster.clone(), service);
+            let arns: Vec<String> = match input["desiredStatus"].as_str() {
+                Some("STOPPED") => st
+                    .stopped
+                    .get(&key)
+                    .map(|ts| ts.iter().map(|t| t.arn(&cluster)).collect())
+                    .unwrap_or_default(),
+                Some("RUNNING") => st
+                    .running
+                    .get(&key)
+                    .map(|ts| ts.iter().map(|t| t.arn(&cluster)).collect())
+                    .unwrap_or_default(),
+                other => panic!("ListTasks with desiredStatus {other:?}: {input}"),
+            };
             return reply(200, json!({"taskArns": arns}));
         }
         "DescribeTasks" => {
@@ -442,7 +502,7 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
                     json!({"__type": "InvalidParameterException", "message": "tasks must name 1 to 100 tasks"}),
                 );
             }
-            let tasks: Vec<Value> = st
+            let mut tasks: Vec<Value> = st
                 .stopped
                 .iter()
                 .filter(|((c, _), _)| *c == cluster)
@@ -450,6 +510,14 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
                 .filter(|t| wanted.contains(&t.arn(&cluster).as_str()))
                 .map(|t| t.json(&cluster))
                 .collect();
+            tasks.extend(
+                st.running
+                    .iter()
+                    .filter(|((c, _), _)| *c == cluster)
+                    .flat_map(|(_, ts)| ts)
+                    .filter(|t| wanted.contains(&t.arn(&cluster).as_str()))
+                    .map(|t| t.json(&cluster)),
+            );
             return reply(200, json!({"tasks": tasks, "failures": []}));
         }
         "ListTaskDefinitions" => {

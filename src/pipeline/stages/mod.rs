@@ -107,6 +107,8 @@ pub fn stages(settings: &Settings) -> Vec<Stage> {
             Report,
         ],
         Action::Nothing { .. } => &[Report],
+        // The day-2 commands are no pipeline (`crate::ops`).
+        Action::Operate(_) => &[],
     };
     list.to_vec()
 }
@@ -153,7 +155,7 @@ impl<'a> Run<'a> {
             Action::Plan(_) => Verb::Plan,
             Action::Deploy(_) => Verb::Deploy,
             Action::Rollback(_) => Verb::Rollback,
-            Action::Nothing { .. } => Verb::Nothing,
+            Action::Nothing { .. } | Action::Operate(_) => Verb::Nothing,
         };
         Run {
             settings,

@@ -1,0 +1,331 @@
+//! The day-2 commands through the binary, as the action runs them (`mode: status`, `logs`,
+//! `exec`): what is applied read from the real Terraform state in moto's S3, the services from
+//! the scripted ECS, the images' labels from the registry, alarms from moto's CloudWatch, log
+//! lines from moto's CloudWatch Logs.
+
+mod support;
+
+use serde_json::Value;
+use support::ecs_sim::{Behaviour, Dep, EcsSimulator, Frame, SimRunning};
+use support::terraform::{consumer, rollout_workspace, run_env, Backend, COMMIT_1, COMMIT_2};
+use support::{runner_commands, seed_log, unique, write, Run};
+
+/// A deployed fleet of busybox consumers on the scripted ECS, its state in a bucket of its own.
+struct Fleet {
+    ws: tempfile::TempDir,
+    project: String,
+    backend: Backend,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Fleet {
+    async fn deployed(prefix: &str, names: &[&str], sim: &EcsSimulator) -> Fleet {
+        let ws = rollout_workspace();
+        for name in names {
+            consumer(ws.path(), name, 256);
+        }
+        let fleet = Fleet {
+            ws,
+            project: unique(prefix),
+            backend: Backend::new().await,
+            env: vec![
+                ("AWS_ENDPOINT_URL_ECS", sim.url()),
+                ("CDC_TEST_ECS_SIM", sim.url()),
+            ],
+        };
+        let first = fleet.run("deploy", COMMIT_1, &[("wait", "true")]);
+        assert_eq!(first.code, 0, "{}", first.describe());
+        fleet
+    }
+
+    fn run(&self, mode: &str, commit: &str, extra: &[(&str, &str)]) -> Run {
+        let mut inputs = vec![
+            ("comment", "never"),
+            ("check-runs", "false"),
+            ("deployments", "false"),
+        ];
+        inputs.extend_from_slice(extra);
+        run_env(
+            self.ws.path(),
+            &self.project,
+            &self.backend,
+            mode,
+            commit,
+            &inputs,
+            &self.env,
+        )
+    }
+
+    fn cluster(&self) -> String {
+        format!("{}-test", self.project)
+    }
+}
+
+fn status_of(r: &Run) -> Value {
+    serde_json::from_str(&r.outputs["status"]).unwrap_or_else(|e| panic!("{e}: {}", r.describe()))
+}
+
+/// The fleet's status, with one consumer held after a rollback, one whose deployment failed and
+/// whose alarm is in ALARM, and one healthy: each shown as such, read with one `DescribeServices`
+/// for the three services; `fail-on-unhealthy` makes it exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_held_the_failed_and_the_healthy() {
+    let sim = EcsSimulator::start().await;
+    let fleet = Fleet::deployed("status", &["alpha", "beta", "gamma"], &sim).await;
+
+    // `beta` changes and the circuit breaker rolls it back: it is held on its previous image.
+    write(
+        fleet.ws.path(),
+        "consumer_scripts/beta/app/run.sh",
+        "echo beta v1\n",
+    );
+    sim.behave_in_turn(
+        "beta",
+        vec![Behaviour::RollsBackAfter(1), Behaviour::CompletesAfter(1)],
+    );
+    let failing = fleet.run("deploy", COMMIT_2, &[("wait", "true")]);
+    assert_eq!(failing.code, 1, "{}", failing.describe());
+
+    // `gamma` loses its tasks: its newest deployment failed, none of its tasks run, and its
+    // running-below-desired alarm went off.
+    let cluster = fleet.cluster();
+    let applied = fleet.backend.applied().await;
+    let gamma_td = applied["gamma"]["task_definition"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sim.script(
+        &cluster,
+        "gamma",
+        vec![Frame::Service {
+            status: "ACTIVE",
+            deployments: vec![Dep {
+                id: "ecs-svc/gamma",
+                status: "PRIMARY",
+                task_definition: gamma_td,
+                rollout_state: "FAILED",
+                reason: Some("ECS deployment circuit breaker: tasks failed to start."),
+                desired: 1,
+                running: 0,
+                failed: 3,
+                created_at: 1_764_900_000.0,
+            }],
+        }],
+    );
+    let cw = aws_sdk_cloudwatch::Client::new(&support::aws().await);
+    let alarm = format!("{cluster}-gamma-running-below-desired");
+    cw.put_metric_alarm()
+        .alarm_name(&alarm)
+        .namespace("ECS/ContainerInsights")
+        .metric_name("RunningTaskCount")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(5)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    cw.set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("Threshold Crossed: 5 datapoints were less than the threshold (1.0).")
+        .send()
+        .await
+        .unwrap();
+
+    let before = sim.calls().len();
+    let status = fleet.run("status", COMMIT_2, &[]);
+    assert_eq!(status.code, 0, "{}", status.describe());
+    let describes: Vec<(String, usize)> = sim.calls()[before..]
+        .iter()
+        .filter(|(op, _)| op == "DescribeServices")
+        .cloned()
+        .collect();
+    assert_eq!(
+        describes,
+        [("DescribeServices".to_string(), 3)],
+        "one call for three services"
+    );
+
+    let s = status_of(&status);
+    assert_eq!(s["alpha"]["healthy"], true, "{s:#}");
+    assert_eq!(s["alpha"]["held"], false);
+    assert_eq!(s["alpha"]["deployment"], "COMPLETED");
+    assert_eq!(
+        s["alpha"]["commit"], COMMIT_1,
+        "the commit read from the image's labels"
+    );
+    assert_eq!(s["alpha"]["fingerprint"].as_str().map(str::len), Some(64));
+    assert_eq!(s["beta"]["held"], true);
+    assert_eq!(
+        s["beta"]["healthy"], true,
+        "held on its previous image, which runs"
+    );
+    assert_eq!(s["beta"]["commit"], COMMIT_1, "it runs what it ran before");
+    assert_eq!(s["gamma"]["healthy"], false);
+    assert_eq!(s["gamma"]["deployment"], "FAILED");
+    assert_eq!(
+        s["gamma"]["alarms"],
+        serde_json::json!(["running-below-desired"])
+    );
+    assert_eq!(status.outputs["result"], "success");
+
+    // What people read: the terminal table and the job summary say the same.
+    let table = &status.stdout;
+    assert!(
+        table.contains("3 consumers: 1 unhealthy, 1 held, 1 alarm in ALARM"),
+        "{table}"
+    );
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}: {table}"))
+            .to_string()
+    };
+    assert!(line("beta").contains("rolled back"), "{}", line("beta"));
+    assert!(line("beta").contains("held on its previous image"));
+    assert!(line("gamma").contains("0/1"));
+    assert!(line("gamma").contains("its deployment failed"));
+    assert!(line("gamma").contains("its running-below-desired alarm is in ALARM"));
+    assert!(line("alpha").ends_with("ok"), "{}", line("alpha"));
+    assert!(
+        status.summary.contains("| Consumer | Tasks |"),
+        "{}",
+        status.summary
+    );
+    assert!(status.summary.contains("❌"), "{}", status.summary);
+
+    // A scheduled check fails on the unhealthy one.
+    let check = fleet.run("status", COMMIT_2, &[("fail-on-unhealthy", "true")]);
+    assert_eq!(check.code, 1, "{}", check.describe());
+    assert_eq!(check.outputs["result"], "failure");
+}
+
+/// `logs` prints the last lines of every task's stream, interleaved by time; a plain `filter`
+/// term keeps the lines that have it; lines that try to be workflow commands stay text, and
+/// credentials in them are hidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_prints_the_last_lines_inert_and_filtered() {
+    let sim = EcsSimulator::start().await;
+    let fleet = Fleet::deployed("logs", &["alpha"], &sim).await;
+    let group = fleet.backend.applied().await["alpha"]["log_group"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    seed_log(
+        &group,
+        "ecs/alpha/task0001",
+        &[
+            "starting consumer".to_string(),
+            "::add-mask::nothing".to_string(),
+            "::error title=pwned::this is a log line".to_string(),
+            "ERROR slot cdc_orders is active for PID 4242".to_string(),
+            "connecting to postgres://cdc:s3cr3t@db:5432/orders".to_string(),
+        ],
+    )
+    .await;
+    let all = fleet.run("logs", COMMIT_1, &[("consumers", "alpha")]);
+    assert_eq!(all.code, 0, "{}", all.describe());
+    for l in ["starting consumer", "ERROR slot cdc_orders", "task0001"] {
+        assert!(all.stdout.contains(l), "{l}: {}", all.stdout);
+    }
+    assert!(
+        all.stdout.contains("postgres://cdc:****@db"),
+        "{}",
+        all.stdout
+    );
+    assert!(!all.everything().contains("s3cr3t"));
+    assert!(
+        runner_commands(&all.stdout)
+            .iter()
+            .all(|c| !c.contains("pwned") && !c.contains("nothing")),
+        "{:?}",
+        runner_commands(&all.stdout)
+    );
+
+    let errors = fleet.run(
+        "logs",
+        COMMIT_1,
+        &[("consumers", "alpha"), ("filter", "ERROR"), ("lines", "10")],
+    );
+    assert_eq!(errors.code, 0, "{}", errors.describe());
+    assert!(
+        errors.stdout.contains("ERROR slot cdc_orders"),
+        "{}",
+        errors.stdout
+    );
+    assert!(
+        !errors.stdout.contains("starting consumer"),
+        "{}",
+        errors.stdout
+    );
+
+    let last = fleet.run("logs", COMMIT_1, &[("consumers", "alpha"), ("lines", "1")]);
+    assert!(last.stdout.contains("postgres://"), "{}", last.stdout);
+    assert!(
+        !last.stdout.contains("starting consumer"),
+        "{}",
+        last.stdout
+    );
+
+    let unknown = fleet.run("logs", COMMIT_1, &[("consumers", "omega")]);
+    assert_eq!(unknown.code, 2, "{}", unknown.describe());
+    assert!(
+        unknown
+            .everything()
+            .contains("`omega` is not a deployed consumer"),
+        "{}",
+        unknown.describe()
+    );
+}
+
+/// `exec` names a running task whose ECS Exec agent runs, as the exact command line; without one
+/// it says why and exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_names_a_running_task_or_says_why_not() {
+    let sim = EcsSimulator::start().await;
+    let fleet = Fleet::deployed("exec", &["alpha"], &sim).await;
+    let cluster = fleet.cluster();
+    let none = fleet.run("exec", COMMIT_1, &[("consumers", "alpha")]);
+    assert_eq!(none.code, 1, "{}", none.describe());
+    assert!(
+        none.stdout.contains("it has no running task"),
+        "{}",
+        none.describe()
+    );
+
+    let task = |id: &str, exec: bool, agent: Option<&'static str>| SimRunning {
+        id: id.into(),
+        task_definition: "td".into(),
+        container: "alpha".into(),
+        exec,
+        agent,
+    };
+    sim.running_tasks(&cluster, "alpha", vec![task("0a1b2c3d4e5f", false, None)]);
+    let disabled = fleet.run("exec", COMMIT_1, &[("consumers", "alpha")]);
+    assert_eq!(disabled.code, 1);
+    assert!(
+        disabled.stdout.contains("execute_command = true"),
+        "{}",
+        disabled.describe()
+    );
+
+    sim.running_tasks(
+        &cluster,
+        "alpha",
+        vec![
+            task("0a1b2c3d4e5f", true, Some("PENDING")),
+            task("9f8e7d6c5b4a", true, Some("RUNNING")),
+        ],
+    );
+    let ok = fleet.run("exec", COMMIT_1, &[("consumers", "alpha")]);
+    assert_eq!(ok.code, 0, "{}", ok.describe());
+    let line = format!(
+        "aws ecs execute-command --region us-east-1 --cluster {cluster} --task 9f8e7d6c5b4a --container alpha --interactive --command /bin/sh"
+    );
+    assert!(ok.stdout.contains(&line), "{}", ok.describe());
+    assert_eq!(ok.outputs["exec-command"], line);
+    assert!(ok.summary.contains("9f8e7d6c5b4a"), "{}", ok.summary);
+}
