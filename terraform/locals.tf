@@ -48,9 +48,10 @@ locals {
 
       # Application Auto Scaling owns the task count: within autoscaling's min and max, or fixed
       # at desired_count without autoscaling.
-      min_capacity  = c.autoscaling == null ? c.desired_count : c.autoscaling.min
-      max_capacity  = c.autoscaling == null ? c.desired_count : c.autoscaling.max
-      initial_count = c.autoscaling == null ? c.desired_count : max(c.autoscaling.min, min(c.autoscaling.max, c.desired_count))
+      # A count set by hand (`scale`) wins over the entry's while it is there.
+      min_capacity  = try(c.scale.min, null) != null ? c.scale.min : (try(c.scale.desired_count, null) != null ? c.scale.desired_count : (c.autoscaling == null ? c.desired_count : c.autoscaling.min))
+      max_capacity  = try(c.scale.max, null) != null ? c.scale.max : (try(c.scale.desired_count, null) != null ? c.scale.desired_count : (c.autoscaling == null ? c.desired_count : c.autoscaling.max))
+      initial_count = try(c.scale.desired_count, null) != null ? c.scale.desired_count : (c.autoscaling == null ? c.desired_count : max((try(c.scale.min, null) != null ? c.scale.min : c.autoscaling.min), min((try(c.scale.max, null) != null ? c.scale.max : c.autoscaling.max), c.desired_count)))
       cpu_target    = try(c.autoscaling.cpu_target, null)
       memory_target = try(c.autoscaling.memory_target, null)
 

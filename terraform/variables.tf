@@ -102,6 +102,16 @@ variable "consumers" {
     }))
     # ECS Exec into this consumer's tasks, besides every consumer's with enable_execute_command.
     execute_command = optional(bool)
+    # Written by `cdc-deploy scale`: a task count set by hand (desired_count, or min and max for
+    # an autoscaled consumer) over the entry's own, kept by cdc-deploy while the consumer.toml
+    # count is still `file` (the count it was set over), and when (`at`).
+    scale = optional(object({
+      desired_count = optional(number)
+      min           = optional(number)
+      max           = optional(number)
+      file          = string
+      at            = string
+    }))
     # Written by cdc-deploy, used by no resource: while set, the consumer is held on the image it
     # runs because the rollout of `image` ended `verdict` (failed, rolled back, rolled back by
     # hand) at `at`. It comes back in the `consumers` output's `config`, which is how later runs

@@ -8,6 +8,8 @@ mod support;
 use serde_json::Value;
 use support::ecs_sim::{Behaviour, Dep, EcsSimulator, Frame, SimRunning};
 use support::terraform::{consumer, rollout_workspace, run_env, Backend, COMMIT_1, COMMIT_2};
+
+const COMMIT_3: &str = "3333333333333333333333333333333333333333";
 use support::{runner_commands, seed_log, unique, write, Run};
 
 /// A deployed fleet of busybox consumers on the scripted ECS, its state in a bucket of its own.
@@ -328,4 +330,131 @@ async fn exec_names_a_running_task_or_says_why_not() {
     assert!(ok.stdout.contains(&line), "{}", ok.describe());
     assert_eq!(ok.outputs["exec-command"], line);
     assert!(ok.summary.contains("9f8e7d6c5b4a"), "{}", ok.summary);
+}
+
+/// `scale` sets the count through Terraform (the applied entry records it), waits until ECS runs
+/// it, and the count holds through a later deploy until the consumer's `consumer.toml` count
+/// changes; it is refused where it could not hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_holds_through_deploys_until_the_file_changes_its_count() {
+    let sim = EcsSimulator::start().await;
+    let fleet = Fleet::deployed("scale", &["alpha", "beta"], &sim).await;
+    let cluster = fleet.cluster();
+    let applied = fleet.backend.applied().await;
+    let td = applied["alpha"]["task_definition"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let frame = |running: i32, desired: i32| Frame::Service {
+        status: "ACTIVE",
+        deployments: vec![Dep {
+            id: "ecs-svc/alpha",
+            status: "PRIMARY",
+            task_definition: td.clone(),
+            rollout_state: "COMPLETED",
+            reason: None,
+            desired,
+            running,
+            failed: 0,
+            created_at: 1_764_900_000.0,
+        }],
+    };
+    // ECS takes the new count over three looks.
+    sim.script(
+        &cluster,
+        "alpha",
+        vec![frame(1, 3), frame(2, 3), frame(3, 3)],
+    );
+    let before = sim.calls().len();
+    let scaled = fleet.run(
+        "scale",
+        COMMIT_1,
+        &[("consumers", "alpha"), ("count", "3"), ("wait", "true")],
+    );
+    assert_eq!(scaled.code, 0, "{}", scaled.describe());
+    let looks = sim.calls()[before..]
+        .iter()
+        .filter(|(op, _)| op == "DescribeServices")
+        .count();
+    assert_eq!(looks, 3, "waited until 3 of 3 ran");
+    assert!(
+        scaled.stdout.contains("`alpha` runs 3 of 3 tasks"),
+        "{}",
+        scaled.stdout
+    );
+    let entry = &fleet.backend.applied().await["alpha"]["config"];
+    assert_eq!(entry["scale"]["desired_count"], 3, "{entry:#}");
+    assert_eq!(entry["scale"]["file"], "desired_count=1");
+    assert_eq!(
+        entry["desired_count"], 1,
+        "the file's own count stays in the entry"
+    );
+    let state = fleet.backend.state().await.unwrap();
+    let service = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "terraform_data" && r["name"] == "service")
+        .unwrap()["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["index_key"] == "alpha")
+        .unwrap()["attributes"]["input"]["value"]["desired_count"]
+        .clone();
+    assert_eq!(service, 3, "the state's service has the new count");
+    let status = fleet.run("status", COMMIT_1, &[]);
+    assert_eq!(status_of(&status)["alpha"]["scaled"], "3 tasks");
+    assert_eq!(status_of(&status)["beta"]["scaled"], Value::Null);
+
+    // A deploy of a code change keeps the count: the file's count is still the one it was set
+    // over.
+    write(
+        fleet.ws.path(),
+        "consumer_scripts/alpha/app/run.sh",
+        "echo alpha v2\n",
+    );
+    let deploy = fleet.run("deploy", COMMIT_2, &[("wait", "true")]);
+    assert_eq!(deploy.code, 0, "{}", deploy.describe());
+    assert!(
+        deploy
+            .summary
+            .contains("runs 3 tasks as `cdc-deploy scale` set on")
+            || deploy
+                .everything()
+                .contains("runs 3 tasks as `cdc-deploy scale` set on"),
+        "{}",
+        deploy.everything()
+    );
+    assert_eq!(
+        fleet.backend.applied().await["alpha"]["config"]["scale"]["desired_count"],
+        3
+    );
+
+    // The file's count changes: the team's count wins and the record ends.
+    write(
+        fleet.ws.path(),
+        "consumer_scripts/alpha/consumer.toml",
+        "cpu = 256\nmemory = 512\ndesired_count = 2\n[environment]\nTOPIC = \"alpha.events\"\n",
+    );
+    let deploy = fleet.run("deploy", COMMIT_3, &[("wait", "false")]);
+    assert_eq!(deploy.code, 0, "{}", deploy.describe());
+    let entry = &fleet.backend.applied().await["alpha"]["config"];
+    assert_eq!(entry["scale"], Value::Null, "{entry:#}");
+    assert_eq!(entry["desired_count"], 2);
+
+    // Refused before anything changes (exit 2): bounds for a fixed count.
+    let refused = fleet.run(
+        "scale",
+        COMMIT_3,
+        &[("consumers", "beta"), ("min", "1"), ("max", "3")],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.describe());
+    assert!(
+        refused
+            .everything()
+            .contains("`beta` has a fixed count (desired_count=1): give `count`"),
+        "{}",
+        refused.describe()
+    );
 }

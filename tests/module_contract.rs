@@ -1137,3 +1137,38 @@ fn the_slack_channel_is_read_only_and_takes_ids() {
     let err = evaluate(&slack("T07EA123LEP", "#cdc-alarms")).unwrap_err();
     assert!(err.contains("alarm_slack_channel takes Slack IDs"), "{err}");
 }
+
+/// A count set by hand (`scale`) is what the autoscaling target holds while it is in the entry;
+/// without it, the entry's own count.
+#[test]
+fn a_count_set_by_hand_wins_over_the_entrys_own() {
+    let scale = |s: Value| {
+        json!({"file": "x", "at": "t"})
+            .as_object()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .chain(s.as_object().unwrap().clone())
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let consumers = json!({
+        "fixed": with(base(), "scale", Value::Object(scale(json!({"desired_count": 3})))),
+        "auto": with(with(base(), "autoscaling", json!({"min": 1, "max": 4, "cpu_target": 70})), "scale", Value::Object(scale(json!({"min": 2, "max": 8})))),
+        "plain": base(),
+    });
+    let out = evaluate(&vars(consumers, json!({}))).unwrap();
+    let counts = |n: &str| {
+        (
+            out[n]["min_capacity"].as_u64().unwrap(),
+            out[n]["max_capacity"].as_u64().unwrap(),
+            out[n]["initial_count"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(counts("fixed"), (3, 3, 3));
+    assert_eq!(
+        counts("auto"),
+        (2, 8, 2),
+        "the entry's desired_count 1 within the new bounds"
+    );
+    assert_eq!(counts("plain"), (1, 1, 1));
+}

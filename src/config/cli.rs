@@ -35,6 +35,7 @@ impl Cli {
             Command::Status(a) => a.common.verbose,
             Command::Logs(a) => a.common.verbose,
             Command::Exec(a) => a.common.verbose,
+            Command::Scale(a) => a.common.verbose,
         }
     }
 }
@@ -62,6 +63,10 @@ pub enum Command {
     /// The `aws ecs execute-command` line that opens a shell in a running task of a consumer, or
     /// why there is none. Never interactive itself.
     Exec(ExecArgs),
+    /// Set a consumer's task count (`--count`, or `--min` and `--max` for an autoscaled one)
+    /// through Terraform, and wait until it runs that many. The count holds across deploys until
+    /// its `consumer.toml` count changes.
+    Scale(ScaleArgs),
     /// What the action runs: `plan`, `deploy`, `rollback`, `build`, `status`, `logs` or `exec`,
     /// chosen by `--mode` and the triggering event.
     Run(RunArgs),
@@ -118,6 +123,39 @@ pub struct LogsOptions {
     /// The last this many lines.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(LINES))]
     pub lines: u16,
+}
+
+/// `scale`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub terraform: TerraformArgs,
+    /// The consumer to scale.
+    #[arg(value_name = "CONSUMER")]
+    pub consumer: String,
+    #[command(flatten)]
+    pub scale: ScaleOptions,
+    /// Wait until the consumer runs the new count.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_name = "BOOL", value_parser = parse_bool)]
+    pub wait: bool,
+    /// How long to wait for it (`5m`, `15m`).
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub wait_timeout: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScaleOptions {
+    /// The task count of a consumer without autoscaling (0 stops it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(COUNT))]
+    pub count: Option<u32>,
+    /// The fewest tasks of an autoscaled consumer.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(COUNT))]
+    pub min: Option<u32>,
+    /// The most tasks of an autoscaled consumer.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(COUNT))]
+    pub max: Option<u32>,
 }
 
 /// `exec`'s options.
@@ -246,6 +284,7 @@ const UNTAGGED_EXPIRY_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
 const SHARDS: std::ops::RangeInclusive<i64> = 1..=64;
 const LOG_LINES: std::ops::RangeInclusive<i64> = 0..=500;
 const LINES: std::ops::RangeInclusive<i64> = 1..=10_000;
+const COUNT: std::ops::RangeInclusive<i64> = 0..=1000;
 
 /// The whole numbers each numeric flag takes.
 fn range_of(flag: &str) -> Option<&'static std::ops::RangeInclusive<i64>> {
@@ -255,6 +294,7 @@ fn range_of(flag: &str) -> Option<&'static std::ops::RangeInclusive<i64>> {
         "untagged-expiry-days" => Some(&UNTAGGED_EXPIRY_DAYS),
         "log-lines" => Some(&LOG_LINES),
         "lines" => Some(&LINES),
+        "count" | "min" | "max" => Some(&COUNT),
         _ => None,
     }
 }
@@ -362,6 +402,8 @@ pub enum Mode {
     /// The `aws ecs execute-command` line for a running task of the one consumer `consumers`
     /// names.
     Exec,
+    /// Set the task count of the one consumer `consumers` names (`count`, or `min` and `max`).
+    Scale,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -372,7 +414,7 @@ pub struct RunArgs {
     pub deploy: DeployOptions,
     #[command(flatten)]
     pub terraform: TerraformArgs,
-    /// `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs` or `exec`.
+    /// `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs`, `exec` or `scale`.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
     /// With `rollback`: the image digest (`sha256:…`) to put the one consumer named back on,
@@ -392,10 +434,12 @@ pub struct RunArgs {
     pub logs: LogsOptions,
     #[command(flatten)]
     pub exec: ExecOptions,
+    #[command(flatten)]
+    pub scale: ScaleOptions,
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "plan", "deploy", "build", "rollback", "status", "logs", "exec", "run", "help",
+    "plan", "deploy", "build", "rollback", "status", "logs", "exec", "scale", "run", "help",
 ];
 
 /// An input's value, checked by its flag's own parser: a bad one is refused in the input's name,
@@ -512,7 +556,7 @@ mod tests {
         );
         assert_eq!(
             refused(&[("mode", "ship-it")]),
-            "input `mode` is `ship-it`: use `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs` or `exec`"
+            "input `mode` is `ship-it`: use `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs`, `exec` or `scale`"
         );
         assert_eq!(
             refused(&[("build-concurrency", "0")]),

@@ -63,6 +63,7 @@ pub enum EventMode {
     Status,
     Logs,
     Exec,
+    Scale,
 }
 
 /// The triggering event, typed.

@@ -147,6 +147,37 @@ pub enum Operation {
         consumer: String,
         command: String,
     },
+    Scale {
+        consumer: String,
+        count: ScaleTo,
+        wait: bool,
+        wait_timeout: std::time::Duration,
+    },
+}
+
+/// The count `scale` sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleTo {
+    /// A consumer without autoscaling.
+    Count(u32),
+    /// An autoscaled consumer's bounds.
+    Bounds { min: u32, max: u32 },
+}
+
+fn scale_to(o: &super::config::cli::ScaleOptions, named: &str) -> Result<ScaleTo, SettingsError> {
+    match (o.count, o.min, o.max) {
+        (Some(n), None, None) => Ok(ScaleTo::Count(n)),
+        (None, Some(min), Some(max)) if min <= max => Ok(ScaleTo::Bounds { min, max }),
+        (None, Some(min), Some(max)) => Err(SettingsError::Invalid(format!(
+            "`min` {min} is above `max` {max}: give the fewest tasks as `min` and the most as `max`"
+        ))),
+        (None, None, None) => Err(SettingsError::Invalid(format!(
+            "{named} needs the count: `count` for a consumer without autoscaling, `min` and `max` for an autoscaled one"
+        ))),
+        _ => Err(SettingsError::Invalid(
+            "give either `count` (a consumer without autoscaling) or both `min` and `max` (an autoscaled one), not both".into(),
+        )),
+    }
 }
 
 impl Operation {
@@ -156,6 +187,7 @@ impl Operation {
             Operation::Status { .. } => "status",
             Operation::Logs { .. } => "logs",
             Operation::Exec { .. } => "exec",
+            Operation::Scale { .. } => "scale",
         }
     }
 
@@ -163,7 +195,9 @@ impl Operation {
     pub fn consumer(&self) -> Option<&str> {
         match self {
             Operation::Status { .. } => None,
-            Operation::Logs { consumer, .. } | Operation::Exec { consumer, .. } => Some(consumer),
+            Operation::Logs { consumer, .. }
+            | Operation::Exec { consumer, .. }
+            | Operation::Scale { consumer, .. } => Some(consumer),
         }
     }
 }
@@ -516,6 +550,7 @@ pub fn resolve_mode(mode: Mode, event: Option<&Event>) -> Result<EventMode, Sett
         Mode::Status => Ok(EventMode::Status),
         Mode::Logs => Ok(EventMode::Logs),
         Mode::Exec => Ok(EventMode::Exec),
+        Mode::Scale => Ok(EventMode::Scale),
         Mode::Auto => match event {
             None => Err(SettingsError::Invalid(
                 "`mode` is `auto` but there is no triggering event (`GITHUB_EVENT_NAME` is unset): set `mode` to `plan` or `deploy`".into(),
@@ -592,6 +627,16 @@ impl Settings {
                 }),
                 a.terraform,
             ),
+            Command::Scale(a) => (
+                a.common,
+                Action::Operate(Operation::Scale {
+                    consumer: a.consumer,
+                    count: scale_to(&a.scale, "`scale`")?,
+                    wait: a.wait,
+                    wait_timeout: parse_duration("wait-timeout", &a.wait_timeout)?,
+                }),
+                a.terraform,
+            ),
             Command::Run(r) => {
                 let deploy = deploy_settings(&r.deploy)?;
                 let to = rollback_to("rollback-to", r.rollback_to.as_deref())?;
@@ -630,6 +675,12 @@ impl Settings {
                         &r.logs,
                         false,
                     )?),
+                    EventMode::Scale => Action::Operate(Operation::Scale {
+                        consumer: one_consumer("scale", r.common.consumers.as_deref())?,
+                        count: scale_to(&r.scale, "`mode: scale`")?,
+                        wait: deploy.wait,
+                        wait_timeout: deploy.wait_timeout,
+                    }),
                     EventMode::Exec => Action::Operate(Operation::Exec {
                         consumer: one_consumer("exec", r.common.consumers.as_deref())?,
                         command: r.exec.command.clone(),
@@ -1091,7 +1142,7 @@ mod tests {
         let err = parse(&["cdc-deploy"], &env).unwrap_err();
         assert_eq!(
             err,
-            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs` or `exec`"
+            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs`, `exec` or `scale`"
         );
         let env = RunnerEnv::from_pairs([("INPUT_OFFLINE", "yes")]);
         let err = parse(&["cdc-deploy", "plan"], &env).unwrap_err();
@@ -1109,7 +1160,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.contains("[possible values: auto, plan, deploy, rollback, build, status, logs, exec]"),
+            err.contains(
+                "[possible values: auto, plan, deploy, rollback, build, status, logs, exec, scale]"
+            ),
             "{err}"
         );
         let err = parse(
@@ -1191,7 +1244,7 @@ mod tests {
         for sc in Cli::command().get_subcommands() {
             for a in sc.get_arguments() {
                 let named_consumer =
-                    ["logs", "exec"].contains(&sc.get_name()) && a.get_id() == "consumer";
+                    ["logs", "exec", "scale"].contains(&sc.get_name()) && a.get_id() == "consumer";
                 assert!(
                     a.get_long().is_some() || named_consumer,
                     "`{}` has no long name",

@@ -8,6 +8,7 @@
 
 pub mod exec;
 pub mod logs;
+pub mod scale;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -42,7 +43,9 @@ pub async fn run(
     services: &Services,
     op: &Operation,
 ) -> Result<u8, RunError> {
-    let applied = read_applied(settings, runner, services, op.name()).await?;
+    let quiet = runner.to_stderr();
+    let (prepared, mut session, applied) =
+        open_state(settings, &quiet, services, op.name()).await?;
     if let Some(name) = op.consumer() {
         if !applied.contains_key(name) {
             let known: Vec<&str> = applied.keys().map(String::as_str).collect();
@@ -84,28 +87,59 @@ pub async fn run(
         Operation::Exec { consumer, command } => {
             exec::run(runner, aws, consumer, &applied[consumer.as_str()], command).await
         }
+        Operation::Scale {
+            consumer,
+            count,
+            wait,
+            wait_timeout,
+        } => {
+            let request = scale::Request {
+                consumer,
+                to: *count,
+                wait: *wait,
+                timeout: *wait_timeout,
+            };
+            scale::run(
+                settings,
+                runner,
+                cancel,
+                aws,
+                (&prepared, &mut session),
+                &applied,
+                &request,
+            )
+            .await
+        }
     }
 }
 
-/// What is applied, by consumer: `terraform init` and `terraform output` in the run's root
-/// module, their own output kept off stdout outside Actions (stdout is the command's answer).
-async fn read_applied(
-    settings: &Settings,
-    runner: &Runner,
-    services: &Services,
+/// The root module, initialised, and what is applied, by consumer: `terraform init` and
+/// `terraform output` in the run's root module. `runner` takes Terraform's own output (stderr
+/// outside Actions: stdout is the command's answer).
+async fn open_state<'a>(
+    settings: &'a Settings,
+    runner: &'a Runner,
+    services: &'a Services,
     command: &str,
-) -> Result<BTreeMap<String, AppliedConsumer>, RunError> {
+) -> Result<
+    (
+        infra::Prepared,
+        Session<'a>,
+        BTreeMap<String, AppliedConsumer>,
+    ),
+    RunError,
+> {
     let (Some(tf), Some(aws)) = (services.terraform.as_deref(), services.aws.as_ref()) else {
         return Err(RunError::Start(format!(
             "`{command}` reads where each consumer runs from the Terraform state: with `terraform: false` there is none; run it with the `terraform-dir` and `terraform-backend-config` the deploys use"
         )));
     };
-    let quiet = runner.to_stderr();
-    let prepared = infra::prepare(&settings.terraform, tf, false)
+    let apply = command == "scale";
+    let prepared = infra::prepare(&settings.terraform, tf, apply)
         .await
         .map_err(|e| RunError::Start(format!("terraform: {e}")))?;
     let stage = InfraStage {
-        runner: &quiet,
+        runner,
         settings: &settings.terraform,
         project: settings.project.as_str(),
         environment: &settings.environment,
@@ -114,10 +148,10 @@ async fn read_applied(
         selection: None,
         terraform: tf,
     };
-    let (_session, applied) = Session::open(stage, &prepared)
+    let (session, applied) = Session::open(stage, &prepared)
         .await
         .map_err(|e| RunError::Start(format!("`{command}` could not read what is applied: {e}")))?;
-    Ok(applied)
+    Ok((prepared, session, applied))
 }
 
 /// The image reference's repository (`host/repo@sha256:…` → `repo`) and digest.

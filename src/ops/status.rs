@@ -17,7 +17,7 @@ use crate::pipeline::outcome::RunResult;
 use crate::pipeline::outputs::Outputs;
 use crate::pipeline::services::AwsServices;
 use crate::pipeline::{RunError, EXIT_FAILED};
-use crate::plan::entries::Hold;
+use crate::plan::entries::{scale_of, Hold, Scale};
 use crate::report::md;
 
 /// Requests in flight at once (registry and task definition reads).
@@ -54,6 +54,8 @@ pub struct ConsumerStatus {
     pub commit: Option<String>,
     /// The hold the applied entry records: the last verdict cdc-deploy recorded.
     pub hold: Option<Hold>,
+    /// A count set by hand (`cdc-deploy scale`) the applied entry records.
+    pub scale: Option<Scale>,
     /// Its alarms in ALARM, by kind.
     pub alarms: Vec<String>,
     /// Why it is unhealthy; empty when it is not.
@@ -172,6 +174,7 @@ pub async fn gather(
         let mut c = ConsumerStatus {
             name: name.clone(),
             hold: a.hold(),
+            scale: a.config.as_ref().and_then(scale_of),
             ..ConsumerStatus::default()
         };
         match services.get(&(a.cluster.clone(), a.service.clone())) {
@@ -322,7 +325,7 @@ fn short_digest(image: &str) -> String {
 }
 
 /// The cells of a consumer's row, shared by the terminal and the markdown.
-fn cells(c: &ConsumerStatus) -> [String; 7] {
+fn cells(c: &ConsumerStatus) -> [String; 8] {
     let tasks = c.tasks.map_or("-".into(), |(r, d)| format!("{r}/{d}"));
     let image = c.image.as_deref().map_or("-".into(), short_digest);
     let fingerprint = c
@@ -341,6 +344,9 @@ fn cells(c: &ConsumerStatus) -> [String; 7] {
             h.what()
         )
     });
+    let scaled = c.scale.as_ref().map_or("-".into(), |s| {
+        format!("{} since {}", s.describe(), s.day())
+    });
     let health = if c.unhealthy.is_empty() {
         "ok".to_string()
     } else {
@@ -353,11 +359,12 @@ fn cells(c: &ConsumerStatus) -> [String; 7] {
         fingerprint,
         commit,
         verdict,
+        scaled,
         health,
     ]
 }
 
-const HEADER: [&str; 8] = [
+const HEADER: [&str; 9] = [
     "CONSUMER",
     "TASKS",
     "DEPLOYMENT",
@@ -365,6 +372,7 @@ const HEADER: [&str; 8] = [
     "FINGERPRINT",
     "COMMIT",
     "LAST VERDICT",
+    "SCALED BY HAND",
     "HEALTH",
 ];
 
@@ -417,17 +425,17 @@ pub fn markdown(f: &FleetStatus) -> String {
         md::text(&f.environment),
         md::text(&headline(f))
     );
-    out.push_str("| Consumer | Tasks | Deployment | Image | Fingerprint | Commit | Last verdict | Health |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| Consumer | Tasks | Deployment | Image | Fingerprint | Commit | Last verdict | Scaled by hand | Health |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for c in &f.consumers {
-        let [tasks, deployment, image, fingerprint, commit, verdict, health] = cells(c);
+        let [tasks, deployment, image, fingerprint, commit, verdict, scaled, health] = cells(c);
         let health = if c.unhealthy.is_empty() {
             "✅ ok".to_string()
         } else {
             format!("❌ {}", md::message(&health))
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             md::code(&c.name),
             md::text(&tasks),
             md::message(&deployment),
@@ -447,6 +455,7 @@ pub fn markdown(f: &FleetStatus) -> String {
                 md::code(&commit)
             },
             md::text(&verdict),
+            md::text(&scaled),
             health
         ));
     }
@@ -485,6 +494,7 @@ pub fn outputs(f: &FleetStatus) -> serde_json::Value {
                         "fingerprint": c.fingerprint,
                         "commit": c.commit,
                         "held": c.hold.is_some(),
+                        "scaled": c.scale.as_ref().map(Scale::describe),
                         "alarms": c.alarms,
                         "healthy": c.unhealthy.is_empty(),
                     }),
@@ -535,6 +545,13 @@ mod tests {
                 },
                 ConsumerStatus {
                     name: "ledger".into(),
+                    scale: Some(Scale {
+                        desired_count: Some(3),
+                        min: None,
+                        max: None,
+                        file: "desired_count=1".into(),
+                        at: "2026-12-05T07:00:00Z".into(),
+                    }),
                     tasks: Some((0, 1)),
                     deployment: "FAILED".into(),
                     image: Some(digest('d')),

@@ -15,6 +15,71 @@ use crate::reference::digest_of;
 
 /// The key of an entry that records why a consumer is held (see [`Hold`]).
 pub const HOLD_KEY: &str = "hold";
+/// The key of an entry that records a task count set by hand (see [`Scale`]).
+pub const SCALE_KEY: &str = "scale";
+
+/// A task count set by hand (`cdc-deploy scale`), over the one the consumer's `consumer.toml`
+/// gives: kept by every later deploy while the file's count is still `file`, dropped once it
+/// changes (the team's new count wins).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Scale {
+    /// The fixed count, for a consumer without autoscaling.
+    #[serde(default)]
+    pub desired_count: Option<u32>,
+    /// The bounds, for an autoscaled consumer.
+    #[serde(default)]
+    pub min: Option<u32>,
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// [`count_signature`] of the entry it was set over.
+    pub file: String,
+    /// When, as RFC 3339.
+    pub at: String,
+}
+
+impl Scale {
+    /// `3 tasks`, `2 to 8 tasks`.
+    pub fn describe(&self) -> String {
+        match (self.desired_count, self.min, self.max) {
+            (Some(n), _, _) => format!("{n} task{}", if n == 1 { "" } else { "s" }),
+            (None, Some(min), Some(max)) => format!("{min} to {max} tasks"),
+            _ => "its count".into(),
+        }
+    }
+
+    /// `2026-12-04`, the day it was set.
+    pub fn day(&self) -> &str {
+        self.at.get(..10).unwrap_or(&self.at)
+    }
+}
+
+/// The count an entry gives, as the file wrote it: `desired_count=1`, or with autoscaling
+/// `min=1,max=4`. A scale by hand lasts while this stays the same.
+pub fn count_signature(e: &Value) -> String {
+    let n = |v: &Value| normal(v).to_string();
+    match e.get("autoscaling").filter(|a| !a.is_null()) {
+        Some(a) => format!("min={},max={}", n(&a["min"]), n(&a["max"])),
+        None => format!("desired_count={}", n(&e["desired_count"])),
+    }
+}
+
+/// The scale by hand an applied entry records, if any.
+pub fn scale_of(applied: &Value) -> Option<Scale> {
+    serde_json::from_value(applied.get(SCALE_KEY)?.clone()).ok()
+}
+
+/// `wanted` with the scale by hand of `applied` carried over, when the count `wanted` gives is
+/// still the one the scale was set over; returns whether it was.
+pub fn carry_scale(wanted: &mut Value, applied: Option<&Value>) -> bool {
+    let Some(scale) = applied.and_then(scale_of) else {
+        return false;
+    };
+    if scale.file != count_signature(wanted) {
+        return false;
+    }
+    wanted[SCALE_KEY] = serde_json::to_value(&scale).unwrap_or(Value::Null);
+    true
+}
 
 /// What a root module's `consumers` output says about one applied consumer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -173,18 +238,19 @@ pub fn entry(s: &ConsumerSettings, image: &str) -> Value {
             "rollback": a.rollback,
         })),
         "execute_command": s.execute_command.then_some(true),
+        SCALE_KEY: Value::Null,
         HOLD_KEY: Value::Null,
     })
 }
 
-/// The keys of an entry that are its settings: every key [`entry`] writes but the image and the
-/// hold.
+/// The keys of an entry that are its settings: every key [`entry`] writes but the image, the
+/// hold and a scale by hand (which are records of what happened, not the folder's settings).
 fn settings_keys() -> Vec<String> {
     let e = entry(&ConsumerSettings::default(), "");
     e.as_object()
         .map(|m| {
             m.keys()
-                .filter(|k| *k != "image" && *k != HOLD_KEY)
+                .filter(|k| *k != "image" && *k != HOLD_KEY && *k != SCALE_KEY)
                 .cloned()
                 .collect()
         })

@@ -539,6 +539,22 @@ pub fn with_applied(mut plan: Plan, applied: &Applied<'_>) -> Plan {
             .as_ref()
             .map(|cfg| entries::differences(&wanted, cfg))
             .unwrap_or_default();
+        if let Some(scale) = a.config.as_ref().and_then(entries::scale_of) {
+            let mut carried = wanted.clone();
+            c.reasons.push(if entries::carry_scale(&mut carried, a.config.as_ref()) {
+                format!(
+                    "it runs {} as `cdc-deploy scale` set on {}, kept until its `consumer.toml` count changes",
+                    scale.describe(),
+                    scale.day()
+                )
+            } else {
+                format!(
+                    "the {} `cdc-deploy scale` set on {} ends: its `consumer.toml` count changed",
+                    scale.describe(),
+                    scale.day()
+                )
+            });
+        }
         let runs_other = image.as_ref().is_some_and(|i| *i != a.image);
         if c.status == Status::Unchanged {
             if !c.config_changes.is_empty() {

@@ -14,7 +14,7 @@ use crate::apply::{ImageOutcome, RunReport};
 use crate::consumers::config::ConsumerSettings;
 use crate::consumers::select::Selection;
 pub use crate::plan::entries::{entry, AppliedConsumer};
-use crate::plan::{Plan, Status};
+use crate::plan::{entries, Plan, Status};
 
 /// The name of the variables file the action writes for a run, in a folder of the run's own
 /// (never in the root module: it is passed with `-var-file`). A file of this name in a root
@@ -141,7 +141,12 @@ pub fn variables(plan: &Plan, inputs: &VariableInputs<'_>) -> Variables {
             },
         };
         match this_run {
-            Ok(e) => {
+            Ok(mut e) => {
+                // A count set by hand stays while the file's count is the one it was set over.
+                entries::carry_scale(
+                    &mut e,
+                    inputs.applied.get(&c.name).and_then(|a| a.config.as_ref()),
+                );
                 consumers.insert(c.name.clone(), e);
             }
             Err(reason) => match inputs.applied.get(&c.name) {
@@ -485,6 +490,7 @@ mod tests {
                 "memory",
                 "msk",
                 "platform",
+                "scale",
                 "secrets",
                 "stop_timeout"
             ],
