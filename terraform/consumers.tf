@@ -94,14 +94,12 @@ resource "aws_ecs_service" "this" {
   # back to the last completed deployment when it fires. A consumer whose new tasks start, pass
   # and then die minutes later (a poison record, a slot it cannot take) is put back this way.
   # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html
-  dynamic "alarms" {
-    for_each = contains(keys(local.alarm_rollback), each.key) ? [aws_cloudwatch_metric_alarm.running_below_desired[each.key].alarm_name] : []
-
-    content {
-      alarm_names = [alarms.value]
-      enable      = true
-      rollback    = true
-    }
+  # Always written, off where not asked for: the provider sends nothing when the block is gone,
+  # and ECS would keep watching (and rolling back on) an alarm a consumer no longer asks for.
+  alarms {
+    alarm_names = contains(keys(local.alarm_rollback), each.key) ? [aws_cloudwatch_metric_alarm.running_below_desired[each.key].alarm_name] : []
+    enable      = contains(keys(local.alarm_rollback), each.key)
+    rollback    = contains(keys(local.alarm_rollback), each.key)
   }
 
   # Per consumer: a single writer (0 and 100) stops its old task before the new one starts.

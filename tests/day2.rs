@@ -41,6 +41,18 @@ impl Fleet {
     }
 
     fn run(&self, mode: &str, commit: &str, extra: &[(&str, &str)]) -> Run {
+        self.run_env(mode, commit, extra, &[])
+    }
+
+    fn run_env(
+        &self,
+        mode: &str,
+        commit: &str,
+        extra: &[(&str, &str)],
+        env: &[(&'static str, String)],
+    ) -> Run {
+        let mut env_all = self.env.clone();
+        env_all.extend(env.iter().cloned());
         let mut inputs = vec![
             ("comment", "never"),
             ("check-runs", "false"),
@@ -54,7 +66,7 @@ impl Fleet {
             mode,
             commit,
             &inputs,
-            &self.env,
+            &env_all,
         )
     }
 
@@ -203,6 +215,18 @@ async fn status_shows_the_held_the_failed_and_the_healthy() {
     let check = fleet.run("status", COMMIT_2, &[("fail-on-unhealthy", "true")]);
     assert_eq!(check.code, 1, "{}", check.describe());
     assert_eq!(check.outputs["result"], "failure");
+
+    // ECS cannot be read: the table says so and the run exits 2, never "healthy".
+    let port = support::closed_port();
+    let unread = fleet.run_env(
+        "status",
+        COMMIT_2,
+        &[("fail-on-unhealthy", "true")],
+        &[("AWS_ENDPOINT_URL_ECS", format!("http://127.0.0.1:{port}"))],
+    );
+    assert_eq!(unread.code, 2, "{}", unread.describe());
+    assert!(unread.stdout.contains("not read"), "{}", unread.stdout);
+    assert_eq!(unread.outputs["result"], "failure");
 }
 
 /// `logs` prints the last lines of every task's stream, interleaved by time; a plain `filter`
@@ -450,11 +474,108 @@ async fn scale_holds_through_deploys_until_the_file_changes_its_count() {
         &[("consumers", "beta"), ("min", "1"), ("max", "3")],
     );
     assert_eq!(refused.code, 2, "{}", refused.describe());
+
+    // The root module changed since the last deploy: a scale applies only its own change.
+    let root = fleet.ws.path().join("infra/main.tf");
+    let mut text = std::fs::read_to_string(&root).unwrap();
+    text.push_str("\nresource \"terraform_data\" \"added_since\" {\n  input = 1\n}\n");
+    std::fs::write(&root, text).unwrap();
+    let stale = fleet.run("scale", COMMIT_3, &[("consumers", "alpha"), ("count", "4")]);
+    assert_eq!(stale.code, 2, "{}", stale.describe());
+    assert!(
+        stale
+            .everything()
+            .contains("also changes `terraform_data.added_since`"),
+        "{}",
+        stale.describe()
+    );
+    assert_eq!(
+        fleet.backend.applied().await["alpha"]["config"]["scale"],
+        Value::Null
+    );
     assert!(
         refused
             .everything()
             .contains("`beta` has a fixed count (desired_count=1): give `count`"),
         "{}",
         refused.describe()
+    );
+}
+
+/// `logs --follow` on the command line prints what is there, then each new line once as it
+/// arrives, until interrupted (Ctrl-C), which ends it with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_prints_new_lines_until_interrupted() {
+    let sim = EcsSimulator::start().await;
+    let fleet = Fleet::deployed("follow", &["alpha"], &sim).await;
+    let group = fleet.backend.applied().await["alpha"]["log_group"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    seed_log(&group, "ecs/alpha/task0001", &["first line".to_string()]).await;
+    let files = tempfile::tempdir().unwrap();
+    let out_path = files.path().join("stdout");
+    let mut child = std::process::Command::new(support::binary())
+        .args([
+            "logs",
+            "alpha",
+            "--follow",
+            "--since=10m",
+            "--project-name",
+            &fleet.project,
+            "--environment=test",
+            "--aws-region=us-east-1",
+            "--terraform-dir=infra",
+            &format!("--terraform-backend-config={}", fleet.backend.config()),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", support::moto_url())
+        .env("AWS_ENDPOINT_URL_ECS", sim.url())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUNNER_TEMP", files.path())
+        .current_dir(fleet.ws.path())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(files.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let printed = std::fs::read_to_string(&out_path).unwrap_or_default();
+            if printed.contains(what) {
+                return printed;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`{what}` not printed in a minute:\n{printed}\n{}",
+                std::fs::read_to_string(files.path().join("stderr")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for("first line");
+    seed_log(
+        &group,
+        "ecs/alpha/task0002",
+        &["::warning::second line".to_string()],
+    )
+    .await;
+    wait_for("second line");
+    // A few more polls: nothing printed twice.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    // SAFETY: kill(2) with the pid of a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    let printed = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(status.code(), Some(0), "{printed}");
+    assert_eq!(printed.matches("first line").count(), 1, "{printed}");
+    assert_eq!(printed.matches("second line").count(), 1, "{printed}");
+    assert!(
+        printed.contains("task0002  ::warning::second line"),
+        "{printed}"
     );
 }

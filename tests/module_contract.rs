@@ -1094,7 +1094,26 @@ fn the_module_refuses_alarms_it_cannot_honour() {
         assert!(err.contains("A consumer's alarms must"), "{case}: {err}");
     }
     let fine = alarms(json!({"rollback": true, "cpu_percent": 100, "off": ["lag"]}));
-    evaluate(&vars(json!({"a": fine}), json!({}))).unwrap();
+    evaluate(&vars(json!({"a": fine.clone()}), json!({}))).unwrap();
+    // The module's own rollout limit counts where the entry has none.
+    let err = evaluate(&vars(
+        json!({"a": fine}),
+        json!({"deployment_minimum_healthy_percent": 0}),
+    ))
+    .expect_err("module-wide 0 percent");
+    assert!(err.contains("A consumer's alarms must"), "{err}");
+    // The service's deployment alarms are always written, off where not asked for: without the
+    // block the provider sends nothing and ECS keeps watching an alarm no longer asked for.
+    let service = block("terraform", "resource", &["aws_ecs_service", "this"]);
+    let alarms_block = service
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "alarms")
+        .expect("a static `alarms` block");
+    assert_eq!(
+        attr(alarms_block.body(), "enable").as_deref(),
+        Some("contains(keys(local.alarm_rollback), each.key)")
+    );
 }
 
 /// The Slack channel is optional and, when given, gets the alarms' topic and nothing more: a

@@ -667,7 +667,7 @@ fn binary_rejects_bad_inputs_with_the_valid_values() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(
         err.contains(
-            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy`, `rollback` or `build`"
+            "input `mode` is `sometimes`: use `auto`, `plan`, `deploy`, `rollback`, `build`, `status`, `logs`, `exec` or `scale`"
         ),
         "{err}"
     );

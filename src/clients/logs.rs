@@ -23,13 +23,14 @@ pub trait LogReader: Send + Sync {
     /// The names of the log groups in the home region whose name starts with `prefix`.
     async fn groups(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>, Failure>;
 
-    /// The events of every stream of `group` from `start_ms` (epoch milliseconds) on, oldest
-    /// first, that match `pattern` (CloudWatch Logs' filter syntax), at most `pages` pages of
-    /// `FilterLogEvents` (10,000 events or 1 MB each). Messages are as written: untrusted.
+    /// The events of every stream of `group` from `start_ms` to `end_ms` (epoch milliseconds,
+    /// `None`: now), oldest first, that match `pattern` (CloudWatch Logs' filter syntax), at most
+    /// `pages` pages of `FilterLogEvents` (10,000 events or 1 MB each). Messages are as written:
+    /// untrusted.
     async fn events(
         &self,
         group: &str,
-        start_ms: i64,
+        window: (i64, Option<i64>),
         pattern: Option<&str>,
         pages: usize,
     ) -> Result<Vec<LogEvent>, Failure>;
@@ -119,7 +120,7 @@ impl LogReader for Logs {
     async fn events(
         &self,
         group: &str,
-        start_ms: i64,
+        (start_ms, end_ms): (i64, Option<i64>),
         pattern: Option<&str>,
         pages: usize,
     ) -> Result<Vec<LogEvent>, Failure> {
@@ -131,6 +132,7 @@ impl LogReader for Logs {
                 .filter_log_events()
                 .log_group_name(group)
                 .start_time(start_ms)
+                .set_end_time(end_ms)
                 .set_filter_pattern(pattern.map(str::to_string))
                 .set_next_token(token.take())
                 .send()

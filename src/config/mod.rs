@@ -222,6 +222,18 @@ fn logs_operation(
     })
 }
 
+/// The command `exec`'s line runs: one line of printable text.
+fn exec_command(raw: &str) -> Result<String, SettingsError> {
+    let command = raw.trim();
+    if command.is_empty() || command.chars().any(char::is_control) {
+        return Err(SettingsError::Invalid(
+            "`command` must be one line of text, like `/bin/sh` or `python3 -m orders_cdc.shell`"
+                .into(),
+        ));
+    }
+    Ok(command.to_string())
+}
+
 /// The one consumer `consumers` names, for a day-2 mode about one consumer.
 fn one_consumer(mode: &str, raw: Option<&str>) -> Result<String, SettingsError> {
     let names: Vec<&str> = raw
@@ -623,7 +635,7 @@ impl Settings {
                 a.common,
                 Action::Operate(Operation::Exec {
                     consumer: a.consumer,
-                    command: a.exec.command,
+                    command: exec_command(&a.exec.command)?,
                 }),
                 a.terraform,
             ),
@@ -683,7 +695,7 @@ impl Settings {
                     }),
                     EventMode::Exec => Action::Operate(Operation::Exec {
                         consumer: one_consumer("exec", r.common.consumers.as_deref())?,
-                        command: r.exec.command.clone(),
+                        command: exec_command(&r.exec.command)?,
                     }),
                     EventMode::Rollback => Action::Rollback(RollbackSettings {
                         deploy,
@@ -1234,6 +1246,50 @@ mod tests {
         assert!(s.buildkit);
         let env = RunnerEnv::from_pairs([("DOCKER_BUILDKIT", "0")]);
         assert!(!parse(&["cdc-deploy", "plan"], &env).unwrap().buildkit);
+    }
+
+    #[test]
+    fn a_day2_mode_takes_one_consumer_and_a_one_line_command() {
+        let env = |pairs: &[(&str, &str)]| {
+            RunnerEnv::from_pairs(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (crate::config::env_vars::input_var(k), v.to_string())),
+            )
+        };
+        let err = parse(
+            &["cdc-deploy"],
+            &env(&[("mode", "logs"), ("consumers", "a, b")]),
+        )
+        .unwrap_err();
+        assert!(err.contains("is about one consumer"), "{err}");
+        let err = parse(
+            &["cdc-deploy"],
+            &env(&[
+                ("mode", "exec"),
+                ("consumers", "a"),
+                ("command", "sh\n::add-mask::x"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.contains("one line of text"), "{err}");
+        let err = parse(
+            &["cdc-deploy"],
+            &env(&[("mode", "scale"), ("consumers", "a")]),
+        )
+        .unwrap_err();
+        assert!(err.contains("needs the count"), "{err}");
+        let err = parse(
+            &["cdc-deploy"],
+            &env(&[
+                ("mode", "scale"),
+                ("consumers", "a"),
+                ("min", "3"),
+                ("max", "2"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.contains("`min` 3 is above `max` 2"), "{err}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub async fn run(
                 &consumer.container,
                 command,
             );
-            runner.print(&line);
+            runner.print_untrusted(&line);
             let mut o = Outputs::empty(RunResult::Success);
             o.exec_command = line.clone();
             let _ = o.write(runner);

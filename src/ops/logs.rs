@@ -2,7 +2,7 @@
 //! each line as untrusted text (credentials it carries hidden, workflow commands in it inert).
 //! `--follow` keeps reading every two seconds until interrupted.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::apply::infra::vars::AppliedConsumer;
@@ -14,10 +14,15 @@ use crate::pipeline::outputs::Outputs;
 use crate::pipeline::services::AwsServices;
 use crate::pipeline::RunError;
 
-/// Pages of `FilterLogEvents` read for the first lines (10,000 events or 1 MB each).
-const PAGES: usize = 20;
+/// Pages of `FilterLogEvents` read per window (10,000 events or 1 MB each).
+const PAGES: usize = 5;
+/// The newest window the last lines are looked for in; each further one back is twice as long.
+const FIRST_WINDOW_MS: i64 = 60_000;
 /// How often `--follow` asks for new lines.
 const FOLLOW_EVERY: Duration = Duration::from_secs(2);
+/// How far back each `--follow` poll reads from the newest line seen: a line reaches CloudWatch
+/// Logs some seconds after it was written, and another task's later line may have come first.
+const LATE_MS: i64 = 30_000;
 
 /// What `logs` is asked for.
 pub struct Request<'a> {
@@ -38,11 +43,10 @@ pub async fn run(
     let since = i64::try_from(request.since.as_millis()).unwrap_or(i64::MAX);
     let start = now_ms.saturating_sub(since);
     let group = &consumer.log_group;
-    let read = |start: i64| aws.logs.events(group, start, request.filter, PAGES);
-    let events = read(start)
+    let unreadable = |e| RunError::Start(format!("the log group `{group}` could not be read: {e}"));
+    let events = last_lines(aws, group, (start, now_ms), request.filter, request.lines)
         .await
-        .map_err(|e| RunError::Start(format!("the log group `{group}` could not be read: {e}")))?;
-    let skip = events.len().saturating_sub(request.lines);
+        .map_err(unreadable)?;
     if events.is_empty() {
         eprintln!(
             "no lines in `{group}` since {}{}",
@@ -54,30 +58,38 @@ pub async fn run(
         );
     }
     let mut seen = Seen::default();
-    for e in events.iter().skip(skip) {
-        runner.print_untrusted(&line(e));
-    }
     for e in &events {
+        runner.print_untrusted(&line(e));
         seen.add(e);
     }
     let _ = Outputs::empty(RunResult::Success).write(runner);
     if !request.follow {
         return Ok(0);
     }
+    // From the newest line shown, or from now: what came before is shown or was not asked for.
+    let mut from = seen.newest.unwrap_or(now_ms);
     while !cancel.is_cancelled() {
         tokio::select! {
             () = tokio::time::sleep(FOLLOW_EVERY) => {}
             () = cancel.cancelled() => break,
         }
-        // From the newest second seen: events of the same millisecond come again, and are
-        // recognised by their id.
-        match read(seen.newest.unwrap_or(start)).await {
+        let read = aws
+            .logs
+            .events(
+                group,
+                (from.saturating_sub(LATE_MS), None),
+                request.filter,
+                PAGES,
+            )
+            .await;
+        match read {
             Ok(events) => {
                 for e in events {
                     if seen.add(&e) {
                         runner.print_untrusted(&line(&e));
                     }
                 }
+                from = seen.newest.unwrap_or(from);
             }
             Err(e) => runner.warning(&format!("`{group}` could not be read: {e}; trying again")),
         }
@@ -85,26 +97,54 @@ pub async fn run(
     Ok(0)
 }
 
-/// The events printed so far: the newest timestamp, and the ids at it.
+/// The last `lines` events of `window`, oldest first: windows read back from its end, each twice
+/// as long as the one after it, until there are enough or the window's start is reached. A busy
+/// group's last lines take a call or two, never every page since `since`.
+async fn last_lines(
+    aws: &AwsServices,
+    group: &str,
+    (start, end): (i64, i64),
+    filter: Option<&str>,
+    lines: usize,
+) -> Result<Vec<LogEvent>, crate::failure::Failure> {
+    let mut found: Vec<LogEvent> = Vec::new();
+    let mut to = end;
+    let mut span = FIRST_WINDOW_MS;
+    while to > start && found.len() < lines {
+        let from = to.saturating_sub(span).max(start);
+        let mut window = aws
+            .logs
+            .events(group, (from, Some(to)), filter, PAGES)
+            .await?;
+        window.append(&mut found);
+        found = window;
+        to = from;
+        span = span.saturating_mul(2);
+    }
+    let skip = found.len().saturating_sub(lines);
+    Ok(found.split_off(skip))
+}
+
+/// The events printed so far, by id, as far back as a poll reads again.
 #[derive(Default)]
 struct Seen {
     newest: Option<i64>,
-    ids: BTreeSet<String>,
+    ids: BTreeMap<String, i64>,
 }
 
 impl Seen {
     /// Record `e`; whether it is new.
     fn add(&mut self, e: &LogEvent) -> bool {
-        match self.newest {
-            Some(t) if e.timestamp < t => false,
-            Some(t) if e.timestamp == t => self.ids.insert(e.id.clone()),
-            _ => {
-                self.newest = Some(e.timestamp);
-                self.ids.clear();
-                self.ids.insert(e.id.clone());
-                true
-            }
+        if self.ids.contains_key(&e.id) {
+            return false;
         }
+        self.ids.insert(e.id.clone(), e.timestamp);
+        let newest = self.newest.map_or(e.timestamp, |n| n.max(e.timestamp));
+        self.newest = Some(newest);
+        // A poll never reads before `newest - LATE_MS`: older ids cannot come again.
+        let floor = newest.saturating_sub(2 * LATE_MS);
+        self.ids.retain(|_, t| *t >= floor);
+        true
     }
 }
 
@@ -159,18 +199,20 @@ mod tests {
     }
 
     #[test]
-    fn following_prints_each_event_once() {
+    fn following_prints_each_event_once_and_late_ones_too() {
         let mut seen = Seen::default();
-        assert!(seen.add(&event("a", 10, "x")));
+        assert!(seen.add(&event("a", 10_000, "x")));
         assert!(
-            seen.add(&event("b", 10, "y")),
+            seen.add(&event("b", 10_000, "y")),
             "the same millisecond, another event"
         );
+        assert!(!seen.add(&event("a", 10_000, "x")), "read again");
+        assert!(seen.add(&event("c", 12_000, "z")));
         assert!(
-            !seen.add(&event("a", 10, "x")),
-            "read again from the newest millisecond"
+            seen.add(&event("late", 11_000, "written before c, arrived after it")),
+            "a line that reached CloudWatch late is still shown"
         );
-        assert!(!seen.add(&event("z", 9, "older")));
-        assert!(seen.add(&event("c", 11, "z")));
+        assert!(!seen.add(&event("late", 11_000, "again")));
+        assert_eq!(seen.newest, Some(12_000));
     }
 }

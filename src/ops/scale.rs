@@ -107,18 +107,39 @@ pub async fn run(
         ScaleTo::Bounds { min, max } => format!("{min} to {max} tasks"),
     };
     runner.print(&format!("scale: `{name}` to {target}, through Terraform"));
-    let variables = vars::from_applied(
+    let mut variables = vars::from_applied(
         settings.project.as_str(),
         &settings.environment,
         &aws.region,
         applied,
-        &BTreeMap::from([(name.to_string(), entry)]),
+        &BTreeMap::from([(name.to_string(), entry.clone())]),
     );
+    // As a deploy records it: a later deploy that changes nothing still needs no plan.
+    if let Err(e) =
+        crate::apply::infra::add_inputs_digest(&settings.terraform, prepared, &mut variables)
+    {
+        runner.warning(&format!("the next deploy plans: {e}"));
+    }
     let known: BTreeSet<String> = applied.keys().cloned().collect();
     let planned = session
         .plan(prepared, &variables, &known)
         .await
         .map_err(|e| RunError::Start(format!("terraform plan: {e}")))?;
+    // A scale changes its consumer and nothing else: another change in the plan is a root
+    // module or an entry that changed since the last deploy, which a deploy applies and watches.
+    let others: Vec<String> = planned
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.consumer.as_deref() != Some(name))
+        .map(|c| format!("`{}`", c.address))
+        .collect();
+    if !others.is_empty() {
+        return Err(RunError::Start(format!(
+            "the plan for the scale of `{name}` also changes {}: the root module or its inputs changed since the last deploy; deploy first, then scale",
+            others.join(", ")
+        )));
+    }
     if !planned.guarded.is_empty() && !settings.terraform.allow_destroy {
         return Err(RunError::Start(format!(
             "the plan for the scale would also destroy or replace: {}; the root module changed since the last deploy: deploy first, or give `allow-destroy`",
@@ -139,12 +160,28 @@ pub async fn run(
             crate::report::md::message(line)
         ));
     };
-    let failed = match done {
-        Ok(d) => d.after.err(),
-        Err(e) => Some(e),
+    let after = match done {
+        Ok(d) => d.after,
+        Err(e) => Err(e),
     };
-    if let Some(e) = failed {
+    let recorded = match &after {
+        Ok(after) => {
+            after
+                .get(name)
+                .and_then(|a| a.config.as_ref())
+                .map(|c| c.get(entries::SCALE_KEY).cloned().unwrap_or_default())
+                == Some(entry[entries::SCALE_KEY].clone())
+        }
+        Err(_) => false,
+    };
+    if let Err(e) = after {
         let line = format!("`{name}` was not scaled: the apply failed: {e}");
+        runner.error(&line);
+        finish(RunResult::Failure, &line);
+        return Ok(EXIT_FAILED);
+    }
+    if !recorded {
+        let line = format!("`{name}` was not scaled: the root module's `consumers` variable does not declare `scale` (or its output does not give it back in `config`), so Terraform dropped the count; declare it as the bundled module does");
         runner.error(&line);
         finish(RunResult::Failure, &line);
         return Ok(EXIT_FAILED);

@@ -16,7 +16,7 @@ use crate::gha::Runner;
 use crate::pipeline::outcome::RunResult;
 use crate::pipeline::outputs::Outputs;
 use crate::pipeline::services::AwsServices;
-use crate::pipeline::{RunError, EXIT_FAILED};
+use crate::pipeline::{RunError, EXIT_CANNOT_START, EXIT_FAILED};
 use crate::plan::entries::{scale_of, Hold, Scale};
 use crate::report::md;
 
@@ -102,7 +102,9 @@ pub async fn run(
     }
     runner.print_untrusted(&terminal(&fleet));
     let _ = runner.append_summary(&markdown(&fleet));
-    let failed = fail_on_unhealthy && fleet.unhealthy().count() > 0;
+    // What could not be read is not healthy: a scheduled check must not pass on a refused read.
+    let unread = !fleet.errors.is_empty();
+    let failed = unread || (fail_on_unhealthy && fleet.unhealthy().count() > 0);
     let mut o = Outputs::empty(if failed {
         RunResult::Failure
     } else {
@@ -111,9 +113,15 @@ pub async fn run(
     o.status = outputs(&fleet);
     let _ = o.write(runner);
     for e in &fleet.errors {
-        runner.warning(e);
+        runner.error(e);
     }
-    Ok(if failed { EXIT_FAILED } else { 0 })
+    Ok(if unread {
+        EXIT_CANNOT_START
+    } else if failed {
+        EXIT_FAILED
+    } else {
+        0
+    })
 }
 
 /// Read everything `status` shows.

@@ -981,7 +981,7 @@ impl LogReader for FakeLogs {
     async fn events(
         &self,
         group: &str,
-        _start_ms: i64,
+        _window: (i64, Option<i64>),
         _pattern: Option<&str>,
         _pages: usize,
     ) -> Result<Vec<crate::clients::logs::LogEvent>, Failure> {

@@ -614,6 +614,38 @@ impl<'a> Session<'a> {
     }
 }
 
+/// The inputs digest of a run, added to `variables` for a root module that carries it (`None`
+/// for one that does not). An error when a file of the root module cannot be read: the run then
+/// plans as usual.
+pub fn add_inputs_digest(
+    t: &TerraformSettings,
+    prepared: &Prepared,
+    variables: &mut Variables,
+) -> Result<Option<String>, String> {
+    let d = digest::DIGEST_NAME;
+    if !prepared.declares(d) {
+        return Ok(None);
+    }
+    let data_dir = data_dir(t);
+    // The imports the generated root gets for this run are its own, never the team's.
+    let skip: &[&str] = if prepared.bundled() {
+        &[root::IMPORTS_FILE]
+    } else {
+        &[]
+    };
+    let digest = digest::inputs_digest(&digest::DigestInputs {
+        root_dir: prepared.root_dir(),
+        skip,
+        var_file: t.var_file.as_deref(),
+        variables: &variables.json,
+        terraform_version: prepared.version(),
+        env: digest::tf_var_env(),
+        data_dir: Some(&data_dir),
+    })?;
+    variables.json[d] = serde_json::Value::String(digest.clone());
+    Ok(Some(digest))
+}
+
 /// What is applied, and the inputs digest it was applied with (when the root gives it back).
 async fn applied(
     tf: &dyn Terraform,

@@ -297,32 +297,8 @@ impl<'a> Run<'a> {
         prepared: &infra::Prepared,
         variables: &mut Variables,
     ) -> Option<String> {
-        let d = infra::digest::DIGEST_NAME;
-        if !prepared.declares(d) {
-            return None;
-        }
-        let t = &self.settings.terraform;
-        let data_dir = infra::data_dir(t);
-        // The imports the generated root gets for this run are its own, never the team's.
-        let skip: &[&str] = if prepared.bundled() {
-            &[infra::root::IMPORTS_FILE]
-        } else {
-            &[]
-        };
-        let digest = infra::digest::inputs_digest(&infra::digest::DigestInputs {
-            root_dir: prepared.root_dir(),
-            skip,
-            var_file: t.var_file.as_deref(),
-            variables: &variables.json,
-            terraform_version: prepared.version(),
-            env: infra::digest::tf_var_env(),
-            data_dir: Some(&data_dir),
-        });
-        match digest {
-            Ok(digest) => {
-                variables.json[d] = Value::String(digest.clone());
-                Some(digest)
-            }
+        match infra::add_inputs_digest(&self.settings.terraform, prepared, variables) {
+            Ok(digest) => digest,
             Err(e) => {
                 self.runner
                     .warning(&format!("Terraform plans on every run: {e}"));
