@@ -31,6 +31,9 @@ enum Matcher {
 struct Pattern {
     /// `!pattern`: re-include what earlier lines excluded.
     exception: bool,
+    /// The pattern as cleaned (`filepath.Clean`, no leading `/`): what moby compares paths of
+    /// directories with.
+    text: String,
     matcher: Matcher,
 }
 
@@ -95,7 +98,11 @@ impl DockerIgnore {
                 pattern: raw_line.to_string(),
                 reason,
             })?;
-            patterns.push(Pattern { exception, matcher });
+            patterns.push(Pattern {
+                exception,
+                text: cleaned,
+                matcher,
+            });
         }
         Ok(DockerIgnore { patterns })
     }
@@ -106,14 +113,58 @@ impl DockerIgnore {
         if self.excludes(path) {
             self.patterns.push(Pattern {
                 exception: true,
+                text: clean(path),
                 matcher: Matcher::Exact(clean(path)),
             });
         }
     }
 
-    /// Whether any line is an exception; without one an excluded directory can be skipped whole.
-    pub fn has_exceptions(&self) -> bool {
-        self.patterns.iter().any(|p| p.exception)
+    /// Whether `path` is left out, as Docker's context walkers decide it during their walk
+    /// (moby's `MatchesUsingParentResults`): `parent` is what its directory's own call returned
+    /// (`None` at the top). A pattern matches a path when it matched the directory (carried
+    /// down), or, when evaluated, the path itself; an exception is evaluated only while the path
+    /// is excluded, an exclusion only while it is not. So `**/secrets` then `!src` leaves
+    /// `src/secrets` out: `!src` was never evaluated for `src`, which nothing had excluded. Also
+    /// returns this path's results, for its children.
+    pub fn excludes_below(&self, path: &str, parent: Option<&[bool]>) -> (bool, Vec<bool>) {
+        let mut excluded = false;
+        let mut results = vec![false; self.patterns.len()];
+        for (i, p) in self.patterns.iter().enumerate() {
+            let mut matched = parent.is_some_and(|m| m.get(i).copied().unwrap_or(false));
+            if !matched {
+                if p.exception != excluded {
+                    continue;
+                }
+                matched = match parent {
+                    Some(_) => p.matches(path),
+                    None => p.matches_or_parent(path),
+                };
+            }
+            results[i] = matched;
+            if matched {
+                excluded = !p.exception;
+            }
+        }
+        (excluded, results)
+    }
+
+    /// Whether the excluded directory `dir` is left out whole, as Docker's context walkers
+    /// (BuildKit's fsutil, and the classic builder where exceptions are plain) leave it: unless
+    /// an exception could reach inside it, they never look in it, and a file in it that a later
+    /// `!` line would match is not sent. An exception reaches inside when it has a wildcard (`*`,
+    /// `?`, `[`, `]`, `^`, `\` once a trailing `/*` or `/**` is cut: then every file is judged)
+    /// or names a path in the directory (`!secrets/keep.txt` for `secrets`).
+    pub fn skips_dir(&self, dir: &str) -> bool {
+        let dir_slash = format!("{dir}/");
+        !self.patterns.iter().filter(|p| p.exception).any(|p| {
+            let text = p.text.as_str();
+            let plain = text
+                .strip_suffix("/**")
+                .or_else(|| text.strip_suffix("/*"))
+                .unwrap_or(text);
+            plain.contains(['*', '?', '[', ']', '^', '\\'])
+                || format!("{plain}/").starts_with(&dir_slash)
+        })
     }
 
     /// Whether `path` (relative to the context root, `/`-separated) is left out of the context.
@@ -367,6 +418,39 @@ mod tests {
         assert!(err.reason.contains("never closed"), "{}", err.reason);
         let err = DockerIgnore::parse("[z-a]").unwrap_err();
         assert!(err.reason.contains("backwards"), "{}", err.reason);
+    }
+
+    #[test]
+    fn an_excluded_folder_is_skipped_unless_an_exception_reaches_inside() {
+        let ig = DockerIgnore::parse("**/secrets\n!src\n").unwrap();
+        // As the walk decides: `src` is kept, and `!src` was not evaluated for it, so it does
+        // not re-include `src/secrets`, which is left out whole (`src` does not lead inside it).
+        let (out, src) = ig.excludes_below("src", None);
+        assert!(!out);
+        let (out, _) = ig.excludes_below("src/secrets", Some(&src));
+        assert!(out);
+        assert!(ig.skips_dir("src/secrets"));
+        assert!(!ig.excludes_below("src/app.py", Some(&src)).0);
+        let inside = DockerIgnore::parse("secrets\n!secrets/keep.txt\n").unwrap();
+        assert!(
+            !inside.skips_dir("secrets"),
+            "the exception names a file inside"
+        );
+        let wild = DockerIgnore::parse("secrets\n!*.txt\n").unwrap();
+        assert!(
+            !wild.skips_dir("secrets"),
+            "a wildcard exception: every file is judged"
+        );
+        let trailing = DockerIgnore::parse("build\n!build/out/**\n").unwrap();
+        assert!(
+            !trailing.skips_dir("build"),
+            "`build/out` once `/**` is cut"
+        );
+        assert!(
+            trailing.skips_dir("buildx"),
+            "a name that only starts the same"
+        );
+        assert!(DockerIgnore::parse("tmp\n").unwrap().skips_dir("tmp"));
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl BuildContext {
         ignore.keep(dockerfile);
         ignore.keep(DOCKERIGNORE);
         let mut entries = Vec::new();
-        walk(root, "", &ignore, &mut entries)?;
+        walk(root, "", None, &ignore, &mut entries)?;
         Ok(BuildContext {
             root: root.to_path_buf(),
             dockerfile: dockerfile.to_string(),
@@ -130,6 +130,7 @@ fn read_err(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
 fn walk(
     dir: &Path,
     prefix: &str,
+    parent: Option<&[bool]>,
     ignore: &DockerIgnore,
     out: &mut Vec<Entry>,
 ) -> Result<(), ContextError> {
@@ -151,10 +152,10 @@ fn walk(
             format!("{prefix}/{name}")
         };
         let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
-        let excluded = ignore.excludes(&rel);
+        let (excluded, matched) = ignore.excludes_below(&rel, parent);
         let ft = meta.file_type();
         if ft.is_dir() {
-            if excluded && !ignore.has_exceptions() {
+            if excluded && ignore.skips_dir(&rel) {
                 continue;
             }
             if !excluded {
@@ -163,7 +164,7 @@ fn walk(
                     kind: EntryKind::Dir,
                 });
             }
-            walk(&path, &rel, ignore, out)?;
+            walk(&path, &rel, Some(&matched), ignore, out)?;
         } else if excluded {
             continue;
         } else if ft.is_file() {
