@@ -10,7 +10,7 @@ use cdc_deploy::clients::git::GitCli;
 use cdc_deploy::config::cli::{with_inputs, Cli};
 use cdc_deploy::config::env_vars::{self as ev, RunnerEnv};
 use cdc_deploy::config::{Action, Settings};
-use cdc_deploy::gha::{inert, InertStderr, Runner};
+use cdc_deploy::gha::{inert, HiddenStderr, InertStderr, Runner};
 use cdc_deploy::{cancel, ops, pipeline};
 
 /// Exit code when the run cannot start (unusable configuration, as clap uses for bad flags).
@@ -23,6 +23,12 @@ fn main() -> ExitCode {
         env.get(ev::GITHUB_OUTPUT).map(PathBuf::from),
         env.get(ev::GITHUB_STEP_SUMMARY).map(PathBuf::from),
     );
+    // AWS credentials from the environment: never in anything the run writes.
+    for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        if let Some(v) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+            runner.add_mask(v.trim());
+        }
+    }
     let actions = env.is_actions();
     let argv = match with_inputs(std::env::args_os().collect(), &env) {
         Ok(a) => a,
@@ -110,7 +116,7 @@ fn init_logging(env: &RunnerEnv, verbose: bool) {
             if actions {
                 Box::new(InertStderr)
             } else {
-                Box::new(std::io::stderr())
+                Box::new(HiddenStderr)
             }
         })
         .with_ansi(!actions)

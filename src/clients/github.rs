@@ -205,6 +205,9 @@ impl GithubApi {
             operation: operation.to_string(),
             message: e.to_string(),
         };
+        // What the run hides from its log is hidden from comments and check runs too.
+        let body = body.map(crate::secret::hidden_json);
+        let body = body.as_ref();
         let response = match method {
             "GET" => self.client._get(url).await,
             "POST" => self.client._post(url, body).await,

@@ -541,6 +541,13 @@ const SECRET_WORDS: &[&str] = &[
     "PRIVATE_KEY",
 ];
 
+/// Whether an `[environment]` key looks like it names a secret (`DB_PASSWORD`, `API_TOKEN`):
+/// the plan warns about it, and the run hides its value from everything it writes.
+pub fn looks_secret(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|w| upper.contains(w))
+}
+
 /// Collects findings against one file.
 struct Checker<'a> {
     text: &'a str,
@@ -702,8 +709,7 @@ fn check(c: &mut Checker<'_>, raw: RawConsumer, context_dir: &Path) -> ConsumerS
         let name = key.get_ref();
         check_env_name(c, "environment", key);
         if let Some(text) = c.scalar(name, value) {
-            let upper = name.to_ascii_uppercase();
-            if SECRET_WORDS.iter().any(|w| upper.contains(w)) && !text.is_empty() {
+            if looks_secret(name) && !text.is_empty() {
                 c.warn(
                     key.span(),
                     format!("`{name}` looks like a secret but is set in plain text in `[environment]`"),

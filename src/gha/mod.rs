@@ -144,6 +144,12 @@ impl Runner {
     }
 
     fn emit(&self, stream: &SharedWriter, text: &str) {
+        // The mask commands are the one place a secret is written, for the runner to read.
+        let text: std::borrow::Cow<'_, str> = if text.starts_with("::add-mask::") {
+            std::borrow::Cow::Borrowed(text)
+        } else {
+            crate::secret::hidden(text)
+        };
         // A closed stdout or stderr is not worth failing a deployment over.
         let mut w = stream.lock().unwrap_or_else(|p| p.into_inner());
         let _ = w.write_all(text.as_bytes());
@@ -181,6 +187,9 @@ impl Runner {
     }
 
     pub fn add_mask(&self, secret: &str) {
+        // Hidden from what this process writes too, wherever it runs: a line printed before
+        // the runner has read the mask, or outside Actions, must not carry it either.
+        crate::secret::hide(secret);
         if self.actions && !secret.is_empty() {
             for line in secret.lines().filter(|l| !l.trim().is_empty()) {
                 self.emit(
@@ -275,6 +284,8 @@ impl Runner {
         {
             return Err(GhaError::OutputName(name.to_string()));
         }
+        let value = crate::secret::hidden(value);
+        let value = value.as_ref();
         match &self.output_file {
             Some(path) => append(path, &heredoc_entry(name, value)),
             None => {
@@ -294,7 +305,7 @@ impl Runner {
     pub fn append_summary(&self, markdown: &str) -> Result<(), GhaError> {
         match &self.summary_file {
             Some(path) => {
-                let mut text = markdown.to_string();
+                let mut text = crate::secret::hidden(markdown).into_owned();
                 if !text.ends_with('\n') {
                     text.push('\n');
                 }
@@ -400,10 +411,25 @@ pub fn inert(text: &str) -> String {
 /// commands: every line written through it is made [`inert`].
 pub struct InertStderr;
 
+/// Standard error with every hidden value replaced (outside Actions).
+pub struct HiddenStderr;
+
+impl Write for HiddenStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        io::stderr().write_all(crate::secret::hidden(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
 impl Write for InertStderr {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        io::stderr().write_all(inert(&text).as_bytes())?;
+        io::stderr().write_all(inert(&crate::secret::hidden(&text)).as_bytes())?;
         Ok(buf.len())
     }
 

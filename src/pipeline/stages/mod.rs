@@ -246,6 +246,17 @@ impl<'a> Run<'a> {
                 .map_err(|e| {
                     RunError::Start(format!("the scan of the consumers stopped: {e}"))
                 })??;
+        // A secret set in plain text (`[environment]` `API_TOKEN`, which the plan warns about)
+        // is still a secret: Terraform's plan would print it.
+        for spec in &found.consumers {
+            for (key, value) in &spec.settings.environment {
+                if crate::consumers::config::looks_secret(key)
+                    && value.trim().chars().count() >= crate::secret::MIN_HIDDEN
+                {
+                    self.runner.add_mask(value.trim());
+                }
+            }
+        }
         self.found = found;
         self.scans = scans;
         self.unmatched = unmatched;
