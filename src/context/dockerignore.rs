@@ -24,7 +24,86 @@ enum Matcher {
     Prefix(String),
     /// `**/foo`: everything that ends with `/foo`, and `foo` itself.
     Suffix(String),
+    /// Any other pattern without a character class: moby's regular expression, matched by a small
+    /// automaton over its pieces instead of a compiled `Regex` (a `.dockerignore` of 200,000
+    /// lines would otherwise hold 200,000 compiled expressions).
+    Glob {
+        /// The literal characters the pattern starts with: a path without them is no match,
+        /// found without running the automaton.
+        prefix: String,
+        pieces: Vec<Piece>,
+    },
+    /// A pattern with a character class (`[a-z]`), as moby's regular expression.
     Regex(Regex),
+}
+
+/// One piece of moby's translation of a pattern: `x` (a literal), `[^/]*`, `[^/]`, `(.*/)?`,
+/// `.*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    Literal(char),
+    /// `*`: any run of characters but `/`.
+    Star,
+    /// `?`: one character but `/`.
+    One,
+    /// `**/` not at the end: nothing, or any run of characters ending in `/`.
+    AnyDirs,
+    /// `**` at the end (not at the start): any run of characters.
+    AnyRest,
+}
+
+/// Whether `pieces` match the whole of `path`: the pieces as a chain of states, advanced one
+/// character at a time (linear in the path's length times the pieces, never backtracking).
+fn glob_matches(pieces: &[Piece], path: &str) -> bool {
+    let n = pieces.len();
+    // `at[i]`: the pieces before `i` matched the characters read so far. `inside[i]`: piece `i`
+    // is an `AnyDirs` in the middle of its run (its closing `/` not read yet).
+    let mut at = vec![false; n + 1];
+    let mut inside = vec![false; n];
+    let close = |at: &mut Vec<bool>| {
+        for i in 0..n {
+            if at[i] && matches!(pieces[i], Piece::Star | Piece::AnyDirs | Piece::AnyRest) {
+                at[i + 1] = true;
+            }
+        }
+    };
+    at[0] = true;
+    close(&mut at);
+    for c in path.chars() {
+        let mut next = vec![false; n + 1];
+        let mut next_inside = vec![false; n];
+        for i in 0..n {
+            if at[i] {
+                match &pieces[i] {
+                    Piece::Literal(l) if *l == c => next[i + 1] = true,
+                    Piece::Literal(_) => {}
+                    Piece::Star if c != '/' => next[i] = true,
+                    Piece::One if c != '/' => next[i + 1] = true,
+                    Piece::Star | Piece::One => {}
+                    Piece::AnyDirs => {
+                        if c == '/' {
+                            next[i + 1] = true;
+                        }
+                        next_inside[i] = true;
+                    }
+                    Piece::AnyRest => next[i] = true,
+                }
+            }
+            if inside[i] {
+                if c == '/' {
+                    next[i + 1] = true;
+                }
+                next_inside[i] = true;
+            }
+        }
+        close(&mut next);
+        if !next.iter().any(|b| *b) && !next_inside.iter().any(|b| *b) {
+            return false;
+        }
+        at = next;
+        inside = next_inside;
+    }
+    at[n]
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +123,9 @@ impl Pattern {
             Matcher::Prefix(p) => path.starts_with(p.as_str()),
             Matcher::Suffix(s) => {
                 path.ends_with(s.as_str()) || (s.starts_with('/') && path == &s[1..])
+            }
+            Matcher::Glob { prefix, pieces } => {
+                path.starts_with(prefix.as_str()) && glob_matches(pieces, path)
             }
             Matcher::Regex(re) => re.is_match(path),
         }
@@ -213,6 +295,12 @@ fn clean(path: &str) -> String {
 
 /// moby's `Pattern.compile`, with `/` as the separator.
 fn compile(pattern: &str) -> Result<Matcher, String> {
+    compile_as(pattern, false)
+}
+
+/// [`compile`]; with `regex`, every pattern that is not exact, a prefix or a suffix is a
+/// compiled expression (what the automaton is checked against).
+fn compile_as(pattern: &str, regex: bool) -> Result<Matcher, String> {
     #[derive(PartialEq)]
     enum Kind {
         Exact,
@@ -221,6 +309,8 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
         Regex,
     }
     let mut re = String::from("^");
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut classes = false;
     let mut kind = Kind::Exact;
     let chars: Vec<char> = pattern.chars().collect();
     let mut i = 0;
@@ -239,10 +329,12 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
                         kind = Kind::Prefix;
                     } else {
                         re.push_str(".*");
+                        pieces.push(Piece::AnyRest);
                         kind = Kind::Regex;
                     }
                 } else {
                     re.push_str("(.*/)?");
+                    pieces.push(Piece::AnyDirs);
                     kind = Kind::Regex;
                 }
                 if index == 0 {
@@ -251,31 +343,42 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
             }
             '*' => {
                 re.push_str("[^/]*");
+                pieces.push(Piece::Star);
                 kind = Kind::Regex;
             }
             '?' => {
                 re.push_str("[^/]");
+                pieces.push(Piece::One);
                 kind = Kind::Regex;
             }
             '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
                 re.push('\\');
                 re.push(ch);
+                pieces.push(Piece::Literal(ch));
             }
             '\\' => {
                 if i < chars.len() {
                     re.push('\\');
                     re.push(chars[i]);
+                    // `\d`, `\w`… are classes in the expression moby builds: left to it.
+                    classes |= chars[i].is_ascii_alphanumeric();
+                    pieces.push(Piece::Literal(chars[i]));
                     i += 1;
                     kind = Kind::Regex;
                 } else {
                     re.push_str("\\\\");
+                    pieces.push(Piece::Literal('\\'));
                 }
             }
             '[' | ']' => {
                 re.push(ch);
+                classes = true;
                 kind = Kind::Regex;
             }
-            _ => re.push(ch),
+            _ => {
+                re.push(ch);
+                pieces.push(Piece::Literal(ch));
+            }
         }
         index += 1;
     }
@@ -284,6 +387,16 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
         Kind::Exact => Matcher::Exact(pattern.to_string()),
         Kind::Prefix => Matcher::Prefix(pattern[..pattern.len() - 2].to_string()),
         Kind::Suffix => Matcher::Suffix(pattern[2..].to_string()),
+        Kind::Regex if !classes && !regex => Matcher::Glob {
+            prefix: pieces
+                .iter()
+                .map_while(|p| match p {
+                    Piece::Literal(c) => Some(*c),
+                    _ => None,
+                })
+                .collect(),
+            pieces,
+        },
         Kind::Regex => {
             re.push('$');
             Matcher::Regex(Regex::new(&re).map_err(|e| match e {
@@ -451,6 +564,26 @@ mod tests {
             "a name that only starts the same"
         );
         assert!(DockerIgnore::parse("tmp\n").unwrap().skips_dir("tmp"));
+    }
+
+    proptest::proptest! {
+        /// The automaton matches exactly what moby's regular expression matches.
+        #[test]
+        fn the_automaton_is_the_expression(
+            pattern in "[ab/*?.\\\\]{1,10}",
+            path in "[ab/.]{0,12}",
+        ) {
+            if let (Ok(glob), Ok(Matcher::Regex(re))) = (compile(&pattern), compile_as(&pattern, true)) {
+                if let Matcher::Glob { .. } = &glob {
+                    let p = Pattern { exception: false, text: pattern.clone(), matcher: glob };
+                    proptest::prop_assert_eq!(
+                        p.matches(&path),
+                        re.is_match(&path),
+                        "pattern {:?} path {:?} expression {:?}", pattern, path, re.as_str()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
