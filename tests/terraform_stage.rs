@@ -398,6 +398,37 @@ async fn a_failed_build_keeps_the_running_entry_and_the_others_deploy() {
     );
 }
 
+/// A renamed folder is named as such (the same settings), and the guard that stops the deploy
+/// says the way forward: the two would share a consumer group or a replication slot.
+#[tokio::test]
+async fn a_renamed_folder_is_named_and_the_guard_says_the_way_forward() {
+    let (ws, project, backend) = deployed_pair().await;
+    let state_before = backend.state().await.unwrap();
+    std::fs::rename(
+        ws.path().join("consumer_scripts/audit"),
+        ws.path().join("consumer_scripts/audit-v2"),
+    )
+    .unwrap();
+    let stopped = run(ws.path(), &project, &backend, "deploy", COMMIT_2, &[]);
+    assert_eq!(stopped.code, 1, "{}", stopped.describe());
+    let all = stopped.everything();
+    assert!(
+        all.contains("`audit` is no longer a consumer: its folder looks renamed to `audit-v2` (the same settings)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("keep the old folder until the new consumer runs, then remove it and deploy with `allow-destroy: true`"),
+        "{all}"
+    );
+    assert!(all.contains("it looks like `audit` renamed"), "{all}");
+    assert_eq!(stopped.names("removed"), ["audit"]);
+    assert_eq!(
+        backend.state().await.unwrap(),
+        state_before,
+        "nothing destroyed"
+    );
+}
+
 #[tokio::test]
 async fn removing_a_folder_stops_before_apply_unless_destroy_is_allowed() {
     let (ws, project, backend) = deployed_pair().await;

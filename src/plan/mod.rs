@@ -195,6 +195,9 @@ pub struct Plan {
     pub compared: bool,
     /// Whether the consumers were discovered at all (a run cancelled first never looks).
     pub discovered: bool,
+    /// Applied consumers whose folder is gone paired with a new folder of the same settings:
+    /// likely renames, `(old, new)`.
+    pub renames: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -363,6 +366,7 @@ pub fn plan(
         unselected: discovery.unselected.clone(),
         compared: false,
         discovered: true,
+        renames: Vec::new(),
     }
 }
 
@@ -613,9 +617,71 @@ pub fn with_applied(mut plan: Plan, applied: &Applied<'_>) -> Plan {
             ..ConsumerPlan::new(name, Status::Removed)
         });
     }
+    plan.renames = likely_renames(&plan, applied.entries);
+    for (old, new) in &plan.renames {
+        if let Some(c) = plan.consumers.iter_mut().find(|c| c.name == *old) {
+            c.reasons.push(format!(
+                "its folder looks renamed to `{new}` (the same settings): {}",
+                RENAME_WAY
+            ));
+        }
+        if let Some(c) = plan.consumers.iter_mut().find(|c| c.name == *new) {
+            c.reasons.push(format!(
+                "it looks like `{old}` renamed (the same settings): Terraform makes a new service for it and destroys `{old}`'s, which the destroy guard stops; {}",
+                RENAME_WAY
+            ));
+        }
+    }
     plan.consumers.sort_by(|a, b| a.name.cmp(&b.name));
     plan.compared = true;
     plan
+}
+
+/// What to do about a renamed consumer, for people.
+pub const RENAME_WAY: &str = "the two would run side by side for a while and share a Kafka consumer group or a replication slot, so keep the old folder until the new consumer runs, then remove it and deploy with `allow-destroy: true`";
+
+/// Each applied consumer whose folder is gone paired with the one new folder whose settings (its
+/// entry without the image) are the same, when the pairing is one to one.
+fn likely_renames(
+    plan: &Plan,
+    applied: &BTreeMap<String, AppliedConsumer>,
+) -> Vec<(String, String)> {
+    let removed: Vec<(&str, String)> = plan
+        .consumers
+        .iter()
+        .filter(|c| c.status == Status::Removed)
+        .filter_map(|c| {
+            let config = applied.get(&c.name)?.config.as_ref()?;
+            Some((c.name.as_str(), entries::settings_digest(config)))
+        })
+        .collect();
+    let new: Vec<(&str, String)> = plan
+        .consumers
+        .iter()
+        .filter(|c| !applied.contains_key(&c.name))
+        .filter_map(|c| {
+            let s = c.settings.as_ref()?;
+            Some((
+                c.name.as_str(),
+                entries::settings_digest(&entries::entry(s, "")),
+            ))
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for (old, digest) in &removed {
+        let same: Vec<&str> = new
+            .iter()
+            .filter(|(_, d)| d == digest)
+            .map(|(n, _)| *n)
+            .collect();
+        if let [one] = same.as_slice() {
+            let rivals = removed.iter().filter(|(_, d)| d == digest).count();
+            if rivals == 1 {
+                pairs.push((old.to_string(), one.to_string()));
+            }
+        }
+    }
+    pairs
 }
 
 /// What a held consumer's plan says: since when, on what, and how to try again.

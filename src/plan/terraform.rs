@@ -376,6 +376,23 @@ pub struct GuardedChange {
     pub why: String,
 }
 
+/// Say of each guarded change of a consumer that looks renamed what to do: `renames` are
+/// `(old, new)` pairs ([`crate::plan::Plan::renames`]).
+pub fn explain_renames(guarded: &mut [GuardedChange], renames: &[(String, String)]) {
+    for g in guarded.iter_mut() {
+        let Some((old, new)) = renames
+            .iter()
+            .find(|(old, _)| g.consumer.as_deref() == Some(old.as_str()))
+        else {
+            continue;
+        };
+        g.why = format!(
+            "`{old}` is no longer a consumer: its folder looks renamed to `{new}` (the same settings); {}",
+            crate::plan::RENAME_WAY
+        );
+    }
+}
+
 /// The changes that must not be applied without `allow-destroy`: a destroy or replacement of a
 /// protected resource, and any destroy of a resource of a consumer no longer in the map
 /// (`current`). A task definition replaced by a new revision is normal and passes.

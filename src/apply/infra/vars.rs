@@ -340,6 +340,7 @@ mod tests {
             unselected: Vec::new(),
             compared: false,
             discovered: true,
+            renames: Vec::new(),
         };
         plan.consumers[3].settings = Some(ConsumerSettings::default());
         let ok = |image: &str| ImageResult {
@@ -440,6 +441,7 @@ mod tests {
             unselected: Vec::new(),
             compared: false,
             discovered: true,
+            renames: Vec::new(),
         };
         let none = BTreeMap::new();
         let v = variables(&plan, &inputs(None, &none));
@@ -538,6 +540,7 @@ mod tests {
             unselected: vec!["audit".into()],
             compared: false,
             discovered: true,
+            renames: Vec::new(),
         };
         let applied: BTreeMap<String, AppliedConsumer> = [
             (

@@ -251,13 +251,14 @@ impl<'a> Run<'a> {
         let started = std::time::Instant::now();
         let planned = session.plan(&prepared, &variables, &known).await;
         self.infra().duration += started.elapsed();
-        let planned = match planned {
+        let mut planned = match planned {
             Ok(p) => p,
             Err(e) => {
                 self.infra().error = Some(e);
                 return;
             }
         };
+        plan::terraform::explain_renames(&mut planned.guarded, &self.plan.renames);
         {
             let infra = self.infra();
             infra.plan = Some(planned.plan.clone());
