@@ -67,6 +67,7 @@ fn main() {
             cluster: "bench".into(),
             service: s.into(),
             task_definition: format!("td/{s}:2"),
+            before: Some(format!("td/{s}:1")),
             since,
         };
         let run = |names: Vec<String>, together: bool| async move {

@@ -42,6 +42,7 @@ fn watch(service: &str) -> Watch {
         cluster: "shop-prod".into(),
         service: service.into(),
         task_definition: td(service, 2),
+        before: Some(td(service, 1)),
         since: since(),
     }
 }
@@ -142,7 +143,9 @@ async fn each_scenario_gets_its_verdict_and_reason() {
             active(vec![dep("back", 1, "PRIMARY", "COMPLETED", 2)]),
         ],
     );
-    // Two deployments at once: another (newer) one is someone else's; ours completes.
+    // Two deployments at once: a newer one, someone else's, is primary while ours is still in
+    // progress: ours will not finish, and this is not a rollback (the primary is not the
+    // revision from before the apply).
     let mut theirs = dep("two", 3, "PRIMARY", "IN_PROGRESS", 0);
     theirs.id = "ecs-svc/theirs";
     sim.script(
@@ -156,6 +159,21 @@ async fn each_scenario_gets_its_verdict_and_reason() {
             active(vec![theirs, dep("two", 2, "ACTIVE", "COMPLETED", 2)]),
         ],
     );
+    // Ours runs, then is gone, and a third revision is primary: another run or pipeline
+    // deployed after this one.
+    let mut other = dep("next", 3, "PRIMARY", "COMPLETED", 2);
+    other.id = "ecs-svc/other";
+    sim.script(
+        "shop-prod",
+        "next",
+        vec![
+            active(vec![
+                dep("next", 2, "PRIMARY", "IN_PROGRESS", 1),
+                dep("next", 1, "ACTIVE", "COMPLETED", 1),
+            ]),
+            active(vec![other]),
+        ],
+    );
     sim.script("shop-prod", "slow", never_done("slow"));
     sim.script(
         "shop-prod",
@@ -165,10 +183,12 @@ async fn each_scenario_gets_its_verdict_and_reason() {
             deployments: vec![],
         }],
     );
-    let watches: Vec<Watch> = ["done", "broken", "back", "two", "slow", "gone", "missing"]
-        .iter()
-        .map(|s| watch(s))
-        .collect();
+    let watches: Vec<Watch> = [
+        "done", "broken", "back", "two", "next", "slow", "gone", "missing",
+    ]
+    .iter()
+    .map(|s| watch(s))
+    .collect();
     let lines = std::sync::Mutex::new(Vec::new());
     let verdicts = rollout::watch(
         &client(&sim, 3).await,
@@ -196,9 +216,21 @@ async fn each_scenario_gets_its_verdict_and_reason() {
     );
     assert_eq!(
         kind("two"),
-        VerdictKind::Succeeded,
-        "our deployment, not the newest one"
+        VerdictKind::Superseded,
+        "{:?}",
+        verdicts["two"]
     );
+    assert!(
+        verdicts["two"].reason.contains("shop-two:3` is primary"),
+        "{}",
+        verdicts["two"].reason
+    );
+    assert_eq!(
+        kind("next"),
+        VerdictKind::Superseded,
+        "by identity: the primary is not the revision from before the apply"
+    );
+    assert!(verdicts["next"].reason.contains("shop-next:3` is primary"));
     assert_eq!(kind("slow"), VerdictKind::TimedOut);
     assert_eq!(kind("gone"), VerdictKind::NotStarted);
     assert!(verdicts["gone"].reason.contains("INACTIVE"));

@@ -166,11 +166,7 @@ impl Restore {
 
     /// Whether the previous entry is applied and its rollout did not fail.
     pub fn succeeded(&self) -> bool {
-        self.error.is_none()
-            && self
-                .verdict
-                .as_ref()
-                .is_none_or(|v| v.kind == rollout::VerdictKind::Succeeded)
+        self.error.is_none() && self.verdict.as_ref().is_none_or(|v| v.kind.is_success())
     }
 }
 

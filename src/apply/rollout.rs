@@ -28,6 +28,9 @@ pub struct Watch {
     pub service: String,
     /// The revision the service should reach (its ARN).
     pub task_definition: String,
+    /// The revision it ran before the apply, when it existed: a primary that is this one again
+    /// is a rollback; another one, someone else's newer deployment.
+    pub before: Option<String>,
     /// When the apply started: the deployment is created at or after it.
     pub since: SystemTime,
 }
@@ -42,6 +45,9 @@ pub enum VerdictKind {
     Failed,
     /// Its deployment is gone and an older task definition is primary again.
     RolledBack,
+    /// A newer deployment, not this run's (a manual `update-service`, another pipeline or run),
+    /// replaced it: the service went on past this run's revision. Not a failure of this run.
+    Superseded,
     /// Still in progress when the wait ended.
     TimedOut,
     /// The service is missing, inactive or draining, or no deployment of the revision exists.
@@ -53,11 +59,18 @@ pub enum VerdictKind {
 }
 
 impl VerdictKind {
+    /// Whether the rollout ended well for this run: its deployment succeeded, or someone's newer
+    /// one replaced it (the consumer counts as deployed, nothing to put back).
+    pub fn is_success(self) -> bool {
+        matches!(self, VerdictKind::Succeeded | VerdictKind::Superseded)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             VerdictKind::Succeeded => "succeeded",
             VerdictKind::Failed => "failed",
             VerdictKind::RolledBack => "rolled back",
+            VerdictKind::Superseded => "superseded",
             VerdictKind::TimedOut => "timed out",
             VerdictKind::NotStarted => "not started",
             VerdictKind::Unknown => "unknown",
@@ -210,6 +223,20 @@ pub fn judge(w: &Watch, described: &Described, seen: &mut Seen) -> Progress {
             reason: format!("the service `{}` is {}", w.service, s.status),
         };
     }
+    let primary = s.deployments.iter().find(|d| d.status == "PRIMARY");
+    // Another revision than this run's and than the one before it is primary: someone deployed
+    // after this run (identity, not time, tells it from a rollback).
+    let newer = primary.filter(|p| {
+        p.task_definition != w.task_definition
+            && w.before.as_deref().is_some_and(|b| b != p.task_definition)
+    });
+    let superseded = |p: &Deployment| Progress::Done {
+        kind: VerdictKind::Superseded,
+        reason: format!(
+            "a newer deployment, not this run's, replaced it: `{}` is primary",
+            p.task_definition
+        ),
+    };
     match ours(w, s) {
         Some(d) => {
             seen.deployment = Some(d.id.clone());
@@ -247,14 +274,21 @@ pub fn judge(w: &Watch, described: &Described, seen: &mut Seen) -> Progress {
                         ),
                     }
                 }
-                _ => Progress::Waiting {
-                    running: d.running,
-                    desired: d.desired,
-                    failed: d.failed_tasks,
+                // Not done, and someone else's newer deployment is primary: it never will be.
+                _ => match newer {
+                    Some(p) if d.status != "PRIMARY" => superseded(p),
+                    _ => Progress::Waiting {
+                        running: d.running,
+                        desired: d.desired,
+                        failed: d.failed_tasks,
+                    },
                 },
             }
         }
         None => {
+            if let Some(p) = newer {
+                return superseded(p);
+            }
             let primary = s.deployments.iter().find(|d| d.status == "PRIMARY");
             let older = primary.map_or("another task definition".to_string(), |p| {
                 format!("`{}`", p.task_definition)
@@ -683,6 +717,7 @@ mod tests {
             cluster: "c".into(),
             service: "orders".into(),
             task_definition: "td:2".into(),
+            before: Some("td:1".into()),
             since: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000),
         }
     }

@@ -124,7 +124,7 @@ pub fn outcome(f: &Facts<'_>) -> Outcome {
             }
         }
         for (name, v) in &run.rollouts {
-            if !matches!(v.kind, VerdictKind::Succeeded | VerdictKind::Cancelled) {
+            if !(v.kind.is_success() || v.kind == VerdictKind::Cancelled) {
                 why(
                     name,
                     format!("rollout {}: {}", v.kind.as_str(), one_line(&v.reason)),
@@ -135,7 +135,7 @@ pub fn outcome(f: &Facts<'_>) -> Outcome {
     let mut deployed: Vec<String> = run
         .rollouts
         .iter()
-        .filter(|(_, v)| v.kind == VerdictKind::Succeeded)
+        .filter(|(_, v)| v.kind.is_success())
         .map(|(n, _)| n.clone())
         .collect();
     if let Some(infra) = &run.infra {
@@ -308,7 +308,7 @@ fn headline(
     let bad: Vec<(&str, VerdictKind)> = run
         .rollouts
         .iter()
-        .filter(|(_, v)| !matches!(v.kind, VerdictKind::Succeeded | VerdictKind::Cancelled))
+        .filter(|(_, v)| !(v.kind.is_success() || v.kind == VerdictKind::Cancelled))
         .map(|(n, v)| (n.as_str(), v.kind))
         .collect();
     if !bad.is_empty() {
@@ -476,7 +476,7 @@ fn success_part(f: &Facts<'_>, deployed: &[String]) -> String {
             let watched = run
                 .rollouts
                 .values()
-                .filter(|v| v.kind == VerdictKind::Succeeded)
+                .filter(|v| v.kind.is_success())
                 .count();
             let verb = if f.verb == Verb::Rollback {
                 "rolled back"
@@ -696,6 +696,28 @@ mod tests {
             o.headline,
             "Terraform applied, but what it applied could not be read back"
         );
+    }
+
+    #[test]
+    fn a_rollout_someone_else_superseded_is_deployed_not_failed() {
+        let p = three();
+        let mut run = RunReport::default();
+        for n in ["alpha", "beta", "gamma"] {
+            run.images.insert(n.into(), built());
+            run.rollouts
+                .insert(n.into(), verdict(VerdictKind::Succeeded));
+        }
+        run.rollouts
+            .insert("beta".into(), verdict(VerdictKind::Superseded));
+        let o = decide(Verb::Deploy, &p, &run, None);
+        assert_eq!(
+            (o.code, o.result),
+            (0, RunResult::Success),
+            "{}",
+            o.headline
+        );
+        assert!(o.failed.is_empty(), "{:?}", o.failed);
+        assert_eq!(o.deployed, ["alpha", "beta", "gamma"]);
     }
 
     #[test]

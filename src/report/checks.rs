@@ -52,7 +52,7 @@ pub fn needs_own_check(c: &ConsumerPlan, run: Option<&RunReport>, failed: bool) 
         .is_some_and(|i| i.outcome == ImageOutcome::Failed);
     let rollout_failed = run
         .and_then(|r| r.rollouts.get(&c.name))
-        .is_some_and(|v| v.kind != VerdictKind::Succeeded);
+        .is_some_and(|v| !v.kind.is_success());
     c.status != Status::Unchanged || has_work(c) || failed || image_failed || rollout_failed
 }
 
@@ -123,7 +123,7 @@ pub fn content_with(
         .is_some_and(|i| i.error.is_some() && !i.applied)
         && c.steps.contains(&Step::Apply);
     let failed_image = image.is_some_and(|i| i.outcome == ImageOutcome::Failed);
-    let failed_rollout = rollout.is_some_and(|v| v.kind != VerdictKind::Succeeded);
+    let failed_rollout = rollout.is_some_and(|v| !v.kind.is_success());
     let invalid = matches!(c.status, Status::Invalid | Status::Unknown);
     // A cancelled run: the work that was stopped, or never reached, is cancelled.
     let cancelled_work = match (cancelled, run) {

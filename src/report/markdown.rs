@@ -67,7 +67,6 @@ fn render(
 /// report), each rollout that did not succeed gets its events, stopped tasks and log tails in a
 /// `<details>`; without, one line naming its newest stopped task's reason.
 fn rollouts_section(run: &RunReport, evidence: bool) -> String {
-    use crate::apply::rollout::VerdictKind;
     if run.rollouts.is_empty() {
         return String::new();
     }
@@ -76,7 +75,7 @@ fn rollouts_section(run: &RunReport, evidence: bool) -> String {
     );
     for (name, v) in &run.rollouts {
         let verdict = match v.kind {
-            VerdictKind::Succeeded => v.kind.as_str().to_string(),
+            k if k.is_success() => k.as_str().to_string(),
             k => format!("**{}**", k.as_str()),
         };
         // The address is made of validated names and the region: nothing from outside.
@@ -102,10 +101,7 @@ fn rollouts_section(run: &RunReport, evidence: bool) -> String {
     if !run.restores.is_empty() {
         out.push('\n');
     }
-    let troubled = run
-        .rollouts
-        .iter()
-        .filter(|(_, v)| v.kind != VerdictKind::Succeeded);
+    let troubled = run.rollouts.iter().filter(|(_, v)| !v.kind.is_success());
     for (name, v) in troubled {
         if !evidence {
             if let Some(t) = v.stopped_tasks.first() {
@@ -646,7 +642,6 @@ fn full(
 /// it fits a pull request's width: before a deploy, what changes; after, what happened to its
 /// image and its rollout. Sizes, platforms and fingerprints are in each consumer's details.
 fn main_table(plan: &Plan, run: Option<&RunReport>) -> String {
-    use crate::apply::rollout::VerdictKind;
     let tf_column = plan.consumers.iter().any(|c| c.infra.is_some());
     let rollout_column = run.is_some_and(|r| !r.rollouts.is_empty());
     let mut head = vec!["Consumer", "Status"];
@@ -688,7 +683,7 @@ fn main_table(plan: &Plan, run: Option<&RunReport>) -> String {
         if let Some(run) = run.filter(|_| rollout_column) {
             let cell = run.rollouts.get(&c.name).map_or("—".into(), |v| {
                 let verdict = match v.kind {
-                    VerdictKind::Succeeded => v.kind.as_str().to_string(),
+                    k if k.is_success() => k.as_str().to_string(),
                     k => format!("**{}**", k.as_str()),
                 };
                 let restored = match run.restores.get(&c.name) {
@@ -767,7 +762,7 @@ fn compact(
             // One line each, the rollouts that did not succeed first.
             let mut verdicts: Vec<(&String, &crate::apply::rollout::Verdict)> =
                 run.rollouts.iter().collect();
-            verdicts.sort_by_key(|(_, v)| v.kind == crate::apply::rollout::VerdictKind::Succeeded);
+            verdicts.sort_by_key(|(_, v)| v.kind.is_success());
             let items = verdicts.iter().map(|(name, v)| {
                 format!(
                     "- {}: **{}** after {:.0} s: {}\n",

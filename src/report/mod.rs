@@ -204,7 +204,7 @@ pub fn story(c: &ConsumerPlan, run: Option<&RunReport>) -> Vec<String> {
 pub fn restore_line(name: &str, r: &crate::apply::Restore) -> String {
     match (&r.error, &r.verdict) {
         (Some(e), _) => format!("it could not be put back on its previous image: {e}"),
-        (None, Some(v)) if v.kind != VerdictKind::Succeeded => format!(
+        (None, Some(v)) if !v.kind.is_success() => format!(
             "its previous entry was applied again, but that rollout ended {}: {}",
             v.kind.as_str(),
             v.reason

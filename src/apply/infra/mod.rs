@@ -183,6 +183,7 @@ impl InfraReport {
                 cluster: a.cluster.clone(),
                 service: a.service.clone(),
                 task_definition: a.task_definition.clone(),
+                before: self.before.get(name).map(|b| b.task_definition.clone()),
                 since,
             })
             .collect()

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::Run;
 use crate::apply::infra::InfraReport;
-use crate::apply::rollout::{self, EvidenceSettings, VerdictKind, WatchSettings};
+use crate::apply::rollout::{self, EvidenceSettings, WatchSettings};
 use crate::apply::{scans, RunReport};
 use crate::cancel::Cancel;
 use crate::config::DeploySettings;
@@ -114,7 +114,7 @@ async fn explain_rollouts(
     watches: &[rollout::Watch],
     verdicts: &mut BTreeMap<String, rollout::Verdict>,
 ) {
-    if verdicts.values().all(|v| v.kind == VerdictKind::Succeeded) {
+    if verdicts.values().all(|v| v.kind.is_success()) {
         return;
     }
     let _g = runner.group("evidence of the rollouts that did not succeed");

@@ -600,6 +600,7 @@ impl<'a> Run<'a> {
                 cluster: a.cluster.clone(),
                 service: a.service.clone(),
                 task_definition: a.task_definition.clone(),
+                before: before.get(n).map(|b| b.task_definition.clone()),
                 since,
             })
             .collect();
