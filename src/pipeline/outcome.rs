@@ -501,10 +501,24 @@ fn success_part(f: &Facts<'_>, deployed: &[String]) -> String {
                 return "applied shared infrastructure; no consumer was rolled out".into();
             }
             if watched > 0 && watched == run.rollouts.len() && watched == deployed.len() {
-                format!(
-                    "{verb} {}: every rollout succeeded",
-                    names(deployed.iter().map(String::as_str))
-                )
+                let superseded: Vec<&str> = run
+                    .rollouts
+                    .iter()
+                    .filter(|(_, v)| v.kind == VerdictKind::Superseded)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                if superseded.is_empty() {
+                    format!(
+                        "{verb} {}: every rollout succeeded",
+                        names(deployed.iter().map(String::as_str))
+                    )
+                } else {
+                    format!(
+                        "{verb} {}: every rollout succeeded or was superseded ({}: a newer deployment, not this run's, is primary)",
+                        names(deployed.iter().map(String::as_str)),
+                        names(superseded.into_iter())
+                    )
+                }
             } else {
                 format!(
                     "{verb} {} (rollouts not watched)",
@@ -718,6 +732,10 @@ mod tests {
         );
         assert!(o.failed.is_empty(), "{:?}", o.failed);
         assert_eq!(o.deployed, ["alpha", "beta", "gamma"]);
+        assert_eq!(
+            o.headline,
+            "deployed `alpha`, `beta`, `gamma`: every rollout succeeded or was superseded (`beta`: a newer deployment, not this run's, is primary)"
+        );
     }
 
     #[test]
