@@ -289,6 +289,36 @@ fn time(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<SystemTime> {
     t.and_then(|t| SystemTime::try_from(*t).ok())
 }
 
+/// The task's id: the last part of its ARN, as the awslogs stream and `execute-command` name it.
+fn task_id(t: &aws_sdk_ecs::types::Task) -> String {
+    t.task_arn()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Ecs {
+    /// The container definitions of `task_definition`: one `DescribeTaskDefinition`.
+    async fn containers(
+        &self,
+        task_definition: &str,
+    ) -> Result<Vec<aws_sdk_ecs::types::ContainerDefinition>, EcsError> {
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeTaskDefinition", task_definition, &e))?;
+        Ok(out
+            .task_definition()
+            .map(|t| t.container_definitions().to_vec())
+            .unwrap_or_default())
+    }
+}
+
 impl Ecs {
     fn error<E>(
         &self,
@@ -426,13 +456,7 @@ impl Deployer for Ecs {
             .iter()
             .filter(|t| t.task_definition_arn() == Some(task_definition))
             .map(|t| StoppedTask {
-                id: t
-                    .task_arn()
-                    .unwrap_or_default()
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
+                id: task_id(t),
                 task_definition: t.task_definition_arn().unwrap_or_default().to_string(),
                 stopped_reason: t.stopped_reason().map(str::to_string),
                 stop_code: t.stop_code().map(|c| c.as_str().to_string()),
@@ -457,17 +481,9 @@ impl Deployer for Ecs {
         &self,
         task_definition: &str,
     ) -> Result<BTreeMap<String, String>, EcsError> {
-        let out = self
-            .client
-            .describe_task_definition()
-            .task_definition(task_definition)
-            .send()
-            .await
-            .map_err(|e| self.error("DescribeTaskDefinition", task_definition, &e))?;
-        Ok(out
-            .task_definition()
-            .map(|t| t.container_definitions())
-            .unwrap_or_default()
+        Ok(self
+            .containers(task_definition)
+            .await?
             .iter()
             .filter_map(|c| Some((c.name()?.to_string(), c.image()?.to_string())))
             .collect())
@@ -504,13 +520,7 @@ impl Deployer for Ecs {
             .tasks()
             .iter()
             .map(|t| RunningTask {
-                id: t
-                    .task_arn()
-                    .unwrap_or_default()
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
+                id: task_id(t),
                 task_definition: t.task_definition_arn().unwrap_or_default().to_string(),
                 last_status: t.last_status().unwrap_or_default().to_string(),
                 exec_enabled: t.enable_execute_command(),
@@ -537,19 +547,8 @@ impl Deployer for Ecs {
         &self,
         task_definition: &str,
     ) -> Result<BTreeMap<String, LogSource>, EcsError> {
-        let out = self
-            .client
-            .describe_task_definition()
-            .task_definition(task_definition)
-            .send()
-            .await
-            .map_err(|e| self.error("DescribeTaskDefinition", task_definition, &e))?;
         let mut sources = BTreeMap::new();
-        for c in out
-            .task_definition()
-            .map(|t| t.container_definitions())
-            .unwrap_or_default()
-        {
+        for c in &self.containers(task_definition).await? {
             let Some(log) = c.log_configuration() else {
                 continue;
             };

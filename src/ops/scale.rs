@@ -18,6 +18,7 @@ use crate::pipeline::outputs::Outputs;
 use crate::pipeline::services::AwsServices;
 use crate::pipeline::{RunError, EXIT_FAILED};
 use crate::plan::entries::{self, Scale};
+use crate::report::now;
 
 /// What `scale` is asked for.
 pub struct Request<'a> {
@@ -283,14 +284,6 @@ fn humantime(d: Duration) -> String {
     } else {
         format!("{s} s")
     }
-}
-
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-        ))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

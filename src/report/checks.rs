@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::md::{code, fenced, message, text, truncate};
+use super::now;
 use crate::apply::rollout::{LogTail, VerdictKind};
 use crate::apply::{ImageError, ImageOutcome, RunReport};
 use crate::clients::github::{GitHub, GithubError};
@@ -521,15 +522,6 @@ pub fn fleet_content(result: &str, headline: &str, report: &str) -> CheckContent
         summary,
         annotations: Vec::new(),
     }
-}
-
-/// Now, as GitHub writes times: `2026-11-26T02:50:00Z`.
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-        ))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

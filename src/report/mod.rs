@@ -50,6 +50,15 @@ impl ReportHeader {
 }
 
 /// The hidden first line that lets a later run find and update its own comment.
+/// Now, in UTC as GitHub and the applied entries write times: `2026-12-04T21:30:00Z`.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .unwrap_or_default()
+}
+
 pub fn comment_marker(h: &ReportHeader) -> String {
     match &h.plan_digest {
         Some(d) => format!(

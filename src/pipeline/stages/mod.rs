@@ -26,7 +26,7 @@ use crate::consumers::discovery::Discovery;
 use crate::gha::Runner;
 use crate::observe::{self, Wanted};
 use crate::plan::{self, Fingerprinted, Plan, Step};
-use crate::report::{self, ReportHeader};
+use crate::report::{self, now, ReportHeader};
 
 /// One step of a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -446,15 +446,6 @@ impl<'a> Run<'a> {
         };
         self.report.images = images::apply(&stage, &self.plan, &buildable).await;
     }
-}
-
-/// Now, as RFC 3339 in UTC: `2026-12-04T21:30:00Z`.
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-        ))
-        .unwrap_or_default()
 }
 
 fn header(settings: &Settings, verb: &str, cancel: &Cancel) -> ReportHeader {
