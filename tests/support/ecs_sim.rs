@@ -76,6 +76,11 @@ pub enum Behaviour {
 /// A container of a stopped task: name, exit code, reason.
 pub type SimContainer = (String, Option<i32>, Option<String>);
 
+/// The ARN of task `id` of `cluster`, as ECS names it.
+fn task_arn(cluster: &str, id: &str) -> String {
+    format!("arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{id}")
+}
+
 /// A stopped task.
 #[derive(Clone, Debug)]
 pub struct SimTask {
@@ -90,10 +95,7 @@ pub struct SimTask {
 
 impl SimTask {
     fn arn(&self, cluster: &str) -> String {
-        format!(
-            "arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{}",
-            self.id
-        )
+        task_arn(cluster, &self.id)
     }
 
     fn json(&self, cluster: &str) -> Value {
@@ -133,10 +135,7 @@ pub struct SimRunning {
 
 impl SimRunning {
     fn arn(&self, cluster: &str) -> String {
-        format!(
-            "arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{}",
-            self.id
-        )
+        task_arn(cluster, &self.id)
     }
 
     fn json(&self, cluster: &str) -> Value {
