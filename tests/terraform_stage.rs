@@ -1144,3 +1144,87 @@ async fn a_cancelled_deploy_stops_watching_at_once_and_says_so() {
     // The apply finished before the signal: the state holds it.
     assert!(backend.applied_images().await.contains_key("orders"));
 }
+
+/// A `terraform` that runs the real one, except that `apply` first creates `waiting`, then waits
+/// until `go` exists: a deploy held between its plan and its apply.
+fn held_apply_terraform(dir: &Path, waiting: &Path, go: &Path) -> PathBuf {
+    terraform_wrapper(dir, "terraform-held-apply", |real| {
+        format!(
+            r#"#!/bin/sh
+if [ "$1" = apply ]; then
+  : > '{waiting}'
+  while [ ! -e '{go}' ]; do sleep 0.1; done
+fi
+exec '{real}' "$@"
+"#,
+            waiting = waiting.display(),
+            go = go.display()
+        )
+    })
+}
+
+#[tokio::test]
+async fn two_deploys_at_once_the_one_whose_plan_went_stale_says_so_and_applies_nothing() {
+    let (ws, project, backend) = deployed_pair().await;
+    let larger = |name: &str| {
+        write(
+            ws.path(),
+            &format!("consumer_scripts/{name}/consumer.toml"),
+            "cpu = 512\nmemory = 1024\n",
+        )
+    };
+    larger("orders");
+    let tools = tempfile::tempdir().unwrap();
+    let waiting = tools.path().join("waiting");
+    let go = tools.path().join("go");
+    let held = held_apply_terraform(tools.path(), &waiting, &go);
+
+    // The first deploy plans, then is held before its apply.
+    let first = {
+        let (ws, project, backend) = (ws.path().to_path_buf(), project.clone(), backend.clone());
+        std::thread::spawn(move || {
+            run_env(
+                &ws,
+                &project,
+                &backend,
+                "deploy",
+                COMMIT_2,
+                &[],
+                &[("TERRAFORM_PATH", held.display().to_string())],
+            )
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !waiting.exists() {
+        assert!(
+            !first.is_finished(),
+            "the first deploy ended before its apply: {}",
+            first.join().unwrap().describe()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no apply after two minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The second plans and applies meanwhile, the state changing under the first's saved plan.
+    larger("audit");
+    let second = run(ws.path(), &project, &backend, "deploy", COMMIT_2, &[]);
+    assert_eq!(second.code, 0, "{}", second.describe());
+    let after_second = backend.state().await.unwrap()["serial"].clone();
+    std::fs::write(&go, "").unwrap();
+    let first = first.join().unwrap();
+
+    assert_eq!(first.code, 1, "{}", first.describe());
+    let all = first.everything();
+    assert!(
+        all.contains("another deploy applied while this one planned: re-run"),
+        "{}",
+        first.describe()
+    );
+    assert!(first.summary.contains("re-run"), "{}", first.summary);
+    // Nothing applied: the state is the second deploy's, and no rollout is reported.
+    assert_eq!(backend.state().await.unwrap()["serial"], after_second);
+    assert_eq!(backend.applied_cpu("audit").await, 512);
+    assert_eq!(first.outputs["rollouts"], "{}", "{}", first.describe());
+}

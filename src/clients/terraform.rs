@@ -75,6 +75,10 @@ pub enum TerraformError {
         code: Option<i32>,
         diagnostics: Vec<String>,
     },
+    /// `apply` refused the saved plan: the state changed after it was made (another deploy of
+    /// the same state applied first).
+    #[error("another deploy applied while this one planned: re-run. The Terraform state changed after this run's `terraform plan`, so Terraform refused the saved plan and nothing was applied; run the deploy again to plan against what is applied now. A `concurrency:` group per environment in the workflow (`cancel-in-progress: false`) keeps deploys of one environment one at a time")]
+    StalePlan { diagnostics: Vec<String> },
     #[error("`terraform {command}` printed what could not be read: {reason}")]
     Unreadable { command: String, reason: String },
     /// The run was cancelled before the command started, so it was not run.
@@ -115,6 +119,7 @@ impl TerraformError {
     pub fn diagnostics(&self) -> &[String] {
         match self {
             TerraformError::Failed { diagnostics, .. }
+            | TerraformError::StalePlan { diagnostics }
             | TerraformError::Interrupted { diagnostics, .. } => diagnostics,
             _ => &[],
         }
@@ -134,10 +139,18 @@ impl TerraformError {
         if let Some(lock) = parse_lock_info(&text) {
             return TerraformError::Locked(lock);
         }
+        let diagnostics = parse_diagnostics(&text);
+        if command == "apply"
+            && diagnostics
+                .iter()
+                .any(|d| d.starts_with("Error: Saved plan is stale"))
+        {
+            return TerraformError::StalePlan { diagnostics };
+        }
         TerraformError::Failed {
             command: command.to_string(),
             code: f.code,
-            diagnostics: parse_diagnostics(&text),
+            diagnostics,
         }
     }
 }
@@ -535,6 +548,26 @@ mod tests {
             parse_diagnostics(boxed),
             vec!["Error: Invalid value\n\ndetail"]
         );
+    }
+
+    #[test]
+    fn a_stale_saved_plan_says_another_deploy_applied_first() {
+        let f = Finished {
+            code: Some(1),
+            stdout: String::new(),
+            stderr: "\nError: Saved plan is stale\n\nThe given plan file can no longer be applied because the state was changed by\nanother operation after the plan was created.\n".into(),
+        };
+        let e = TerraformError::from_finished("apply", &f);
+        assert!(matches!(e, TerraformError::StalePlan { .. }), "{e:?}");
+        assert!(e
+            .to_string()
+            .starts_with("another deploy applied while this one planned: re-run."));
+        assert_eq!(e.diagnostics().len(), 1);
+        // Only `apply` of a saved plan can be stale.
+        assert!(matches!(
+            TerraformError::from_finished("plan", &f),
+            TerraformError::Failed { .. }
+        ));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub fn consumer(root: &Path, name: &str, cpu: u32) {
 }
 
 /// A state bucket in moto, and where the state lives in it.
+#[derive(Clone)]
 pub struct Backend {
     pub bucket: String,
     pub key: String,
