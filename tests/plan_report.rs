@@ -75,6 +75,7 @@ fn header() -> ReportHeader {
         run_url: Some("https://github.com/acme/cdc/actions/runs/42".into()),
         headline: String::new(),
         failed: false,
+        aws_retried: None,
     }
 }
 

@@ -1228,3 +1228,61 @@ async fn two_deploys_at_once_the_one_whose_plan_went_stale_says_so_and_applies_n
     assert_eq!(backend.applied_cpu("audit").await, 512);
     assert_eq!(first.outputs["rollouts"], "{}", "{}", first.describe());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_of_ecr_and_ecs_calls_throttled_change_no_verdict_and_the_report_counts_the_retries(
+) {
+    let sim = EcsSimulator::start().await;
+    sim.behave("orders", Behaviour::CompletesAfter(2));
+    sim.behave("audit", Behaviour::FailsAfter(1));
+    // Every third ECS call the program makes, and every third ECR call, is throttled.
+    sim.throttle(&(1..=1000).map(|i| i * 3).collect::<Vec<_>>());
+    let aws = support::proxy::CountingProxy::start(&support::moto_url()).await;
+    aws.throttle_every("AmazonEC2ContainerRegistry_", 3);
+    let ws = rollout_workspace();
+    let project = unique("tf");
+    consumer(ws.path(), "orders", 256);
+    consumer(ws.path(), "audit", 256);
+    let backend = Backend::new().await;
+    let r = run_env(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_1,
+        &[("wait", "true")],
+        &[
+            ("AWS_ENDPOINT_URL", aws.url()),
+            ("AWS_ENDPOINT_URL_ECS", sim.url()),
+            ("CDC_TEST_ECS_SIM", sim.url()),
+        ],
+    );
+    // The verdicts of the same rollouts unthrottled (`each_changed_service_is_watched_to_its_verdict`).
+    assert_eq!(
+        r.code,
+        1,
+        "the failed rollout fails the run: {}",
+        r.describe()
+    );
+    let verdicts: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&r.outputs["rollouts"]).unwrap();
+    assert_eq!(verdicts["orders"], "succeeded", "{}", r.describe());
+    assert_eq!(verdicts["audit"], "failed", "{}", r.describe());
+    assert_eq!(r.names("built"), ["audit", "orders"], "{}", r.describe());
+    assert!(
+        r.summary.contains("ECS deployment circuit breaker"),
+        "{}",
+        r.summary
+    );
+
+    // Every throttled answer was retried, and the report says how many.
+    let ecr = aws.throttled();
+    let ecs = sim.calls().len() / 3;
+    assert!(ecr >= 2 && ecs >= 2, "ECR {ecr}, ECS {ecs} throttled");
+    let retries = format!("; {} retries in all)", ecr + ecs);
+    for text in [&r.summary, &r.stdout] {
+        assert!(text.contains("AWS calls were retried (ECR "), "{text}");
+        assert!(text.contains(", ECS "), "{text}");
+        assert!(text.contains(&retries), "{retries}: {text}");
+    }
+}

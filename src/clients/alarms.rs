@@ -42,7 +42,11 @@ impl Alarms {
             str::to_string,
         );
         Alarms {
-            client: aws_sdk_cloudwatch::Client::new(config),
+            client: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(config)
+                    .interceptor(super::aws_retries::counted("CloudWatch"))
+                    .build(),
+            ),
             endpoint,
         }
     }

@@ -345,7 +345,11 @@ impl Ecr {
             str::to_string,
         );
         Ecr {
-            client: aws_sdk_ecr::Client::new(config),
+            client: aws_sdk_ecr::Client::from_conf(
+                aws_sdk_ecr::config::Builder::from(config)
+                    .interceptor(super::aws_retries::counted("ECR"))
+                    .build(),
+            ),
             endpoint,
         }
     }

@@ -254,20 +254,9 @@ pub struct Ecs {
 }
 
 impl Ecs {
-    /// A client on `config`, with the SDK's adaptive retry mode (it slows down for throttling
-    /// across all calls of the run, which a fleet's polls need) unless the environment chose.
-    pub fn adaptive(config: &aws_config::SdkConfig, attempts: u32) -> Self {
-        let mut ecs = Ecs::new(config);
-        ecs.client = aws_sdk_ecs::Client::from_conf(
-            aws_sdk_ecs::config::Builder::from(config)
-                .retry_config(
-                    aws_config::retry::RetryConfig::adaptive().with_max_attempts(attempts),
-                )
-                .build(),
-        );
-        ecs
-    }
-
+    /// A client on `config`, with its retry settings: the run's standard mode (the watcher's
+    /// polls are few and spaced out; the SDK's adaptive mode made each throttled poll wait about
+    /// 20 s at their rate), or what the environment chose.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         let endpoint = config
             .endpoint_url()
@@ -279,7 +268,11 @@ impl Ecs {
                 )
             });
         Ecs {
-            client: aws_sdk_ecs::Client::new(config),
+            client: aws_sdk_ecs::Client::from_conf(
+                aws_sdk_ecs::config::Builder::from(config)
+                    .interceptor(super::aws_retries::counted("ECS"))
+                    .build(),
+            ),
             endpoint,
         }
     }

@@ -67,7 +67,8 @@ impl Logs {
         let client = clients
             .entry(region.clone())
             .or_insert_with(|| {
-                let mut b = aws_sdk_cloudwatchlogs::config::Builder::from(&self.config);
+                let mut b = aws_sdk_cloudwatchlogs::config::Builder::from(&self.config)
+                    .interceptor(super::aws_retries::counted("CloudWatch Logs"));
                 if !region.is_empty() {
                     b = b.region(aws_sdk_cloudwatchlogs::config::Region::new(region.clone()));
                 }

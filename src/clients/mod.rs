@@ -3,6 +3,7 @@
 //! distribution registry) wherever one exists.
 
 pub mod alarms;
+pub mod aws_retries;
 pub mod builder;
 pub mod ecr;
 pub mod ecs;

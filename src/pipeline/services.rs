@@ -229,7 +229,7 @@ async fn connect_aws(
         scans: ecr.clone(),
         ecr,
         registry: Arc::new(registry),
-        deployer: Arc::new(Ecs::adaptive(&config, AWS_ATTEMPTS)),
+        deployer: Arc::new(Ecs::new(&config)),
         logs: Arc::new(Logs::new(&config)),
         alarms: Arc::new(Alarms::new(&config)),
     })

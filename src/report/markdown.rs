@@ -488,10 +488,14 @@ pub fn rollback(run: &RunReport, h: &ReportHeader) -> String {
 }
 
 fn footer(h: &ReportHeader) -> String {
-    match &h.run_url {
-        Some(url) => format!("[Workflow run]({url})\n"),
-        None => String::new(),
+    let mut out = String::new();
+    if let Some(retried) = &h.aws_retried {
+        let _ = writeln!(out, "{}\n", text(retried));
     }
+    if let Some(url) = &h.run_url {
+        let _ = writeln!(out, "[Workflow run]({url})");
+    }
+    out
 }
 
 fn location(d: &Diagnostic) -> String {

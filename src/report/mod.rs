@@ -36,6 +36,9 @@ pub struct ReportHeader {
     pub headline: String,
     /// Whether the outcome is a failure: the headline is shown as one.
     pub failed: bool,
+    /// How many AWS calls the SDK had to retry (throttled, or a passing error), when any:
+    /// [`crate::clients::aws_retries::line`].
+    pub aws_retried: Option<String>,
 }
 
 impl ReportHeader {

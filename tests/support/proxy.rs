@@ -40,30 +40,76 @@ impl Recorded {
     }
 }
 
+/// Every `every`th AWS JSON call whose `X-Amz-Target` starts with `target` is answered with
+/// `ThrottlingException` instead of being passed on.
+#[derive(Debug, Default)]
+struct Throttle {
+    target: String,
+    every: usize,
+    seen: usize,
+    throttled: usize,
+}
+
+impl Throttle {
+    /// Whether this call, of `target`, is one to throttle.
+    fn hits(&mut self, target: Option<&str>) -> bool {
+        if self.every == 0 || !target.is_some_and(|t| t.starts_with(&self.target)) {
+            return false;
+        }
+        self.seen += 1;
+        let hit = self.seen % self.every == 0;
+        self.throttled += usize::from(hit);
+        hit
+    }
+}
+
 /// A proxy in front of `upstream`, serving on a free loopback port until dropped.
 pub struct CountingProxy {
     server: super::serve::Server,
     log: Arc<Mutex<Vec<Recorded>>>,
+    throttle: Arc<Mutex<Throttle>>,
 }
 
 impl CountingProxy {
     /// Start a proxy for `upstream` (`http://127.0.0.1:PORT`) on the current tokio runtime.
     pub async fn start(upstream: &str) -> Self {
         let log = Arc::new(Mutex::new(Vec::new()));
+        let throttle = Arc::new(Mutex::new(Throttle::default()));
         let upstream = upstream.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
         let shared = log.clone();
+        let throttling = throttle.clone();
         let server = super::serve::serve(move |req: Request<Incoming>| {
             let log = shared.clone();
+            let throttle = throttling.clone();
             let upstream = upstream.clone();
             let http = http.clone();
-            async move { forward(req, &upstream, &http, &log).await }
+            async move { forward(req, &upstream, &http, &log, &throttle).await }
         })
         .await;
-        CountingProxy { server, log }
+        CountingProxy {
+            server,
+            log,
+            throttle,
+        }
+    }
+
+    /// From now on, answer every `every`th call whose `X-Amz-Target` starts with `target`
+    /// (`AmazonEC2ContainerRegistry_`) with `ThrottlingException`, as AWS does past a rate.
+    pub fn throttle_every(&self, target: &str, every: usize) {
+        *self.throttle.lock().unwrap() = Throttle {
+            target: target.to_string(),
+            every,
+            ..Throttle::default()
+        };
+    }
+
+    /// How many calls were answered with `ThrottlingException`.
+    pub fn throttled(&self) -> usize {
+        self.throttle.lock().unwrap().throttled
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -103,20 +149,32 @@ async fn forward(
     upstream: &str,
     http: &reqwest::Client,
     log: &Mutex<Vec<Recorded>>,
+    throttle: &Mutex<Throttle>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let path = parts
         .uri
         .path_and_query()
         .map_or("/".to_string(), |p| p.to_string());
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if throttle.lock().unwrap().hits(target.as_deref()) {
+        return Response::builder()
+            .status(400)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amzn-errortype", "ThrottlingException")
+            .body(Full::new(Bytes::from_static(
+                br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+            )))
+            .unwrap();
+    }
     log.lock().unwrap().push(Recorded {
         method: parts.method.to_string(),
         path: path.clone(),
-        target: parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        target,
         user_agent: parts
             .headers
             .get("user-agent")

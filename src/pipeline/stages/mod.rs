@@ -458,5 +458,6 @@ fn header(settings: &Settings, verb: &str, cancel: &Cancel) -> ReportHeader {
         plan_digest: None,
         headline: String::new(),
         failed: false,
+        aws_retried: crate::clients::aws_retries::line(&crate::clients::aws_retries::so_far()),
     }
 }

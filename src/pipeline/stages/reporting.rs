@@ -29,6 +29,9 @@ impl Run<'_> {
             ..header(self.settings, self.verb_word(), self.cancel)
         };
         self.log_report();
+        if let Some(retried) = &h.aws_retried {
+            self.runner.print(retried);
+        }
         let comment = self.write_report(&h);
         // The outcome again, now that what could not be written is known.
         let decided = self.decide();
