@@ -1286,3 +1286,92 @@ async fn a_third_of_ecr_and_ecs_calls_throttled_change_no_verdict_and_the_report
         assert!(text.contains(&retries), "{retries}: {text}");
     }
 }
+
+/// `orders` and `audit` deployed; then `orders`' code changes, to a build that takes a few
+/// seconds, and `audit` only its settings (no build).
+async fn one_to_build_one_not() -> (tempfile::TempDir, String, Backend) {
+    let (ws, project, backend) = deployed_pair().await;
+    write(
+        ws.path(),
+        "consumer_scripts/orders/Dockerfile",
+        &format!(
+            "FROM {}\nRUN for i in 1 2 3; do echo step $i; sleep 1; done\nCOPY app/ /app/\n",
+            base_image()
+        ),
+    );
+    write(
+        ws.path(),
+        "consumer_scripts/audit/consumer.toml",
+        "cpu = 512\nmemory = 1024\n",
+    );
+    (ws, project, backend)
+}
+
+/// What an engine failure leaves: `orders` failed with `expected` in its reason, keeping its
+/// running image, and `audit`, which needed no build, deployed.
+async fn only_the_build_failed(r: &support::Run, backend: &Backend, before: &str, expected: &str) {
+    assert_eq!(r.code, 1, "{}", r.describe());
+    assert_eq!(r.names("failed"), ["orders"], "{}", r.describe());
+    assert!(
+        r.everything().contains(expected),
+        "{expected}: {}",
+        r.describe()
+    );
+    assert!(r.summary.contains(expected), "{}", r.summary);
+    assert_eq!(backend.applied_cpu("audit").await, 512, "{}", r.describe());
+    assert_eq!(backend.applied_images().await["orders"], before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_closes_mid_build_fails_that_consumer_at_once_and_the_others_deploy() {
+    let (ws, project, backend) = one_to_build_one_not().await;
+    let before = backend.applied_images().await["orders"].clone();
+    let engine = support::engine_proxy::EngineProxy::start(support::engine_proxy::Fault::Closes);
+    let started = std::time::Instant::now();
+    let r = run_env(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_2,
+        &[],
+        &[("DOCKER_HOST", engine.docker_host())],
+    );
+    let expected = format!(
+        "the Docker engine at `{}` closed the connection during the build",
+        engine.docker_host()
+    );
+    only_the_build_failed(&r, &backend, &before, &expected).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "at once, not after a timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_hangs_mid_build_fails_that_consumer_after_the_build_timeout() {
+    let (ws, project, backend) = one_to_build_one_not().await;
+    let before = backend.applied_images().await["orders"].clone();
+    let engine = support::engine_proxy::EngineProxy::start(support::engine_proxy::Fault::Hangs);
+    let started = std::time::Instant::now();
+    let r = run_env(
+        ws.path(),
+        &project,
+        &backend,
+        "deploy",
+        COMMIT_2,
+        &[("build-timeout", "6s")],
+        &[("DOCKER_HOST", engine.docker_host())],
+    );
+    let expected = format!(
+        "the build did not finish within `build-timeout` (6 s) and was stopped: the Docker engine at `{}` had sent nothing for 6 s, so it looks hung",
+        engine.docker_host()
+    );
+    only_the_build_failed(&r, &backend, &before, &expected).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+}

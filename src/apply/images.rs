@@ -56,6 +56,8 @@ pub struct ImageStage<'a> {
     pub keep_images: u32,
     pub untagged_expiry_days: u32,
     pub build_concurrency: usize,
+    /// How long one consumer's builds (its cache stages and its image) may take.
+    pub build_timeout: Duration,
     pub commit: Option<CommitSha>,
     /// `https://github.com/owner/repo`, for the image's source label.
     pub source_url: Option<String>,
@@ -508,6 +510,10 @@ async fn build_and_push<'a>(
             dir: spec.display_dir.clone(),
             source,
         },
+        BuildError::Engine(message) => ImageError::EngineLost {
+            engine: builder.engine(),
+            message,
+        },
         BuildError::Failed(failure) => ImageError::Build {
             file: format!("{}/{}", spec.display_dir, s.build.dockerfile),
             failure,
@@ -517,6 +523,15 @@ async fn build_and_push<'a>(
     for line in &said {
         log.line(line);
     }
+    // The builds stop at the deadline: dropping a build closes its connection, and the engine
+    // stops the build.
+    let deadline = tokio::time::Instant::now() + stage.build_timeout;
+    let last_line = std::sync::Mutex::new(tokio::time::Instant::now());
+    let timed_out = || ImageError::BuildTimedOut {
+        engine: builder.engine(),
+        limit: stage.build_timeout,
+        silent: last_line.lock().map_or(Duration::ZERO, |t| t.elapsed()),
+    };
     // Each earlier stage whose files the image takes is built and pushed on its own, with its
     // cache inline: the image's inline cache covers only the stages it is built on.
     for name in &stages {
@@ -532,14 +547,26 @@ async fn build_and_push<'a>(
         );
         labels.insert("dev.cdc-deploy.cache-stage".into(), name.clone());
         let built = {
-            let mut sink = |l: &str| log.line(l);
-            builder
-                .build(request(Some(name.clone()), tag.clone(), labels), &mut sink)
-                .await
+            let mut sink = |l: &str| {
+                if let Ok(mut t) = last_line.lock() {
+                    *t = tokio::time::Instant::now();
+                }
+                log.line(l)
+            };
+            tokio::time::timeout_at(
+                deadline,
+                builder.build(request(Some(name.clone()), tag.clone(), labels), &mut sink),
+            )
+            .await
+        };
+        let Ok(built) = built else {
+            return Err(timed_out());
         };
         let stats = match built {
             Ok(stats) => stats,
-            Err(e @ BuildError::ContextChanged(_)) => return Err(failed(e)),
+            Err(e @ (BuildError::ContextChanged(_) | BuildError::Engine(_))) => {
+                return Err(failed(e))
+            }
             // Built only for its cache: the image's build runs the same steps and says what
             // fails, if anything does.
             Err(BuildError::Failed(f)) => {
@@ -561,19 +588,26 @@ async fn build_and_push<'a>(
         }
     }
     let built = {
-        let mut sink = |l: &str| log.line(l);
-        builder
-            .build(
+        let mut sink = |l: &str| {
+            if let Ok(mut t) = last_line.lock() {
+                *t = tokio::time::Instant::now();
+            }
+            log.line(l)
+        };
+        tokio::time::timeout_at(
+            deadline,
+            builder.build(
                 request(
                     s.build.target.clone(),
                     reference.clone(),
                     labels(stage, spec, c),
                 ),
                 &mut sink,
-            )
-            .await
+            ),
+        )
+        .await
     };
-    let stats = built.map_err(failed)?;
+    let stats = built.map_err(|_| timed_out())?.map_err(failed)?;
     log.line(&format!("cache: {}", stats.describe()));
     let mut sink = |l: &str| log.line(l);
     builder

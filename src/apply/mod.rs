@@ -79,10 +79,41 @@ pub enum ImageError {
     },
     #[error(transparent)]
     Engine(EngineError),
+    /// The connection to the engine broke during the build.
+    #[error("{engine} closed the connection during the build ({message}), so the image was not built: check that the engine runs (`docker info`; its log says whether it restarted or ran out of memory or disk), then run again")]
+    EngineLost { engine: String, message: String },
+    /// The build ran past `build-timeout` and was stopped.
+    #[error("the build did not finish within `build-timeout` ({}) and was stopped: {}", crate::report::spoken(*.limit), timed_out_why(.engine, *.limit, *.silent))]
+    BuildTimedOut {
+        engine: String,
+        limit: Duration,
+        /// How long the build had printed nothing when it was stopped.
+        silent: Duration,
+    },
     /// The run was cancelled before the image was built and pushed.
     #[error("not finished: the run was {0}")]
     Cancelled(crate::cancel::Cancelled),
 }
+
+/// Why a build ran out of time: an engine that had gone silent looks hung; one still printing is
+/// a slow build.
+fn timed_out_why(engine: &str, limit: Duration, silent: Duration) -> String {
+    if silent >= HUNG_AFTER.min(limit / 2) {
+        format!(
+            "{engine} had sent nothing for {}, so it looks hung; check it (`docker info`, its log) and run again",
+            crate::report::spoken(silent)
+        )
+    } else {
+        format!(
+            "it was still printing (its last line {} before), so the build is slower than that: give it a longer `build-timeout`",
+            crate::report::spoken(silent)
+        )
+    }
+}
+
+/// A build that printed nothing for this long (or half its time, when that is shorter) when its
+/// time ran out is taken for a hung engine.
+pub const HUNG_AFTER: Duration = Duration::from_secs(60);
 
 impl ImageError {
     /// What failed, in a few words, for an annotation's title.
@@ -94,6 +125,8 @@ impl ImageError {
             ImageError::ContextChanged { .. } => "the build context changed",
             ImageError::Push(_) => "the push failed",
             ImageError::Engine(_) => "the Docker engine could not be reached",
+            ImageError::EngineLost { .. } => "the Docker engine went away",
+            ImageError::BuildTimedOut { .. } => "the build timed out",
             ImageError::Cancelled(_) => "cancelled",
             ImageError::Registry(_)
             | ImageError::NotPushed { .. }

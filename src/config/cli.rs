@@ -335,6 +335,10 @@ pub struct DeployOptions {
     /// How many images are built and pushed at the same time.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(BUILD_CONCURRENCY))]
     pub build_concurrency: u16,
+    /// How long one consumer's image may take to build (`30m`, `1h`): a build that has not
+    /// finished by then is stopped and the consumer fails, naming the engine.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub build_timeout: String,
     /// Tagged images kept per repository by the ECR lifecycle policy.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(KEEP_IMAGES))]
     pub keep_images: u32,

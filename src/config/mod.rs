@@ -263,6 +263,8 @@ pub struct PlanSettings {
 pub struct DeploySettings {
     pub registry_host: Option<RegistryHost>,
     pub build_concurrency: usize,
+    /// How long one consumer's builds may take before they are stopped.
+    pub build_timeout: std::time::Duration,
     pub keep_images: u32,
     pub untagged_expiry_days: u32,
     /// Watch the rollouts after the apply.
@@ -512,6 +514,7 @@ fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
     Ok(DeploySettings {
         registry_host: registry_host(d.registry_host.as_deref())?,
         build_concurrency: usize::from(d.build_concurrency),
+        build_timeout: parse_duration("build-timeout", &d.build_timeout)?,
         keep_images: d.keep_images,
         untagged_expiry_days: d.untagged_expiry_days,
         wait: d.wait,

@@ -264,9 +264,9 @@ async fn wait(
             return Err(match last {
                 Some((r, d)) => format!(
                     "after {} it runs {r} of {d} tasks (`wait-timeout`); see `cdc-deploy status` and `cdc-deploy logs`",
-                    humantime(timeout)
+                    crate::report::spoken(timeout)
                 ),
-                None => format!("its service could not be read within {}", humantime(timeout)),
+                None => format!("its service could not be read within {}", crate::report::spoken(timeout)),
             });
         }
         tokio::select! {
@@ -274,15 +274,6 @@ async fn wait(
             () = cancel.cancelled() => return Err("the run was cancelled before it did".into()),
         }
         interval = (interval * 2).min(Duration::from_secs(15));
-    }
-}
-
-fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod ecs_sim;
+pub mod engine_proxy;
 pub mod fleet;
 pub mod github;
 pub mod image;

@@ -82,6 +82,10 @@ pub enum BuildError {
     /// The files sent are not the ones the plan fingerprinted.
     #[error(transparent)]
     ContextChanged(SentContextError),
+    /// The connection to the engine broke during the build (closed, reset, unreadable): the
+    /// engine's failure, not the Dockerfile's.
+    #[error("{0}")]
+    Engine(String),
 }
 
 /// A push that did not complete.
@@ -151,6 +155,10 @@ impl BuildStats {
 pub trait ImageBuilder: Send + Sync {
     /// One line for the log: which builder, on which engine.
     fn describe(&self) -> String;
+    /// The engine, for messages: "the Docker engine at `unix:///var/run/docker.sock`".
+    fn engine(&self) -> String {
+        "the image builder".into()
+    }
     /// Whether this builder is a fallback the log should warn about (the classic builder, whose
     /// cache is coarser and whose output is less readable).
     fn is_fallback(&self) -> bool {
@@ -352,6 +360,10 @@ fn line_in_message(message: &str) -> Option<usize> {
 
 #[async_trait]
 impl ImageBuilder for DockerEngine {
+    fn engine(&self) -> String {
+        format!("the Docker engine at `{}`", self.address)
+    }
+
     fn is_fallback(&self) -> bool {
         matches!(self.backend, Backend::Classic { .. })
     }
@@ -435,7 +447,7 @@ impl ImageBuilder for DockerEngine {
                     }
                 }
                 Err(e) => {
-                    error = Some(stream_error(e));
+                    error = Some(e);
                     break;
                 }
             }
@@ -454,7 +466,12 @@ impl ImageBuilder for DockerEngine {
                     | SentContextError::Read { .. }),
                 ),
             ) => Err(BuildError::ContextChanged(e)),
-            (Some(message), _) => {
+            (Some(e), _) if is_transport(&e) => Err(BuildError::Engine(crate::failure::one_line(
+                &e.to_string(),
+                300,
+            ))),
+            (Some(e), _) => {
+                let message = stream_error(e);
                 let text = tokio::fs::read_to_string(&dockerfile_path)
                     .await
                     .unwrap_or_default();
@@ -588,6 +605,16 @@ fn push_cause(message: &str) -> crate::failure::Cause {
     } else {
         Cause::Network
     }
+}
+
+/// Whether a build's stream ended because the connection to the engine did (closed, reset, cut
+/// short, unreadable), rather than with the engine's own answer about the build.
+fn is_transport(e: &bollard::errors::Error) -> bool {
+    !matches!(
+        e,
+        bollard::errors::Error::DockerStreamError { .. }
+            | bollard::errors::Error::DockerResponseServerError { .. }
+    )
 }
 
 fn stream_error(e: bollard::errors::Error) -> String {

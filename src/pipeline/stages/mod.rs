@@ -439,6 +439,7 @@ impl<'a> Run<'a> {
             keep_images: d.keep_images,
             untagged_expiry_days: d.untagged_expiry_days,
             build_concurrency: d.build_concurrency,
+            build_timeout: d.build_timeout,
             commit: self.settings.commit.clone(),
             source_url: self.settings.github.repository_url(),
             cancel: self.cancel,
