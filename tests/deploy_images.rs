@@ -683,3 +683,72 @@ async fn a_cancelled_deploy_stops_its_builds_at_once_and_still_reports() {
         r.summary
     );
 }
+
+/// A deploy of `orders` alone whose pushes go to the registry through `registry`.
+async fn deploy_through(registry: &support::proxy::CountingProxy) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let project = unique("push");
+    consumer(dir.path(), "orders");
+    let root = dir.path().to_path_buf();
+    let env = vec![("INPUT_REGISTRY-HOST", registry.url())];
+    tokio::task::spawn_blocking(move || {
+        let run = support::run_action_env(
+            &root,
+            &[
+                ("mode", "deploy"),
+                ("project-name", &project),
+                ("commit", COMMIT_1),
+            ],
+            &env,
+        );
+        drop(dir);
+        run
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_the_registry_answers_with_429_is_retried_after_a_wait() {
+    let registry =
+        support::proxy::CountingProxy::start(&format!("http://{}", support::registry())).await;
+    // The engine's first push is refused (its layers' uploads, in parallel); the next goes on.
+    registry.too_many("POST", "/blobs/uploads/", 30, 2);
+    let started = std::time::Instant::now();
+    let r = deploy_through(&registry).await;
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert_eq!(registry.answered_too_many(), 2);
+    assert!(
+        r.stdout.contains(
+            "push throttled by the registry (toomanyrequests: Rate exceeded); retrying in 2."
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert_eq!(r.names("built"), ["orders"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_the_registry_keeps_refusing_with_429_fails_clearly_after_its_attempts() {
+    let registry =
+        support::proxy::CountingProxy::start(&format!("http://{}", support::registry())).await;
+    registry.too_many("POST", "/blobs/uploads/", 30, usize::MAX);
+    let r = deploy_through(&registry).await;
+    assert_eq!(r.code, 1, "{}", r.describe());
+    assert_eq!(r.names("failed"), ["orders"]);
+    let waits: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("push throttled by the registry"))
+        .collect();
+    assert_eq!(waits.len(), 3, "{}", r.stdout);
+    assert!(waits[2].contains("retrying in 8."), "doubling: {waits:?}");
+    assert!(
+        r.summary.contains(
+            "failed after 4 attempt(s): toomanyrequests: Rate exceeded; the registry limits how fast it takes pushes (HTTP 429)"
+        ),
+        "{}",
+        r.summary
+    );
+}

@@ -63,11 +63,32 @@ impl Throttle {
     }
 }
 
+/// The next `times` requests of `method` whose path contains `path` are answered `429 Too Many
+/// Requests` with `Retry-After: retry_after` instead of being passed on, as a registry past its
+/// rate does.
+#[derive(Debug, Default)]
+struct TooMany {
+    method: String,
+    path: String,
+    retry_after: u64,
+    times: usize,
+    answered: usize,
+}
+
+impl TooMany {
+    fn hits(&mut self, method: &str, path: &str) -> bool {
+        let hit = self.answered < self.times && method == self.method && path.contains(&self.path);
+        self.answered += usize::from(hit);
+        hit
+    }
+}
+
 /// A proxy in front of `upstream`, serving on a free loopback port until dropped.
 pub struct CountingProxy {
     server: super::serve::Server,
     log: Arc<Mutex<Vec<Recorded>>>,
     throttle: Arc<Mutex<Throttle>>,
+    too_many: Arc<Mutex<TooMany>>,
 }
 
 impl CountingProxy {
@@ -75,6 +96,7 @@ impl CountingProxy {
     pub async fn start(upstream: &str) -> Self {
         let log = Arc::new(Mutex::new(Vec::new()));
         let throttle = Arc::new(Mutex::new(Throttle::default()));
+        let too_many = Arc::new(Mutex::new(TooMany::default()));
         let upstream = upstream.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -82,19 +104,39 @@ impl CountingProxy {
             .unwrap();
         let shared = log.clone();
         let throttling = throttle.clone();
+        let refusing = too_many.clone();
         let server = super::serve::serve(move |req: Request<Incoming>| {
             let log = shared.clone();
             let throttle = throttling.clone();
+            let too_many = refusing.clone();
             let upstream = upstream.clone();
             let http = http.clone();
-            async move { forward(req, &upstream, &http, &log, &throttle).await }
+            async move { forward(req, &upstream, &http, &log, &throttle, &too_many).await }
         })
         .await;
         CountingProxy {
             server,
             log,
             throttle,
+            too_many,
         }
+    }
+
+    /// From now on, answer the next `times` requests of `method` whose path contains `path`
+    /// with `429 Too Many Requests` and `Retry-After: retry_after` (seconds).
+    pub fn too_many(&self, method: &str, path: &str, retry_after: u64, times: usize) {
+        *self.too_many.lock().unwrap() = TooMany {
+            method: method.to_string(),
+            path: path.to_string(),
+            retry_after,
+            times,
+            answered: 0,
+        };
+    }
+
+    /// How many requests were answered with 429.
+    pub fn answered_too_many(&self) -> usize {
+        self.too_many.lock().unwrap().answered
     }
 
     /// From now on, answer every `every`th call whose `X-Amz-Target` starts with `target`
@@ -150,6 +192,7 @@ async fn forward(
     http: &reqwest::Client,
     log: &Mutex<Vec<Recorded>>,
     throttle: &Mutex<Throttle>,
+    too_many: &Mutex<TooMany>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let path = parts
@@ -161,6 +204,21 @@ async fn forward(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let refused = {
+        let mut t = too_many.lock().unwrap();
+        t.hits(parts.method.as_str(), &path)
+            .then_some(t.retry_after)
+    };
+    if let Some(after) = refused {
+        return Response::builder()
+            .status(429)
+            .header("content-type", "application/json")
+            .header("retry-after", after.to_string())
+            .body(Full::new(Bytes::from_static(
+                br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"Rate exceeded","detail":null}]}"#,
+            )))
+            .unwrap();
+    }
     if throttle.lock().unwrap().hits(target.as_deref()) {
         return Response::builder()
             .status(400)

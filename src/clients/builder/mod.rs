@@ -90,7 +90,7 @@ pub enum BuildError {
 
 /// A push that did not complete.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("push of `{image}` failed after {attempts} attempt(s): {message}")]
+#[error("push of `{image}` failed after {attempts} attempt(s): {message}{}", push_hint(.message))]
 pub struct PushFailure {
     pub image: String,
     pub attempts: u32,
@@ -550,16 +550,28 @@ impl ImageBuilder for DockerEngine {
             }
             Ok(())
         };
+        let throttled = |message: &str| push_cause(message) == crate::failure::Cause::Throttled;
         self.retry
             .run(
                 "push",
                 &self.cancel,
                 attempt,
                 |message: &String| push_cause(message).is_transient(),
-                |_| None,
+                // The registry's `Retry-After` does not come through the engine: a throttled
+                // push waits at least THROTTLED_PUSH_WAIT, doubling with each attempt.
+                |message: &String| {
+                    throttled(message).then(|| {
+                        THROTTLED_PUSH_WAIT * 2u32.pow(attempts.load(Ordering::SeqCst).max(1) - 1)
+                    })
+                },
                 |message, delay| {
+                    let what = if throttled(message) {
+                        "push throttled by the registry"
+                    } else {
+                        "push failed"
+                    };
                     say(&format!(
-                        "push failed ({message}); retrying in {:.1} s",
+                        "{what} ({message}); retrying in {:.1} s",
                         delay.as_secs_f64()
                     ))
                 },
@@ -578,6 +590,18 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
     match reference.rfind(':') {
         Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
         _ => (reference, "latest"),
+    }
+}
+
+/// The least a push the registry throttled (HTTP 429) waits before its next attempt, doubled for
+/// each attempt: the engine does not retry it, nor pass on the registry's `Retry-After`.
+const THROTTLED_PUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What to do about a push that failed with `message`, after its attempts.
+fn push_hint(message: &str) -> &'static str {
+    match push_cause(message) {
+        crate::failure::Cause::Throttled => "; the registry limits how fast it takes pushes (HTTP 429) and was still refusing after the waits: run again later, or lower `build-concurrency` so fewer pushes run at once",
+        _ => "",
     }
 }
 
