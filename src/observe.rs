@@ -246,6 +246,7 @@ mod tests {
         RepositoryState {
             name: name.into(),
             tag_mutability: "IMMUTABLE".into(),
+            mutable_tags: vec!["keep-*".into()],
             scan_on_push: true,
         }
     }
@@ -285,7 +286,11 @@ mod tests {
         async fn create(&self, _: &RepositorySpec) -> Result<bool, EcrError> {
             unreachable!("observation never writes")
         }
-        async fn reconcile(&self, _: &str, _: &[RepositoryDrift]) -> Result<(), EcrError> {
+        async fn reconcile(
+            &self,
+            _: &crate::clients::ecr::RepositorySpec,
+            _: &[RepositoryDrift],
+        ) -> Result<(), EcrError> {
             unreachable!("observation never writes")
         }
     }

@@ -112,10 +112,14 @@ async fn images_are_built_once_and_only_when_their_context_changes() {
         let repo = format!("{project}-{name}");
         let facts = support::repository_facts(&ecr, &repo).await;
         assert_eq!(facts.mutability, "IMMUTABLE_WITH_EXCLUSION", "{repo}");
-        assert_eq!(facts.mutable_tags, ["WILDCARD cache-*"], "{repo}");
+        assert_eq!(
+            facts.mutable_tags,
+            ["WILDCARD cache-*", "WILDCARD keep-*"],
+            "{repo}"
+        );
         assert!(facts.scan_on_push);
         let policy = facts.lifecycle_policy.as_ref().expect("a lifecycle policy");
-        assert_eq!(policy["rules"][1]["selection"]["countNumber"], 30);
+        assert_eq!(policy["rules"][2]["selection"]["countNumber"], 30);
         assert!(
             facts.has_tag("managed-by", "cdc-deploy"),
             "{:?}",

@@ -21,6 +21,7 @@ fn spec(name: &str) -> RepositorySpec {
         keep_images: 20,
         untagged_expiry_days: 5,
         cache_tags_mutable: true,
+        mutable_tags: Vec::new(),
     }
 }
 
@@ -36,14 +37,15 @@ async fn create_makes_a_repository_with_every_setting() {
 
     let client = aws_sdk_ecr::Client::new(&config);
     let facts = support::repository_facts(&client, &name).await;
-    // Every tag is immutable but the build cache's.
+    // Every tag is immutable but the build cache's and the ones that keep what runs.
     assert_eq!(facts.mutability, "IMMUTABLE_WITH_EXCLUSION");
-    assert_eq!(facts.mutable_tags, ["WILDCARD cache-*"]);
+    assert_eq!(facts.mutable_tags, ["WILDCARD cache-*", "WILDCARD keep-*"]);
     assert!(facts.scan_on_push);
     assert_eq!(facts.encryption.as_deref(), Some("AES256"));
     let policy = facts.lifecycle_policy.as_ref().unwrap();
-    assert_eq!(policy["rules"][0]["selection"]["countNumber"], 5);
-    assert_eq!(policy["rules"][1]["selection"]["countNumber"], 20);
+    assert_eq!(policy["rules"][0]["selection"]["tagPrefixList"][0], "keep-");
+    assert_eq!(policy["rules"][1]["selection"]["countNumber"], 5);
+    assert_eq!(policy["rules"][2]["selection"]["countNumber"], 20);
     for (key, value) in [
         ("project", "shop"),
         ("managed-by", "cdc-deploy"),
@@ -129,12 +131,16 @@ async fn a_repository_made_by_hand_is_brought_back_in_line() {
     let drift = repository_drift(&found[0]);
     assert_eq!(
         drift,
-        [RepositoryDrift::MutableTags, RepositoryDrift::ScanOnPushOff]
+        [
+            RepositoryDrift::MutableTags,
+            RepositoryDrift::ScanOnPushOff,
+            RepositoryDrift::KeepTagsImmutable
+        ]
     );
-    ecr.reconcile(&name, &drift).await.unwrap();
+    ecr.reconcile(&spec(&name), &drift).await.unwrap();
     let facts = support::repository_facts(&client, &name).await;
     assert_eq!(facts.mutability, "IMMUTABLE_WITH_EXCLUSION");
-    assert_eq!(facts.mutable_tags, ["WILDCARD cache-*"]);
+    assert_eq!(facts.mutable_tags, ["WILDCARD cache-*", "WILDCARD keep-*"]);
     assert!(facts.scan_on_push);
     let Described::All(after) = ecr.describe(std::slice::from_ref(&name)).await.unwrap() else {
         panic!()
@@ -164,11 +170,20 @@ async fn a_repository_made_before_the_build_cache_gets_the_cache_tags_excluded()
         panic!()
     };
     let drift = repository_drift(&found[0]);
-    assert_eq!(drift, [RepositoryDrift::CacheTagsImmutable]);
-    ecr.reconcile(&name, &drift).await.unwrap();
+    assert_eq!(
+        drift,
+        [
+            RepositoryDrift::CacheTagsImmutable,
+            RepositoryDrift::KeepTagsImmutable
+        ]
+    );
+    ecr.reconcile(&spec(&name), &drift).await.unwrap();
     let facts = support::repository_facts(&client, &name).await;
     assert_eq!(facts.mutability, "IMMUTABLE_WITH_EXCLUSION");
-    assert_eq!(facts.mutable_tags, ["WILDCARD cache-*"]);
+    assert_eq!(facts.mutable_tags, ["WILDCARD cache-*", "WILDCARD keep-*"]);
+    // It gets the lifecycle policy whose first rule keeps what environments run.
+    let policy = facts.lifecycle_policy.as_ref().expect("a lifecycle policy");
+    assert_eq!(policy["rules"][0]["selection"]["tagPrefixList"][0], "keep-");
     let Described::All(after) = ecr.describe(std::slice::from_ref(&name)).await.unwrap() else {
         panic!()
     };

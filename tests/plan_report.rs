@@ -108,6 +108,7 @@ fn repo(name: &str) -> RepositoryState {
     RepositoryState {
         name: name.into(),
         tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
+        mutable_tags: vec!["cache-*".into(), "keep-*".into()],
         scan_on_push: true,
     }
 }

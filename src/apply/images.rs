@@ -177,18 +177,20 @@ async fn one<'a>(
     let Some(repo) = c.resource_name.as_deref() else {
         return Err(unapplicable("it has no resource name"));
     };
+    let spec = RepositorySpec {
+        name: repo.to_string(),
+        project: stage.project.clone(),
+        consumer: c.name.clone(),
+        environment: stage.environment.clone(),
+        keep_images: stage.keep_images,
+        untagged_expiry_days: stage.untagged_expiry_days,
+        cache_tags_mutable: stage.build_cache,
+        mutable_tags: c.repository_mutable_tags.clone(),
+    };
     if c.has(Step::CreateRepository) {
         stage
             .ecr
-            .create(&RepositorySpec {
-                name: repo.to_string(),
-                project: stage.project.clone(),
-                consumer: c.name.clone(),
-                environment: stage.environment.clone(),
-                keep_images: stage.keep_images,
-                untagged_expiry_days: stage.untagged_expiry_days,
-                cache_tags_mutable: stage.build_cache,
-            })
+            .create(&spec)
             .await
             .map_err(ImageError::Repository)?;
     }
@@ -202,12 +204,12 @@ async fn one<'a>(
         if !must.is_empty() {
             stage
                 .ecr
-                .reconcile(repo, &must)
+                .reconcile(&spec, &must)
                 .await
                 .map_err(ImageError::Repository)?;
         }
         if !cache.is_empty() {
-            if let Err(e) = stage.ecr.reconcile(repo, &cache).await {
+            if let Err(e) = stage.ecr.reconcile(&spec, &cache).await {
                 log.line(&format!(
                     "cache: the repository's `cache-*` tags could not be made mutable ({e}); the build goes on, and its cache is not moved"
                 ));

@@ -3,6 +3,7 @@
 
 pub mod images;
 pub mod infra;
+pub mod keep;
 pub mod restore;
 pub mod rollback;
 pub mod rollout;

@@ -38,16 +38,69 @@ pub struct RepositorySpec {
     pub untagged_expiry_days: u32,
     /// Whether the build cache's tags (`cache-*`) are left mutable (`build-cache`).
     pub cache_tags_mutable: bool,
+    /// The tags an existing repository already leaves mutable (its exclusion filters, `cache-*`):
+    /// a reconcile adds to them, never takes one away.
+    pub mutable_tags: Vec<String>,
+}
+
+/// Prefix of the tags that mark the image an environment runs (`keep-run-<environment>`) and the
+/// one it ran before (`keep-ran-<environment>`, what a rollback goes back to). Each deploy moves
+/// them; the lifecycle policy's first rule selects them and never expires one, and ECR lets no
+/// lower rule expire an image a higher one selects.
+pub const KEEP_TAG_PREFIX: &str = "keep-";
+
+/// More images than a repository will ever hold under `keep-` tags (two per environment): the
+/// first rule's count, never reached.
+const KEEP_COUNT: u32 = 9999;
+
+/// The tag on the image `environment` runs.
+pub fn keep_run_tag(environment: &str) -> String {
+    keep_tag("run", environment)
+}
+
+/// The tag on the image `environment` ran before the last change, what a rollback goes back to.
+pub fn keep_ran_tag(environment: &str) -> String {
+    keep_tag("ran", environment)
+}
+
+/// `keep-<which>-<environment>`, in the characters a tag may hold (others become `-`) and at most
+/// 128 of them.
+fn keep_tag(which: &str, environment: &str) -> String {
+    let env: String = environment
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut tag = format!("{KEEP_TAG_PREFIX}{which}-{env}");
+    tag.truncate(128);
+    tag
 }
 
 impl RepositorySpec {
-    /// The lifecycle policy: expire untagged images after M days, keep the last N images built
-    /// by this tool (every such image carries a `ctx-` tag).
+    /// The lifecycle policy: never expire what an environment runs or ran before (`keep-`
+    /// tags), expire untagged images after M days, keep the last N images built by this tool
+    /// (every such image carries a `ctx-` tag).
     pub fn lifecycle_policy(&self) -> String {
         serde_json::json!({
             "rules": [
                 {
                     "rulePriority": 1,
+                    "description": "never expire the images environments run or ran before (keep-* tags, moved by each deploy)",
+                    "selection": {
+                        "tagStatus": "tagged",
+                        "tagPrefixList": [KEEP_TAG_PREFIX],
+                        "countType": "imageCountMoreThan",
+                        "countNumber": KEEP_COUNT
+                    },
+                    "action": { "type": "expire" }
+                },
+                {
+                    "rulePriority": 2,
                     "description": format!("expire untagged images after {} days", self.untagged_expiry_days),
                     "selection": {
                         "tagStatus": "untagged",
@@ -58,7 +111,7 @@ impl RepositorySpec {
                     "action": { "type": "expire" }
                 },
                 {
-                    "rulePriority": 2,
+                    "rulePriority": 3,
                     "description": format!("keep the last {} images built by cdc-deploy", self.keep_images),
                     "selection": {
                         "tagStatus": "tagged",
@@ -72,6 +125,23 @@ impl RepositorySpec {
         })
         .to_string()
     }
+
+    /// The exclusion filters from tag immutability the repository must have: the ones it has,
+    /// `keep-*`, and `cache-*` when the build cache is kept (with `cache`).
+    fn mutable_filters(&self, cache: bool) -> Vec<String> {
+        let mut filters = self.mutable_tags.clone();
+        let keep = format!("{KEEP_TAG_PREFIX}*");
+        let cached = format!("{CACHE_TAG_PREFIX}*");
+        for f in [Some(cached).filter(|_| cache), Some(keep)]
+            .into_iter()
+            .flatten()
+        {
+            if !filters.contains(&f) {
+                filters.push(f);
+            }
+        }
+        filters
+    }
 }
 
 /// A repository as `DescribeRepositories` returns it: the settings the plan compares with what
@@ -82,6 +152,8 @@ pub struct RepositoryState {
     pub name: String,
     /// `IMMUTABLE`, `MUTABLE`, `IMMUTABLE_WITH_EXCLUSION`, ...
     pub tag_mutability: String,
+    /// Its exclusion filters from tag immutability (`cache-*`, `keep-*`).
+    pub mutable_tags: Vec<String>,
     pub scan_on_push: bool,
 }
 
@@ -112,6 +184,9 @@ pub enum RepositoryDrift {
     ScanOnPushOff,
     /// Every tag is immutable, the build cache's too: the cache cannot move to a new image.
     CacheTagsImmutable,
+    /// The tags that mark what environments run (`keep-*`) cannot move, and the lifecycle
+    /// policy may predate the rule that protects them: a repository made by an earlier version.
+    KeepTagsImmutable,
 }
 
 impl RepositoryDrift {
@@ -120,6 +195,9 @@ impl RepositoryDrift {
             RepositoryDrift::MutableTags => "tags are mutable",
             RepositoryDrift::ScanOnPushOff => "scan on push is off",
             RepositoryDrift::CacheTagsImmutable => "its build cache tags `cache-*` are immutable",
+            RepositoryDrift::KeepTagsImmutable => {
+                "the tags that keep what environments run (`keep-*`) cannot move"
+            }
         }
     }
 }
@@ -172,6 +250,11 @@ fn state(r: &aws_sdk_ecr::types::Repository) -> RepositoryState {
             .image_tag_mutability()
             .map_or("MUTABLE", |m| m.as_str())
             .to_string(),
+        mutable_tags: r
+            .image_tag_mutability_exclusion_filters()
+            .iter()
+            .map(|f| f.filter().to_string())
+            .collect(),
         scan_on_push: r
             .image_scanning_configuration()
             .is_some_and(|c| c.scan_on_push()),
@@ -181,16 +264,23 @@ fn state(r: &aws_sdk_ecr::types::Repository) -> RepositoryState {
 /// Prefix of the tags a consumer's build cache is kept under, the only mutable ones.
 pub const CACHE_TAG_PREFIX: &str = "cache-";
 
-/// The one exclusion from tag immutability: the build cache's tags, which move to each new image.
-fn cache_exclusion(
+/// The exclusions from tag immutability: the tags that move (the build cache's, the ones that
+/// keep what environments run), each a wildcard filter.
+fn exclusions(
     operation: &'static str,
     repository: &str,
-) -> Result<ImageTagMutabilityExclusionFilter, EcrError> {
-    ImageTagMutabilityExclusionFilter::builder()
-        .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
-        .filter(format!("{CACHE_TAG_PREFIX}*"))
-        .build()
-        .map_err(|e| build_error(operation, repository, &e))
+    filters: &[String],
+) -> Result<Vec<ImageTagMutabilityExclusionFilter>, EcrError> {
+    filters
+        .iter()
+        .map(|f| {
+            ImageTagMutabilityExclusionFilter::builder()
+                .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+                .filter(f)
+                .build()
+                .map_err(|e| build_error(operation, repository, &e))
+        })
+        .collect()
 }
 
 /// Names per `DescribeRepositories` call: the API's maximum.
@@ -209,7 +299,11 @@ pub trait RepositoryService: Send + Sync {
     /// lifecycle policy. Returns `false` when another run created it first (not an error).
     async fn create(&self, spec: &RepositorySpec) -> Result<bool, EcrError>;
     /// Bring an existing repository's settings back in line.
-    async fn reconcile(&self, name: &str, drift: &[RepositoryDrift]) -> Result<(), EcrError>;
+    async fn reconcile(
+        &self,
+        spec: &RepositorySpec,
+        drift: &[RepositoryDrift],
+    ) -> Result<(), EcrError>;
 }
 
 /// A finding severity as ECR names it. Ordered most severe first, so a map keyed by it lists the
@@ -451,16 +545,12 @@ impl RepositoryService for Ecr {
             .client
             .create_repository()
             .repository_name(name)
-            .image_tag_mutability(if spec.cache_tags_mutable {
-                ImageTagMutability::ImmutableWithExclusion
-            } else {
-                ImageTagMutability::Immutable
-            })
-            .set_image_tag_mutability_exclusion_filters(if spec.cache_tags_mutable {
-                Some(vec![cache_exclusion("CreateRepository", name)?])
-            } else {
-                None
-            })
+            .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
+            .set_image_tag_mutability_exclusion_filters(Some(exclusions(
+                "CreateRepository",
+                name,
+                &spec.mutable_filters(spec.cache_tags_mutable),
+            )?))
             .image_scanning_configuration(
                 ImageScanningConfiguration::builder()
                     .scan_on_push(true)
@@ -496,36 +586,54 @@ impl RepositoryService for Ecr {
         Ok(true)
     }
 
-    async fn reconcile(&self, name: &str, drift: &[RepositoryDrift]) -> Result<(), EcrError> {
-        for d in drift {
-            match d {
-                RepositoryDrift::ScanOnPushOff => {
-                    self.client
-                        .put_image_scanning_configuration()
-                        .repository_name(name)
-                        .image_scanning_configuration(
-                            ImageScanningConfiguration::builder()
-                                .scan_on_push(true)
-                                .build(),
-                        )
-                        .send()
-                        .await
-                        .map_err(|e| self.error("PutImageScanningConfiguration", Some(name), &e))?;
-                }
-                RepositoryDrift::MutableTags | RepositoryDrift::CacheTagsImmutable => {
-                    self.client
-                        .put_image_tag_mutability()
-                        .repository_name(name)
-                        .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
-                        .image_tag_mutability_exclusion_filters(cache_exclusion(
-                            "PutImageTagMutability",
-                            name,
-                        )?)
-                        .send()
-                        .await
-                        .map_err(|e| self.error("PutImageTagMutability", Some(name), &e))?;
-                }
-            }
+    async fn reconcile(
+        &self,
+        spec: &RepositorySpec,
+        drift: &[RepositoryDrift],
+    ) -> Result<(), EcrError> {
+        let name = spec.name.as_str();
+        if drift.contains(&RepositoryDrift::ScanOnPushOff) {
+            self.client
+                .put_image_scanning_configuration()
+                .repository_name(name)
+                .image_scanning_configuration(
+                    ImageScanningConfiguration::builder()
+                        .scan_on_push(true)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.error("PutImageScanningConfiguration", Some(name), &e))?;
+        }
+        let cache = drift.iter().any(|d| {
+            matches!(
+                d,
+                RepositoryDrift::MutableTags | RepositoryDrift::CacheTagsImmutable
+            )
+        });
+        if cache || drift.contains(&RepositoryDrift::KeepTagsImmutable) {
+            self.client
+                .put_image_tag_mutability()
+                .repository_name(name)
+                .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
+                .set_image_tag_mutability_exclusion_filters(Some(exclusions(
+                    "PutImageTagMutability",
+                    name,
+                    &spec.mutable_filters(cache && spec.cache_tags_mutable),
+                )?))
+                .send()
+                .await
+                .map_err(|e| self.error("PutImageTagMutability", Some(name), &e))?;
+        }
+        if drift.contains(&RepositoryDrift::KeepTagsImmutable) {
+            // A repository without the `keep-*` exclusion predates the policy's first rule.
+            self.client
+                .put_lifecycle_policy()
+                .repository_name(name)
+                .lifecycle_policy_text(spec.lifecycle_policy())
+                .send()
+                .await
+                .map_err(|e| self.error("PutLifecyclePolicy", Some(name), &e))?;
         }
         Ok(())
     }
@@ -586,16 +694,24 @@ mod tests {
             keep_images: 25,
             untagged_expiry_days: 3,
             cache_tags_mutable: true,
+            mutable_tags: vec!["mine-*".into()],
         };
         let v: serde_json::Value = serde_json::from_str(&spec.lifecycle_policy()).unwrap();
-        assert_eq!(v["rules"][0]["selection"]["tagStatus"], "untagged");
-        assert_eq!(v["rules"][0]["selection"]["countNumber"], 3);
+        assert_eq!(v["rules"][0]["rulePriority"], 1);
+        assert_eq!(v["rules"][0]["selection"]["tagPrefixList"][0], "keep-");
+        assert_eq!(v["rules"][1]["selection"]["tagStatus"], "untagged");
+        assert_eq!(v["rules"][1]["selection"]["countNumber"], 3);
         assert_eq!(
-            v["rules"][1]["selection"]["countType"],
+            v["rules"][2]["selection"]["countType"],
             "imageCountMoreThan"
         );
-        assert_eq!(v["rules"][1]["selection"]["countNumber"], 25);
-        assert_eq!(v["rules"][1]["selection"]["tagPrefixList"][0], "ctx-");
+        assert_eq!(v["rules"][2]["selection"]["countNumber"], 25);
+        assert_eq!(v["rules"][2]["selection"]["tagPrefixList"][0], "ctx-");
+        // A reconcile adds the filters it needs to the repository's own.
+        assert_eq!(spec.mutable_filters(true), ["mine-*", "cache-*", "keep-*"]);
+        assert_eq!(spec.mutable_filters(false), ["mine-*", "keep-*"]);
+        assert_eq!(keep_run_tag("prod/eu 1"), "keep-run-prod-eu-1");
+        assert_eq!(keep_ran_tag("staging"), "keep-ran-staging");
     }
 
     fn status(status: &str, description: Option<&str>) -> ImageScanStatus {

@@ -216,6 +216,7 @@ impl RepositoryService for FakeEcr {
         let state = RepositoryState {
             name: spec.name.clone(),
             tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
+            mutable_tags: vec!["cache-*".into(), "keep-*".into()],
             scan_on_push: true,
         };
         Ok(lock(&self.repositories)
@@ -223,7 +224,12 @@ impl RepositoryService for FakeEcr {
             .is_none())
     }
 
-    async fn reconcile(&self, name: &str, _drift: &[RepositoryDrift]) -> Result<(), EcrError> {
+    async fn reconcile(
+        &self,
+        spec: &RepositorySpec,
+        _drift: &[RepositoryDrift],
+    ) -> Result<(), EcrError> {
+        let name = &spec.name;
         lock(&self.calls).push(format!("reconcile {name}"));
         Ok(())
     }

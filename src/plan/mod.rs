@@ -123,6 +123,8 @@ pub struct ConsumerPlan {
     pub existing_image: Option<RegistryImage>,
     /// What [`Step::ReconcileRepository`] puts back.
     pub repository_drift: Vec<RepositoryDrift>,
+    /// The tags its existing repository leaves mutable (exclusion filters), kept by a reconcile.
+    pub repository_mutable_tags: Vec<String>,
     pub lookup_failure: Option<LookupFailure>,
     /// What Terraform's plan changes for this consumer; `None` when Terraform did not plan.
     pub infra: Option<Totals>,
@@ -151,6 +153,7 @@ impl ConsumerPlan {
             diagnostics: Vec::new(),
             existing_image: None,
             repository_drift: Vec::new(),
+            repository_mutable_tags: Vec::new(),
             lookup_failure: None,
             infra: None,
             applied_image: None,
@@ -332,6 +335,10 @@ pub fn repository_drift(r: &RepositoryState) -> Vec<RepositoryDrift> {
     if !r.scan_on_push {
         drift.push(RepositoryDrift::ScanOnPushOff);
     }
+    let keep = format!("{}*", crate::clients::ecr::KEEP_TAG_PREFIX);
+    if !r.mutable_tags.contains(&keep) {
+        drift.push(RepositoryDrift::KeepTagsImmutable);
+    }
     drift
 }
 
@@ -415,6 +422,7 @@ fn plan_one(f: &Fingerprinted<'_>, observed: Option<&Observation>) -> ConsumerPl
         RepositoryLookup::Found(r) => r,
     };
     let drift = repository_drift(repository);
+    p.repository_mutable_tags = repository.mutable_tags.clone();
     let at = p.reasons.len();
     let mut p = match &o.image {
         ImageLookup::Failed(e) => unknown(p, LookupFailure::Image(e.clone())),
@@ -855,6 +863,7 @@ mod tests {
         RepositoryState {
             name: name.into(),
             tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
+            mutable_tags: vec!["cache-*".into(), "keep-*".into()],
             scan_on_push: true,
         }
     }
@@ -921,6 +930,7 @@ mod tests {
         let older = |name: &str, image| ObservedConsumer {
             repository: RepositoryLookup::Found(RepositoryState {
                 tag_mutability: "IMMUTABLE".into(),
+                mutable_tags: vec!["keep-*".into()],
                 ..repo(name)
             }),
             image,
@@ -996,6 +1006,7 @@ mod tests {
             ObservedConsumer {
                 repository: RepositoryLookup::Found(RepositoryState {
                     tag_mutability: "MUTABLE".into(),
+                    mutable_tags: vec!["keep-*".into()],
                     ..repo("shop-unreachable")
                 }),
                 image: ImageLookup::Failed(RegistryError {

@@ -57,13 +57,18 @@ pub async fn seed_fleet(root: &Path, project: &str, extra_tags: &[String]) {
             ecr.create_repository()
                 .repository_name(&repo)
                 .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::ImmutableWithExclusion)
-                .image_tag_mutability_exclusion_filters(
-                    aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
-                        .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
-                        .filter("cache-*")
-                        .build()
-                        .unwrap(),
-                )
+                .set_image_tag_mutability_exclusion_filters(Some(
+                    ["cache-*", "keep-*"]
+                        .into_iter()
+                        .map(|f| {
+                            aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+                                .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+                                .filter(f)
+                                .build()
+                                .unwrap()
+                        })
+                        .collect(),
+                ))
                 .image_scanning_configuration(
                     aws_sdk_ecr::types::ImageScanningConfiguration::builder()
                         .scan_on_push(true)

@@ -2,6 +2,7 @@
 //! server fails the test with what to do; nothing is skipped silently.
 #![allow(dead_code)]
 
+pub mod ecr_lifecycle;
 pub mod ecs_sim;
 pub mod engine_proxy;
 pub mod fleet;

@@ -59,6 +59,9 @@ pub enum Stage {
     Evidence,
     /// Put each consumer whose rollout failed back on its previous entry, held there.
     Restore,
+    /// Tag the images this environment runs and ran before (`keep-` tags), which the lifecycle
+    /// policy never expires.
+    Keep,
     /// Tell people: the log, the job summary, GitHub, the outputs.
     Report,
 }
@@ -93,6 +96,7 @@ pub fn stages(settings: &Settings) -> Vec<Stage> {
             Watch,
             Evidence,
             Restore,
+            Keep,
             Report,
         ],
         Action::Deploy(_) => &[Scan, Observe, OpenGithub, Images, Watch, Report],
@@ -104,6 +108,7 @@ pub fn stages(settings: &Settings) -> Vec<Stage> {
             TerraformApply,
             Watch,
             Evidence,
+            Keep,
             Report,
         ],
         Action::Nothing { .. } => &[Report],
@@ -212,9 +217,38 @@ impl<'a> Run<'a> {
             Stage::Watch => self.watch().await,
             Stage::Evidence => self.evidence().await,
             Stage::Restore => self.restore().await,
+            Stage::Keep => self.keep().await,
             Stage::Report => self.report().await,
         }
         Ok(())
+    }
+
+    /// Move the `keep-` tags to the images this environment runs now and ran before, for each
+    /// consumer the apply changed (a consumer put back on its earlier entry runs what it ran).
+    async fn keep(&mut self) {
+        let (Some(aws), Some(infra)) = (&self.services.aws, &self.report.infra) else {
+            return;
+        };
+        let Some(now) = infra.after.as_ref().filter(|_| infra.applied) else {
+            return;
+        };
+        let restored: std::collections::BTreeSet<String> = self
+            .report
+            .restores
+            .iter()
+            .filter(|(_, r)| r.error.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let tags = crate::apply::keep::moves(
+            &self.settings.environment,
+            &aws.registry_host.host,
+            &infra.before,
+            now,
+            &restored,
+        );
+        for warning in crate::apply::keep::apply(aws.registry.as_ref(), &tags).await {
+            self.runner.warning(&warning);
+        }
     }
 
     fn deploy_settings(&self) -> Option<&'a DeploySettings> {
