@@ -122,3 +122,6 @@ cargo test --locked "$@" || {
   for log in "$servers_state"/*.log; do printf '\n--- %s\n' "$log"; tail -n 30 "$log"; done >&2
   exit 1
 }
+
+say "fuzzing, a short pass over each target (scripts/fuzz.sh; longer: scripts/fuzz.sh 600)"
+scripts/fuzz.sh "${CDC_FUZZ_SECONDS:-10}"

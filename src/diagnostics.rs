@@ -99,6 +99,33 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Where `bytes` stop being UTF-8 text: the 1-based line and the byte column of the first byte
+/// that is not; `None` for UTF-8 text.
+pub fn not_utf8_at(bytes: &[u8]) -> Option<(usize, usize)> {
+    let valid = std::str::from_utf8(bytes).err()?.valid_up_to();
+    let before = &bytes[..valid];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+    Some((line, column))
+}
+
+/// A finding on `file`, which is not UTF-8 text: at the line and column of its first byte that is
+/// not.
+pub fn not_utf8(file: String, bytes: &[u8], what: &str) -> Diagnostic {
+    let d = Diagnostic::error(file, format!("{what} is not UTF-8 text"));
+    match not_utf8_at(bytes) {
+        Some((line, column)) => Diagnostic {
+            message: format!(
+                "{what} is not UTF-8 text: line {line} has a byte that is not (column {column})"
+            ),
+            ..d
+        }
+        .at(line, column),
+        None => d,
+    }
+    .help("save it as UTF-8 text (an editor's \"save with encoding\"; `iconv -f LATIN1 -t UTF-8` for a Latin-1 file)")
+}
+
 fn floor_char_boundary(text: &str, mut i: usize) -> usize {
     while i > 0 && !text.is_char_boundary(i) {
         i -= 1;
@@ -108,6 +135,23 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_first_byte_that_is_not_utf8_is_found_by_line_and_column() {
+        assert_eq!(super::not_utf8_at(b"a = 1\n"), None);
+        assert_eq!(super::not_utf8_at(b"a\nb\nc = \xff\n"), Some((3, 5)));
+        assert_eq!(super::not_utf8_at(b"\xfe"), Some((1, 1)));
+        let d = super::not_utf8(
+            "x/consumer.toml".into(),
+            b"cpu = 1\n# \xe9t\xe9\n",
+            "the file",
+        );
+        assert_eq!(d.line, Some(2));
+        assert_eq!(
+            d.message,
+            "the file is not UTF-8 text: line 2 has a byte that is not (column 3)"
+        );
+    }
+
     use super::*;
 
     #[test]

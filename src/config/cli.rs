@@ -498,6 +498,11 @@ fn check_input(arg: &clap::Arg, input: &str, value: &str) -> Result<(), Settings
 /// Turn action inputs into flags of the chosen subcommand: an input becomes `--name=value` unless
 /// the flag is already on the command line. Without a subcommand, `run` is assumed.
 pub fn with_inputs(argv: Vec<OsString>, env: &RunnerEnv) -> Result<Vec<OsString>, SettingsError> {
+    if let Some((name, var)) = env.inputs_not_utf8().into_iter().next() {
+        return Err(SettingsError::Invalid(format!(
+            "input `{name}` is not UTF-8 text (`{var}` holds bytes that are not): write it in UTF-8 in the workflow, or pass the value through an expression that is"
+        )));
+    }
     let mut argv = argv;
     if argv.is_empty() {
         argv.push("cdc-deploy".into());

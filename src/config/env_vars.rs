@@ -62,15 +62,34 @@ pub const INPUT_PREFIX: &str = "INPUT_";
 #[derive(Clone, Debug, Default)]
 pub struct RunnerEnv {
     vars: BTreeMap<String, String>,
+    /// Variables whose value is not UTF-8 text (left out of `vars`), by name.
+    not_utf8: Vec<String>,
 }
 
 impl RunnerEnv {
     pub fn from_process() -> Self {
-        RunnerEnv {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
+        let mut env = RunnerEnv::default();
+        for (k, v) in std::env::vars_os() {
+            let Ok(k) = k.into_string() else { continue };
+            match v.into_string() {
+                Ok(v) => {
+                    env.vars.insert(k, v);
+                }
+                Err(_) => env.not_utf8.push(k),
+            }
         }
+        env
+    }
+
+    /// The inputs whose value is not UTF-8 text, by input name (`project-name`).
+    pub fn inputs_not_utf8(&self) -> Vec<(String, String)> {
+        self.not_utf8
+            .iter()
+            .filter_map(|k| {
+                let name = k.strip_prefix(INPUT_PREFIX)?;
+                Some((name.to_lowercase(), k.clone()))
+            })
+            .collect()
     }
 
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
@@ -84,6 +103,7 @@ impl RunnerEnv {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            not_utf8: Vec::new(),
         }
     }
 

@@ -86,13 +86,24 @@ fn read_event(
         return Ok(None);
     };
     let path = env.get(ev::GITHUB_EVENT_PATH);
-    let payload = match path.map(|p| (p, std::fs::read_to_string(p))) {
+    let read = |p: &str| {
+        std::fs::read(p)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|e| {
+                    let (line, column) =
+                        crate::diagnostics::not_utf8_at(e.as_bytes()).unwrap_or((1, 1));
+                    format!("it is not UTF-8 text (line {line}, column {column}), as GitHub always writes it")
+                })
+            })
+    };
+    let payload = match path.map(|p| (p, read(p))) {
         None => None,
         Some((_, Ok(text))) => Some(text),
-        Some((p, Err(e))) => {
+        Some((p, Err(reason))) => {
             let err = EventError::Read {
                 path: p.to_string(),
-                reason: e.to_string(),
+                reason,
             };
             if required {
                 return Err(err.into());

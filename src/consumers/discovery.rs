@@ -204,8 +204,8 @@ pub fn discover(
         };
         let config_file = has_toml.then(|| display_path(root, &toml_path));
         let settings = match &config_file {
-            Some(file) => match fs::read_to_string(&toml_path) {
-                Ok(text) => match consumer_config::validate(&text, file, &path) {
+            Some(file) => match fs::read(&toml_path).map(String::from_utf8) {
+                Ok(Ok(text)) => match consumer_config::validate(&text, file, &path) {
                     Ok(v) => {
                         found.warnings.extend(v.warnings);
                         Some(v.settings)
@@ -215,14 +215,18 @@ pub fn discover(
                         None
                     }
                 },
+                Ok(Err(e)) => {
+                    diagnostics.push(crate::diagnostics::not_utf8(
+                        file.clone(),
+                        e.as_bytes(),
+                        "the file",
+                    ));
+                    None
+                }
                 Err(e) => {
-                    let message = if e.kind() == io::ErrorKind::InvalidData {
-                        "the file is not UTF-8 text".to_string()
-                    } else {
-                        format!("could not read the file: {e}")
-                    };
                     diagnostics.push(
-                        Diagnostic::error(file.clone(), message).help("save it as UTF-8 TOML"),
+                        Diagnostic::error(file.clone(), format!("could not read the file: {e}"))
+                            .help("make it a file the runner can read"),
                     );
                     None
                 }
@@ -233,8 +237,8 @@ pub fn discover(
         // deploy (a missing one is already a finding of the configuration).
         if let Some(s) = &settings {
             let file = format!("{display_dir}/{}", s.build.dockerfile);
-            match fs::read_to_string(path.join(&s.build.dockerfile)) {
-                Ok(text) => {
+            match fs::read(path.join(&s.build.dockerfile)).map(String::from_utf8) {
+                Ok(Ok(text)) => {
                     for f in dockerfile::findings(&text, s.build.target.as_deref()) {
                         let mut d = Diagnostic::error(file.clone(), f.message).help(f.help);
                         if let Some(line) = f.line {
@@ -243,17 +247,15 @@ pub fn discover(
                         diagnostics.push(d);
                     }
                 }
+                Ok(Err(e)) => diagnostics.push(crate::diagnostics::not_utf8(
+                    file,
+                    e.as_bytes(),
+                    "the Dockerfile",
+                )),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => diagnostics.push(
-                    Diagnostic::error(
-                        file,
-                        if e.kind() == io::ErrorKind::InvalidData {
-                            "the Dockerfile is not UTF-8 text".to_string()
-                        } else {
-                            format!("the Dockerfile could not be read: {e}")
-                        },
-                    )
-                    .help("save it as UTF-8 text the runner can read"),
+                    Diagnostic::error(file, format!("the Dockerfile could not be read: {e}"))
+                        .help("make it a file the runner can read"),
                 ),
             }
         }

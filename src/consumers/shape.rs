@@ -492,9 +492,12 @@ pub(crate) fn parse(text: &str) -> (Spanned<DeTable<'_>>, Vec<ShapeError>) {
     let errors = errors
         .into_iter()
         .map(|e| {
-            let message = e.message().trim().to_string();
+            let mut message = e.message().trim().to_string();
             let help = if message.contains("duplicate key") {
                 "set each key once"
+            } else if message.contains("recursion") {
+                message = format!("nested too deeply to read ({message})");
+                "a consumer.toml needs no more than three levels of tables and arrays"
             } else {
                 "fix the TOML syntax here"
             };

@@ -61,6 +61,9 @@ pub enum ContextError {
     DockerIgnore { file: PathBuf, source: PatternError },
     #[error("`{path}` has a name that is not UTF-8; rename it or add it to `.dockerignore`")]
     NotUtf8 { path: PathBuf },
+    /// The `.dockerignore` is not UTF-8 text; its bytes, to say where.
+    #[error("`{file}` is not UTF-8 text")]
+    IgnoreNotUtf8 { file: PathBuf, bytes: Vec<u8> },
     #[error("`{path}` changed while it was being read; run again once nothing writes to the consumer's folder")]
     Changed { path: PathBuf },
 }
@@ -69,12 +72,18 @@ impl BuildContext {
     /// Scan `root`, honouring its `.dockerignore`.
     pub fn scan(root: &Path, dockerfile: &str) -> Result<Self, ContextError> {
         let ignore_path = root.join(DOCKERIGNORE);
-        let mut ignore = match fs::read_to_string(&ignore_path) {
-            Ok(text) => {
+        let mut ignore = match fs::read(&ignore_path).map(String::from_utf8) {
+            Ok(Ok(text)) => {
                 DockerIgnore::parse(&text).map_err(|source| ContextError::DockerIgnore {
                     file: ignore_path.clone(),
                     source,
                 })?
+            }
+            Ok(Err(e)) => {
+                return Err(ContextError::IgnoreNotUtf8 {
+                    file: ignore_path,
+                    bytes: e.into_bytes(),
+                })
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => DockerIgnore::default(),
             Err(source) => {

@@ -141,6 +141,11 @@ fn context_diagnostic(spec: &ConsumerSpec, e: &ContextError) -> Diagnostic {
         )
         .at(source.line, 1)
         .help("fix the pattern; `.dockerignore` uses Docker's syntax, anchored at the consumer's folder"),
+        ContextError::IgnoreNotUtf8 { bytes, .. } => crate::diagnostics::not_utf8(
+            format!("{}/{}", spec.display_dir, crate::context::DOCKERIGNORE),
+            bytes,
+            "`.dockerignore`",
+        ),
         other => Diagnostic::error(spec.display_dir.clone(), other.to_string()),
     }
 }

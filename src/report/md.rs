@@ -92,15 +92,21 @@ fn longest_backtick_run(s: &str) -> usize {
 }
 
 /// A code span that survives backticks in the text and stays in its table cell: its delimiter is
-/// one backtick longer than any run inside, which therefore cannot close it.
+/// one backtick longer than any run inside, which therefore cannot close it. CommonMark takes one
+/// space off each end of a span that has one at both (unless it is all spaces), so such a span is
+/// padded to keep them; an empty text is no span at all (`` `` `` would show as two backticks).
 pub fn code(s: &str) -> String {
     let s = s.replace(['\n', '\r'], " ").replace('|', "\\|");
-    match longest_backtick_run(&s) {
-        0 => format!("`{s}`"),
-        n => {
-            let fence = "`".repeat(n + 1);
-            format!("{fence} {s} {fence}")
-        }
+    if s.is_empty() {
+        return String::new();
+    }
+    let n = longest_backtick_run(&s);
+    let fence = "`".repeat(n + 1);
+    let spaced = s.starts_with(' ') && s.ends_with(' ') && !s.trim_matches(' ').is_empty();
+    if n > 0 || spaced {
+        format!("{fence} {s} {fence}")
+    } else {
+        format!("{fence}{s}{fence}")
     }
 }
 
@@ -167,6 +173,11 @@ mod tests {
         assert_eq!(code("a|b"), "`a\\|b`");
         assert_eq!(code("a`b"), "`` a`b ``");
         assert_eq!(code("a``b @team ``c"), "``` a``b @team ``c ```");
+        // Found by fuzzing (fuzz/fuzz_targets/markdown.rs): an empty span showed two backticks,
+        // and one space at each end was taken off by the renderer.
+        assert_eq!(code(""), "");
+        assert_eq!(code(" a "), "`  a  `");
+        assert_eq!(code("   "), "`   `");
         let f = fenced("```\nnot the end");
         assert!(f.starts_with("````text\n") && f.ends_with("\n````"), "{f}");
         assert_eq!(truncate("abcdef", 3), "abc…");
