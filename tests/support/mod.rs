@@ -609,6 +609,15 @@ pub fn push_base_image(reference: &str, project: &str) {
             "--quiet",
             "--label",
             &format!("{PROJECT_LABEL}={project}"),
+            // A project's name repeats when a process id does (across runs): the nonce keeps
+            // its base, and so every build step on it, new to the engine's cache.
+            "--label",
+            &format!(
+                "dev.cdc-deploy.test-nonce={}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
             "--tag",
             reference,
             "-",
