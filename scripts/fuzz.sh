@@ -39,7 +39,7 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t" "$scratch/artifacts/$t"
     if ! cargo +nightly fuzz run --sanitizer none --debug-assertions --fuzz-dir fuzz "$t" \
         "$scratch/$t" "fuzz/corpus/$t" -- \
-        -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=512 -timeout=10 \
+        -max_total_time="$secs" -rss_limit_mb=512 -timeout=10 \
         -max_len=65536 -print_final_stats=1 \
         -artifact_prefix="$scratch/artifacts/$t/" 2>"$scratch/$t.log"; then
         tail -n 40 "$scratch/$t.log"

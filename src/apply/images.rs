@@ -196,11 +196,16 @@ async fn one<'a>(
     }
     if c.has(Step::ReconcileRepository) {
         // What protects the images must be put back; the cache's exclusion only makes the next
-        // build faster, so a refusal of it is said and the build goes on.
-        let (cache, must): (Vec<RepositoryDrift>, Vec<RepositoryDrift>) = c
-            .repository_drift
-            .iter()
-            .partition(|d| **d == RepositoryDrift::CacheTagsImmutable);
+        // build faster, and the `keep-*` exclusion with its policy protects images only once a
+        // deploy moves the tags, so a refusal of either (ECR allows five filters) is said and the
+        // build goes on.
+        let (cache, must): (Vec<RepositoryDrift>, Vec<RepositoryDrift>) =
+            c.repository_drift.iter().partition(|d| {
+                matches!(
+                    d,
+                    RepositoryDrift::CacheTagsImmutable | RepositoryDrift::KeepTagsImmutable
+                )
+            });
         if !must.is_empty() {
             stage
                 .ecr
@@ -211,7 +216,9 @@ async fn one<'a>(
         if !cache.is_empty() {
             if let Err(e) = stage.ecr.reconcile(&spec, &cache).await {
                 log.line(&format!(
-                    "cache: the repository's `cache-*` tags could not be made mutable ({e}); the build goes on, and its cache is not moved"
+                    "the repository's tags {} could not be made mutable, or its lifecycle policy set ({e}); the build goes on, {}",
+                    cache.iter().map(|d| d.describe()).collect::<Vec<_>>().join(", "),
+                    "its cache is not moved and the images environments run are kept only by `keep-images`"
                 ));
             }
         }
@@ -580,7 +587,12 @@ async fn build_and_push<'a>(
         };
         log.line(&format!("cache: stage `{name}`: {}", stats.describe()));
         let pushed = {
-            let mut sink = |l: &str| log.line(l);
+            let mut sink = |l: &str| {
+                if let Ok(mut t) = last_line.lock() {
+                    *t = tokio::time::Instant::now();
+                }
+                log.line(l)
+            };
             builder.push(&tag, &stage.login, &mut sink).await
         };
         if let Err(e) = pushed {

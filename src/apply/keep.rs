@@ -34,11 +34,16 @@ pub struct KeepTag {
     pub repository: String,
     pub digest: String,
     pub tag: String,
+    /// Whether the tag may already be on the image (a consumer the apply did not change): it is
+    /// looked up first and put only when it is not.
+    pub check_first: bool,
 }
 
 /// The tags to move after an apply: for each consumer whose image changed (`before` → `now`),
-/// `keep-run-<environment>` on the new one and `keep-ran-<environment>` on the one before.
-/// `skip`: consumers put back on their earlier entry (what runs is what ran before).
+/// `keep-run-<environment>` on the new one and `keep-ran-<environment>` on the one before; for
+/// each other consumer, `keep-run-<environment>` on what it runs when the tag is not there yet
+/// (an image deployed by a version without these tags, or before its repository got the
+/// exclusion). `skip`: consumers put back on their earlier entry (what runs is what ran before).
 pub fn moves(
     environment: &str,
     host: &str,
@@ -48,25 +53,27 @@ pub fn moves(
 ) -> Vec<KeepTag> {
     let mut out = Vec::new();
     for (name, a) in now {
-        let earlier = before.get(name).map(|b| b.image.as_str());
-        if skip.contains(name) || earlier == Some(a.image.as_str()) {
-            continue;
-        }
         let Some((repository, digest)) = in_registry(&a.image, host) else {
             continue;
         };
-        let mut tag = |digest: &str, tag: String| {
+        let earlier = before.get(name).map(|b| b.image.as_str());
+        let unchanged = skip.contains(name) || earlier == Some(a.image.as_str());
+        let mut tag = |digest: &str, tag: String, check_first: bool| {
             out.push(KeepTag {
                 consumer: name.clone(),
                 repository: repository.to_string(),
                 digest: digest.to_string(),
                 tag,
+                check_first,
             })
         };
-        tag(digest, keep_run_tag(environment));
+        tag(digest, keep_run_tag(environment), unchanged);
+        if unchanged {
+            continue;
+        }
         if let Some((r, d)) = earlier.and_then(|e| in_registry(e, host)) {
             if r == repository {
-                tag(d, keep_ran_tag(environment));
+                tag(d, keep_ran_tag(environment), false);
             }
         }
     }
@@ -78,6 +85,13 @@ pub fn moves(
 pub async fn apply(registry: &dyn Registry, tags: &[KeepTag]) -> Vec<String> {
     let results: Vec<Option<String>> = futures_util::stream::iter(tags)
         .map(|k| async move {
+            if k.check_first {
+                if let Ok(Some(m)) = registry.manifest(&k.repository, &k.tag).await {
+                    if m.digest == k.digest {
+                        return None;
+                    }
+                }
+            }
             let moved = match registry.manifest(&k.repository, &k.digest).await {
                 Ok(Some(m)) => registry
                     .put_manifest(&k.repository, &k.tag, &m)
@@ -89,7 +103,7 @@ pub async fn apply(registry: &dyn Registry, tags: &[KeepTag]) -> Vec<String> {
             };
             moved.err().map(|e| {
                 format!(
-                    "`{}`: the tag `{}` was not moved to `{}` ({e}); until a later deploy moves it, the lifecycle policy does not protect that image and may expire it once `keep-images` newer ones are pushed",
+                    "`{}`: the tag `{}` was not moved to `{}` ({e}); until a later deploy that applies a change moves it, the lifecycle policy does not protect that image and may expire it once `keep-images` newer ones are pushed",
                     k.consumer, k.tag, k.digest
                 )
             })
@@ -132,16 +146,29 @@ mod tests {
             ),
         ]);
         let skip = BTreeSet::from(["held".to_string()]);
-        let tags: Vec<(String, String, char)> = moves("prod", host, &before, &now, &skip)
+        let tags: Vec<(String, String, char, bool)> = moves("prod", host, &before, &now, &skip)
             .into_iter()
-            .map(|k| (k.consumer, k.tag, k.digest.chars().last().unwrap()))
+            .map(|k| {
+                (
+                    k.consumer,
+                    k.tag,
+                    k.digest.chars().last().unwrap(),
+                    k.check_first,
+                )
+            })
             .collect();
+        let t =
+            |c: &str, tag: &str, d: char, check: bool| (c.to_string(), tag.to_string(), d, check);
         assert_eq!(
             tags,
             [
-                ("new".to_string(), "keep-run-prod".to_string(), 'd'),
-                ("orders".to_string(), "keep-run-prod".to_string(), 'b'),
-                ("orders".to_string(), "keep-ran-prod".to_string(), 'a'),
+                // Put back on its earlier entry: what it runs keeps (or gets) the tag.
+                t("held", "keep-run-prod", 'f', true),
+                t("new", "keep-run-prod", 'd', false),
+                t("orders", "keep-run-prod", 'b', false),
+                t("orders", "keep-ran-prod", 'a', false),
+                // Unchanged: tagged when the tag is not on it yet.
+                t("same", "keep-run-prod", 'c', true),
             ]
         );
     }

@@ -250,11 +250,18 @@ fn state(r: &aws_sdk_ecr::types::Repository) -> RepositoryState {
             .image_tag_mutability()
             .map_or("MUTABLE", |m| m.as_str())
             .to_string(),
-        mutable_tags: r
-            .image_tag_mutability_exclusion_filters()
-            .iter()
-            .map(|f| f.filter().to_string())
-            .collect(),
+        // Only an immutable repository's filters name mutable tags (a mutable one's name the
+        // tags that are not).
+        mutable_tags: if r.image_tag_mutability()
+            == Some(&ImageTagMutability::ImmutableWithExclusion)
+        {
+            r.image_tag_mutability_exclusion_filters()
+                .iter()
+                .map(|f| f.filter().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        },
         scan_on_push: r
             .image_scanning_configuration()
             .is_some_and(|c| c.scan_on_push()),
@@ -682,6 +689,28 @@ mod tests {
             Some("shop-orders")
         );
         assert_eq!(missing_name("not found"), None);
+    }
+
+    #[test]
+    fn only_an_immutable_repositorys_filters_are_its_mutable_tags() {
+        let repo = |m: ImageTagMutability| {
+            aws_sdk_ecr::types::Repository::builder()
+                .repository_name("shop-orders")
+                .image_tag_mutability(m)
+                .image_tag_mutability_exclusion_filters(
+                    exclusions("test", "shop-orders", &["release-*".to_string()]).unwrap()[0]
+                        .clone(),
+                )
+                .build()
+        };
+        assert_eq!(
+            state(&repo(ImageTagMutability::ImmutableWithExclusion)).mutable_tags,
+            ["release-*"]
+        );
+        // A mutable repository's filters name the tags that are not: none is mutable to keep.
+        assert!(state(&repo(ImageTagMutability::MutableWithExclusion))
+            .mutable_tags
+            .is_empty());
     }
 
     #[test]

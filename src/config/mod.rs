@@ -525,7 +525,14 @@ fn deploy_settings(d: &DeployOptions) -> Result<DeploySettings, SettingsError> {
     Ok(DeploySettings {
         registry_host: registry_host(d.registry_host.as_deref())?,
         build_concurrency: usize::from(d.build_concurrency),
-        build_timeout: parse_duration("build-timeout", &d.build_timeout)?,
+        build_timeout: match parse_duration("build-timeout", &d.build_timeout)? {
+            t if t.is_zero() => {
+                return Err(SettingsError::Invalid(
+                    "`build-timeout` is 0: give a build time to run, like `30m`".into(),
+                ))
+            }
+            t => t,
+        },
         keep_images: d.keep_images,
         untagged_expiry_days: d.untagged_expiry_days,
         wait: d.wait,
@@ -1252,6 +1259,18 @@ mod tests {
             err.starts_with("the workspace `/nonexistent/repo` is not a folder"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_build_timeout_of_zero_is_refused() {
+        let env = RunnerEnv::default();
+        let err = parse(&["cdc-deploy", "deploy", "--build-timeout", "0s"], &env).unwrap_err();
+        assert!(err.contains("`build-timeout` is 0"), "{err}");
+        let ok = parse(&["cdc-deploy", "deploy", "--build-timeout", "45m"], &env).unwrap();
+        match ok.action {
+            Action::Deploy(d) => assert_eq!(d.build_timeout.as_secs(), 2700),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

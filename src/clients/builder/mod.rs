@@ -561,7 +561,8 @@ impl ImageBuilder for DockerEngine {
                 // push waits at least THROTTLED_PUSH_WAIT, doubling with each attempt.
                 |message: &String| {
                     throttled(message).then(|| {
-                        THROTTLED_PUSH_WAIT * 2u32.pow(attempts.load(Ordering::SeqCst).max(1) - 1)
+                        THROTTLED_PUSH_WAIT
+                            * 2u32.saturating_pow(attempts.load(Ordering::SeqCst).max(1) - 1)
                     })
                 },
                 |message, delay| {
