@@ -1322,11 +1322,15 @@ async fn only_the_build_failed(r: &support::Run, backend: &Backend, before: &str
     assert_eq!(backend.applied_images().await["orders"], before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_engine_that_closes_mid_build_fails_that_consumer_at_once_and_the_others_deploy() {
+/// A deploy of [`one_to_build_one_not`] through an engine with `fault`: the run, how long it
+/// took, and the engine's address.
+async fn through_a_faulty_engine(
+    fault: support::engine_proxy::Fault,
+    extra: &[(&str, &str)],
+) -> (support::Run, std::time::Duration, String, Backend, String) {
     let (ws, project, backend) = one_to_build_one_not().await;
     let before = backend.applied_images().await["orders"].clone();
-    let engine = support::engine_proxy::EngineProxy::start(support::engine_proxy::Fault::Closes);
+    let engine = support::engine_proxy::EngineProxy::start(fault);
     let started = std::time::Instant::now();
     let r = run_env(
         ws.path(),
@@ -1334,44 +1338,35 @@ async fn an_engine_that_closes_mid_build_fails_that_consumer_at_once_and_the_oth
         &backend,
         "deploy",
         COMMIT_2,
-        &[],
+        extra,
         &[("DOCKER_HOST", engine.docker_host())],
     );
-    let expected = format!(
-        "the Docker engine at `{}` closed the connection during the build",
-        engine.docker_host()
-    );
+    (r, started.elapsed(), engine.docker_host(), backend, before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_closes_mid_build_fails_that_consumer_at_once_and_the_others_deploy() {
+    let (r, took, engine, backend, before) =
+        through_a_faulty_engine(support::engine_proxy::Fault::Closes, &[]).await;
+    let expected =
+        format!("the Docker engine at `{engine}` closed the connection during the build");
     only_the_build_failed(&r, &backend, &before, &expected).await;
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(60),
-        "at once, not after a timeout: {:?}",
-        started.elapsed()
+        took < std::time::Duration::from_secs(60),
+        "at once, not after a timeout: {took:?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_that_hangs_mid_build_fails_that_consumer_after_the_build_timeout() {
-    let (ws, project, backend) = one_to_build_one_not().await;
-    let before = backend.applied_images().await["orders"].clone();
-    let engine = support::engine_proxy::EngineProxy::start(support::engine_proxy::Fault::Hangs);
-    let started = std::time::Instant::now();
-    let r = run_env(
-        ws.path(),
-        &project,
-        &backend,
-        "deploy",
-        COMMIT_2,
+    let (r, took, engine, backend, before) = through_a_faulty_engine(
+        support::engine_proxy::Fault::Hangs,
         &[("build-timeout", "6s")],
-        &[("DOCKER_HOST", engine.docker_host())],
-    );
+    )
+    .await;
     let expected = format!(
-        "the build did not finish within `build-timeout` (6 s) and was stopped: the Docker engine at `{}` had sent nothing for 6 s, so it looks hung",
-        engine.docker_host()
+        "the build did not finish within `build-timeout` (6 s) and was stopped: the Docker engine at `{engine}` had sent nothing for 6 s, so it looks hung"
     );
     only_the_build_failed(&r, &backend, &before, &expected).await;
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(90),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(took < std::time::Duration::from_secs(90), "{took:?}");
 }

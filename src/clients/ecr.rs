@@ -435,6 +435,18 @@ pub struct Ecr {
 }
 
 impl Ecr {
+    /// Write the lifecycle policy `spec` asks for.
+    async fn put_lifecycle_policy(&self, spec: &RepositorySpec) -> Result<(), EcrError> {
+        self.client
+            .put_lifecycle_policy()
+            .repository_name(&spec.name)
+            .lifecycle_policy_text(spec.lifecycle_policy())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("PutLifecyclePolicy", Some(&spec.name), &e))
+    }
+
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         let endpoint = config.endpoint_url().map_or_else(
             || {
@@ -583,13 +595,7 @@ impl RepositoryService for Ecr {
             }
             Err(e) => return Err(self.error("CreateRepository", Some(name), &e)),
         }
-        self.client
-            .put_lifecycle_policy()
-            .repository_name(name)
-            .lifecycle_policy_text(spec.lifecycle_policy())
-            .send()
-            .await
-            .map_err(|e| self.error("PutLifecyclePolicy", Some(name), &e))?;
+        self.put_lifecycle_policy(spec).await?;
         Ok(true)
     }
 
@@ -634,13 +640,7 @@ impl RepositoryService for Ecr {
         }
         if drift.contains(&RepositoryDrift::KeepTagsImmutable) {
             // A repository without the `keep-*` exclusion predates the policy's first rule.
-            self.client
-                .put_lifecycle_policy()
-                .repository_name(name)
-                .lifecycle_policy_text(spec.lifecycle_policy())
-                .send()
-                .await
-                .map_err(|e| self.error("PutLifecyclePolicy", Some(name), &e))?;
+            self.put_lifecycle_policy(spec).await?;
         }
         Ok(())
     }
