@@ -94,6 +94,22 @@ const THROTTLING_CODES: &[&str] = &["Throttling", "TooManyRequests", "RequestLim
 /// Characters of a server's own words kept in a message.
 const SAID: usize = 120;
 
+/// A duration as people say it: `45 s`, `5 min`, `1 h 30 min`, `2 min 5 s`.
+pub fn spoken(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    let parts: Vec<String> = [(h, "h"), (m, "min"), (s, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0 s".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
 /// A message from outside, cut to one line of reasonable length.
 pub fn one_line(s: &str, max: usize) -> String {
     let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -390,6 +406,16 @@ pub fn from_status(status: u16, endpoint: &str, body: &str) -> Failure {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_are_spoken_in_their_largest_units() {
+        let said = |s: u64| super::spoken(std::time::Duration::from_secs(s));
+        assert_eq!(said(0), "0 s");
+        assert_eq!(said(45), "45 s");
+        assert_eq!(said(300), "5 min");
+        assert_eq!(said(125), "2 min 5 s");
+        assert_eq!(said(5400), "1 h 30 min");
+    }
+
     use super::*;
 
     #[test]

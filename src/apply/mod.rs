@@ -84,7 +84,7 @@ pub enum ImageError {
     #[error("{engine} closed the connection during the build ({message}), so the image was not built: check that the engine runs (`docker info`; its log says whether it restarted or ran out of memory or disk), then run again")]
     EngineLost { engine: String, message: String },
     /// The build ran past `build-timeout` and was stopped.
-    #[error("the build did not finish within `build-timeout` ({}) and was stopped: {}", crate::report::spoken(*.limit), timed_out_why(.engine, *.limit, *.silent))]
+    #[error("the build did not finish within `build-timeout` ({}) and was stopped: {}", crate::failure::spoken(*.limit), timed_out_why(.engine, *.limit, *.silent))]
     BuildTimedOut {
         engine: String,
         limit: Duration,
@@ -102,12 +102,12 @@ fn timed_out_why(engine: &str, limit: Duration, silent: Duration) -> String {
     if silent >= HUNG_AFTER.min(limit / 2) {
         format!(
             "{engine} had sent nothing for {}, so it looks hung; check it (`docker info`, its log) and run again",
-            crate::report::spoken(silent)
+            crate::failure::spoken(silent)
         )
     } else {
         format!(
             "it was still printing (its last line {} before), so the build is slower than that: give it a longer `build-timeout`",
-            crate::report::spoken(silent)
+            crate::failure::spoken(silent)
         )
     }
 }

@@ -264,9 +264,9 @@ async fn wait(
             return Err(match last {
                 Some((r, d)) => format!(
                     "after {} it runs {r} of {d} tasks (`wait-timeout`); see `cdc-deploy status` and `cdc-deploy logs`",
-                    crate::report::spoken(timeout)
+                    crate::failure::spoken(timeout)
                 ),
-                None => format!("its service could not be read within {}", crate::report::spoken(timeout)),
+                None => format!("its service could not be read within {}", crate::failure::spoken(timeout)),
             });
         }
         tokio::select! {

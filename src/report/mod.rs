@@ -62,22 +62,6 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
-/// A duration as people say it: `45 s`, `5 min`, `1 h 30 min`, `2 min 5 s`.
-pub fn spoken(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
-    let parts: Vec<String> = [(h, "h"), (m, "min"), (s, "s")]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n} {unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0 s".into()
-    } else {
-        parts.join(" ")
-    }
-}
-
 pub fn comment_marker(h: &ReportHeader) -> String {
     match &h.plan_digest {
         Some(d) => format!(
@@ -308,20 +292,5 @@ pub fn change_cell(c: &ConsumerPlan) -> String {
         "—".into()
     } else {
         parts.join("; ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    #[test]
-    fn durations_are_spoken_in_their_largest_units() {
-        let said = |s: u64| super::spoken(Duration::from_secs(s));
-        assert_eq!(said(0), "0 s");
-        assert_eq!(said(45), "45 s");
-        assert_eq!(said(300), "5 min");
-        assert_eq!(said(125), "2 min 5 s");
-        assert_eq!(said(5400), "1 h 30 min");
     }
 }
